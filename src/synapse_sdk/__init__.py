@@ -1,0 +1,59 @@
+"""synapse-sdk: a Python SDK that handles failure right.
+
+The public surface re-exported here is the core: the error tree and the configuration values.
+Clients, the emulator, actions and the CLI live in submodules and load only when imported, so
+``import synapse_sdk`` stays light.
+"""
+
+from synapse_sdk.config import RetryPolicy, SDKConfig, TimeoutConfig
+from synapse_sdk.exceptions import (
+    AgentUnavailableError,
+    AuthenticationError,
+    BackendError,
+    BootstrapError,
+    BootstrapKeyInvalidError,
+    CertificateExpiredError,
+    CertificateRenewalError,
+    ContextNotFoundError,
+    InvalidConversationIdError,
+    InvalidInputError,
+    InvalidInstanceIdError,
+    ListeningAlreadyActiveError,
+    ListeningNotActiveError,
+    NetworkTimeoutError,
+    RateLimitError,
+    ServiceUnavailableError,
+    SessionExpiredError,
+    SynapError,
+    SynapPermanentError,
+    SynapTransientError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentUnavailableError",
+    "AuthenticationError",
+    "BackendError",
+    "BootstrapError",
+    "BootstrapKeyInvalidError",
+    "CertificateExpiredError",
+    "CertificateRenewalError",
+    "ContextNotFoundError",
+    "InvalidConversationIdError",
+    "InvalidInputError",
+    "InvalidInstanceIdError",
+    "ListeningAlreadyActiveError",
+    "ListeningNotActiveError",
+    "NetworkTimeoutError",
+    "RateLimitError",
+    "RetryPolicy",
+    "SDKConfig",
+    "ServiceUnavailableError",
+    "SessionExpiredError",
+    "SynapError",
+    "SynapPermanentError",
+    "SynapTransientError",
+    "TimeoutConfig",
+    "__version__",
+]

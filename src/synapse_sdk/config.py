@@ -1,0 +1,283 @@
+"""Configuration values: timeouts, the retry policy and the SDK configuration that holds them.
+
+All three are frozen dataclasses validated on construction: a negative, NaN or otherwise
+impossible value raises :class:`ValueError` naming the field. Make variants by copy::
+
+    policy = RetryPolicy().replace(max_attempts=5)
+    config = SDKConfig(retry_policy=None)          # retries off: exactly one attempt
+
+Defaults (chosen for a production SDK; see ``docs/errors.md``):
+
+=================  ========  ==============================================================
+field              default   why
+=================  ========  ==============================================================
+max_attempts       3         the first attempt plus two retries
+backoff_base       0.5 s     first retry waits up to 0.5 s (full jitter)
+backoff_max        10 s      no single backoff wait exceeds 10 s
+multiplier         2.0       0.5, 1, 2, 4, 8, 10, ... before jitter
+jitter             "full"    uniform in [0, backoff]: spreads synchronized clients best
+retry_after_max    60 s      a server asking for a longer wait surfaces the error at once
+deadline           None      no overall bound unless you set one
+budget_capacity    50        retries a burst may spend before the budget stops retry storms
+=================  ========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self, get_args
+
+from synapse_sdk.exceptions import SynapTransientError
+
+__all__ = ["JitterMode", "RetryBudget", "RetryPolicy", "SDKConfig", "TimeoutConfig"]
+
+JitterMode = Literal["none", "full", "equal", "decorrelated"]
+_JITTER_MODES: frozenset[str] = frozenset(get_args(JitterMode))
+
+
+def _check_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    allow_none: bool = False,
+    positive: bool = False,
+) -> None:
+    """Raise ValueError naming ``owner.name`` unless ``value`` is a finite number >= 0 (> 0)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{owner}.{name} must be a number, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{owner}.{name} must be finite, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{owner}.{name} must be {bound}, got {value!r}")
+
+
+class _Replaceable:
+    """Mixin giving frozen dataclasses a validated ``replace(**changes)``."""
+
+    def replace(self, **changes: Any) -> Self:
+        """Return a copy with ``changes`` applied (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutConfig(_Replaceable):
+    """Per-request timeouts, in seconds.
+
+    ``stream_idle`` bounds how long a listening stream may stay silent before it counts as
+    dropped and is reconnected.
+    """
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    stream_idle: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "stream_idle"):
+            _check_number("TimeoutConfig", name, getattr(self, name), positive=True)
+
+
+class RetryBudget:
+    """A token bucket shared by every call made with one :class:`RetryPolicy` instance.
+
+    Each retry spends one token; each successful call gives back ``refill_per_success`` tokens and
+    time gives back ``refill_per_second``, never above ``capacity``. When the bucket is empty,
+    failing calls surface their error instead of retrying, which stops retry storms under
+    overload. Thread-safe; the tokens never go negative.
+    """
+
+    __slots__ = ("_clock", "_last", "_lock", "_tokens", "capacity", "refill_per_second",
+                 "refill_per_success")
+
+    def __init__(
+        self,
+        capacity: float,
+        *,
+        refill_per_success: float = 0.1,
+        refill_per_second: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_number("RetryBudget", "capacity", capacity)
+        _check_number("RetryBudget", "refill_per_success", refill_per_success)
+        _check_number("RetryBudget", "refill_per_second", refill_per_second)
+        self.capacity = float(capacity)
+        self.refill_per_success = float(refill_per_success)
+        self.refill_per_second = float(refill_per_second)
+        self._tokens = float(capacity)
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._last
+        self._last = now
+        if elapsed > 0 and self.refill_per_second:
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.refill_per_second)
+
+    def try_spend(self) -> bool:
+        """Take one token for a retry; False (and nothing taken) when fewer than one is left."""
+        with self._lock:
+            self._refill()
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+    def record_success(self) -> None:
+        """Give back ``refill_per_success`` tokens after a call succeeded."""
+        if self.refill_per_success:
+            with self._lock:
+                self._tokens = min(self.capacity, self._tokens + self.refill_per_success)
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now."""
+        with self._lock:
+            self._refill()
+            return self._tokens
+
+    def __repr__(self) -> str:
+        return f"RetryBudget(tokens={self.tokens:.2f}, capacity={self.capacity:g})"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy(_Replaceable):
+    """How the SDK retries failed calls: which errors, how many times and how long to wait.
+
+    The wait before retry ``n`` (``n = 0`` for the first retry) is
+    ``min(backoff_max, backoff_base * multiplier ** n)`` with ``jitter`` applied:
+
+    * ``"full"`` (default): uniform in ``[0, backoff]``;
+    * ``"equal"``: ``backoff / 2`` plus uniform in ``[0, backoff / 2]``;
+    * ``"decorrelated"``: uniform in ``[backoff_base, previous_wait * 3]``, capped at
+      ``backoff_max``;
+    * ``"none"``: exactly ``backoff``.
+
+    A :class:`~synapse_sdk.exceptions.RateLimitError` with ``retry_after_seconds`` waits exactly
+    that long instead, unless it exceeds ``retry_after_max``: then the error surfaces at once.
+    ``max_attempts`` counts the first attempt, so ``1`` means no retries. ``deadline`` (seconds)
+    bounds the whole call, waits included. Each policy instance owns one :class:`RetryBudget`
+    shared by every call using it (``budget_capacity=None`` turns the budget off).
+
+    Raises:
+        ValueError: a field is negative, NaN, infinite, zero where it must be positive, or
+            ``jitter`` is not one of none/full/equal/decorrelated.
+    """
+
+    max_attempts: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 10.0
+    multiplier: float = 2.0
+    jitter: JitterMode = "full"
+    retryable_errors: tuple[type[BaseException], ...] = (SynapTransientError,)
+    retry_after_max: float = 60.0
+    deadline: float | None = None
+    budget_capacity: float | None = 50.0
+    budget_refill_per_success: float = 0.1
+    budget_refill_per_second: float = 0.5
+    budget: RetryBudget | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"RetryPolicy.max_attempts must be an integer >= 1, got {self.max_attempts!r}"
+            )
+        _check_number("RetryPolicy", "backoff_base", self.backoff_base)
+        _check_number("RetryPolicy", "backoff_max", self.backoff_max)
+        _check_number("RetryPolicy", "multiplier", self.multiplier)
+        if self.multiplier < 1:
+            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
+        if self.backoff_max < self.backoff_base:
+            raise ValueError(
+                f"RetryPolicy.backoff_max ({self.backoff_max!r}) must be >= backoff_base "
+                f"({self.backoff_base!r})"
+            )
+        if self.jitter not in _JITTER_MODES:
+            raise ValueError(
+                f"RetryPolicy.jitter must be one of {sorted(_JITTER_MODES)}, got {self.jitter!r}"
+            )
+        errors = self.retryable_errors
+        if not isinstance(errors, tuple) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in errors
+        ):
+            raise ValueError(
+                "RetryPolicy.retryable_errors must be a tuple of exception classes, "
+                f"got {errors!r}"
+            )
+        _check_number("RetryPolicy", "retry_after_max", self.retry_after_max)
+        _check_number("RetryPolicy", "deadline", self.deadline, allow_none=True, positive=True)
+        _check_number("RetryPolicy", "budget_capacity", self.budget_capacity, allow_none=True)
+        _check_number("RetryPolicy", "budget_refill_per_success", self.budget_refill_per_success)
+        _check_number("RetryPolicy", "budget_refill_per_second", self.budget_refill_per_second)
+        budget = None
+        if self.budget_capacity is not None:
+            budget = RetryBudget(
+                self.budget_capacity,
+                refill_per_success=self.budget_refill_per_success,
+                refill_per_second=self.budget_refill_per_second,
+            )
+        object.__setattr__(self, "budget", budget)
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt (the same as ``SDKConfig(retry_policy=None)``)."""
+        return cls(max_attempts=1, budget_capacity=None)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this policy can retry at all."""
+        return self.max_attempts > 1
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is of a type this policy retries."""
+        return isinstance(exc, self.retryable_errors)
+
+
+@dataclass(frozen=True, slots=True)
+class SDKConfig(_Replaceable):
+    """Everything a client needs to know: retries, timeouts, language, where and who.
+
+    ``retry_policy=None`` turns retries off (one attempt per call). ``token`` is a secret and
+    never appears in ``repr``. ``language`` picks the locale of rendered messages (``None``:
+    ``SYNAPSE_LANGUAGE``, then English).
+    """
+
+    retry_policy: RetryPolicy | None = field(default_factory=RetryPolicy)
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    backend_url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    language: str | None = None
+    credentials_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.retry_policy is not None and not isinstance(self.retry_policy, RetryPolicy):
+            raise ValueError(
+                f"SDKConfig.retry_policy must be a RetryPolicy or None, got {self.retry_policy!r}"
+            )
+        if not isinstance(self.timeouts, TimeoutConfig):
+            raise ValueError(f"SDKConfig.timeouts must be a TimeoutConfig, got {self.timeouts!r}")
+        if self.language is not None and (not isinstance(self.language, str) or not self.language):
+            raise ValueError(f"SDKConfig.language must be a non-empty string, got {self.language!r}")
+
+    @property
+    def effective_retry_policy(self) -> RetryPolicy:
+        """The policy calls use: ``retry_policy``, or a one-attempt policy when it is None."""
+        return self.retry_policy if self.retry_policy is not None else _NO_RETRY
+
+
+_NO_RETRY = RetryPolicy.disabled()
