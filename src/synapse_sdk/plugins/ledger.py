@@ -1,0 +1,396 @@
+"""The durable per-job ledger: which items of a bulk job are exported, pending a retry, or failed.
+
+A :class:`Ledger` is one SQLite database in the job folder. Every state change is its own
+committed transaction, so a job killed at any instant (``kill -9`` included) leaves the ledger
+describing exactly what finished; the next run over the same folder resumes from it.
+
+Each item row holds ``id``, ``state`` (``pending`` / ``exported`` / ``failed``), ``code`` (why it
+last failed, as the backend named it, e.g. ``item_unavailable``), ``attempts`` (how many failures
+were recorded for it) and ``updated`` (wall-clock seconds of the last change).
+
+State machine::
+
+    (unknown) ──enqueue_retry──> pending ──mark_exported──> exported   (terminal)
+        │                          │  ▲
+        └───────mark_failed──────> failed ──enqueue_retry──┘
+
+``exported`` is terminal: enqueueing or failing an exported item is a no-op, so the output of an
+item is never counted twice. ``mark_exported`` is idempotent.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL``. In WAL mode that setting
+never corrupts the database and keeps every committed transaction across a *process* crash or
+``SIGKILL`` (the WAL is in the OS page cache); only an operating-system crash or power loss can
+roll back the last few commits. The export action writes (and fsyncs) an item's files *before*
+marking it exported, so losing a trailing mark only makes a rerun redo idempotent work; it can
+never lose or duplicate an item. ``FULL`` would fsync on every commit, which costs a disk flush
+per page of items for no gain in that guarantee.
+
+Queries never load the whole table: :meth:`Ledger.iter_pending` and :meth:`Ledger.iter_failed`
+read in bounded batches, and :meth:`Ledger.summary` aggregates inside SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal
+
+from synapse_sdk.exceptions import ItemId
+
+__all__ = [
+    "LEDGER_FILENAME",
+    "ItemState",
+    "Ledger",
+    "LedgerRecord",
+    "LedgerSummary",
+]
+
+#: The ledger's file name inside a job folder.
+LEDGER_FILENAME: Final = "ledger.sqlite3"
+
+ItemState = Literal["pending", "exported", "failed"]
+
+_SCHEMA_VERSION: Final = 1
+# SQLite's default limit of host parameters per statement is 32766 since 3.32; stay far below it.
+_MAX_PARAMS: Final = 500
+_BATCH: Final = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id       NOT NULL PRIMARY KEY,          -- untyped: integers stay integers, strings strings
+    state    TEXT NOT NULL CHECK (state IN ('pending', 'exported', 'failed')),
+    code     TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    updated  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One item as the ledger knows it."""
+
+    id: ItemId
+    state: ItemState
+    code: str | None
+    attempts: int
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """Counts of items per state, and failed items per code (``None`` when no code was given)."""
+
+    pending: int = 0
+    exported: int = 0
+    failed: int = 0
+    failed_by_code: dict[str | None, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Every item the ledger knows."""
+        return self.pending + self.exported + self.failed
+
+
+def _check_id(item_id: object) -> ItemId:
+    # bool is an int subclass but never an id; anything else would be stored as a different key.
+    if isinstance(item_id, bool) or not isinstance(item_id, int | str):
+        raise TypeError(f"an item id must be an int or a str, not {type(item_id).__name__}")
+    return item_id
+
+
+def _check_code(code: object) -> str | None:
+    if code is not None and not isinstance(code, str):
+        raise TypeError(f"a failure code must be a str or None, not {type(code).__name__}")
+    return code
+
+
+def _chunks(ids: Iterable[ItemId], size: int = _MAX_PARAMS) -> Iterator[list[ItemId]]:
+    chunk: list[ItemId] = []
+    for item_id in ids:
+        chunk.append(_check_id(item_id))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Ledger:
+    """A durable record of a bulk job's items, stored in ``<job_dir>/ledger.sqlite3``.
+
+    Use it as a context manager (or call :meth:`close`). One instance may be shared by threads;
+    its methods serialize on an internal lock. Several processes may open the same ledger (SQLite
+    locks the file), but the export action takes a job-folder lock so only one run writes at a
+    time.
+
+    Raises:
+        TypeError: an id is not an ``int``/``str`` (``bool`` is refused), or a code not a ``str``.
+        ValueError: ``job_dir`` exists and is not a directory, or the database file is not a
+            ledger of this schema.
+        sqlite3.Error: the database cannot be opened or written (disk full, permissions).
+    """
+
+    def __init__(
+        self,
+        job_dir: str | Path,
+        *,
+        filename: str = LEDGER_FILENAME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        directory = Path(job_dir)
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"the job folder {str(directory)!r} exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / filename
+        self._clock = clock
+        self._lock = threading.Lock()
+        # isolation_level=None: we open transactions explicitly (BEGIN IMMEDIATE) so each state
+        # change is exactly one transaction and a writer never upgrades a read lock mid-way.
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        try:
+            self._setup(self._conn)
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - only on filesystems without WAL
+            conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, _SCHEMA_VERSION):
+            raise ValueError(
+                f"ledger schema version {version} is not supported (expected {_SCHEMA_VERSION})"
+            )
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"the file is not a usable ledger database: {exc}") from exc
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (idempotent). Every committed change is already on disk."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._conn is None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"Ledger({str(self.path)!r}, {state})"
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ValueError("the ledger is closed")
+        return self._conn
+
+    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> int:
+        """Run ``sql`` for every row inside one committed transaction; return rows changed."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changed = 0
+                for row in rows:
+                    changed += conn.execute(sql, row).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return changed
+
+    # -- state changes --------------------------------------------------------------------------
+
+    def enqueue_retry(self, ids: Iterable[ItemId], code: str | None = None) -> int:
+        """Record that ``ids`` failed retryably and should be fetched again (state ``pending``).
+
+        Each call counts one more attempt for every item named (once, however often it is
+        named). Exported items are left alone.
+        Returns how many items were enqueued. All ids are written in one transaction.
+        """
+        now = self._clock()
+        code = _check_code(code)
+        sql = (
+            "INSERT INTO items (id, state, code, attempts, updated) VALUES (?, 'pending', ?, 1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = 'pending', code = excluded.code, "
+            "attempts = attempts + 1, updated = excluded.updated WHERE state != 'exported'"
+        )
+        return self._write(sql, ((i, code, now) for i in _materialize(ids)))
+
+    def add_pending(self, ids: Iterable[ItemId]) -> int:
+        """Register ``ids`` as ``pending`` without counting an attempt (items not seen before
+        only; known items keep their state). Returns how many were added."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO items (id, state, code, attempts, updated) "
+            "VALUES (?, 'pending', NULL, 0, ?) ON CONFLICT (id) DO NOTHING"
+        )
+        return self._write(sql, ((i, now) for i in _materialize(ids)))
+
+    def mark_exported(self, ids: ItemId | Iterable[ItemId]) -> int:
+        """Record that ``ids`` are exported (their output is complete on disk).
+
+        Idempotent: an item already exported is not touched. Returns how many items changed.
+        """
+        now = self._clock()
+        sql = (
+            "INSERT INTO items (id, state, code, attempts, updated) "
+            "VALUES (?, 'exported', NULL, 0, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = 'exported', code = NULL,"
+            " updated = excluded.updated WHERE state != 'exported'"
+        )
+        return self._write(sql, ((i, now) for i in _materialize(_as_ids(ids))))
+
+    def mark_failed(self, ids: ItemId | Iterable[ItemId], code: str | None) -> int:
+        """Record that ``ids`` failed for good with ``code`` (counts one attempt each).
+
+        Exported items are left alone. Returns how many items changed.
+        """
+        return self.mark_failed_codes(dict.fromkeys(_as_ids(ids), _check_code(code)))
+
+    def mark_failed_codes(self, codes: Mapping[ItemId, str | None]) -> int:
+        """Like :meth:`mark_failed` with a code per item, all in one transaction."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO items (id, state, code, attempts, updated) VALUES (?, 'failed', ?, 1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = 'failed', code = excluded.code, "
+            "attempts = attempts + 1, updated = excluded.updated WHERE state != 'exported'"
+        )
+        rows = [(_check_id(i), _check_code(c), now) for i, c in codes.items()]
+        return self._write(sql, rows)
+
+    def fail_pending(self, default_code: str | None = None) -> int:
+        """Turn every ``pending`` item into ``failed`` (keeping its last code, else
+        ``default_code``) without counting an attempt; used when a job stops retrying."""
+        now = self._clock()
+        sql = (
+            "UPDATE items SET state = 'failed', code = COALESCE(code, ?), updated = ? "
+            "WHERE state = 'pending'"
+        )
+        return self._write(sql, [(_check_code(default_code), now)])
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, item_id: ItemId) -> LedgerRecord | None:
+        """The record of one item, or None when the ledger has never seen it."""
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT id, state, code, attempts, updated FROM items WHERE id = ?",
+                    (_check_id(item_id),),
+                )
+                .fetchone()
+            )
+        return None if row is None else LedgerRecord(*row)
+
+    def exported_among(self, ids: Iterable[ItemId]) -> set[ItemId]:
+        """Which of ``ids`` are exported (bounded by the ids passed, never the whole table)."""
+        found: set[ItemId] = set()
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = (
+                    self._connection()
+                    .execute(
+                        f"SELECT id FROM items WHERE state = 'exported' AND id IN ({marks})",
+                        chunk,
+                    )
+                    .fetchall()
+                )
+            found.update(row[0] for row in rows)
+        return found
+
+    def _iter_state(self, state: ItemState, batch: int) -> Iterator[LedgerRecord]:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch!r}")
+        # Keyset pagination on (state, id): each batch is a fresh short query, so callers may
+        # change states while iterating and memory stays bounded. SQLite orders integers before
+        # strings, so mixed id types paginate correctly too.
+        last: tuple[object, ...] = ()
+        while True:
+            where = "state = ?" + (" AND id > ?" if last else "")
+            with self._lock:
+                rows = (
+                    self._connection()
+                    .execute(
+                        "SELECT id, state, code, attempts, updated FROM items "
+                        f"WHERE {where} ORDER BY id LIMIT ?",
+                        (state, *last, batch),
+                    )
+                    .fetchall()
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield LedgerRecord(*row)
+            last = (rows[-1][0],)
+
+    def iter_pending(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
+        """Items waiting for a retry, in id order, read ``batch`` rows at a time."""
+        return self._iter_state("pending", batch)
+
+    def iter_failed(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
+        """Items that failed for good, in id order, read ``batch`` rows at a time."""
+        return self._iter_state("failed", batch)
+
+    def summary(self) -> LedgerSummary:
+        """Counts per state and failed items per code, computed inside SQLite."""
+        with self._lock:
+            conn = self._connection()
+            counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state"))
+            by_code = dict(
+                conn.execute(
+                    "SELECT code, COUNT(*) FROM items WHERE state = 'failed' GROUP BY code "
+                    "ORDER BY code"
+                )
+            )
+        return LedgerSummary(
+            pending=counts.get("pending", 0),
+            exported=counts.get("exported", 0),
+            failed=counts.get("failed", 0),
+            failed_by_code=by_code,
+        )
+
+
+def _as_ids(ids: ItemId | Iterable[ItemId]) -> Iterable[ItemId]:
+    if isinstance(ids, int | str):
+        return (ids,)
+    return ids
+
+
+def _materialize(ids: Iterable[ItemId]) -> list[ItemId]:
+    """Validate every id before the transaction starts, so a bad id changes nothing; an id named
+    twice in one call counts once."""
+    return list(dict.fromkeys(_check_id(i) for i in _as_ids(ids)))

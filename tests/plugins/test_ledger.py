@@ -1,0 +1,252 @@
+"""The durable ledger: state machine, idempotence, bounded iteration, kill safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synapse_sdk.plugins.ledger import LEDGER_FILENAME, Ledger, LedgerRecord
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger(tmp_path, clock=FakeClock()) as led:
+        yield led
+
+
+def test_file_lives_in_the_job_folder_in_wal_mode(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "job"):
+        pass
+    path = tmp_path / "job" / LEDGER_FILENAME
+    assert path.is_file()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_enqueue_then_export_then_idempotent(ledger: Ledger) -> None:
+    assert ledger.enqueue_retry([1, 2, 3], "item_unavailable") == 3
+    rec = ledger.get(2)
+    assert rec is not None
+    assert (rec.state, rec.code, rec.attempts) == ("pending", "item_unavailable", 1)
+    assert ledger.enqueue_retry([2], "rate_limited") == 1
+    rec = ledger.get(2)
+    assert rec is not None and (rec.attempts, rec.code) == (2, "rate_limited")
+
+    assert ledger.mark_exported([1, 2]) == 2
+    first = ledger.get(1)
+    assert ledger.mark_exported([1, 2]) == 0  # idempotent: nothing changes, not even `updated`
+    assert ledger.get(1) == first
+    assert first is not None and first.state == "exported" and first.code is None
+
+
+def test_exported_is_terminal(ledger: Ledger) -> None:
+    ledger.mark_exported(5)
+    assert ledger.enqueue_retry([5], "item_unavailable") == 0
+    assert ledger.mark_failed(5, "item_corrupted") == 0
+    rec = ledger.get(5)
+    assert rec is not None and rec.state == "exported"
+
+
+def test_failed_can_be_retried_and_then_exported(ledger: Ledger) -> None:
+    ledger.mark_failed([7], "item_unavailable")
+    assert [r.id for r in ledger.iter_failed()] == [7]
+    ledger.enqueue_retry([7], "item_unavailable")
+    rec = ledger.get(7)
+    assert rec is not None and (rec.state, rec.attempts) == ("pending", 2)
+    ledger.mark_exported(7)
+    assert ledger.summary().exported == 1
+
+
+def test_summary_counts_and_failed_by_code(ledger: Ledger) -> None:
+    ledger.mark_exported(range(10))
+    ledger.enqueue_retry([10, 11], "item_unavailable")
+    ledger.mark_failed_codes({12: "item_corrupted", 13: "invalid_id", 14: "invalid_id", 15: None})
+    summary = ledger.summary()
+    assert (summary.exported, summary.pending, summary.failed) == (10, 2, 4)
+    assert summary.total == 16
+    assert summary.failed_by_code == {None: 1, "invalid_id": 2, "item_corrupted": 1}
+
+
+def test_fail_pending_keeps_last_code(ledger: Ledger) -> None:
+    ledger.enqueue_retry([1], "item_unavailable")
+    ledger.add_pending([2])
+    assert ledger.fail_pending("gave_up") == 2
+    assert ledger.get(1) == LedgerRecord(1, "failed", "item_unavailable", 1, ledger.get(1).updated)  # type: ignore[union-attr]
+    rec = ledger.get(2)
+    assert rec is not None and (rec.state, rec.code, rec.attempts) == ("failed", "gave_up", 0)
+
+
+def test_add_pending_does_not_touch_known_items(ledger: Ledger) -> None:
+    ledger.mark_exported(1)
+    assert ledger.add_pending([1, 2]) == 1
+    assert ledger.get(1).state == "exported"  # type: ignore[union-attr]
+    assert ledger.get(2).state == "pending"  # type: ignore[union-attr]
+
+
+def test_string_and_integer_ids_are_distinct_and_round_trip(ledger: Ledger) -> None:
+    ledger.enqueue_retry([7, "7", "a/b"], None)
+    ids = [r.id for r in ledger.iter_pending()]
+    assert ids == [7, "7", "a/b"]
+    assert isinstance(ids[0], int)
+
+
+def test_iteration_is_batched_and_survives_changes_while_iterating(ledger: Ledger) -> None:
+    ledger.enqueue_retry(range(1, 1201), "item_unavailable")
+    seen = []
+    for rec in ledger.iter_pending(batch=100):
+        seen.append(rec.id)
+        ledger.mark_exported(rec.id)  # changing state mid-iteration must not skip or repeat
+    assert seen == list(range(1, 1201))
+    assert ledger.summary().pending == 0
+
+
+def test_exported_among_handles_more_ids_than_sql_parameters(ledger: Ledger) -> None:
+    ledger.mark_exported(range(0, 3000, 2))
+    assert ledger.exported_among(range(3000)) == set(range(0, 3000, 2))
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, None, b"1", object()])
+def test_bad_ids_are_rejected_with_type_error_and_change_nothing(
+    ledger: Ledger, bad: object
+) -> None:
+    with pytest.raises(TypeError, match="item id"):
+        ledger.enqueue_retry([1, bad], "x")  # type: ignore[list-item]
+    assert ledger.get(1) is None
+
+
+def test_bad_code_is_rejected(ledger: Ledger) -> None:
+    with pytest.raises(TypeError, match="failure code"):
+        ledger.mark_failed(1, 42)  # type: ignore[arg-type]
+
+
+def test_bad_batch_is_rejected(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        list(ledger.iter_pending(batch=0))
+
+
+def test_closed_ledger_refuses_use(tmp_path: Path) -> None:
+    led = Ledger(tmp_path)
+    led.close()
+    led.close()  # idempotent
+    assert "closed" in repr(led)
+    with pytest.raises(ValueError, match="closed"):
+        led.summary()
+
+
+def test_job_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        Ledger(path)
+
+
+def test_a_foreign_database_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / LEDGER_FILENAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises((ValueError, sqlite3.DatabaseError)):
+        Ledger(tmp_path)
+
+
+def test_state_survives_reopening(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as led:
+        led.mark_exported([1, 2])
+        led.enqueue_retry([3], "item_unavailable")
+    with Ledger(tmp_path) as led:
+        summary = led.summary()
+    assert (summary.exported, summary.pending) == (2, 1)
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["enqueue", "export", "fail"]),
+        st.lists(st.integers(0, 12), max_size=4),
+        st.sampled_from([None, "a", "b"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_matches_a_simple_model(tmp_path_factory: pytest.TempPathFactory, ops: list) -> None:
+    model: dict[int, tuple[str, str | None, int]] = {}
+    with Ledger(tmp_path_factory.mktemp("model")) as led:
+        for op, named, code in ops:
+            ids = list(dict.fromkeys(named))  # an id named twice in one call counts once
+            if op == "enqueue":
+                led.enqueue_retry(named, code)
+                for i in ids:
+                    state, _, attempts = model.get(i, ("new", None, 0))
+                    if state != "exported":
+                        model[i] = ("pending", code, attempts + 1)
+            elif op == "export":
+                led.mark_exported(named)
+                for i in ids:
+                    if model.get(i, ("new",))[0] != "exported":
+                        model[i] = ("exported", None, model.get(i, ("", None, 0))[2])
+            else:
+                led.mark_failed(named, code)
+                for i in ids:
+                    state, _, attempts = model.get(i, ("new", None, 0))
+                    if state != "exported":
+                        model[i] = ("failed", code, attempts + 1)
+        for i, (state, code, attempts) in model.items():
+            rec = led.get(i)
+            assert rec is not None
+            assert (rec.state, rec.code, rec.attempts) == (state, code, attempts)
+        summary = led.summary()
+        assert summary.total == len(model)
+
+
+def test_every_committed_change_survives_sigkill(tmp_path: Path) -> None:
+    """A child marks items one transaction at a time and reports each commit; we kill -9 it
+    mid-stream; every reported commit is in the ledger and the database is intact."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from synapse_sdk.plugins.ledger import Ledger
+        led = Ledger(sys.argv[1])
+        i = 0
+        while True:
+            led.mark_exported([i])
+            sys.stdout.write(f"{i}\\n"); sys.stdout.flush()
+            i += 1
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    reported = []
+    for line in proc.stdout:
+        reported.append(int(line))
+        if len(reported) >= 300:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    conn = sqlite3.connect(tmp_path / LEDGER_FILENAME)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Ledger(tmp_path) as led:
+        assert led.exported_among(reported) == set(reported)
