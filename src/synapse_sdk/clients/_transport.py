@@ -1,0 +1,1018 @@
+"""The HTTP boundary: one request in, one response or one error of the SDK's tree out.
+
+:class:`Transport` (over :class:`httpx.Client`) and :class:`AsyncTransport` (over
+:class:`httpx.AsyncClient`) are the only place where HTTP responses and httpx/OS errors become
+exceptions of :mod:`synapse_sdk.exceptions`, always ``raise ... from exc`` so the chain the
+failure classifier walks stays intact. Every call made through them:
+
+* gets one correlation id (``uuid4().hex``) sent as ``X-Correlation-ID`` on every attempt and
+  attached to the error it may raise;
+* on ``POST``/``PATCH`` gets one ``Idempotency-Key`` reused on every attempt, which makes the call
+  safe to retry after an outcome-unknown failure;
+* is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy,
+  each attempt's timeouts capped by the time left before the policy's deadline;
+* reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
+  success body.
+
+Status mapping (the backend answered):
+
+=============================  =====================================================  =========
+status                         raised                                                 retried
+=============================  =====================================================  =========
+2xx (207 included)             nothing: the caller inspects the response (bulk 207)   -
+3xx                            ``BackendError`` (redirects are never followed, so the  no
+                               token cannot leak to another host)
+400, 422                       ``BackendInvalidInputError``                           no
+401, 403                       ``BackendAuthenticationError``                         no
+404                            ``BackendInvalidInputError``: the addressed resource   no
+                               does not exist, the request named something wrong
+408                            ``BackendServiceUnavailableError`` (outcome known:     yes
+                               the server gave up waiting for the request)
+429                            ``BackendRateLimitError`` with ``retry_after_seconds``  yes
+                               from ``Retry-After``/``retry-after-ms`` (fallback: the
+                               envelope's ``retry_after``)
+other 4xx                      ``BackendError``                                       no
+503                            ``BackendServiceUnavailableError`` (outcome known), or  yes
+                               ``BackendAgentUnavailableError`` for the code
+                               ``agent_unavailable``
+500, 502, 504, other 5xx       ``BackendServiceUnavailableError`` with                 yes*
+                               ``outcome_unknown=True`` (the request may have been
+                               applied before the failure)
+501, 505                       ``BackendError``: the server will never support this   no
+=============================  =====================================================  =========
+
+``*`` an outcome-unknown failure is retried only for idempotent calls (GET, HEAD, PUT, DELETE,
+OPTIONS, and POST/PATCH sent with an idempotency key).
+
+httpx and OS errors (nothing answered) are mapped by :data:`HTTPX_ERROR_MAP`, most specific
+class first; see the table's entries for the reasoning. In short: connect/pool timeouts →
+``NetworkTimeoutError`` (nothing sent); read/write timeouts → ``NetworkTimeoutError`` with
+``outcome_unknown=True``; refused/unreachable/DNS → ``ServiceUnavailableError`` (nothing sent);
+a connection broken mid-exchange or an incomplete body → ``ServiceUnavailableError`` with
+``outcome_unknown=True``; a request httpx could not encode or a bad URL → ``InvalidInputError``;
+a server certificate that fails TLS verification → ``AuthenticationError`` (retrying cannot fix
+it). A raw ``OSError`` escaping httpx counts as a broken connection.
+
+Log events (logger ``synapse_sdk.http``) carry ``method``, ``path``, ``status``,
+``correlation_id``, ``attempt`` and the request headers with secrets redacted:
+``synapse_sdk.http.request`` (debug), ``synapse_sdk.http.response`` (debug) and
+``synapse_sdk.http.error`` (warning). The token never appears in a log, repr or error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import ssl
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
+
+import httpx
+
+from synapse_sdk.config import RetryPolicy, SDKConfig
+from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
+from synapse_sdk.exceptions import (
+    AgentUnavailableError,
+    AuthenticationError,
+    BackendError,
+    InvalidInputError,
+    NetworkTimeoutError,
+    RateLimitError,
+    ServiceUnavailableError,
+    SynapError,
+    SynapTransientError,
+    backend_error_class,
+)
+from synapse_sdk.retry import Retrying, remaining_time
+from synapse_sdk.retry_after import retry_after_from_headers
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ERROR_BODY_LIMIT",
+    "HTTPX_ERROR_MAP",
+    "HTTPX_NOT_MAPPED",
+    "AsyncTransport",
+    "ClientStats",
+    "ErrorMapping",
+    "Response",
+    "Transport",
+    "VerifyTypes",
+    "error_for_status",
+    "map_transport_error",
+    "redact_headers",
+]
+
+logger = logging.getLogger("synapse_sdk.http")
+
+#: At most this many bytes of an error body are read (enough for any envelope).
+ERROR_BODY_LIMIT: Final = 64 * 1024
+#: Default bound on a success body; a larger one raises ``BackendError("response_too_large")``.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+#: Longest excerpt of a non-JSON error body quoted in an error message.
+_BODY_EXCERPT = 200
+_REDACTED: Final = "[REDACTED]"
+_SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
+
+#: A custom CA bundle (path) or SSL context; verification itself cannot be turned off.
+VerifyTypes = ssl.SSLContext | str | os.PathLike[str]
+SyncSleep = Callable[[float], None]
+AsyncSleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMapping:
+    """How one httpx exception class becomes an SDK error."""
+
+    error: type[SynapError]
+    #: Whether the request may have reached the server and been applied.
+    outcome_unknown: bool
+    #: The human explanation put in the error message.
+    reason: str
+
+
+#: httpx exception class → SDK error. Looked up along the raised exception's MRO, so the most
+#: specific entry wins. A test fails if httpx exports an exception class that is in neither this
+#: table nor :data:`HTTPX_NOT_MAPPED`.
+HTTPX_ERROR_MAP: Final[Mapping[type[Exception], ErrorMapping]] = {
+    # Timeouts. Connect and pool timeouts happen before a byte of the request left: the outcome is
+    # known (nothing happened). A read or write timeout happens after (part of) the request was
+    # sent, so the server may have applied it.
+    httpx.ConnectTimeout: ErrorMapping(
+        NetworkTimeoutError, False, "connecting timed out; nothing was sent"
+    ),
+    httpx.PoolTimeout: ErrorMapping(
+        NetworkTimeoutError, False, "no pooled connection came free in time; nothing was sent"
+    ),
+    httpx.ReadTimeout: ErrorMapping(
+        NetworkTimeoutError, True, "the response did not arrive in time; it may have been applied"
+    ),
+    httpx.WriteTimeout: ErrorMapping(
+        NetworkTimeoutError, True, "sending the request timed out part-way"
+    ),
+    httpx.TimeoutException: ErrorMapping(NetworkTimeoutError, True, "the request timed out"),
+    # Connection-level failures. Refused, unreachable and DNS failures (ConnectError) and a proxy
+    # that would not connect (ProxyError) happen before the request is sent: transient, outcome
+    # known. A connection that breaks once the exchange started may have delivered the request.
+    httpx.ConnectError: ErrorMapping(
+        ServiceUnavailableError,
+        False,
+        "could not connect (refused, unreachable or name resolution failed); nothing was sent",
+    ),
+    httpx.ProxyError: ErrorMapping(
+        ServiceUnavailableError, False, "the proxy could not connect; nothing was sent"
+    ),
+    httpx.ReadError: ErrorMapping(
+        ServiceUnavailableError, True, "the connection broke while reading the response"
+    ),
+    httpx.WriteError: ErrorMapping(
+        ServiceUnavailableError, True, "the connection broke while sending the request"
+    ),
+    httpx.CloseError: ErrorMapping(
+        ServiceUnavailableError, True, "the connection failed while closing"
+    ),
+    httpx.NetworkError: ErrorMapping(ServiceUnavailableError, True, "the network failed"),
+    httpx.RemoteProtocolError: ErrorMapping(
+        ServiceUnavailableError,
+        True,
+        "the server closed the connection or broke the protocol mid-response",
+    ),
+    # Our side could not produce a valid request (e.g. an illegal header value): permanent.
+    httpx.LocalProtocolError: ErrorMapping(
+        InvalidInputError, False, "the request could not be encoded"
+    ),
+    httpx.ProtocolError: ErrorMapping(
+        ServiceUnavailableError, True, "the HTTP exchange broke off"
+    ),
+    httpx.UnsupportedProtocol: ErrorMapping(
+        InvalidInputError, False, "the URL scheme is not http or https"
+    ),
+    httpx.InvalidURL: ErrorMapping(InvalidInputError, False, "the URL is invalid"),
+    # A body httpx could not decode (e.g. a truncated gzip stream) arrived broken; the request
+    # itself was received, so the outcome is unknown. Transient: the next answer may be whole.
+    httpx.DecodingError: ErrorMapping(
+        ServiceUnavailableError, True, "the response body could not be decoded"
+    ),
+    # Only a user-supplied client that follows redirects can raise this: a misconfiguration.
+    httpx.TooManyRedirects: ErrorMapping(BackendError, False, "too many redirects"),
+    # Future or base-class transport errors: transient, and conservatively outcome-unknown.
+    httpx.TransportError: ErrorMapping(ServiceUnavailableError, True, "the transport failed"),
+    httpx.RequestError: ErrorMapping(ServiceUnavailableError, True, "the request failed"),
+    # raise_for_status() is never called here; if a caller's hook raises it, its response is
+    # mapped by status instead (see map_transport_error). This entry is the fallback.
+    httpx.HTTPStatusError: ErrorMapping(BackendError, False, "the backend answered an error"),
+    httpx.HTTPError: ErrorMapping(ServiceUnavailableError, True, "the HTTP request failed"),
+}
+
+#: httpx exception classes deliberately left unmapped, with the reason. They signal misuse of
+#: httpx (programming errors outside the SDK's tree, like ``ValueError``) and pass through.
+HTTPX_NOT_MAPPED: Final[Mapping[type[Exception], str]] = {
+    httpx.StreamError: "misuse of a response stream (a bug), not a failure of the call",
+    httpx.StreamConsumed: "misuse of a response stream (a bug)",
+    httpx.StreamClosed: "misuse of a response stream (a bug)",
+    httpx.ResponseNotRead: "misuse of a response stream (a bug)",
+    httpx.RequestNotRead: "misuse of a request stream (a bug)",
+    httpx.CookieConflict: "raised only by cookie look-ups, which the SDK never makes",
+}
+
+_OS_ERROR_MAPPING: Final = ErrorMapping(
+    ServiceUnavailableError, True, "the connection failed at the operating-system level"
+)
+_TLS_MAPPING: Final = ErrorMapping(
+    AuthenticationError,
+    False,
+    "the server's TLS certificate failed verification; nothing was sent",
+)
+
+
+class ClientStats:
+    """Counters of what a client sent, shared by its transport (thread-safe).
+
+    ``requests`` counts every HTTP attempt handed to httpx (retries included); ``retries`` the
+    attempts after the first of a call; ``items_retried`` the item ids re-requested by bulk-fetch
+    follow-up rounds after a 207.
+    """
+
+    __slots__ = ("_lock", "items_retried", "requests", "retries")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.items_retried = 0
+
+    def add(self, *, requests: int = 0, retries: int = 0, items_retried: int = 0) -> None:
+        """Add to the counters atomically."""
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.items_retried += items_retried
+
+    def as_dict(self) -> dict[str, int]:
+        """A snapshot of the counters."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "items_retried": self.items_retried,
+            }
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+        return f"ClientStats({fields})"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A successful (2xx) answer, read completely within its size bound."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    #: The correlation id the call sent (the same on every attempt).
+    correlation_id: str
+    #: The backend's ``X-Request-ID`` for this answer, if any.
+    request_id: str | None
+    method: str
+    path: str
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            BackendError: ``error_code="malformed_response"``; the body is not valid UTF-8 JSON
+                (raised from the decoding error).
+        """
+        try:
+            return json.loads(self.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise malformed_response(self, f"the body is not valid JSON ({exc})") from exc
+
+
+def malformed_response(response: Response, what: str) -> BackendError:
+    """A permanent ``BackendError`` for a 2xx answer whose body breaks the API's shape."""
+    return BackendError(
+        f"{response.method} {response.path} answered HTTP {response.status_code} with a malformed "
+        f"body: {what}",
+        status_code=response.status_code,
+        error_code="malformed_response",
+        correlation_id=response.correlation_id,
+    )
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` with credentials (Authorization, cookies, API keys) redacted."""
+    return {
+        key: (_REDACTED if key.lower() in _SENSITIVE_HEADERS else value)
+        for key, value in headers.items()
+    }
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, _REDACTED) if secret else text
+
+
+def _lookup_mapping(exc: BaseException) -> ErrorMapping | None:
+    for cls in type(exc).__mro__:
+        mapping = HTTPX_ERROR_MAP.get(cls)
+        if mapping is not None:
+            return mapping
+    return None
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def map_transport_error(
+    exc: BaseException,
+    *,
+    method: str,
+    path: str,
+    correlation_id: str | None = None,
+    secret: str | None = None,
+) -> SynapError:
+    """The SDK error for an httpx or OS error raised while ``method path`` was in flight.
+
+    The caller raises the result ``from exc``. ``secret`` (the token) is redacted from the
+    message should the foreign text contain it.
+
+    Raises:
+        TypeError: ``exc`` is neither an httpx error in :data:`HTTPX_ERROR_MAP` nor an ``OSError``.
+    """
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return error_for_status(
+            response.status_code,
+            response.headers,
+            response.content if response.is_stream_consumed else b"",
+            method=method,
+            path=path,
+            correlation_id=correlation_id,
+            secret=secret,
+        )
+    if isinstance(exc, httpx.ConnectError) and _tls_verification_failed(exc):
+        mapping: ErrorMapping | None = _TLS_MAPPING
+    else:
+        mapping = _lookup_mapping(exc)
+    if mapping is None:
+        if not isinstance(exc, OSError):
+            raise TypeError(f"no SDK error mapping for {type(exc).__name__}")
+        mapping = _OS_ERROR_MAPPING
+    detail = _redact(str(exc), secret) or "no detail"
+    message = f"{method} {path}: {mapping.reason} ({type(exc).__name__}: {detail})"
+    if issubclass(mapping.error, SynapTransientError):
+        return mapping.error(
+            message, correlation_id=correlation_id, outcome_unknown=mapping.outcome_unknown
+        )
+    if issubclass(mapping.error, BackendError):
+        return mapping.error(message, correlation_id=correlation_id, error_code=None)
+    return mapping.error(message, correlation_id=correlation_id)
+
+
+def _status_class(status: int, envelope: ErrorEnvelope | None) -> tuple[type[BackendError], bool]:
+    """(error class, outcome_unknown) for an error status."""
+    if status == 429:
+        return backend_error_class(RateLimitError), False
+    if status == 503:
+        if envelope is not None and envelope.code == AgentUnavailableError.code:
+            return backend_error_class(AgentUnavailableError), False
+        return backend_error_class(ServiceUnavailableError), False
+    if status == 408:
+        return backend_error_class(ServiceUnavailableError), False
+    if status in (400, 404, 422):
+        return backend_error_class(InvalidInputError), False
+    if status in (401, 403):
+        return backend_error_class(AuthenticationError), False
+    if status >= 500 and status not in (501, 505):
+        return backend_error_class(ServiceUnavailableError), True
+    return BackendError, False
+
+
+def error_for_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    path: str,
+    correlation_id: str | None = None,
+    secret: str | None = None,
+) -> BackendError:
+    """The ``BackendError`` (semantic subclass per the module table) for an error answer.
+
+    ``body`` is at most :data:`ERROR_BODY_LIMIT` bytes of the error body; a malformed or non-JSON
+    body still gives the right class, with ``envelope=None``. The message contains the envelope's
+    canonical JSON (so text classification sees it) and never the token.
+    """
+    envelope = find_envelope(body) if body else None
+    cls, outcome_unknown = _status_class(status, envelope)
+    request_id = headers.get("x-request-id")
+    if envelope is not None:
+        shown = _redact(envelope.to_json(), secret)
+    elif body:
+        excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace")
+        more = "…" if len(body) > _BODY_EXCERPT else ""
+        shown = f"non-JSON body {_redact(excerpt, secret)!r}{more}"
+    else:
+        shown = "empty body"
+    message = f"{method} {path} answered HTTP {status}: {shown}"
+    if request_id:
+        message += f" (request_id={_redact(request_id, secret)})"
+    retry_after = retry_after_from_headers(headers)
+    return cls(
+        message,
+        status_code=status,
+        error_code=envelope.code if envelope is not None else None,
+        detail=_redact(envelope.message, secret) if envelope and envelope.message else None,
+        retry_after_seconds=retry_after,
+        correlation_id=correlation_id,
+        outcome_unknown=outcome_unknown,
+        envelope=envelope,
+    )
+
+
+def _validate_base_url(base_url: object) -> str:
+    if not isinstance(base_url, str | httpx.URL):
+        raise TypeError(f"base_url must be a string, not {type(base_url).__name__}")
+    try:
+        url = httpx.URL(str(base_url))
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL, got {str(base_url)!r}")
+    if url.userinfo:
+        raise ValueError("base_url must not contain credentials; pass token= instead")
+    return str(url.copy_with(query=None, fragment=None)).rstrip("/")
+
+
+def _validate_token(token: object) -> str | None:
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a string or None, not {type(token).__name__}")
+    if not token or token != token.strip() or any(c in token for c in "\r\n\0"):
+        # Never echo the token itself.
+        raise ValueError("token must be non-empty, without surrounding whitespace or newlines")
+    return token
+
+
+def _check_verify(verify: object) -> ssl.SSLContext | None:
+    """An SSL context for ``verify`` (None: httpx's default, verification on)."""
+    if verify is None:
+        return None
+    if isinstance(verify, bool):
+        raise ValueError(
+            "TLS verification cannot be switched off; pass a CA bundle path or an ssl.SSLContext"
+        )
+    if isinstance(verify, ssl.SSLContext):
+        if verify.verify_mode == ssl.CERT_NONE or not verify.check_hostname:
+            raise ValueError(
+                "the ssl.SSLContext passed as verify= does not verify certificates and host names"
+            )
+        return verify
+    if isinstance(verify, str | os.PathLike):
+        path = os.fspath(verify)
+        if os.path.isdir(path):
+            return ssl.create_default_context(capath=path)
+        return ssl.create_default_context(cafile=path)
+    raise TypeError(f"verify must be a CA bundle path or an ssl.SSLContext, not {verify!r}")
+
+
+def _client_disables_tls(client: httpx.Client | httpx.AsyncClient) -> bool:
+    """Best effort: whether a caller's client was built with ``verify=False``."""
+    transport = getattr(client, "_transport", None)
+    pool = getattr(transport, "_pool", None)
+    context = getattr(pool, "_ssl_context", None)
+    return isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE
+
+
+@dataclass(slots=True)
+class _Call:
+    """One logical call: what is sent on every attempt."""
+
+    method: str
+    path: str
+    url: str
+    send_token: bool
+    params: Mapping[str, str | int] | None
+    json_body: Any
+    correlation_id: str
+    idempotency_key: str | None
+    max_bytes: int
+    attempt: int = 0
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in _IDEMPOTENT_METHODS or self.idempotency_key is not None
+
+
+@dataclass(slots=True)
+class _Read:
+    """What one attempt read: the response head and (bounded) body."""
+
+    response: httpx.Response
+    limit: int
+    size: int = 0
+    exceeded: bool = False
+    chunks: list[bytes] = field(default_factory=list)
+
+    def take(self, chunk: bytes) -> bool:
+        """Keep ``chunk`` within the limit; True once the limit is reached (stop reading)."""
+        room = self.limit - self.size
+        if len(chunk) > room:
+            self.chunks.append(chunk[:room])
+            self.size = self.limit
+            self.exceeded = True
+            return True
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        return False
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class _Core:
+    """Everything the sync and async transports share except the I/O itself."""
+
+    def __init__(
+        self,
+        config: SDKConfig | None,
+        *,
+        base_url: str | None,
+        token: str | None,
+        client_base_url: str | None,
+        clock: Clock | None,
+        rng: random.Random | None,
+        max_response_bytes: int,
+    ) -> None:
+        if config is not None and not isinstance(config, SDKConfig):
+            raise TypeError(f"config must be an SDKConfig or None, not {type(config).__name__}")
+        self.config = config if config is not None else SDKConfig()
+        url = base_url if base_url is not None else self.config.backend_url or client_base_url
+        if not url:
+            raise ValueError("no backend URL: pass base_url= or SDKConfig(backend_url=...)")
+        self.base_url = _validate_base_url(url)
+        self.token = _validate_token(token if token is not None else self.config.token)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ValueError(
+                f"max_response_bytes must be a positive int, got {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
+        self.clock = clock
+        self.rng = rng
+        self.stats = ClientStats()
+        base = httpx.URL(self.base_url)
+        self._origin = (base.scheme, base.host, base.port)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.config.effective_retry_policy
+
+    def retry_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.clock is not None:
+            kwargs["clock"] = self.clock
+        if self.rng is not None:
+            kwargs["rng"] = self.rng
+        return kwargs
+
+    def new_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None,
+        json_body: Any,
+        correlation_id: str | None,
+        idempotency_key: str | Literal[False] | None,
+        max_bytes: int | None,
+    ) -> _Call:
+        method = method.upper()
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a string, not {type(path).__name__}")
+        if path.startswith(("http://", "https://")):
+            url = httpx.URL(path)
+            # Never send the token to another origin (e.g. a pre-signed storage URL).
+            send_token = (url.scheme, url.host, url.port) == self._origin
+            full = path
+        elif path.startswith("/"):
+            send_token = True
+            full = self.base_url + path
+        else:
+            raise ValueError(f"path must start with '/' or be an absolute URL, got {path!r}")
+        key: str | None = None
+        if idempotency_key is None:
+            key = uuid.uuid4().hex if method in _KEYED_METHODS else None
+        elif idempotency_key is not False:
+            key = idempotency_key
+        limit = self.max_response_bytes if max_bytes is None else max_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        return _Call(
+            method=method,
+            path=path,
+            url=full,
+            send_token=send_token,
+            params=params,
+            json_body=json_body,
+            correlation_id=correlation_id or uuid.uuid4().hex,
+            idempotency_key=key,
+            max_bytes=limit,
+        )
+
+    def attempt_timeout(self, call: _Call) -> httpx.Timeout:
+        """Configured timeouts, each capped by the time left before the policy's deadline.
+
+        Raises:
+            NetworkTimeoutError: the deadline has already passed (nothing is sent).
+        """
+        t = self.config.timeouts
+        left = remaining_time()
+        if left is None:
+            return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.connect)
+        if left <= 0:
+            raise NetworkTimeoutError(
+                f"{call.method} {call.path}: the call's deadline passed before the attempt; "
+                "nothing was sent",
+                correlation_id=call.correlation_id,
+            )
+        return httpx.Timeout(
+            connect=min(t.connect, left),
+            read=min(t.read, left),
+            write=min(t.write, left),
+            pool=min(t.connect, left),
+        )
+
+    def build_request(self, client: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
+        """Start an attempt: count it, log it and build its request (fresh timeouts).
+
+        Raises:
+            NetworkTimeoutError: the call's deadline already passed (nothing sent or counted).
+        """
+        timeout = self.attempt_timeout(call)
+        call.attempt += 1
+        self.stats.add(requests=1, retries=1 if call.attempt > 1 else 0)
+        headers = {"X-Correlation-ID": call.correlation_id, "Accept": "application/json"}
+        if call.idempotency_key is not None:
+            headers["Idempotency-Key"] = call.idempotency_key
+        if self.token is not None and call.send_token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        logger.debug(
+            "synapse_sdk.http.request",
+            extra={
+                "method": call.method,
+                "path": call.path,
+                "correlation_id": call.correlation_id,
+                "attempt": call.attempt,
+                "headers": redact_headers(headers),
+            },
+        )
+        return client.build_request(
+            call.method,
+            call.url,
+            params=call.params,
+            json=call.json_body,
+            headers=headers,
+            timeout=timeout,
+        )
+
+    def start_read(self, call: _Call, response: httpx.Response) -> _Read:
+        """Prepare to read the body within its bound (an error body: :data:`ERROR_BODY_LIMIT`).
+
+        Raises:
+            BackendError: ``response_too_large``; a success body declares a length over the bound.
+        """
+        if not response.is_success:
+            return _Read(response, ERROR_BODY_LIMIT)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > call.max_bytes:
+            raise self._too_large(call, response)
+        return _Read(response, call.max_bytes)
+
+    def _too_large(self, call: _Call, response: httpx.Response) -> BackendError:
+        return BackendError(
+            f"{call.method} {call.path} answered HTTP {response.status_code} with a body larger "
+            f"than the {call.max_bytes}-byte bound",
+            status_code=response.status_code,
+            error_code="response_too_large",
+            correlation_id=call.correlation_id,
+        )
+
+    def map_error(self, call: _Call, exc: BaseException) -> SynapError:
+        """The SDK error for a foreign error of this attempt, logged."""
+        error = map_transport_error(
+            exc,
+            method=call.method,
+            path=call.path,
+            correlation_id=call.correlation_id,
+            secret=self.token,
+        )
+        self._log_error(call, error, status=None)
+        return error
+
+    def _log_error(self, call: _Call, error: SynapError, status: int | None) -> None:
+        logger.warning(
+            "synapse_sdk.http.error",
+            extra={
+                "method": call.method,
+                "path": call.path,
+                "status": status,
+                "correlation_id": call.correlation_id,
+                "attempt": call.attempt,
+                "error_type": type(error).__name__,
+                "error_code": getattr(error, "error_code", None) or error.code,
+                "outcome_unknown": error.outcome_unknown,
+            },
+        )
+
+    def finish(self, call: _Call, read: _Read) -> Response:
+        """Turn what an attempt read into a :class:`Response`, or raise the mapped error."""
+        response = read.response
+        request_id = response.headers.get("x-request-id")
+        if request_id is not None:
+            request_id = _redact(request_id, self.token)
+        logger.debug(
+            "synapse_sdk.http.response",
+            extra={
+                "method": call.method,
+                "path": call.path,
+                "status": response.status_code,
+                "correlation_id": call.correlation_id,
+                "attempt": call.attempt,
+                "request_id": request_id,
+            },
+        )
+        if response.is_success:
+            if read.exceeded:
+                raise self._too_large(call, response)
+            return Response(
+                status_code=response.status_code,
+                headers=response.headers,
+                content=read.body,
+                correlation_id=call.correlation_id,
+                request_id=request_id,
+                method=call.method,
+                path=call.path,
+            )
+        error = error_for_status(
+            response.status_code,
+            response.headers,
+            read.body,
+            method=call.method,
+            path=call.path,
+            correlation_id=call.correlation_id,
+            secret=self.token,
+        )
+        self._log_error(call, error, status=response.status_code)
+        raise error
+
+    def repr(self, cls: str) -> str:
+        return f"{cls}(base_url={self.base_url!r}, authenticated={self.token is not None})"
+
+
+_FOREIGN_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
+
+
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
+_S = TypeVar("_S", SyncSleep, AsyncSleep)
+
+
+class _TransportBase(Generic[_C, _S]):
+    """Construction, ownership and read-only views shared by both transports.
+
+    ``http_client`` is used as given and not closed on close (it must not disable TLS
+    verification); without it the transport owns a client built with ``verify`` (a CA bundle path
+    or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
+    following. ``sleep``, ``clock`` and ``rng`` go to the retry engine; ``max_response_bytes``
+    bounds success bodies unless a call passes its own ``max_bytes``.
+
+    Raises:
+        ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
+            an ``http_client`` built with ``verify=False``.
+        TypeError: arguments of the wrong type.
+    """
+
+    _client_type: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
+
+    def __init__(
+        self,
+        config: SDKConfig | None = None,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        http_client: _C | None = None,
+        verify: VerifyTypes | None = None,
+        sleep: _S | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        client_type = self._client_type
+        if http_client is not None:
+            if not isinstance(http_client, client_type):
+                raise TypeError(
+                    f"http_client must be an httpx.{client_type.__name__}, "
+                    f"not {type(http_client).__name__}"
+                )
+            if verify is not None:
+                raise ValueError("pass verify= to your own http_client, not beside it")
+            if _client_disables_tls(http_client):
+                raise ValueError("http_client disables TLS verification; the SDK refuses to use it")
+        if sleep is not None and not callable(sleep):
+            raise TypeError(f"sleep must be callable, got {sleep!r}")
+        self._core = _Core(
+            config,
+            base_url=base_url,
+            token=token,
+            client_base_url=str(http_client.base_url) if http_client is not None else None,
+            clock=clock,
+            rng=rng,
+            max_response_bytes=max_response_bytes,
+        )
+        context = _check_verify(verify)
+        self._owns_client = http_client is None
+        if http_client is None:
+            http_client = client_type(  # type: ignore[assignment]
+                verify=context if context is not None else True, follow_redirects=False
+            )
+        assert http_client is not None
+        self._client: _C = http_client
+        self._sleep: _S | None = sleep
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters of requests sent, retries and items retried."""
+        return self._core.stats
+
+    @property
+    def config(self) -> SDKConfig:
+        """The configuration in use."""
+        return self._core.config
+
+    @property
+    def base_url(self) -> str:
+        """The backend's base URL (no trailing slash)."""
+        return self._core.base_url
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        json: Any,
+        correlation_id: str | None,
+        idempotency_key: str | Literal[False] | None,
+        max_bytes: int | None,
+    ) -> tuple[_Call, Retrying]:
+        """The call's fixed parts and the retry engine that will run its attempts."""
+        call = self._core.new_call(
+            method,
+            path,
+            params=params,
+            json_body=json,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            max_bytes=max_bytes,
+        )
+        kwargs = self._core.retry_kwargs()
+        if self._sleep is not None:
+            kwargs["asleep" if self._client_type is httpx.AsyncClient else "sleep"] = self._sleep
+        retrying = Retrying(self._core.policy, name=f"{call.method} {call.path}", **kwargs)
+        return call, retrying
+
+    def __repr__(self) -> str:
+        return self._core.repr(type(self).__name__)
+
+
+class Transport(_TransportBase[httpx.Client, SyncSleep]):
+    """Synchronous HTTP transport over :class:`httpx.Client`; see the module docstring and
+    :class:`_TransportBase` for the constructor's arguments."""
+
+    _client_type = httpx.Client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        correlation_id: str | None = None,
+        idempotency_key: str | Literal[False] | None = None,
+        max_bytes: int | None = None,
+    ) -> Response:
+        """Send one logical call, retried per the policy, and return its 2xx response.
+
+        ``path`` starts with ``/`` (joined to the base URL) or is an absolute URL (the token is
+        sent only to the base URL's origin). ``idempotency_key``: None generates one for
+        POST/PATCH, a string is used as is, False sends none (the call is then not retried after
+        an outcome-unknown failure). ``max_bytes`` bounds the success body.
+
+        Raises:
+            SynapError: the mapped error of the last attempt (see the module docstring), with
+                ``correlation_id`` and ``attempts`` set.
+            ValueError: a bad ``path`` or ``max_bytes``.
+        """
+        call, retrying = self._prepare(
+            method, path, params, json, correlation_id, idempotency_key, max_bytes
+        )
+        return retrying.call(self._attempt, call, idempotent=call.idempotent)
+
+    def _attempt(self, call: _Call) -> Response:
+        try:
+            request = self._core.build_request(self._client, call)
+            response = self._client.send(request, stream=True)
+            try:
+                read = self._core.start_read(call, response)
+                for chunk in response.iter_bytes():
+                    if read.take(chunk):
+                        break
+            finally:
+                response.close()
+        except _FOREIGN_ERRORS as exc:
+            raise self._core.map_error(call, exc) from exc
+        return self._core.finish(call, read)
+
+    def close(self) -> None:
+        """Close the underlying client if this transport created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
+    """Asynchronous twin of :class:`Transport` over :class:`httpx.AsyncClient`; ``sleep`` is an
+    async callable (default :func:`asyncio.sleep`)."""
+
+    _client_type = httpx.AsyncClient
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        correlation_id: str | None = None,
+        idempotency_key: str | Literal[False] | None = None,
+        max_bytes: int | None = None,
+    ) -> Response:
+        """Async :meth:`Transport.request`: same arguments, same errors."""
+        call, retrying = self._prepare(
+            method, path, params, json, correlation_id, idempotency_key, max_bytes
+        )
+        return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
+
+    async def _attempt(self, call: _Call) -> Response:
+        try:
+            request = self._core.build_request(self._client, call)
+            response = await self._client.send(request, stream=True)
+            try:
+                read = self._core.start_read(call, response)
+                async for chunk in response.aiter_bytes():
+                    if read.take(chunk):
+                        break
+            finally:
+                await response.aclose()
+        except _FOREIGN_ERRORS as exc:
+            raise self._core.map_error(call, exc) from exc
+        return self._core.finish(call, read)
+
+    async def aclose(self) -> None:
+        """Close the underlying client if this transport created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,725 @@
+"""Clients of the backend v2 HTTP API: :class:`BackendV2Client` and :class:`AsyncBackendV2Client`.
+
+Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths`` (URL names
+``tasks``, ``assignments``, ``ground-truths``), each with:
+
+* ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list;
+* ``iter(limit=100)`` — every item, fetched page by page as you iterate (never all at once);
+* ``bulk_fetch(ids)`` — the items with these ids, in input order.
+
+``bulk_fetch`` splits the ids into requests of at most :data:`BULK_FETCH_LIMIT` ids. Each request
+goes through the transport, so 429s, 503s and dropped connections are retried by the retry policy
+(one ``Idempotency-Key`` per request body, one correlation id for the whole call). A 207 answer
+names per-item failures: the retryable ones (``item_unavailable``) are requested again by
+themselves, after a backoff (:func:`synapse_sdk.retry.backoff_delay`, or the 207's own
+``retry_after``), for up to ``max_attempts`` rounds in all. The result keeps the input order.
+
+When items still fail (a non-retryable per-item code such as ``item_corrupted``, retryable ones
+whose rounds ran out, or a transient error that outlasted the retry policy after some items were
+fetched), ``bulk_fetch`` raises a plain :class:`~synapse_sdk.exceptions.BackendError` with
+``error_code="partial_failure"``, ``status_code=207``, the ``partial_failure`` envelope,
+``failed_ids`` (input order), ``failed_codes`` (id → per-item code) and **``succeeded``**: the list
+of items that were fetched, in input order (read it with :func:`succeeded_items`). Its message
+holds the envelope JSON, so ``classify_export_error(exc)`` gives ``EXPORT_FAILED_BATCH_PARTIAL``.
+Every id ends either in the result (or ``succeeded``) or in ``failed_ids``, exactly once.
+
+Errors that concern the whole call propagate unchanged: a 400 ``invalid_ids`` is raised at once as
+``BackendInvalidInputError`` (``failed_ids`` = the invalid ids, never retried), a 401 as
+``BackendAuthenticationError``; and a transient error that outlasted the retries before any item
+was settled is raised as itself (e.g. ``BackendServiceUnavailableError``).
+
+Design choices: duplicate ids are fetched once (the result has one item per distinct id, at its
+first position); ids are matched by their string form (``7`` and ``"7"`` name the same item); an
+id a 200 answer silently left out is treated as a retryable failure with code
+``missing_from_response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Final, Generic, TypeVar
+
+import httpx
+
+from synapse_sdk.clients._transport import (
+    AsyncSleep,
+    AsyncTransport,
+    ClientStats,
+    Clock,
+    Response,
+    SyncSleep,
+    Transport,
+    VerifyTypes,
+    malformed_response,
+)
+from synapse_sdk.config import RetryPolicy, SDKConfig
+from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, find_envelope
+from synapse_sdk.exceptions import BackendError, ItemId, SynapError
+from synapse_sdk.retry import backoff_delay
+
+__all__ = [
+    "BULK_FETCH_LIMIT",
+    "DEFAULT_MAX_ORIGINAL_BYTES",
+    "DEFAULT_PAGE_LIMIT",
+    "MAX_PAGE_LIMIT",
+    "AsyncBackendV2Client",
+    "AsyncResource",
+    "BackendV2Client",
+    "Item",
+    "Page",
+    "Resource",
+    "succeeded_items",
+    "validate_ids",
+]
+
+#: An item as the backend sends it (``id``, ``resource``, ``project_id``, ``data``, ``original``).
+Item = dict[str, Any]
+
+#: Most ids the backend accepts in one bulk-fetch request.
+BULK_FETCH_LIMIT: Final = 200
+#: Default and largest page size of the list endpoints.
+DEFAULT_PAGE_LIMIT: Final = 100
+MAX_PAGE_LIMIT: Final = 500
+#: Default bound on one original file.
+DEFAULT_MAX_ORIGINAL_BYTES: Final = 64 * 1024 * 1024
+#: Failed items shown in a partial-failure message (the ``envelope`` attribute holds them all).
+_FAILED_SHOWN = 20
+_MAX_ID_CHARS = 256
+_PARTIAL = "partial_failure"
+_MISSING = "missing_from_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its items, the cursor of the next page (None: last page)."""
+
+    items: list[Item]
+    next_cursor: str | None
+    request_id: str | None = None
+
+
+def succeeded_items(exc: BaseException) -> list[Item]:
+    """The items a failed ``bulk_fetch`` did fetch (its error's ``succeeded``; [] if none)."""
+    items = vars(exc).get("succeeded") if hasattr(exc, "__dict__") else None
+    return list(items) if isinstance(items, list) else []
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+def validate_ids(ids: object) -> list[ItemId]:
+    """``ids`` checked: a non-empty list or tuple of ints and non-empty strings.
+
+    Raises:
+        TypeError: ``ids`` is not a list/tuple (a str, dict, set, generator or None), or an
+            element is a bool, None, float, dict or anything but an int or str.
+        ValueError: ``ids`` is empty, or an element is an empty/blank or overlong string.
+    """
+    if not isinstance(ids, list | tuple):
+        raise TypeError(f"ids must be a list or tuple of ints/strs, not {type(ids).__name__}")
+    if not ids:
+        raise ValueError("ids must not be empty")
+    for position, value in enumerate(ids):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise TypeError(
+                f"ids[{position}] must be an int or str, not {type(value).__name__} "
+                f"({_shown(value)})"
+            )
+        if isinstance(value, str) and (not value.strip() or len(value) > _MAX_ID_CHARS):
+            raise ValueError(
+                f"ids[{position}] must be a non-blank string of at most {_MAX_ID_CHARS} "
+                f"characters, got {_shown(value)}"
+            )
+    return list(ids)
+
+
+def _validate_limit(limit: object, maximum: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if not 1 <= limit <= maximum:
+        raise ValueError(f"limit must be between 1 and {maximum}, got {limit}")
+    return limit
+
+
+def _validate_cursor(cursor: object) -> str | None:
+    if cursor is not None and not isinstance(cursor, str):
+        raise TypeError(f"cursor must be a str or None, not {type(cursor).__name__}")
+    return cursor or None
+
+
+def _data_list(response: Response) -> tuple[list[Item], dict[str, Any]]:
+    """The ``data`` list and the whole body of a success answer.
+
+    Raises:
+        BackendError: ``malformed_response``; the body breaks the API's shape.
+    """
+    body = response.json()
+    if not isinstance(body, dict):
+        raise malformed_response(response, "the body is not a JSON object")
+    data = body.get("data")
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise malformed_response(response, "'data' is not a list of objects")
+    return data, body
+
+
+def _parse_page(response: Response, cursor: str | None) -> Page:
+    data, body = _data_list(response)
+    meta = body.get("meta")
+    next_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+    if next_cursor is not None and not isinstance(next_cursor, str):
+        raise malformed_response(response, "'meta.next_cursor' is not a string or null")
+    if next_cursor is not None and next_cursor == cursor:
+        raise malformed_response(response, "'meta.next_cursor' did not advance")
+    return Page(items=data, next_cursor=next_cursor or None, request_id=response.request_id)
+
+
+def _key(item_id: object) -> str:
+    return str(item_id)
+
+
+class _BulkFetch:
+    """The bookkeeping of one ``bulk_fetch`` call, free of I/O (shared by sync and async).
+
+    Round 1 requests every id; each later round requests, by themselves, the ids that failed
+    with a retryable per-item code, until none are left or ``max_attempts`` rounds ran.
+    """
+
+    def __init__(
+        self,
+        resource: str,
+        ids: object,
+        policy: RetryPolicy,
+        rng: random.Random | None,
+        stats: ClientStats,
+    ) -> None:
+        self.resource = resource
+        self.correlation_id = uuid.uuid4().hex
+        self.original: dict[str, ItemId] = {}
+        for item_id in validate_ids(ids):
+            self.original.setdefault(_key(item_id), item_id)
+        self.order = list(self.original)
+        self.policy = policy
+        self.rng = rng
+        self.stats = stats
+        self.round = 1
+        self.pending: list[str] = list(self.order)
+        self.results: dict[str, Item] = {}
+        #: Settled failures: key → (code, whether retrying later may help).
+        self.failed: dict[str, tuple[str | None, bool]] = {}
+        #: Retryable failures of the current round: key → code.
+        self.retry: dict[str, str | None] = {}
+        self.retry_hint: float | None = None
+        self.previous_delay: float | None = None
+        self.abort_error: SynapError | None = None
+        self.settled_before_abort = True
+
+    def chunks(self) -> Iterator[list[ItemId]]:
+        """This round's requests: the pending ids (input order) in slices of the backend limit."""
+        for start in range(0, len(self.pending), BULK_FETCH_LIMIT):
+            yield [self.original[k] for k in self.pending[start : start + BULK_FETCH_LIMIT]]
+
+    def record(self, sent: list[ItemId], response: Response) -> None:
+        """Settle the ids of one request from its 200 or 207 answer.
+
+        Raises:
+            BackendError: ``malformed_response``; the answer breaks the API's shape.
+        """
+        data, body = _data_list(response)
+        requested = {_key(item_id) for item_id in sent}
+        for item in data:
+            key = _key(item.get("id"))
+            if key in requested and key not in self.results:
+                self.results[key] = item
+        reported: dict[str, FailedItem] = {}
+        error = body.get("error")
+        if error is not None:
+            envelope = find_envelope({"error": error})
+            if envelope is not None:
+                reported = {_key(f.id): f for f in envelope.failed}
+                if envelope.retry_after_seconds is not None:
+                    self.retry_hint = max(self.retry_hint or 0.0, envelope.retry_after_seconds)
+        for key in requested:
+            if key in self.results:
+                continue
+            failure = reported.get(key)
+            if failure is None:
+                self.retry[key] = _MISSING
+            elif failure.retryable:
+                self.retry[key] = failure.code
+            else:
+                self.failed[key] = (failure.code, False)
+
+    def abort(self, exc: SynapError) -> None:
+        """A request failed with a transient error the policy gave up on: stop, and settle every
+        id of this round still open as failed (its per-item code, else the error's code)."""
+        self.abort_error = exc
+        self.settled_before_abort = bool(self.results or self.failed)
+        code = getattr(exc, "error_code", None) or exc.code
+        for key in self.pending:
+            if key not in self.results and key not in self.failed:
+                self.failed[key] = (self.retry.get(key, code), True)
+        self.retry = {}
+
+    def next_round(self) -> float | None:
+        """Start the next round and return the wait before it, or None when the call is done."""
+        if self.abort_error is not None or not self.retry:
+            return None
+        if self.round >= self.policy.max_attempts:
+            for key, code in self.retry.items():
+                self.failed[key] = (code, True)
+            self.retry = {}
+            return None
+        if self.retry_hint is not None:
+            delay = self.retry_hint
+        else:
+            delay = backoff_delay(
+                self.policy, self.round - 1, rng=self.rng, previous=self.previous_delay
+            )
+        self.previous_delay = delay
+        self.retry_hint = None
+        self.pending = [key for key in self.order if key in self.retry]
+        self.retry = {}
+        self.round += 1
+        self.stats.add(items_retried=len(self.pending))
+        return delay
+
+    def outcome(self) -> list[Item]:
+        """The fetched items in input order.
+
+        Raises:
+            BackendError: ``partial_failure`` (see the module docstring) when any id failed;
+                raised from the transient error that stopped the call, if one did.
+            SynapError: that transient error itself, when it stopped the call before any id
+                was settled.
+        """
+        if self.abort_error is not None and not self.settled_before_abort:
+            raise self.abort_error
+        succeeded = [self.results[key] for key in self.order if key in self.results]
+        if not self.failed:
+            return succeeded
+        failed_keys = [key for key in self.order if key in self.failed]
+        detail = (
+            f"{len(failed_keys)} of {len(self.order)} {self.resource} could not be fetched "
+            f"({len(succeeded)} fetched)"
+        )
+        envelope = ErrorEnvelope(
+            code=_PARTIAL,
+            message=detail,
+            status=207,
+            failed=tuple(
+                FailedItem(self.original[key], self.failed[key][0], self.failed[key][1])
+                for key in failed_keys
+            ),
+        )
+        shown = replace(envelope, failed=envelope.failed[:_FAILED_SHOWN])
+        more = len(failed_keys) - _FAILED_SHOWN
+        suffix = f" (+{more} more failed items)" if more > 0 else ""
+        error = BackendError(
+            f"bulk fetch of {self.resource} partly failed: {shown.to_json()}{suffix}",
+            status_code=207,
+            error_code=_PARTIAL,
+            detail=detail,
+            failed_ids=[self.original[key] for key in failed_keys],
+            failed_codes={self.original[key]: self.failed[key][0] for key in failed_keys},
+            correlation_id=self.correlation_id,
+            envelope=envelope,
+        )
+        vars(error)["succeeded"] = succeeded
+        if self.abort_error is not None:
+            raise error from self.abort_error
+        raise error
+
+
+@dataclass(frozen=True, slots=True)
+class _Original:
+    """Where an item's original file is and what it must look like."""
+
+    item_id: ItemId | None
+    url: str
+    size: int | None
+    sha256: str | None
+
+    @classmethod
+    def of(cls, item: object) -> _Original:
+        """Read ``item["original"]``.
+
+        Raises:
+            TypeError: ``item`` or its ``original`` is not a dict, or a field has the wrong type.
+            ValueError: ``url`` is missing or not a path/URL, ``size`` negative, ``sha256`` not
+                64 hex digits.
+        """
+        if not isinstance(item, dict):
+            raise TypeError(f"item must be a dict from the backend, not {type(item).__name__}")
+        original = item.get("original")
+        if not isinstance(original, dict):
+            raise TypeError("item has no 'original' object")
+        url = original.get("url")
+        if not isinstance(url, str) or not url.startswith(("/", "http://", "https://")):
+            raise ValueError(f"item's original url must be a path or http(s) URL, got {url!r}")
+        size = original.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ValueError(f"item's original size must be an int >= 0, got {size!r}")
+        digest = original.get("sha256")
+        if digest is not None:
+            if not isinstance(digest, str):
+                raise TypeError("item's original sha256 must be a hex string")
+            digest = digest.lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"item's original sha256 is not 64 hex digits: {digest!r}")
+        raw_id = item.get("id")
+        item_id = raw_id if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None
+        return cls(item_id, url, size, digest)
+
+    def _error(self, code: str, what: str, correlation_id: str | None) -> BackendError:
+        return BackendError(
+            f"original file of item {self.item_id!r} {what}",
+            error_code=code,
+            failed_ids=() if self.item_id is None else (self.item_id,),
+            failed_codes=None if self.item_id is None else {self.item_id: code},
+            correlation_id=correlation_id,
+        )
+
+    def limit(self, max_bytes: object) -> int:
+        """The byte bound for the download.
+
+        Raises:
+            ValueError: ``max_bytes`` is not a positive int.
+            BackendError: ``response_too_large``; the declared size is over the bound.
+        """
+        limit = DEFAULT_MAX_ORIGINAL_BYTES if max_bytes is None else max_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        if self.size is not None and self.size > limit:
+            raise self._error(
+                "response_too_large",
+                f"declares {self.size} bytes, over the {limit}-byte bound",
+                None,
+            )
+        return limit
+
+    def check(self, response: Response) -> bytes:
+        """The downloaded bytes, if their size and SHA-256 match the item's.
+
+        Raises:
+            BackendError: ``size_mismatch`` or ``checksum_mismatch`` (not retried: the backend
+                serves this file wrong), carrying the item id in ``failed_ids``.
+        """
+        content = response.content
+        if self.size is not None and len(content) != self.size:
+            raise self._error(
+                "size_mismatch",
+                f"has {len(content)} bytes, the item declares {self.size}",
+                response.correlation_id,
+            )
+        if self.sha256 is not None:
+            actual = hashlib.sha256(content).hexdigest()
+            if actual != self.sha256:
+                raise self._error(
+                    "checksum_mismatch",
+                    f"has SHA-256 {actual}, the item declares {self.sha256}",
+                    response.correlation_id,
+                )
+        return content
+
+
+_T = TypeVar("_T", Transport, AsyncTransport)
+_R = TypeVar("_R", "Resource", "AsyncResource")
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+_S = TypeVar("_S", SyncSleep, AsyncSleep)
+
+
+class _ResourceBase(Generic[_T]):
+    """What both resource flavours share: names, paths and argument checks."""
+
+    _transport: _T
+
+    def __init__(self, transport: _T, name: str, sleep: Any, rng: random.Random | None) -> None:
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng
+        #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
+        self.name = name
+        self.list_path = f"/v2/{name}/"
+        self.bulk_path = f"/v2/{name}/bulk-fetch/"
+
+    @staticmethod
+    def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
+        checked = _validate_cursor(cursor)
+        params: dict[str, str | int] = {"limit": _validate_limit(limit, MAX_PAGE_LIMIT)}
+        if checked is not None:
+            params["cursor"] = checked
+        return checked, params
+
+    def _plan(self, ids: object) -> _BulkFetch:
+        return _BulkFetch(
+            self.name, ids, self._transport.config.effective_retry_policy, self._rng,
+            self._transport.stats,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Resource(_ResourceBase[Transport]):
+    """One v2 resource (tasks, assignments or ground truths) of a :class:`BackendV2Client`."""
+
+    def list_page(self, cursor: str | None = None, limit: int = DEFAULT_PAGE_LIMIT) -> Page:
+        """One page of the list, starting at ``cursor`` (None: the first page).
+
+        Raises:
+            TypeError, ValueError: ``cursor`` not a str/None, ``limit`` not an int in 1..500.
+            SynapError: the transport's error (see :mod:`synapse_sdk.clients._transport`);
+                ``BackendError("malformed_response")`` for a body of the wrong shape.
+        """
+        checked, params = self._page_params(cursor, limit)
+        return _parse_page(self._transport.request("GET", self.list_path, params=params), checked)
+
+    def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Item]:
+        """Every item, in list order, fetched ``limit`` at a time as iteration goes.
+
+        Raises:
+            TypeError, ValueError: a bad ``limit`` (at once, not at the first ``next``).
+            SynapError: as :meth:`list_page`, when a page fails.
+        """
+        self._page_params(None, limit)
+        return self._iter(limit)
+
+    def _iter(self, limit: int) -> Iterator[Item]:
+        cursor: str | None = None
+        while True:
+            page = self.list_page(cursor, limit)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
+        """The items with ``ids``, in input order (see the module docstring).
+
+        Raises:
+            TypeError, ValueError: bad ``ids`` (see :func:`validate_ids`).
+            BackendError: ``partial_failure`` with ``failed_ids``, ``failed_codes`` and
+                ``succeeded`` when items still failed.
+            BackendInvalidInputError: a 400 ``invalid_ids`` (``failed_ids`` = the invalid ids).
+            SynapError: another error of the whole call (authentication, or a transient error
+                outlasting the retries before any item was settled).
+        """
+        plan = self._plan(ids)
+        while True:
+            for chunk in plan.chunks():
+                try:
+                    response = self._transport.request(
+                        "POST", self.bulk_path, json={"ids": chunk},
+                        correlation_id=plan.correlation_id,
+                    )
+                except SynapError as exc:
+                    if not plan.policy.is_retryable(exc):
+                        raise
+                    plan.abort(exc)
+                    break
+                plan.record(chunk, response)
+            delay = plan.next_round()
+            if delay is None:
+                return plan.outcome()
+            if delay > 0:
+                self._sleep(delay)
+
+
+class AsyncResource(_ResourceBase[AsyncTransport]):
+    """One v2 resource of an :class:`AsyncBackendV2Client`; the async twin of :class:`Resource`."""
+
+    async def list_page(self, cursor: str | None = None, limit: int = DEFAULT_PAGE_LIMIT) -> Page:
+        """Async :meth:`Resource.list_page`: same arguments, same errors."""
+        checked, params = self._page_params(cursor, limit)
+        response = await self._transport.request("GET", self.list_path, params=params)
+        return _parse_page(response, checked)
+
+    def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> AsyncIterator[Item]:
+        """Async :meth:`Resource.iter` (use ``async for``); a bad ``limit`` raises at once."""
+        self._page_params(None, limit)
+        return self._iter(limit)
+
+    async def _iter(self, limit: int) -> AsyncIterator[Item]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_page(cursor, limit)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
+        """Async :meth:`Resource.bulk_fetch`: same arguments, same errors."""
+        plan = self._plan(ids)
+        while True:
+            for chunk in plan.chunks():
+                try:
+                    response = await self._transport.request(
+                        "POST", self.bulk_path, json={"ids": chunk},
+                        correlation_id=plan.correlation_id,
+                    )
+                except SynapError as exc:
+                    if not plan.policy.is_retryable(exc):
+                        raise
+                    plan.abort(exc)
+                    break
+                plan.record(chunk, response)
+            delay = plan.next_round()
+            if delay is None:
+                return plan.outcome()
+            if delay > 0:
+                await self._sleep(delay)
+
+
+class _ClientBase(Generic[_T, _R, _H, _S]):
+    """Construction and read-only views shared by both clients.
+
+    ``base_url``/``token`` override ``config.backend_url``/``config.token``. ``http_client`` is a
+    caller-owned httpx client (not closed on close); ``verify`` a CA bundle path or
+    ``ssl.SSLContext`` for the client built otherwise (TLS verification cannot be turned off).
+    ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's and the pause between
+    bulk-fetch rounds.
+
+    Raises:
+        ValueError: no backend URL, a bad URL or token, ``verify`` or an ``http_client`` that
+            disables verification.
+        TypeError: arguments of the wrong type.
+    """
+
+    _transport_type: ClassVar[Callable[..., Any]]
+    _resource_type: ClassVar[Callable[..., Any]]
+    _default_sleep: ClassVar[Callable[..., Any]]
+
+    _transport: _T
+    #: The ``tasks`` resource.
+    tasks: _R
+    #: The ``assignments`` resource.
+    assignments: _R
+    #: The ``ground-truths`` resource.
+    ground_truths: _R
+
+    def __init__(
+        self,
+        config: SDKConfig | None = None,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        http_client: _H | None = None,
+        sleep: _S | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        verify: VerifyTypes | None = None,
+    ) -> None:
+        cls = type(self)
+        self._transport = cls._transport_type(
+            config, base_url=base_url, token=token, http_client=http_client, verify=verify,
+            sleep=sleep, clock=clock, rng=rng,
+        )
+        pause = sleep if sleep is not None else cls._default_sleep
+        self.tasks = cls._resource_type(self._transport, "tasks", pause, rng)
+        self.assignments = cls._resource_type(self._transport, "assignments", pause, rng)
+        self.ground_truths = cls._resource_type(self._transport, "ground-truths", pause, rng)
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests sent (retries included), retries, and items re-requested after 207s."""
+        return self._transport.stats
+
+    @property
+    def config(self) -> SDKConfig:
+        """The configuration in use."""
+        return self._transport.config
+
+    @property
+    def base_url(self) -> str:
+        """The backend's base URL."""
+        return self._transport.base_url
+
+    @property
+    def transport(self) -> _T:
+        """The transport, for calls this client has no method for."""
+        return self._transport
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+
+class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep]):
+    """Synchronous client of the backend v2 API; a context manager (``close()`` on exit).
+
+    Arguments: see :class:`_ClientBase`; ``http_client`` is an :class:`httpx.Client` and
+    ``sleep`` defaults to :func:`time.sleep`.
+    """
+
+    _transport_type = Transport
+    _resource_type = Resource
+    _default_sleep = time.sleep
+
+    def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
+        """The bytes of ``item``'s original file, checked against its size and SHA-256.
+
+        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. The token
+        is sent only when the file lives on the backend's own origin.
+
+        Raises:
+            TypeError, ValueError: ``item`` lacks a well-formed ``original``.
+            BackendError: ``response_too_large``, ``size_mismatch`` or ``checksum_mismatch``
+                (``failed_ids`` = the item's id), or the transport's error for the download.
+        """
+        original = _Original.of(item)
+        limit = original.limit(max_bytes)
+        return original.check(self._transport.request("GET", original.url, max_bytes=limit))
+
+    def close(self) -> None:
+        """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
+        self._transport.close()
+
+    def __enter__(self) -> BackendV2Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncBackendV2Client(
+    _ClientBase[AsyncTransport, AsyncResource, httpx.AsyncClient, AsyncSleep]
+):
+    """Asynchronous client of the backend v2 API; an async context manager.
+
+    Arguments: see :class:`_ClientBase`; ``http_client`` is an :class:`httpx.AsyncClient` and
+    ``sleep`` an async callable (default :func:`asyncio.sleep`).
+    """
+
+    _transport_type = AsyncTransport
+    _resource_type = AsyncResource
+    _default_sleep = asyncio.sleep
+
+    async def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
+        """Async :meth:`BackendV2Client.download_original`: same arguments, same errors."""
+        original = _Original.of(item)
+        limit = original.limit(max_bytes)
+        response = await self._transport.request("GET", original.url, max_bytes=limit)
+        return original.check(response)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
+        await self._transport.aclose()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose`."""
+        await self.aclose()
+
+    async def __aenter__(self) -> AsyncBackendV2Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
