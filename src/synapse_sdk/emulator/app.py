@@ -1,0 +1,330 @@
+"""The emulator's ASGI app: Starlette routes from each area, behind one gate.
+
+The gate is plain ASGI (it must be able to cut a response mid-body). For every HTTP request it
+assigns a request id and sequence number, then, following the policy of the request's
+:class:`~synapse_sdk.emulator.areas.Area`:
+
+1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
+2. bearer token → 401 ``unauthorized`` when missing or wrong;
+3. per-token token bucket → 429 ``rate_limited`` with ``Retry-After`` and ``retry-after-ms``;
+4. latency (injected sleep) and the drop decision for this request identity and attempt;
+5. ``Idempotency-Key`` replay of a recorded 200, else the route itself.
+
+Every response carries ``X-Request-ID`` (and echoes ``X-Correlation-ID``); every request, even a
+dropped one, ends up in the request log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from synapse_sdk.emulator.areas import Area, default_areas
+from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
+from synapse_sdk.emulator.state import EmulatorState, RecordedResponse, RequestContext
+
+__all__ = ["MAX_BODY_BYTES", "FaultGate", "create_app"]
+
+#: Request bodies above this size are refused with 413 before any route runs.
+MAX_BODY_BYTES = 1 << 20
+_HEADER_LIMIT = 200  # longest correlation id / idempotency key kept in the log
+
+
+def _clip(value: str | None) -> str | None:
+    return None if value is None else value[:_HEADER_LIMIT]
+
+
+def _request_key(ctx: RequestContext, body: bytes) -> str:
+    """A request's identity for fault decisions: method, path, query and a body digest."""
+    digest = hashlib.sha256(body).hexdigest()[:16] if body else "-"
+    return f"{ctx.method} {ctx.path}?{ctx.query} {digest}"
+
+
+class _DroppedConnection(ConnectionAbortedError):
+    """Raised to make a server without our drop hook abort the connection mid-response."""
+
+
+class _Sender:
+    """Wraps ``send``: adds request headers, records the status, truncates when told to drop."""
+
+    def __init__(self, send: Send, ctx: RequestContext, state: EmulatorState, scope: Scope):
+        self._send = send
+        self._ctx = ctx
+        self._state = state
+        self._scope = scope
+        self.truncate = False
+        self.remember_as: tuple[str, ...] | None = None
+        self.started = False
+        self._dropped = False
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if self._dropped:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+            self._status = int(message["status"])
+            self._ctx.status = self._status
+            self._headers = list(message.get("headers", []))
+            extra = [(b"x-request-id", self._ctx.request_id.encode())]
+            if self._ctx.correlation_id is not None:
+                extra.append((b"x-correlation-id", self._ctx.correlation_id.encode("latin-1")))
+            await self._send({**message, "headers": self._headers + extra})
+            return
+        if message["type"] == "http.response.body":
+            body = bytes(message.get("body", b""))
+            self._body.append(body)
+            more = bool(message.get("more_body", False))
+            if not more:
+                self._remember()
+            if self.truncate:
+                await self._send(
+                    {
+                        "type": "http.response.body",
+                        "body": body[: len(body) // 2],
+                        "more_body": True,
+                    }
+                )
+                await self._drop()
+                return
+        await self._send(message)
+
+    def _remember(self) -> None:
+        if self.remember_as is None or self._status != 200:
+            return
+        self._state.remember(
+            self.remember_as,
+            RecordedResponse(self._status, tuple(self._headers), b"".join(self._body)),
+        )
+
+    async def _drop(self) -> None:
+        self._dropped = True
+        dropper = self._state.drop_connection
+        if dropper is None or not await dropper(dict(self._scope)):
+            raise _DroppedConnection("emulator dropped the connection mid-body (fault injection)")
+
+    async def replay(self, recorded: RecordedResponse) -> None:
+        """Send a recorded response again, marked ``Idempotent-Replayed: true``."""
+        headers = [*recorded.headers, (b"idempotent-replayed", b"true")]
+        await self({"type": "http.response.start", "status": recorded.status, "headers": headers})
+        await self({"type": "http.response.body", "body": recorded.body, "more_body": False})
+
+
+class FaultGate:
+    """The ASGI middleware applying each area's policy and the fault profile (see module doc)."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState, areas: Sequence[Area]) -> None:
+        self.app = app
+        self.state = state
+        self.areas = sorted(areas, key=lambda area: len(area.prefix), reverse=True)
+
+    def area_for(self, path: str) -> Area | None:
+        """The area whose prefix is the longest match for ``path``, if any."""
+        for area in self.areas:
+            if path.startswith(area.prefix):
+                return area
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        headers = Headers(scope=scope)
+        ctx = RequestContext(
+            seq=state.next_seq(),
+            time=state.clock(),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            request_id=f"req_{uuid.uuid4().hex}",
+            correlation_id=_clip(headers.get("x-correlation-id")),
+            idempotency_key=_clip(headers.get("idempotency-key")),
+        )
+        scope[CONTEXT_KEY] = ctx
+        sender = _Sender(send, ctx, state, scope)
+        try:
+            await self._serve(scope, receive, sender, ctx, headers)
+        finally:
+            state.log.append(ctx.freeze())
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        sender: _Sender,
+        ctx: RequestContext,
+        headers: Headers,
+    ) -> None:
+        state = self.state
+        body = await _read_body(receive)
+        if body is None:  # the client went away before sending its whole request
+            ctx.error_code = "client_disconnected"
+            return
+        if len(body) > MAX_BODY_BYTES:
+            await self._respond(
+                scope,
+                receive,
+                sender,
+                error_response(
+                    ctx,
+                    413,
+                    "payload_too_large",
+                    f"request body is larger than {MAX_BODY_BYTES} bytes",
+                ),
+            )
+            return
+        area = self.area_for(ctx.path)
+        if area is not None:
+            if area.faulted:
+                remaining = state.outage_remaining()
+                if remaining is not None:
+                    ctx.faults.append("outage")
+                    response = error_response(
+                        ctx,
+                        503,
+                        "service_unavailable",
+                        "the backend is unavailable (emulated outage)",
+                        retry_after=remaining,
+                    )
+                    await self._respond(scope, receive, sender, response)
+                    return
+            if area.authenticated:
+                fingerprint = state.authenticate(headers.get("authorization"))
+                if fingerprint is None:
+                    detail = (
+                        "missing bearer token"
+                        if "authorization" not in headers
+                        else "invalid bearer token"
+                    )
+                    response = error_response(
+                        ctx,
+                        401,
+                        "unauthorized",
+                        detail,
+                        headers={"WWW-Authenticate": 'Bearer realm="synapse-emulator"'},
+                    )
+                    await self._respond(scope, receive, sender, response)
+                    return
+                ctx.authenticated = True
+                ctx.token_fingerprint = fingerprint
+                if area.rate_limited:
+                    wait = state.take_rate_token(fingerprint)
+                    if wait > 0:
+                        ctx.faults.append("rate_limited")
+                        response = error_response(
+                            ctx,
+                            429,
+                            "rate_limited",
+                            "too many requests for this token; retry after the advertised wait",
+                            retry_after=wait,
+                        )
+                        await self._respond(scope, receive, sender, response)
+                        return
+            if area.faulted:
+                key = _request_key(ctx, body)
+                attempt = state.request_attempt(key)
+                ctx.latency = state.faults.latency_for(key, attempt)
+                await state.pause(ctx.latency)
+                drop = state.faults.drop(key, attempt)
+                if drop is not None:
+                    ctx.faults.append(drop)
+                    dropper = state.drop_connection
+                    if drop == "drop_reset" and dropper is not None and await dropper(dict(scope)):
+                        return
+                    sender.truncate = True
+        if ctx.method == "POST" and ctx.idempotency_key and ctx.token_fingerprint:
+            replay_key = (
+                ctx.token_fingerprint,
+                ctx.idempotency_key,
+                ctx.path,
+                ctx.query,
+                hashlib.sha256(body).hexdigest(),
+            )
+            recorded = state.replay(replay_key)
+            if recorded is not None:
+                ctx.faults.append("idempotent_replay")
+                await sender.replay(recorded)
+                return
+            sender.remember_as = replay_key
+        await self.app(scope, _replaying(body, receive), sender)
+
+    @staticmethod
+    async def _respond(scope: Scope, receive: Receive, sender: _Sender, response: Response) -> None:
+        await response(scope, receive, sender)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (reading stops past the size cap), or None on disconnect."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = bytes(message.get("body", b""))
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already-read body to the app once, then defers."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _health(request: Request) -> Response:
+    ctx = context_of(request)
+    return JSONResponse({"status": "ok", "meta": {"request_id": ctx.request_id}})
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    ctx = context_of(request)
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return error_response(ctx, 404, "not_found", f"no route for {request.url.path}")
+    if status == 405:
+        return error_response(
+            ctx, 405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+        )
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal emulator error"
+    return error_response(
+        ctx, status, "internal_error" if status >= 500 else "invalid_request", str(detail)
+    )
+
+
+def create_app(state: EmulatorState, areas: Sequence[Area] | None = None) -> ASGIApp:
+    """Build the emulator's ASGI app over ``state`` from ``areas`` (default: the v2 backend).
+
+    The result is the gate wrapping a Starlette app; ``GET /healthz`` answers without a token.
+    """
+    chosen = default_areas() if areas is None else list(areas)
+    routes: list[BaseRoute] = [Route("/healthz", _health, methods=["GET"], name="health")]
+    for area in chosen:
+        routes.extend(area.routes(state))
+    handlers: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.emulator = state
+    return FaultGate(app, state, chosen)

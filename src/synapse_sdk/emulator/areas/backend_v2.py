@@ -1,0 +1,195 @@
+"""The backend v2 API: cursor-paginated lists, bulk fetch with per-item faults, original files.
+
+Exactly the "Backend v2 HTTP API" of ``dev/CONTRACTS.md``. Authentication, rate limiting,
+outages, latency and dropped connections are the gate's job (:mod:`synapse_sdk.emulator.app`);
+this module decides only what depends on the items: unknown ids, partial failures, pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from synapse_sdk.emulator.responses import context_of, error_response, json_response
+from synapse_sdk.emulator.seed import RESOURCES
+from synapse_sdk.emulator.state import EmulatorState, RequestContext
+
+__all__ = [
+    "DEFAULT_PAGE_LIMIT",
+    "MAX_BULK_IDS",
+    "MAX_PAGE_LIMIT",
+    "api_routes",
+    "decode_cursor",
+    "encode_cursor",
+    "file_routes",
+]
+
+MAX_BULK_IDS = 200
+MAX_PAGE_LIMIT = 500
+DEFAULT_PAGE_LIMIT = 100
+_CURSOR_VERSION = "c1"
+_MAX_ID = 2**63 - 1  # SQLite's INTEGER range; larger ids cannot exist
+
+
+def encode_cursor(resource: str, after: int) -> str:
+    """An opaque cursor meaning "the items of ``resource`` after id ``after``"."""
+    raw = f"{_CURSOR_VERSION}:{resource}:{after}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(resource: str, cursor: str) -> int:
+    """The id a cursor continues after. Raises ``ValueError`` for a cursor this list never made."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, name, after = base64.urlsafe_b64decode(padded).decode().split(":")
+        value = int(after)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("cursor is not one this API returned") from None
+    if version != _CURSOR_VERSION or name != resource or value < 0:
+        raise ValueError("cursor belongs to another list")
+    return value
+
+
+def _target(request: Request) -> tuple[RequestContext, str | Response]:
+    """The request's context and its resource, or the 404 to send for an unknown resource."""
+    ctx = context_of(request)
+    resource = request.path_params["resource"]
+    if resource not in RESOURCES:
+        detail = f"unknown resource {resource!r}; expected one of: {', '.join(RESOURCES)}"
+        return ctx, error_response(ctx, 404, "not_found", detail)
+    ctx.resource = resource
+    return ctx, resource
+
+
+def _parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValueError(f"limit must be an integer, got {raw[:40]!r}") from None
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
+    return limit
+
+
+def _parse_ids(body: bytes) -> list[int | str]:
+    """The ``ids`` of a bulk-fetch body. Raises ``ValueError`` saying what is wrong."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or "ids" not in payload:
+        raise ValueError('request body must be a JSON object {"ids": [...]}')
+    ids = payload["ids"]
+    if not isinstance(ids, list):
+        raise ValueError(f'"ids" must be a JSON array, got {type(ids).__name__}')
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f'"ids" must hold integer ids, got {value!r}')
+    return ids
+
+
+def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
+    """The list and bulk-fetch routes, bound to ``state``."""
+
+    async def list_items(request: Request) -> Response:
+        ctx, resource = _target(request)
+        if isinstance(resource, Response):
+            return resource
+        try:
+            limit = _parse_limit(request.query_params.get("limit"))
+            cursor = request.query_params.get("cursor")
+            after = decode_cursor(resource, cursor) if cursor else 0
+        except ValueError as exc:
+            return error_response(ctx, 400, "invalid_request", str(exc))
+        bodies, last = state.store.page(resource, after, limit)
+        next_cursor = None if last is None else encode_cursor(resource, last)
+        return json_response(ctx, 200, data_json=f"[{','.join(bodies)}]", next_cursor=next_cursor)
+
+    async def bulk_fetch(request: Request) -> Response:
+        ctx, resource = _target(request)
+        if isinstance(resource, Response):
+            return resource
+        try:
+            ids = _parse_ids(await request.body())
+        except ValueError as exc:
+            return error_response(ctx, 400, "invalid_request", str(exc))
+        ctx.ids = tuple(ids)
+        if len(ids) > MAX_BULK_IDS:
+            return error_response(
+                ctx,
+                400,
+                "too_many_ids",
+                f"at most {MAX_BULK_IDS} ids per bulk fetch, got {len(ids)}",
+                max_ids=MAX_BULK_IDS,
+            )
+        candidates = [i for i in ids if isinstance(i, int) and 0 < i <= _MAX_ID]
+        found = state.store.fetch(resource, candidates)
+        invalid = [i for i in dict.fromkeys(ids) if not isinstance(i, int) or i not in found]
+        if invalid:
+            shown = ", ".join(repr(i) for i in invalid[:10]) + (" ..." if len(invalid) > 10 else "")
+            return error_response(
+                ctx,
+                400,
+                "invalid_ids",
+                f"{len(invalid)} unknown {resource} id(s): {shown}",
+                invalid_ids=invalid,
+            )
+        known = [i for i in ids if isinstance(i, int)]
+        failures = state.item_failures(resource, known)
+        data = f"[{','.join(found[i] for i in known if i not in failures)}]"
+        if not failures:
+            return json_response(ctx, 200, data_json=data)
+        ctx.failed_ids = tuple(failures)
+        ctx.faults.append("partial_failure")
+        failed = [
+            {"id": i, "code": code, "retryable": code == "item_unavailable"}
+            for i, code in failures.items()
+        ]
+        error = {
+            "code": "partial_failure",
+            "detail": f"{len(failures)} of {len(dict.fromkeys(known))} items failed",
+            "failed": failed,
+        }
+        return json_response(ctx, 207, data_json=data, error=error)
+
+    return [
+        Route("/v2/{resource}/", list_items, methods=["GET"], name="v2-list"),
+        Route("/v2/{resource}/bulk-fetch/", bulk_fetch, methods=["POST"], name="v2-bulk-fetch"),
+    ]
+
+
+def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
+    """The original-file download route, bound to ``state``."""
+
+    async def download(request: Request) -> Response:
+        ctx, resource = _target(request)
+        if isinstance(resource, Response):
+            return resource
+        item_id = int(request.path_params["item_id"])
+        ctx.ids = (item_id,)
+        original = state.store.original(resource, item_id)
+        if original is None:
+            return error_response(ctx, 404, "not_found", f"no {resource} item with id {item_id}")
+        headers = {
+            "Content-Disposition": f'attachment; filename="{original.filename}"',
+            "ETag": f'"{original.sha256}"',
+            "X-Content-SHA256": original.sha256,
+        }
+        return Response(original.content, headers=headers, media_type=original.content_type)
+
+    return [
+        Route(
+            "/v2/files/{resource}/{item_id:int}/original",
+            download,
+            methods=["GET"],
+            name="v2-file",
+        )
+    ]

@@ -1,0 +1,329 @@
+"""Fault profiles: what goes wrong in the emulator, and the deterministic dice that decide when.
+
+A :class:`FaultProfile` is a frozen value. Every decision it drives (does this item fail, is this
+connection dropped, how much latency) is taken by :func:`decide`, a hash of
+``(seed, kind, *key)`` mapped onto ``[0, 1)``, never by a shared stream RNG. The key names the
+thing decided about (resource and item id, or a request's identity) and how many times it was
+seen before, so the same seed gives the same decisions however requests interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "DROP_KINDS",
+    "PRESETS",
+    "FaultProfile",
+    "RateLimit",
+    "decide",
+]
+
+#: The two ways a connection is dropped: closed before any response, or cut mid-body after
+#: headers that promised the full ``Content-Length``.
+DROP_KINDS = ("drop_reset", "drop_truncated")
+
+_PERSON = b"synapse-emu"
+
+
+def decide(seed: int, kind: str, *key: object) -> float:
+    """Return a number in ``[0, 1)`` fixed by ``(seed, kind, *key)``, the same in every process.
+
+    The key parts are rendered with ``repr``, so use ints and strings (whose reprs are stable).
+    """
+    digest = hashlib.blake2b(repr((seed, kind, key)).encode(), digest_size=8, person=_PERSON)
+    return int.from_bytes(digest.digest(), "big") / 2.0**64
+
+
+def _rate(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number between 0 and 1, got {type(value).__name__}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A per-token token bucket: ``per_second`` tokens refill each second, up to ``burst``.
+
+    Raises ``ValueError`` for a non-positive rate or a burst below 1.
+    """
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.per_second, bool) or not isinstance(self.per_second, int | float):
+            raise TypeError("RateLimit.per_second must be a number")
+        if not math.isfinite(self.per_second) or self.per_second <= 0:
+            raise ValueError(f"RateLimit.per_second must be > 0, got {self.per_second!r}")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int):
+            raise TypeError("RateLimit.burst must be an int")
+        if self.burst < 1:
+            raise ValueError(f"RateLimit.burst must be >= 1, got {self.burst!r}")
+        object.__setattr__(self, "per_second", float(self.per_second))
+
+
+def _rate_limit(value: object) -> RateLimit | None:
+    if value is None or isinstance(value, RateLimit):
+        return value
+    if isinstance(value, tuple | list) and len(value) == 2:
+        per_second, burst = value
+        return RateLimit(per_second, burst)
+    raise TypeError("rate_limit must be a RateLimit, a (per_second, burst) pair or None")
+
+
+def _window(value: object) -> tuple[float, float]:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"each outage must be a (start, end) pair of seconds, got {value!r}")
+    start = _seconds("outage start", value[0])
+    end = _seconds("outage end", value[1])
+    if end <= start:
+        raise ValueError(f"an outage must end after it starts, got ({start}, {end})")
+    return (start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultProfile:
+    """What the emulator gets wrong, and how often. Frozen; build variants with :meth:`replace`.
+
+    * ``seed`` — seeds every fault decision (independent of the data seed).
+    * ``partial_failure_rate`` — chance that an item of a bulk fetch fails with the retryable
+      ``item_unavailable``; decided per (resource, id, attempt), so a retry may succeed.
+    * ``permanent_failure_rate`` — fraction of ids that *always* fail with ``item_corrupted``
+      (not retryable); decided per (resource, id).
+    * ``rate_limit`` — a per-token :class:`RateLimit`, or None for unlimited. File downloads are
+      not rate limited.
+    * ``outages`` — ``(start, end)`` windows in emulator-clock seconds since start; every
+      ``/v2`` request inside one gets a 503 with ``Retry-After`` set to the window's end.
+    * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
+    * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
+      any response, half cut mid-body), decided per (request identity, attempt).
+
+    Raises ``TypeError`` / ``ValueError`` for values of the wrong type or out of range.
+    """
+
+    seed: int = 0
+    partial_failure_rate: float = 0.0
+    permanent_failure_rate: float = 0.0
+    rate_limit: RateLimit | None = None
+    outages: tuple[tuple[float, float], ...] = ()
+    latency: tuple[float, float] = (0.0, 0.0)
+    drop_rate: float = 0.0
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"FaultProfile.seed must be an int, got {type(self.seed).__name__}")
+        for rate_name in ("partial_failure_rate", "permanent_failure_rate", "drop_rate"):
+            object.__setattr__(self, rate_name, _rate(rate_name, getattr(self, rate_name)))
+        object.__setattr__(self, "rate_limit", _rate_limit(self.rate_limit))
+        outages: object = self.outages
+        if not isinstance(outages, Iterable) or isinstance(outages, str | bytes):
+            raise TypeError("outages must be a sequence of (start, end) pairs")
+        windows = tuple(sorted(_window(window) for window in outages))
+        object.__setattr__(self, "outages", windows)
+        latency = self.latency
+        if not isinstance(latency, tuple | list) or len(latency) != 2:
+            raise TypeError("latency must be a (min, max) pair of seconds")
+        low, high = _seconds("latency min", latency[0]), _seconds("latency max", latency[1])
+        if high < low:
+            raise ValueError(f"latency max must be >= min, got ({low}, {high})")
+        object.__setattr__(self, "latency", (low, high))
+
+    @classmethod
+    def preset(cls, name: str, *, seed: int = 0) -> FaultProfile:
+        """Return the named preset (see :data:`PRESETS`) with the given fault seed.
+
+        Raises ``ValueError`` naming the known presets for an unknown name.
+        """
+        try:
+            settings = PRESETS[name]
+        except (KeyError, TypeError):
+            known = ", ".join(sorted(PRESETS))
+            raise ValueError(f"unknown fault profile {name!r}; known profiles: {known}") from None
+        return cls(seed=seed, name=name, **settings)
+
+    @classmethod
+    def resolve(cls, value: FaultProfile | str | None, *, seed: int = 0) -> FaultProfile:
+        """Turn what a caller passed as ``faults=`` into a profile.
+
+        None means ``"none"``; a string is a spec for :meth:`from_spec` (seeded with ``seed``);
+        a profile is returned unchanged. Raises ``TypeError`` for anything else.
+        """
+        if value is None:
+            return cls.preset("none", seed=seed)
+        if isinstance(value, FaultProfile):
+            return value
+        if isinstance(value, str):
+            return cls.from_spec(value, seed=seed)
+        raise TypeError(f"faults must be a FaultProfile, a preset name or None, not {value!r}")
+
+    @classmethod
+    def from_spec(cls, spec: str, *, seed: int = 0) -> FaultProfile:
+        """Parse ``"mild"`` or ``"heavy,drop_rate=0,rate_limit=10/20"`` (what ``--faults`` takes).
+
+        The optional first part is a preset name (default ``none``); the rest are
+        ``field=value`` overrides: rates as numbers, ``rate_limit=PER_SECOND/BURST`` or ``none``,
+        ``latency=MIN-MAX``, ``outages=START-END;START-END``, ``seed=N``.
+        Raises ``ValueError`` with the offending part for anything unparseable.
+        """
+        parts = [part.strip() for part in spec.split(",") if part.strip()]
+        base = "none"
+        if parts and "=" not in parts[0]:
+            base = parts.pop(0)
+        overrides: dict[str, Any] = {}
+        for part in parts:
+            key, sep, raw = part.partition("=")
+            key = key.strip()
+            if not sep or key not in _SPEC_FIELDS:
+                known = ", ".join(sorted(_SPEC_FIELDS))
+                raise ValueError(
+                    f"bad fault override {part!r}; use field=value with one of: {known}"
+                )
+            try:
+                overrides[key] = _SPEC_FIELDS[key](raw.strip())
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"bad value in fault override {part!r}: {exc}") from exc
+        profile = cls.preset(base, seed=int(overrides.pop("seed", seed)))
+        if overrides:
+            profile = replace(profile, name=f"{base}+custom", **overrides)
+        return profile
+
+    def replace(self, **changes: Any) -> FaultProfile:
+        """Return a copy with ``changes`` applied (validated like the constructor)."""
+        return replace(self, **changes)
+
+    @property
+    def is_clean(self) -> bool:
+        """True when this profile injects no fault at all."""
+        return (
+            self.partial_failure_rate == 0
+            and self.permanent_failure_rate == 0
+            and self.rate_limit is None
+            and not self.outages
+            and self.latency == (0.0, 0.0)
+            and self.drop_rate == 0
+        )
+
+    def describe(self) -> str:
+        """A one-line human summary, used by the CLI."""
+        if self.is_clean:
+            return "none (no faults)"
+        bits = []
+        if self.partial_failure_rate:
+            bits.append(f"{self.partial_failure_rate:.0%} retryable item failures")
+        if self.permanent_failure_rate:
+            bits.append(f"{self.permanent_failure_rate:.1%} corrupted items")
+        if self.rate_limit is not None:
+            bits.append(
+                f"rate limit {self.rate_limit.per_second:g}/s burst {self.rate_limit.burst}"
+            )
+        if self.outages:
+            spans = ", ".join(f"{start:g}-{end:g}s" for start, end in self.outages)
+            bits.append(f"outages at {spans}")
+        if self.latency != (0.0, 0.0):
+            bits.append(f"latency {self.latency[0] * 1000:g}-{self.latency[1] * 1000:g} ms")
+        if self.drop_rate:
+            bits.append(f"{self.drop_rate:.1%} dropped connections")
+        return f"{self.name or 'custom'} ({'; '.join(bits)})"
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def is_corrupted(self, resource: str, item_id: int) -> bool:
+        """True when ``item_id`` of ``resource`` always fails with ``item_corrupted``."""
+        rate = self.permanent_failure_rate
+        return rate > 0 and decide(self.seed, "permanent", resource, item_id) < rate
+
+    def item_unavailable(self, resource: str, item_id: int, attempt: int) -> bool:
+        """True when the ``attempt``-th fetch (0-based) of the item fails retryably."""
+        rate = self.partial_failure_rate
+        return rate > 0 and decide(self.seed, "partial", resource, item_id, attempt) < rate
+
+    def drop(self, request_key: str, attempt: int) -> str | None:
+        """The drop kind (one of :data:`DROP_KINDS`) for this request attempt, or None."""
+        if self.drop_rate <= 0 or decide(self.seed, "drop", request_key, attempt) >= self.drop_rate:
+            return None
+        pick = decide(self.seed, "drop-kind", request_key, attempt)
+        return DROP_KINDS[0] if pick < 0.5 else DROP_KINDS[1]
+
+    def latency_for(self, request_key: str, attempt: int) -> float:
+        """Seconds of latency to add to this request attempt."""
+        low, high = self.latency
+        if high <= 0:
+            return 0.0
+        return low + (high - low) * decide(self.seed, "latency", request_key, attempt)
+
+    def outage_remaining(self, elapsed: float) -> float | None:
+        """Seconds left in the outage covering ``elapsed`` (since start), or None when up."""
+        for start, end in self.outages:
+            # A client that waits exactly the advertised Retry-After is out of the window, even
+            # if float rounding lands it a hair before the end.
+            if start <= elapsed < end - 1e-9:
+                return end - elapsed
+        return None
+
+
+def _parse_rate_limit(raw: str) -> RateLimit | None:
+    if raw.lower() == "none":
+        return None
+    per_second, sep, burst = raw.partition("/")
+    if not sep:
+        raise ValueError("use PER_SECOND/BURST, e.g. 5/10")
+    return RateLimit(float(per_second), int(burst))
+
+
+def _parse_span(raw: str) -> tuple[float, float]:
+    low, sep, high = raw.partition("-")
+    return (float(low), float(high)) if sep else (float(low), float(low))
+
+
+def _parse_outages(raw: str) -> tuple[tuple[float, float], ...]:
+    if raw.lower() == "none" or not raw:
+        return ()
+    return tuple(_parse_span(span) for span in raw.split(";") if span.strip())
+
+
+_SPEC_FIELDS: Mapping[str, Any] = {
+    "seed": int,
+    "partial_failure_rate": float,
+    "permanent_failure_rate": float,
+    "drop_rate": float,
+    "rate_limit": _parse_rate_limit,
+    "latency": _parse_span,
+    "outages": _parse_outages,
+}
+
+#: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate
+#: limit a 2000-item export runs into, rare dropped connections and a little latency. ``heavy``
+#: faults roughly one request or item in five, adds a one-second outage and a few corrupted ids.
+PRESETS: Mapping[str, Mapping[str, Any]] = {
+    "none": {},
+    "mild": {
+        "partial_failure_rate": 0.03,
+        "rate_limit": RateLimit(per_second=5.0, burst=5),
+        "latency": (0.0, 0.003),
+        "drop_rate": 0.005,
+    },
+    "heavy": {
+        "partial_failure_rate": 0.12,
+        "permanent_failure_rate": 0.005,
+        "rate_limit": RateLimit(per_second=4.0, burst=3),
+        "outages": ((1.0, 2.0),),
+        "latency": (0.001, 0.01),
+        "drop_rate": 0.04,
+    },
+}

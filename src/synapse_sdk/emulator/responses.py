@@ -1,0 +1,93 @@
+"""Response helpers shared by the emulator's areas: v2 bodies, error envelopes, request context."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from synapse_sdk.emulator.state import RequestContext, format_seconds
+
+__all__ = [
+    "CONTEXT_KEY",
+    "context_of",
+    "error_response",
+    "json_response",
+    "raw_json_response",
+]
+
+#: Where the gate puts the :class:`RequestContext` in the ASGI scope.
+CONTEXT_KEY = "synapse_sdk.emulator.request"
+
+_JSON = "application/json"
+
+
+def context_of(request: Request) -> RequestContext:
+    """The request's context, set by the gate. Raises ``RuntimeError`` outside the emulator app."""
+    ctx = request.scope.get(CONTEXT_KEY)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError("this route must run behind the emulator's gate (create_app)")
+    return ctx
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def raw_json_response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
+    """A response whose JSON body text is already assembled."""
+    return Response(body.encode(), status_code=status, headers=headers, media_type=_JSON)
+
+
+def json_response(
+    ctx: RequestContext,
+    status: int,
+    *,
+    data_json: str | None = None,
+    error: dict[str, Any] | None = None,
+    next_cursor: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A v2 body ``{"data": ..., "error": ..., "meta": {"request_id", "next_cursor"}}``.
+
+    ``data_json`` is JSON text (items are stored serialised), spliced in without re-encoding.
+    """
+    parts = []
+    if data_json is not None:
+        parts.append(f'"data":{data_json}')
+    if error is not None:
+        parts.append(f'"error":{_dumps(error)}')
+        ctx.error_code = str(error.get("code"))
+    meta: dict[str, Any] = {"request_id": ctx.request_id}
+    if data_json is not None:
+        meta["next_cursor"] = next_cursor
+    parts.append(f'"meta":{_dumps(meta)}')
+    return raw_json_response(status, "{" + ",".join(parts) + "}", headers)
+
+
+def error_response(
+    ctx: RequestContext,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """An error envelope ``{"error": {"code", "detail", ...}, "meta": {...}}``.
+
+    With ``retry_after`` the wait is rounded up to whole milliseconds and sent both in the body
+    (``retry_after``) and as ``Retry-After`` / ``retry-after-ms`` headers.
+    """
+    error: dict[str, Any] = {"code": code, "detail": detail, **extra}
+    all_headers = dict(headers or {})
+    if retry_after is not None:
+        seconds, header, millis = format_seconds(retry_after)
+        error["retry_after"] = seconds
+        all_headers["Retry-After"] = header
+        all_headers["retry-after-ms"] = millis
+        ctx.retry_after = seconds
+    return json_response(ctx, status, error=error, headers=all_headers)

@@ -1,0 +1,340 @@
+"""Run the emulator app with uvicorn on a background thread: :class:`Emulator`.
+
+The listening socket is bound before the server starts (port 0 picks a free port, known at
+once), uvicorn runs on its own event loop in a daemon thread, :meth:`Emulator.start` returns only
+once it is serving, and :meth:`Emulator.stop` shuts it down and joins the thread, so tests can
+start and stop many emulators without leaking threads or sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from synapse_sdk.emulator.app import create_app
+from synapse_sdk.emulator.areas import Area
+from synapse_sdk.emulator.faults import FaultProfile
+from synapse_sdk.emulator.state import Clock, EmulatorState, RequestRecord, Sleep, new_token
+from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store
+
+__all__ = ["Emulator", "is_loopback"]
+
+_STARTUP_TIMEOUT = 30.0
+_STOP_TIMEOUT = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling a thread when it is serving and waking at once on stop."""
+
+    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
+        super().__init__(config)
+        self._ready = ready
+        self._wakeup: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        await super().startup(sockets=sockets)
+        self._ready.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn polls should_exit every 0.1 s; also wake as soon as stop() asks.
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            assert self._wakeup is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), 0.1)
+
+    def request_exit(self) -> None:
+        """Ask the server to shut down; safe from any thread."""
+        self.should_exit = True
+        loop, wakeup = self.loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(wakeup.set)
+
+    async def drop(self, scope: dict[str, Any]) -> bool:
+        """Close the connection serving ``scope`` without a (further) response."""
+        client = scope.get("client")
+        if client is None:
+            return False
+        for connection in list(self.server_state.connections):
+            if getattr(connection, "client", None) == tuple(client):
+                transport = getattr(connection, "transport", None)
+                if transport is None:
+                    return False
+                transport.close()
+                # Let connection_lost run so uvicorn knows the client is gone.
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                return True
+        return False
+
+
+class Emulator:
+    """A local backend v2 server with seeded data and deterministic faults.
+
+    Use it as a context manager (sync or async)::
+
+        with Emulator(items=200, faults="mild") as emu:
+            httpx.get(emu.url + "/v2/tasks/", headers={"Authorization": f"Bearer {emu.token}"})
+
+    * ``items`` — items per resource (tasks, assignments, ground truths); ``seed`` seeds the
+      data and, when ``faults`` is a preset name, the faults too.
+    * ``faults`` — a :class:`FaultProfile`, a preset/spec string (``"mild"``), or None (no
+      faults).
+    * ``clock`` / ``sleep`` — the emulator clock (token bucket, outages, log times) and the sleep
+      used for injected latency; inject a :class:`~synapse_sdk.emulator.FakeClock` in tests.
+    * ``host`` / ``port`` — loopback only unless ``allow_non_loopback=True``; port 0 picks a
+      free port. ``db`` — a SQLite file to keep the data in (default: memory).
+    * ``token`` — the bearer token to accept (default: a random one). It never appears in
+      ``repr``.
+
+    Raises ``ValueError`` for a non-loopback host without ``allow_non_loopback`` and for bad
+    item counts or fault settings; ``OSError`` when the address cannot be bound;
+    ``RuntimeError`` when the server fails to start.
+    """
+
+    def __init__(
+        self,
+        *,
+        items: int = DEFAULT_ITEMS,
+        seed: int = 0,
+        faults: FaultProfile | str | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db: str | Path | None = None,
+        token: str | None = None,
+        allow_non_loopback: bool = False,
+        areas: list[Area] | None = None,
+        log_limit: int | None = 200_000,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise ValueError("host must be a non-empty string")
+        if not is_loopback(host) and not allow_non_loopback:
+            raise ValueError(
+                f"refusing to serve on non-loopback host {host!r}: the emulator has no real "
+                "security; pass allow_non_loopback=True if you mean it"
+            )
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int between 0 and 65535, got {port!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.items = items
+        self.seed = seed
+        self.faults = FaultProfile.resolve(faults, seed=seed)
+        self.host = host
+        self._requested_port = port
+        self._db = db
+        self._clock = clock
+        self._sleep = sleep
+        self._areas = areas
+        self._log_limit = log_limit
+        self._token = new_token() if token is None else token
+        self._state: EmulatorState | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+        self._error: BaseException | None = None
+        self._stopped = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Seed the store, bind the socket and serve; returns once requests are accepted.
+
+        Raises ``RuntimeError`` if called twice or if the server does not come up.
+        """
+        if self._state is not None or self._stopped:
+            raise RuntimeError("an Emulator can be started only once")
+        store = Store(self._db, items=self.items, seed=self.seed)
+        try:
+            state = EmulatorState(
+                store=store,
+                faults=self.faults,
+                tokens=[self._token],
+                clock=self._clock,
+                sleep=self._sleep,
+                log_limit=self._log_limit,
+            )
+            sock = self._bind()
+        except BaseException:
+            store.close()
+            raise
+        self._state, self._socket = state, sock
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(state, self._areas),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=2,
+        )
+        ready = threading.Event()
+        self._server = server = _Server(config, ready)
+        state.drop_connection = server.drop
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(server, sock),
+            name=f"synapse-emulator:{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        if not ready.wait(_STARTUP_TIMEOUT) or self._error is not None or not server.started:
+            error = self._error
+            self.stop()
+            raise RuntimeError(f"the emulator failed to start on {self.host}") from error
+        return self
+
+    def _bind(self) -> socket.socket:
+        host = "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, self._requested_port))
+        except OSError as exc:
+            sock.close()
+            message = f"cannot bind {host}:{self._requested_port}: {exc.strerror}"
+            raise OSError(exc.errno, message) from exc
+        return sock
+
+    def _run(self, server: _Server, sock: socket.socket) -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # reported to start(); SystemExit from uvicorn included
+            self._error = exc
+        finally:
+            server._ready.set()
+
+    def stop(self) -> None:
+        """Stop serving, join the server thread and close the socket and store. Idempotent."""
+        self._stopped = True
+        server, thread = self._server, self._thread
+        if server is not None:
+            server.request_exit()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_STOP_TIMEOUT)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True
+                server.request_exit()
+                thread.join(_STOP_TIMEOUT)
+        if self._socket is not None:
+            self._socket.close()
+        if self._state is not None:
+            self._state.store.close()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Emulator:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # -- what callers read ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop` (or a server crash)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopped
+
+    def _started(self) -> EmulatorState:
+        if self._state is None:
+            raise RuntimeError("the emulator is not started; use `with Emulator() as emu:`")
+        return self._state
+
+    @property
+    def state(self) -> EmulatorState:
+        """The shared state (store, faults, log). Raises ``RuntimeError`` before start."""
+        return self._started()
+
+    @property
+    def store(self) -> Store:
+        """The seeded store. Raises ``RuntimeError`` before start."""
+        return self._started().store
+
+    @property
+    def port(self) -> int:
+        """The bound port. Raises ``RuntimeError`` before start."""
+        self._started()
+        assert self._port is not None
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``. Raises ``RuntimeError`` before start."""
+        host = "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token the emulator accepts (a secret: not shown in ``repr``)."""
+        return self._token
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of the request log, oldest first. Raises ``RuntimeError`` before start."""
+        return self._started().log.snapshot()
+
+    def reset_log(self) -> None:
+        """Forget the recorded requests (fault counters and rate-limit buckets are kept)."""
+        self._started().log.clear()
+
+    def add_token(self) -> str:
+        """Accept a new random bearer token, with its own rate-limit bucket, and return it."""
+        token = new_token()
+        self._started().add_token(token)
+        return token
+
+    def __repr__(self) -> str:
+        where = self.url if self._state is not None else f"{self.host}:{self._requested_port}"
+        status = "running" if self.running else ("stopped" if self._stopped else "not started")
+        return (
+            f"<Emulator {where} items={self.items} seed={self.seed} "
+            f"faults={self.faults.name or 'custom'!r} {status}>"
+        )

@@ -1,0 +1,363 @@
+"""The emulator's shared state: store, fault profile, clock, tokens, counters and request log.
+
+Every area of the app (the v2 API today; certificates, sessions and the memory store later)
+receives the one :class:`EmulatorState` and keeps whatever else it needs in
+:attr:`EmulatorState.extensions`. Mutations happen on the server's event loop; a lock guards
+what tests read from other threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import inspect
+import itertools
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synapse_sdk.emulator.faults import FaultProfile, RateLimit
+from synapse_sdk.emulator.store import Store
+
+__all__ = [
+    "Clock",
+    "EmulatorState",
+    "RecordedResponse",
+    "RequestContext",
+    "RequestLog",
+    "RequestRecord",
+    "Sleep",
+    "TokenBucket",
+    "new_token",
+]
+
+#: A clock: seconds as a float, only differences matter (``time.monotonic`` by default).
+Clock = Callable[[], float]
+#: A sleep for injected latency: may be a coroutine function (``asyncio.sleep``) or a plain
+#: function that returns at once (``FakeClock.sleep``).
+Sleep = Callable[[float], Awaitable[Any] | None]
+
+#: Idempotent responses kept for replay (the oldest is forgotten first).
+IDEMPOTENCY_CACHE_SIZE = 128
+
+
+def new_token() -> str:
+    """A fresh random bearer token."""
+    return "emu_" + secrets.token_urlsafe(24)
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the emulator saw it. Holds no secret (never the token).
+
+    ``time`` is the emulator clock at arrival; ``status`` is None when the connection was
+    dropped before a response; ``faults`` names what was injected (``outage``, ``rate_limited``,
+    ``partial_failure``, ``drop_reset``, ``drop_truncated``, ``latency``,
+    ``idempotent_replay``); ``retry_after`` is the hint sent with a 429 or 503.
+    """
+
+    seq: int
+    time: float
+    method: str
+    path: str
+    query: str
+    request_id: str
+    status: int | None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    resource: str | None = None
+    ids: tuple[int | str, ...] | None = None
+    failed_ids: tuple[int, ...] = ()
+    error_code: str | None = None
+    faults: tuple[str, ...] = ()
+    retry_after: float | None = None
+    latency: float = 0.0
+    authenticated: bool = False
+
+    @property
+    def fault(self) -> str | None:
+        """The first injected fault, or None for a clean request."""
+        return self.faults[0] if self.faults else None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """The mutable record of a request in flight; handlers fill in what they learn."""
+
+    seq: int
+    time: float
+    method: str
+    path: str
+    query: str
+    request_id: str
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    resource: str | None = None
+    ids: tuple[int | str, ...] | None = None
+    failed_ids: tuple[int, ...] = ()
+    error_code: str | None = None
+    faults: list[str] = field(default_factory=list)
+    retry_after: float | None = None
+    latency: float = 0.0
+    authenticated: bool = False
+    status: int | None = None
+    token_fingerprint: str | None = None
+
+    def freeze(self) -> RequestRecord:
+        """The frozen record for the log."""
+        return RequestRecord(
+            seq=self.seq,
+            time=self.time,
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            request_id=self.request_id,
+            status=self.status,
+            correlation_id=self.correlation_id,
+            idempotency_key=self.idempotency_key,
+            resource=self.resource,
+            ids=self.ids,
+            failed_ids=self.failed_ids,
+            error_code=self.error_code,
+            faults=tuple(self.faults),
+            retry_after=self.retry_after,
+            latency=self.latency,
+            authenticated=self.authenticated,
+        )
+
+
+class RequestLog:
+    """A thread-safe log of :class:`RequestRecord`, keeping the newest ``limit`` entries."""
+
+    def __init__(self, limit: int | None = 200_000) -> None:
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise TypeError("log limit must be an int or None")
+        if limit is not None and limit < 1:
+            raise ValueError(f"log limit must be >= 1, got {limit}")
+        self._records: deque[RequestRecord] = deque(maxlen=limit)
+        self._lock = threading.Lock()
+
+    def append(self, record: RequestRecord) -> None:
+        """Add a record."""
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        """A copy of the records, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+
+class TokenBucket:
+    """A token bucket on an injected clock: :meth:`take` spends one token or says how long to wait.
+
+    A token that is due within a millionth of a token counts as present, so a client that waits
+    exactly the advertised ``Retry-After`` on a fake clock is let through despite float rounding.
+    """
+
+    _EPSILON = 1e-6
+
+    def __init__(self, limit: RateLimit, now: float) -> None:
+        self.limit = limit
+        self.tokens = float(limit.burst)
+        self.updated = now
+
+    def take(self, now: float) -> float:
+        """Spend a token and return 0.0, or return the seconds until one is available."""
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.per_second)
+        self.updated = max(self.updated, now)
+        if self.tokens + self._EPSILON >= 1.0:
+            self.tokens = max(0.0, self.tokens - 1.0)
+            return 0.0
+        return (1.0 - self.tokens) / self.limit.per_second
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    """A complete response kept for an ``Idempotency-Key`` replay."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+class EmulatorState:
+    """Everything the emulator's areas share.
+
+    ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the bearer
+    tokens accepted (kept out of ``repr``). ``extensions`` is where later areas keep their state.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        faults: FaultProfile,
+        tokens: Sequence[str],
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        log_limit: int | None = 200_000,
+    ) -> None:
+        if not tokens:
+            raise ValueError("the emulator needs at least one bearer token")
+        self.store = store
+        self.faults = faults
+        self.clock: Clock = time.monotonic if clock is None else clock
+        self.sleep: Sleep = asyncio.sleep if sleep is None else sleep
+        self.started_at = self.clock()
+        self.log = RequestLog(log_limit)
+        self.extensions: dict[str, Any] = {}
+        #: Set by the server: closes the connection of an ASGI scope without a response.
+        self.drop_connection: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+        self._lock = threading.Lock()
+        self._tokens: dict[str, str] = {}
+        for token in tokens:
+            self.add_token(token)
+        self._buckets: dict[str, TokenBucket] = {}
+        self._request_attempts: dict[str, int] = {}
+        self._item_attempts: dict[tuple[str, int], int] = {}
+        self._replays: OrderedDict[tuple[str, ...], RecordedResponse] = OrderedDict()
+        self._seq = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return (
+            f"EmulatorState(store={self.store!r}, faults={self.faults.name or 'custom'!r}, "
+            f"tokens={len(self._tokens)}, requests={len(self.log)})"
+        )
+
+    # -- clock ---------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Emulator-clock seconds since the state was created (what outage windows use)."""
+        return self.clock() - self.started_at
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` with the injected sleep (awaited when it is a coroutine function)."""
+        if seconds <= 0:
+            return
+        result = self.sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
+
+    def next_seq(self) -> int:
+        """The next request sequence number (1, 2, ...)."""
+        with self._lock:
+            return next(self._seq)
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def add_token(self, token: str) -> None:
+        """Accept another bearer token (it gets its own rate-limit bucket).
+
+        Raises ``ValueError`` for an empty token or one with whitespace.
+        """
+        if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
+            raise ValueError("a bearer token must be a non-empty string without whitespace")
+        with self._lock:
+            self._tokens[_fingerprint(token)] = token
+
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The fingerprint of the token in an ``Authorization`` header, or None if not valid."""
+        if not authorization:
+            return None
+        scheme, _, presented = authorization.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not presented:
+            return None
+        fingerprint = _fingerprint(presented)
+        with self._lock:
+            known = self._tokens.get(fingerprint)
+        if known is None or not hmac.compare_digest(known.encode(), presented.encode()):
+            return None
+        return fingerprint
+
+    # -- faults --------------------------------------------------------------------------
+
+    def take_rate_token(self, fingerprint: str) -> float:
+        """Spend one request from the token's bucket: 0.0 if allowed, else seconds to wait."""
+        limit = self.faults.rate_limit
+        if limit is None:
+            return 0.0
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(fingerprint)
+            if bucket is None:
+                bucket = self._buckets[fingerprint] = TokenBucket(limit, now)
+            return bucket.take(now)
+
+    def outage_remaining(self) -> float | None:
+        """Seconds left in the current outage window, or None when the backend is up."""
+        if not self.faults.outages:
+            return None
+        return self.faults.outage_remaining(self.elapsed())
+
+    def request_attempt(self, key: str) -> int:
+        """How many times a request with this identity was served before (then count this one)."""
+        with self._lock:
+            attempt = self._request_attempts.get(key, 0)
+            self._request_attempts[key] = attempt + 1
+        return attempt
+
+    def item_failures(self, resource: str, ids: Sequence[int]) -> dict[int, str]:
+        """Decide which of ``ids`` fail in this bulk fetch: id -> failure code.
+
+        Each distinct id's attempt counter advances once per call, so decisions depend only on
+        the seed and how often that id was fetched, never on other requests.
+        """
+        profile = self.faults
+        failures: dict[int, str] = {}
+        for item_id in dict.fromkeys(ids):
+            with self._lock:
+                attempt = self._item_attempts.get((resource, item_id), 0)
+                self._item_attempts[(resource, item_id)] = attempt + 1
+            if profile.is_corrupted(resource, item_id):
+                failures[item_id] = "item_corrupted"
+            elif profile.item_unavailable(resource, item_id, attempt):
+                failures[item_id] = "item_unavailable"
+        return failures
+
+    # -- idempotency ---------------------------------------------------------------------
+
+    def replay(self, key: tuple[str, ...]) -> RecordedResponse | None:
+        """The recorded response for an idempotency key, if any."""
+        with self._lock:
+            recorded = self._replays.get(key)
+            if recorded is not None:
+                self._replays.move_to_end(key)
+            return recorded
+
+    def remember(self, key: tuple[str, ...], response: RecordedResponse) -> None:
+        """Record a complete response for later replays (bounded, oldest evicted)."""
+        with self._lock:
+            self._replays[key] = response
+            self._replays.move_to_end(key)
+            while len(self._replays) > IDEMPOTENCY_CACHE_SIZE:
+                self._replays.popitem(last=False)
+
+
+def format_seconds(seconds: float) -> tuple[float, str, str]:
+    """Round a wait *up* to whole milliseconds: (seconds, ``Retry-After``, ``retry-after-ms``)."""
+    millis = max(1, math.ceil(seconds * 1000 - 1e-9))
+    whole, frac = divmod(millis, 1000)
+    text = f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
+    return millis / 1000, text, str(millis)
