@@ -56,7 +56,8 @@ it). A raw ``OSError`` escaping httpx counts as a broken connection.
 Log events (logger ``synapse_sdk.http``) carry ``method``, ``path``, ``status``,
 ``correlation_id``, ``attempt`` and the request headers with secrets redacted:
 ``synapse_sdk.http.request`` (debug), ``synapse_sdk.http.response`` (debug) and
-``synapse_sdk.http.error`` (warning). The token never appears in a log, repr or error message.
+``synapse_sdk.http.error`` (info: an attempt failed; whether the call gives up is the retry
+engine's ``synapse_sdk.retry.*`` event). The token never appears in a log, repr or error message.
 """
 
 from __future__ import annotations
@@ -734,7 +735,7 @@ class _Core:
         return error
 
     def _log_error(self, call: _Call, error: SynapError, status: int | None) -> None:
-        logger.warning(
+        logger.info(
             "synapse_sdk.http.error",
             extra={
                 "method": call.method,
