@@ -1,0 +1,331 @@
+"""The Synap listening stream: one gRPC server stream over mutual TLS, kept open.
+
+:class:`StreamListener` is the asyncio loop: it asks its owner for an endpoint (which renews the
+certificate first when due), opens ``synap.v1.Listener/Listen`` with the client certificate and
+the session token, delivers events to ``on_message`` and, when the stream drops (UNAVAILABLE, a
+rate limit, an idle stream, a server that ends it), reconnects after a backoff, resuming after
+the last sequence it delivered so nothing is lost or repeated. Consecutive failed connection
+attempts are bounded by the retry policy's ``max_attempts`` (a successful connection resets the
+count); waits follow :func:`synapse_sdk.retry.backoff_delay`, or a rate limit's
+``retry_after_seconds``. A permanent error (expired session or certificate, rotated
+credentials, ...) or exhausted reconnects end the stream and go to ``on_error``.
+
+:class:`ThreadedStream` runs a listener on its own event loop in a daemon thread, for the sync
+client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+
+from synapse_sdk._proto.synap.v1 import listen_pb2, listen_pb2_grpc
+from synapse_sdk.clients._synap_protocol import SESSION_HEADER, error_from_grpc
+from synapse_sdk.clients._synap_types import ListenMessage, ListenStatus
+from synapse_sdk.config import RetryPolicy
+from synapse_sdk.exceptions import (
+    NetworkTimeoutError,
+    RateLimitError,
+    ServiceUnavailableError,
+    SynapError,
+)
+from synapse_sdk.retry import backoff_delay
+
+__all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream"]
+
+logger = logging.getLogger("synapse_sdk.clients.synap")
+
+_OPEN_MARKER = "x-synap-stream"
+
+OnMessage = Callable[[ListenMessage], object]
+OnError = Callable[[SynapError], object]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEndpoint:
+    """Where and as whom to connect; the key, certificate and token stay out of ``repr``."""
+
+    target: str
+    session_token: str = field(repr=False)
+    key_pem: bytes = field(repr=False)
+    cert_pem: bytes = field(repr=False)
+    trust_root: bytes | None = field(repr=False)
+
+
+def _message(event: listen_pb2.ListenEvent) -> ListenMessage:
+    return ListenMessage(
+        sequence=int(event.sequence),
+        kind=event.kind,
+        event_id=event.event_id,
+        conversation_id=event.conversation_id or None,
+        user_id=event.user_id or None,
+        content=event.content,
+        created_at=float(event.created_at),
+    )
+
+
+async def _call_back(fn: Callable[[Any], object], value: Any) -> None:
+    result = fn(value)
+    if inspect.isawaitable(result):
+        await result
+
+
+class StreamListener:
+    """Keeps one listening stream open until cancelled or a permanent error ends it."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        endpoint: Callable[[], Awaitable[StreamEndpoint]],
+        on_message: OnMessage,
+        on_error: OnError | None,
+        policy: RetryPolicy,
+        asleep: Callable[[float], Awaitable[None]],
+        rng: random.Random | None,
+        connect_timeout: float,
+        idle_timeout: float,
+    ) -> None:
+        self._instance_id = instance_id
+        self._endpoint = endpoint
+        self._on_message = on_message
+        self._on_error = on_error
+        self._policy = policy
+        self._asleep = asleep
+        self._rng = rng
+        self._connect_timeout = connect_timeout
+        self._idle_timeout = idle_timeout
+        self.connected = False
+        self.connections = 0
+        self.reconnects = 0
+        self.messages = 0
+        self.last_sequence = 0
+        self.last_error: SynapError | None = None
+        self.finished = False
+
+    def status(self) -> ListenStatus:
+        """A snapshot of the stream's counters."""
+        error = self.last_error
+        return ListenStatus(
+            connected=self.connected,
+            connections=self.connections,
+            reconnects=self.reconnects,
+            messages=self.messages,
+            last_sequence=self.last_sequence,
+            last_error=None if error is None else f"{type(error).__name__}: {error.message}",
+        )
+
+    async def run(self, first: Callable[[SynapError | None], None]) -> None:
+        """Listen until cancelled or a permanent error; ``first`` is told the outcome of the
+        first connection (None when it opened, else the error that ended the stream)."""
+        told = False
+        failures = 0
+
+        def connected() -> None:
+            nonlocal told, failures
+            failures = 0
+            if not told:
+                told = True
+                first(None)
+
+        try:
+            while True:
+                try:
+                    await self._stream_once(await self._endpoint(), connected)
+                    error: SynapError = ServiceUnavailableError(
+                        "the Synap listening stream was closed by the server"
+                    )
+                except SynapError as exc:
+                    error = exc
+                self.connected = False
+                self.last_error = error
+                failures += 1
+                wait = self._plan(error, failures)
+                if wait is None:
+                    break
+                logger.info(
+                    "synap.listen.reconnect_scheduled",
+                    extra={
+                        "instance_id": self._instance_id,
+                        "attempt": failures,
+                        "wait": wait,
+                        "error_type": type(error).__name__,
+                        "error_code": error.code,
+                    },
+                )
+                if wait > 0:
+                    await self._asleep(wait)
+                self.reconnects += 1
+        finally:
+            self.connected = False
+            self.finished = True
+        logger.warning(
+            "synap.listen.stopped",
+            extra={
+                "instance_id": self._instance_id,
+                "error_type": type(error).__name__,
+                "error_code": error.code,
+                "correlation_id": error.correlation_id,
+            },
+        )
+        if not told:
+            first(error)
+        elif self._on_error is not None:
+            try:
+                await _call_back(self._on_error, error)
+            except Exception:
+                logger.exception("synap.listen.on_error_failed")
+
+    def _plan(self, error: SynapError, failures: int) -> float | None:
+        """The wait before reconnecting, or None to stop."""
+        policy = self._policy
+        if not policy.is_retryable(error) or failures >= policy.max_attempts:
+            return None
+        if isinstance(error, RateLimitError) and error.retry_after_seconds is not None:
+            hint = error.retry_after_seconds
+            return None if hint > policy.retry_after_max else hint
+        return backoff_delay(policy, failures - 1, rng=self._rng)
+
+    async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
+        correlation_id = uuid.uuid4().hex
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=endpoint.trust_root,
+            private_key=endpoint.key_pem,
+            certificate_chain=endpoint.cert_pem,
+        )
+        async with grpc.aio.secure_channel(endpoint.target, credentials) as channel:
+            stub = listen_pb2_grpc.ListenerStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.Listen(
+                listen_pb2.ListenRequest(after_sequence=self.last_sequence),
+                metadata=(
+                    (SESSION_HEADER, endpoint.session_token),
+                    ("x-correlation-id", correlation_id),
+                ),
+            )
+            try:
+                metadata = await asyncio.wait_for(call.initial_metadata(), self._connect_timeout)
+                if metadata is not None and any(key == _OPEN_MARKER for key, _ in metadata):
+                    self.connected = True
+                    self.connections += 1
+                    logger.info(
+                        "synap.listen.connected",
+                        extra={"instance_id": self._instance_id, "correlation_id": correlation_id},
+                    )
+                    connected()
+                while True:
+                    event = await asyncio.wait_for(call.read(), self._idle_timeout)
+                    if event is grpc.aio.EOF:
+                        return
+                    if event.kind == "heartbeat" or event.sequence <= self.last_sequence:
+                        continue
+                    self.last_sequence = int(event.sequence)
+                    self.messages += 1
+                    try:
+                        await _call_back(self._on_message, _message(event))
+                    except Exception:
+                        logger.exception(
+                            "synap.listen.on_message_failed",
+                            extra={"instance_id": self._instance_id, "sequence": event.sequence},
+                        )
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_grpc(
+                    exc.code().name,
+                    exc.details(),
+                    correlation_id=correlation_id,
+                    instance_id=self._instance_id,
+                ) from exc
+            except TimeoutError as exc:
+                call.cancel()
+                raise NetworkTimeoutError(
+                    "the Synap listening stream went silent past the idle timeout"
+                    if self.connected
+                    else "opening the Synap listening stream timed out",
+                    correlation_id=correlation_id,
+                ) from exc
+
+
+class ThreadedStream:
+    """Runs a :class:`StreamListener` on a private event loop in a daemon thread."""
+
+    def __init__(self, listener: StreamListener) -> None:
+        self.listener = listener
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the stream is still running (connected or reconnecting)."""
+        return self._thread is not None and self._thread.is_alive() and not self.listener.finished
+
+    def start(self) -> None:
+        """Start the thread and return once the first connection opened.
+
+        Raises:
+            SynapError: the stream could not be opened (after the reconnect policy gave up, for
+                transient errors).
+        """
+        outcome: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def first(error: SynapError | None) -> None:
+            if outcome.done():
+                return
+            if error is None:
+                outcome.set_result(None)
+            else:
+                outcome.set_exception(error)
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._task = loop.create_task(self.listener.run(first))
+                loop.run_until_complete(self._task)
+            except asyncio.CancelledError:
+                pass
+            except BaseException as exc:  # a bug: report it to start() rather than lose it
+                if not outcome.done():
+                    outcome.set_exception(exc)
+                raise
+            finally:
+                if not outcome.done():
+                    outcome.set_exception(ServiceUnavailableError("the listening stream stopped"))
+                _drain(loop)
+
+        self._thread = threading.Thread(target=main, name="synap-listen", daemon=True)
+        self._thread.start()
+        outcome.result()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the stream and wait for its thread to end."""
+        loop, task, thread = self._loop, self._task, self._thread
+        if loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what grpc left running on ``loop``, let it finish, then close the loop."""
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
