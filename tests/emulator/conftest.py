@@ -15,11 +15,18 @@ def clock() -> FakeClock:
     return FakeClock(1000.0)
 
 
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """A clean emulator (no faults) with 450 items per resource."""
+@pytest.fixture(scope="module")
+def shared_emu() -> Iterator[Emulator]:
+    """A clean emulator (no faults) with 450 items per resource, shared by a module's tests."""
     with Emulator(items=450, seed=0) as running:
         yield running
+
+
+@pytest.fixture
+def emu(shared_emu: Emulator) -> Emulator:
+    """The module's clean emulator with an empty request log."""
+    shared_emu.reset_log()
+    return shared_emu
 
 
 def client_for(emu: Emulator, **headers: str) -> httpx.Client:

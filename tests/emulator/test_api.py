@@ -1,16 +1,21 @@
-"""The v2 API over a real socket: lists, bulk fetch, errors, files, request ids."""
+"""The v2 API over a real socket: lists, bulk fetch, errors, files, request ids, idempotency."""
 
 from __future__ import annotations
 
 import hashlib
 
 import httpx
+import pytest
 
-from synapse_sdk.emulator import Emulator
+from synapse_sdk.emulator import Emulator, FaultProfile
+
+from .conftest import client_for
+
+RESOURCES = ("tasks", "assignments", "ground-truths")
 
 
 def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) -> None:
-    for resource in ("tasks", "assignments", "ground-truths"):
+    for resource in RESOURCES:
         seen: list[int] = []
         cursor: str | None = None
         pages = 0
@@ -32,30 +37,206 @@ def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) ->
         assert pages == 5
 
 
+def test_list_default_and_maximum_page_sizes(client: httpx.Client) -> None:
+    default = client.get("/v2/tasks/").json()
+    assert len(default["data"]) == 100
+    biggest = client.get("/v2/tasks/", params={"limit": 500}).json()
+    assert len(biggest["data"]) == 450
+    assert biggest["meta"]["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"cursor": "not-a-cursor!"},
+     {"cursor": "YzE6dGFza3M6LTU"}],  # the last one decodes to a negative id
+)
+def test_bad_list_parameters_are_400_invalid_request(
+    client: httpx.Client, params: dict[str, object]
+) -> None:
+    response = client.get("/v2/tasks/", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_cursor_of_one_list_is_refused_by_another(client: httpx.Client) -> None:
+    cursor = client.get("/v2/tasks/", params={"limit": 5}).json()["meta"]["next_cursor"]
+    response = client.get("/v2/assignments/", params={"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
 def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None:
     ids = [17, 3, 250, 1, 99]
     response = client.post("/v2/tasks/bulk-fetch/", json={"ids": ids})
     assert response.status_code == 200
     body = response.json()
     assert [item["id"] for item in body["data"]] == ids
-    assert body["meta"]["next_cursor"] is None
+    assert body["meta"] == {"request_id": response.headers["x-request-id"], "next_cursor": None}
     item = body["data"][0]
     assert set(item) == {"id", "resource", "project_id", "data", "original"}
+    assert item["resource"] == "tasks"
+    assert item["project_id"] == 1
     assert item["original"]["url"] == "/v2/files/tasks/17/original"
 
 
+def test_bulk_fetch_of_200_ids_is_allowed_and_201_is_too_many(client: httpx.Client) -> None:
+    ok = client.post("/v2/assignments/bulk-fetch/", json={"ids": list(range(1, 201))})
+    assert ok.status_code == 200
+    assert len(ok.json()["data"]) == 200
+    refused = client.post("/v2/assignments/bulk-fetch/", json={"ids": list(range(1, 202))})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_ids"
+    assert error["max_ids"] == 200
+    assert "201" in error["detail"]
+
+
+def test_empty_bulk_fetch_is_an_empty_page(client: httpx.Client) -> None:
+    response = client.post("/v2/tasks/bulk-fetch/", json={"ids": []})
+    assert response.status_code == 200
+    assert response.json()["data"] == []
+
+
 def test_invalid_ids_names_the_unknown_ids(client: httpx.Client) -> None:
-    response = client.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 9999, 2, "x", 0]})
+    response = client.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 9999, 2, "x", 0, 9999]})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_ids"
     assert error["invalid_ids"] == [9999, "x", 0]
+    assert "9999" in error["detail"]
+    assert "data" not in response.json()
 
 
-def test_file_download_matches_recorded_sha256(client: httpx.Client, emu: Emulator) -> None:
-    for resource in ("tasks", "assignments", "ground-truths"):
+@pytest.mark.parametrize(
+    "content",
+    [b"{nope", b"", b"[1, 2]", b'{"id": [1]}', b'{"ids": 5}', b'{"ids": [1.5]}',
+     b'{"ids": [true]}', b'{"ids": [null]}', b"\xff\xfe"],
+)
+def test_malformed_bulk_fetch_body_is_400_not_500(client: httpx.Client, content: bytes) -> None:
+    response = client.post(
+        "/v2/tasks/bulk-fetch/", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_oversized_body_is_413(client: httpx.Client) -> None:
+    response = client.post("/v2/tasks/bulk-fetch/", content=b" " * (1 << 20 + 1))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong-token", "Basic dXNlcjpwYXNz", "Bearer", ""]
+)
+def test_missing_or_bad_token_is_401(emu: Emulator, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    requests = (
+        ("GET", "/v2/tasks/"),
+        ("POST", "/v2/tasks/bulk-fetch/"),
+        ("GET", "/v2/files/tasks/1/original"),
+    )
+    with httpx.Client(base_url=emu.url, headers=headers) as anonymous:
+        responses = [anonymous.request(m, path, json={"ids": [1]}) for m, path in requests]
+    for response in responses:
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert emu.token not in response.text
+    assert not any(record.authenticated for record in emu.requests)
+
+
+def test_unknown_resource_route_and_method_are_json_errors(client: httpx.Client) -> None:
+    unknown = client.get("/v2/projects/")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    route = client.get("/v3/nothing")
+    assert route.status_code == 404
+    assert route.json()["error"]["code"] == "not_found"
+    method = client.delete("/v2/tasks/bulk-fetch/")
+    assert method.status_code == 405
+    assert method.json()["error"]["code"] == "method_not_allowed"
+    missing_file = client.get("/v2/files/tasks/451/original")
+    assert missing_file.status_code == 404
+    assert missing_file.json()["error"]["code"] == "not_found"
+
+
+def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
+    kinds = {}
+    for resource in RESOURCES:
         item = client.post(f"/v2/{resource}/bulk-fetch/", json={"ids": [42]}).json()["data"][0]
         response = client.get(item["original"]["url"])
         assert response.status_code == 200
         assert len(response.content) == item["original"]["size"]
         assert hashlib.sha256(response.content).hexdigest() == item["original"]["sha256"]
+        assert response.headers["x-content-sha256"] == item["original"]["sha256"]
+        assert "attachment" in response.headers["content-disposition"]
+        kinds[resource] = response.headers["content-type"]
+    assert kinds["tasks"] == "image/png"
+    assert kinds["assignments"] == "application/json"
+    assert kinds["ground-truths"].startswith("text/plain")
+
+
+def test_every_response_has_a_request_id_and_echoes_the_correlation_id(emu: Emulator) -> None:
+    with client_for(emu, **{"X-Correlation-ID": "corr-123"}) as http:
+        responses = [
+            http.get("/v2/tasks/"),
+            http.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 10**6]}),
+            http.get("/v2/nowhere/"),
+            http.get("/healthz"),
+        ]
+    unauthenticated = httpx.get(emu.url + "/v2/tasks/")
+    ids = [r.headers["x-request-id"] for r in [*responses, unauthenticated]]
+    assert len(set(ids)) == len(ids)
+    assert all(r.headers["x-correlation-id"] == "corr-123" for r in responses)
+    records = emu.requests
+    assert [r.request_id for r in records] == ids
+    assert [r.correlation_id for r in records] == ["corr-123"] * 4 + [None]
+    assert [r.status for r in records] == [200, 400, 404, 200, 401]
+    assert records[1].ids == (1, 10**6)
+    assert records[1].error_code == "invalid_ids"
+    assert [r.seq for r in records] == sorted(r.seq for r in records)
+
+
+def test_health_needs_no_token(emu: Emulator) -> None:
+    response = httpx.get(emu.url + "/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_idempotency_key_replays_a_recorded_200(emu: Emulator) -> None:
+    with client_for(emu) as http:
+        first = http.post(
+            "/v2/tasks/bulk-fetch/", json={"ids": [1, 2]}, headers={"Idempotency-Key": "k1"}
+        )
+        again = http.post(
+            "/v2/tasks/bulk-fetch/", json={"ids": [1, 2]}, headers={"Idempotency-Key": "k1"}
+        )
+        other_body = http.post(
+            "/v2/tasks/bulk-fetch/", json={"ids": [3]}, headers={"Idempotency-Key": "k1"}
+        )
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["x-request-id"] != first.headers["x-request-id"]
+    assert "idempotent-replayed" not in other_body.headers
+    assert [item["id"] for item in other_body.json()["data"]] == [3]
+    records = emu.requests
+    assert [r.idempotency_key for r in records] == ["k1", "k1", "k1"]
+    assert [r.faults for r in records] == [(), ("idempotent_replay",), ()]
+
+
+def test_a_207_is_not_replayed_so_a_retry_can_succeed() -> None:
+    faults = FaultProfile(seed=3, partial_failure_rate=0.5)
+    with Emulator(items=20, faults=faults) as emu, client_for(emu) as http:
+        statuses = [
+            http.post(
+                "/v2/tasks/bulk-fetch/", json={"ids": list(range(1, 21))},
+                headers={"Idempotency-Key": "same"},
+            ).status_code
+            for _ in range(3)
+        ]
+        records = emu.requests
+    assert statuses == [207, 207, 207]
+    assert all("idempotent_replay" not in r.faults for r in records)
+    # Each attempt re-decides its items, so the failed sets differ between attempts.
+    assert len({r.failed_ids for r in records}) > 1

@@ -160,6 +160,38 @@ class FaultGate:
         finally:
             state.log.append(ctx.freeze())
 
+    def _refusal(
+        self, ctx: RequestContext, headers: Headers, area: Area | None, body: bytes
+    ) -> Response | None:
+        """The response refusing this request (413, 503, 401, 429), or None to serve it."""
+        state = self.state
+        if len(body) > MAX_BODY_BYTES:
+            detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
+            return error_response(ctx, 413, "payload_too_large", detail)
+        if area is None:
+            return None
+        remaining = state.outage_remaining() if area.faulted else None
+        if remaining is not None:
+            ctx.faults.append("outage")
+            detail = "the backend is unavailable (emulated outage)"
+            return error_response(ctx, 503, "service_unavailable", detail, retry_after=remaining)
+        if not area.authenticated:
+            return None
+        fingerprint = state.authenticate(headers.get("authorization"))
+        if fingerprint is None:
+            missing = "authorization" not in headers
+            detail = "missing bearer token" if missing else "invalid bearer token"
+            challenge = {"WWW-Authenticate": 'Bearer realm="synapse-emulator"'}
+            return error_response(ctx, 401, "unauthorized", detail, headers=challenge)
+        ctx.authenticated = True
+        ctx.token_fingerprint = fingerprint
+        wait = state.take_rate_token(fingerprint) if area.rate_limited else 0.0
+        if wait > 0:
+            ctx.faults.append("rate_limited")
+            detail = "too many requests for this token; retry after the advertised wait"
+            return error_response(ctx, 429, "rate_limited", detail, retry_after=wait)
+        return None
+
     async def _serve(
         self,
         scope: Scope,
@@ -173,78 +205,23 @@ class FaultGate:
         if body is None:  # the client went away before sending its whole request
             ctx.error_code = "client_disconnected"
             return
-        if len(body) > MAX_BODY_BYTES:
-            await self._respond(
-                scope,
-                receive,
-                sender,
-                error_response(
-                    ctx,
-                    413,
-                    "payload_too_large",
-                    f"request body is larger than {MAX_BODY_BYTES} bytes",
-                ),
-            )
-            return
         area = self.area_for(ctx.path)
-        if area is not None:
-            if area.faulted:
-                remaining = state.outage_remaining()
-                if remaining is not None:
-                    ctx.faults.append("outage")
-                    response = error_response(
-                        ctx,
-                        503,
-                        "service_unavailable",
-                        "the backend is unavailable (emulated outage)",
-                        retry_after=remaining,
-                    )
-                    await self._respond(scope, receive, sender, response)
+        refusal = self._refusal(ctx, headers, area, body)
+        if refusal is not None:
+            await refusal(scope, receive, sender)
+            return
+        if area is not None and area.faulted:
+            key = _request_key(ctx, body)
+            attempt = state.request_attempt(key)
+            ctx.latency = state.faults.latency_for(key, attempt)
+            await state.pause(ctx.latency)
+            drop = state.faults.drop(key, attempt)
+            if drop is not None:
+                ctx.faults.append(drop)
+                dropper = state.drop_connection
+                if drop == "drop_reset" and dropper is not None and await dropper(dict(scope)):
                     return
-            if area.authenticated:
-                fingerprint = state.authenticate(headers.get("authorization"))
-                if fingerprint is None:
-                    detail = (
-                        "missing bearer token"
-                        if "authorization" not in headers
-                        else "invalid bearer token"
-                    )
-                    response = error_response(
-                        ctx,
-                        401,
-                        "unauthorized",
-                        detail,
-                        headers={"WWW-Authenticate": 'Bearer realm="synapse-emulator"'},
-                    )
-                    await self._respond(scope, receive, sender, response)
-                    return
-                ctx.authenticated = True
-                ctx.token_fingerprint = fingerprint
-                if area.rate_limited:
-                    wait = state.take_rate_token(fingerprint)
-                    if wait > 0:
-                        ctx.faults.append("rate_limited")
-                        response = error_response(
-                            ctx,
-                            429,
-                            "rate_limited",
-                            "too many requests for this token; retry after the advertised wait",
-                            retry_after=wait,
-                        )
-                        await self._respond(scope, receive, sender, response)
-                        return
-            if area.faulted:
-                key = _request_key(ctx, body)
-                attempt = state.request_attempt(key)
-                ctx.latency = state.faults.latency_for(key, attempt)
-                await state.pause(ctx.latency)
-                drop = state.faults.drop(key, attempt)
-                if drop is not None:
-                    ctx.faults.append(drop)
-                    dropper = state.drop_connection
-                    if drop == "drop_reset" and dropper is not None and await dropper(dict(scope)):
-                        return
-                    sender.truncate = True
+                sender.truncate = True
         if ctx.method == "POST" and ctx.idempotency_key and ctx.token_fingerprint:
             replay_key = (
                 ctx.token_fingerprint,
@@ -260,10 +237,6 @@ class FaultGate:
                 return
             sender.remember_as = replay_key
         await self.app(scope, _replaying(body, receive), sender)
-
-    @staticmethod
-    async def _respond(scope: Scope, receive: Receive, sender: _Sender, response: Response) -> None:
-        await response(scope, receive, sender)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -82,7 +82,10 @@ class _Dice:
 
     def timestamp(self, item_id: int) -> str:
         moment = _EPOCH + dt.timedelta(minutes=7 * item_id, seconds=self.integer(0, 419))
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (
+            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+            f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
+        )
 
 
 _SHIFTED = [bytes((c + 9 * s) % 256 for s in range(2 * _IMAGE_SIDE)) for c in range(256)]
