@@ -136,7 +136,9 @@ class RetryBudget:
 
     def record_success(self) -> None:
         """Give back ``refill_per_success`` tokens after a call succeeded."""
-        if self.refill_per_success:
+        # Unlocked early exit when full: the retry engine calls this on every success, and a
+        # racing spend can at worst cost this one refill, never a negative or overfull bucket.
+        if self.refill_per_success and self._tokens < self.capacity:
             with self._lock:
                 self._tokens = min(self.capacity, self._tokens + self.refill_per_success)
 
