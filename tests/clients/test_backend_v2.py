@@ -17,6 +17,7 @@ from clients_support import (
     Clock,
     FakeBulk,
     Scripted,
+    async_client,
     config,
     envelope,
     ids_of,
@@ -472,3 +473,40 @@ def test_client_refuses_disabled_tls() -> None:
     with pytest.raises(ValueError):
         BackendV2Client(config(), verify=False)  # type: ignore[arg-type]
 
+
+
+# --- one request at a time -----------------------------------------------------------------------
+
+
+def test_bulk_fetch_once_sorts_one_answer_without_follow_ups(clock: Clock) -> None:
+    backend = FakeBulk(fail={2: ["item_unavailable"], 4: ["item_corrupted"]})
+    client = sync_client(backend, clock)
+    answer = client.tasks.bulk_fetch_once([5, 4, 3, 2, 1, 5])
+    assert ids_of(answer.items) == [5, 3, 1]
+    assert answer.retry == {2: "item_unavailable"}
+    assert answer.failed == {4: "item_corrupted"}
+    assert answer.status_code == 207
+    assert backend.bulk_bodies() == [[5, 4, 3, 2, 1]]  # deduplicated, one request
+    assert clock.sleeps == []
+
+
+def test_bulk_fetch_once_refuses_more_than_one_request(clock: Clock) -> None:
+    backend = FakeBulk()
+    with pytest.raises(ValueError, match="at most 200 ids"):
+        sync_client(backend, clock).tasks.bulk_fetch_once(list(range(201)))
+    assert backend.requests == []
+
+
+def test_bulk_fetch_once_reports_missing_ids_and_retry_after(clock: Clock) -> None:
+    answer_body = {"data": [item(1)], "error": {"code": "partial_failure", "retry_after": 1.5,
+                                                 "failed": []}}
+    answer = sync_client(Scripted([reply(207, answer_body)]), clock).tasks.bulk_fetch_once([1, 2])
+    assert answer.retry == {2: "missing_from_response"}
+    assert answer.retry_after == 1.5
+
+
+@pytest.mark.anyio
+async def test_async_bulk_fetch_once(clock: Clock) -> None:
+    backend = FakeBulk(fail={1: ["item_unavailable"]})
+    answer = await async_client(backend, clock).tasks.bulk_fetch_once((1, 2))
+    assert ids_of(answer.items) == [2] and answer.retry == {1: "item_unavailable"}

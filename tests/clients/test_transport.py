@@ -656,3 +656,23 @@ async def test_async_error_chain_and_correlation(clock: Clock) -> None:
     assert info.value.__cause__ is original
     assert info.value.correlation_id == handler.requests[-1].headers["x-correlation-id"]
     assert len(info.value.attempts) == 3
+
+
+def test_bad_header_values_and_urls_are_refused(clock: Clock) -> None:
+    transport = make_sync(Scripted([]), clock)
+    with pytest.raises(ValueError, match="idempotency_key"):
+        transport.request("POST", "/v2/x/", idempotency_key="")
+    with pytest.raises(ValueError, match="idempotency_key"):
+        transport.request("POST", "/v2/x/", idempotency_key="a\r\nX-Evil: 1")
+    with pytest.raises(TypeError, match="correlation_id"):
+        transport.request("GET", "/v2/x/", correlation_id=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a valid URL"):
+        transport.request("GET", "http://[::1/oops")
+
+
+def test_http_status_error_with_an_unread_stream_is_mapped_by_status() -> None:
+    response = httpx.Response(503, stream=httpx.ByteStream(b"{}"), request=REQ)
+    exc = httpx.HTTPStatusError("503", request=REQ, response=response)
+    error = map_transport_error(exc, method="GET", path="/p", correlation_id="c")
+    assert isinstance(error, BackendServiceUnavailableError)
+    assert error.envelope is None and error.correlation_id == "c"

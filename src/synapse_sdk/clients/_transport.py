@@ -359,10 +359,14 @@ def map_transport_error(
     """
     if isinstance(exc, httpx.HTTPStatusError):
         response = exc.response
+        try:
+            body = response.content[:ERROR_BODY_LIMIT]
+        except httpx.ResponseNotRead:  # streamed and not read: judge by the status alone
+            body = b""
         return error_for_status(
             response.status_code,
             response.headers,
-            response.content if response.is_stream_consumed else b"",
+            body,
             method=method,
             path=path,
             correlation_id=correlation_id,
@@ -472,6 +476,15 @@ def _validate_token(token: object) -> str | None:
         # Never echo the token itself.
         raise ValueError("token must be non-empty, without surrounding whitespace or newlines")
     return token
+
+
+def _header_value(name: str, value: object) -> str:
+    """``value`` if it is a non-empty single-line string fit for a header."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if not value or len(value) > 200 or not value.isprintable():
+        raise ValueError(f"{name} must be 1-200 printable characters, got {value[:40]!r}")
+    return value
 
 
 def _check_verify(verify: object) -> ssl.SSLContext | None:
@@ -615,7 +628,10 @@ class _Core:
         if not isinstance(path, str):
             raise TypeError(f"path must be a string, not {type(path).__name__}")
         if path.startswith(("http://", "https://")):
-            url = httpx.URL(path)
+            try:
+                url = httpx.URL(path)
+            except httpx.InvalidURL as exc:
+                raise ValueError(f"not a valid URL: {path!r} ({exc})") from exc
             # Never send the token to another origin (e.g. a pre-signed storage URL).
             send_token = (url.scheme, url.host, url.port) == self._origin
             full = path
@@ -628,7 +644,9 @@ class _Core:
         if idempotency_key is None:
             key = uuid.uuid4().hex if method in _KEYED_METHODS else None
         elif idempotency_key is not False:
-            key = idempotency_key
+            key = _header_value("idempotency_key", idempotency_key)
+        if correlation_id is not None:
+            correlation_id = _header_value("correlation_id", correlation_id)
         limit = self.max_response_bytes if max_bytes is None else max_bytes
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")

@@ -5,7 +5,10 @@ Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths``
 
 * ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list;
 * ``iter(limit=100)`` — every item, fetched page by page as you iterate (never all at once);
-* ``bulk_fetch(ids)`` — the items with these ids, in input order.
+* ``bulk_fetch(ids)`` — the items with these ids, in input order;
+* ``bulk_fetch_once(ids)`` — one request of at most 200 ids, its answer sorted out into a
+  :class:`BulkAnswer` (served items, retryable and permanent failures) with no follow-ups, for
+  callers that pool the failures of many requests themselves.
 
 ``bulk_fetch`` splits the ids into requests of at most :data:`BULK_FETCH_LIMIT` ids. Each request
 goes through the transport, so 429s, 503s and dropped connections are retried by the retry policy
@@ -13,6 +16,7 @@ goes through the transport, so 429s, 503s and dropped connections are retried by
 names per-item failures: the retryable ones (``item_unavailable``) are requested again by
 themselves, after a backoff (:func:`synapse_sdk.retry.backoff_delay`, or the 207's own
 ``retry_after``), for up to ``max_attempts`` rounds in all. The result keeps the input order.
+The policy's ``deadline`` bounds each request (with its retries), not the whole bulk fetch.
 
 When items still fail (a non-retryable per-item code such as ``item_corrupted``, retryable ones
 whose rounds ran out, or a transient error that outlasted the retry policy after some items were
@@ -71,9 +75,11 @@ __all__ = [
     "AsyncBackendV2Client",
     "AsyncResource",
     "BackendV2Client",
+    "BulkAnswer",
     "Item",
     "Page",
     "Resource",
+    "sort_answer",
     "succeeded_items",
     "validate_ids",
 ]
@@ -141,6 +147,25 @@ def validate_ids(ids: object) -> list[ItemId]:
     return list(ids)
 
 
+def _unique_ids(ids: object) -> dict[str, ItemId]:
+    """``ids`` checked (:func:`validate_ids`), keyed by string form, first occurrence kept."""
+    unique: dict[str, ItemId] = {}
+    for item_id in validate_ids(ids):
+        unique.setdefault(str(item_id), item_id)
+    return unique
+
+
+def _one_request(ids: object) -> list[ItemId]:
+    """``ids`` checked and deduplicated, at most one request's worth."""
+    unique = _unique_ids(ids)
+    if len(unique) > BULK_FETCH_LIMIT:
+        raise ValueError(
+            f"one bulk-fetch request takes at most {BULK_FETCH_LIMIT} ids, got {len(unique)}; "
+            "use bulk_fetch() to split them"
+        )
+    return list(unique.values())
+
+
 def _validate_limit(limit: object, maximum: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise TypeError(f"limit must be an int, not {type(limit).__name__}")
@@ -185,6 +210,59 @@ def _key(item_id: object) -> str:
     return str(item_id)
 
 
+@dataclass(frozen=True, slots=True)
+class BulkAnswer:
+    """One bulk-fetch answer (200 or 207) sorted out against the ids it was asked for.
+
+    ``items`` are the items served, in request order; ``retry`` maps the ids worth asking again
+    (the backend said ``retryable``, or silently left them out: ``missing_from_response``) to
+    their code; ``failed`` the ids it will not serve (e.g. ``item_corrupted``) to theirs;
+    ``retry_after`` is the wait the answer asked for before asking again, if any.
+    """
+
+    items: list[Item]
+    retry: dict[ItemId, str | None]
+    failed: dict[ItemId, str | None]
+    retry_after: float | None = None
+    status_code: int = 200
+
+
+def sort_answer(sent: Sequence[ItemId], response: Response) -> BulkAnswer:
+    """Sort a bulk-fetch ``response`` to the ids in ``sent`` (matched by their string form).
+
+    Raises:
+        BackendError: ``malformed_response``; the answer breaks the API's shape.
+    """
+    data, body = _data_list(response)
+    served = {_key(item.get("id")): item for item in reversed(data)}
+    reported: dict[str, FailedItem] = {}
+    retry_after: float | None = None
+    error = body.get("error")
+    if error is not None:
+        envelope = find_envelope({"error": error})
+        if envelope is not None:
+            reported = {_key(f.id): f for f in envelope.failed}
+            retry_after = envelope.retry_after_seconds
+    answer = BulkAnswer([], {}, {}, retry_after, response.status_code)
+    seen: set[str] = set()
+    for item_id in sent:
+        key = _key(item_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        item = served.get(key)
+        failure = reported.get(key)
+        if item is not None:
+            answer.items.append(item)
+        elif failure is None:
+            answer.retry[item_id] = _MISSING
+        elif failure.retryable:
+            answer.retry[item_id] = failure.code
+        else:
+            answer.failed[item_id] = failure.code
+    return answer
+
+
 class _BulkFetch:
     """The bookkeeping of one ``bulk_fetch`` call, free of I/O (shared by sync and async).
 
@@ -202,9 +280,7 @@ class _BulkFetch:
     ) -> None:
         self.resource = resource
         self.correlation_id = uuid.uuid4().hex
-        self.original: dict[str, ItemId] = {}
-        for item_id in validate_ids(ids):
-            self.original.setdefault(_key(item_id), item_id)
+        self.original = _unique_ids(ids)
         self.order = list(self.original)
         self.policy = policy
         self.rng = rng
@@ -232,30 +308,15 @@ class _BulkFetch:
         Raises:
             BackendError: ``malformed_response``; the answer breaks the API's shape.
         """
-        data, body = _data_list(response)
-        requested = {_key(item_id) for item_id in sent}
-        for item in data:
-            key = _key(item.get("id"))
-            if key in requested and key not in self.results:
-                self.results[key] = item
-        reported: dict[str, FailedItem] = {}
-        error = body.get("error")
-        if error is not None:
-            envelope = find_envelope({"error": error})
-            if envelope is not None:
-                reported = {_key(f.id): f for f in envelope.failed}
-                if envelope.retry_after_seconds is not None:
-                    self.retry_hint = max(self.retry_hint or 0.0, envelope.retry_after_seconds)
-        for key in requested:
-            if key in self.results:
-                continue
-            failure = reported.get(key)
-            if failure is None:
-                self.retry[key] = _MISSING
-            elif failure.retryable:
-                self.retry[key] = failure.code
-            else:
-                self.failed[key] = (failure.code, False)
+        answer = sort_answer(sent, response)
+        for item in answer.items:
+            self.results.setdefault(_key(item.get("id")), item)
+        for item_id, code in answer.retry.items():
+            self.retry[_key(item_id)] = code
+        for item_id, code in answer.failed.items():
+            self.failed[_key(item_id)] = (code, False)
+        if answer.retry_after is not None:
+            self.retry_hint = max(self.retry_hint or 0.0, answer.retry_after)
 
     def abort(self, exc: SynapError) -> None:
         """A request failed with a transient error the policy gave up on: stop, and settle every
@@ -501,6 +562,23 @@ class Resource(_ResourceBase[Transport]):
                 return
             cursor = page.next_cursor
 
+    def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
+        """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
+
+        The building block of :meth:`bulk_fetch` for callers that pool the failures of many
+        requests themselves: no follow-up request is made for the failed items of a 207.
+        429s, 503s and dropped connections are still retried by the transport.
+
+        Raises:
+            TypeError, ValueError: bad ``ids``, or more distinct ids than the backend's limit.
+            BackendError: ``malformed_response``; any error of the transport propagates (a 400
+                ``invalid_ids`` as ``BackendInvalidInputError``, a 401, a transient error that
+                outlasted the retries).
+        """
+        sent = _one_request(ids)
+        response = self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        return sort_answer(sent, response)
+
     def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
         """The items with ``ids``, in input order (see the module docstring).
 
@@ -556,6 +634,12 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
+        """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""
+        sent = _one_request(ids)
+        response = await self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        return sort_answer(sent, response)
 
     async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
         """Async :meth:`Resource.bulk_fetch`: same arguments, same errors."""
