@@ -203,3 +203,36 @@ async def test_async_full_bulk_fetch_under_every_fault(fake_clock: FakeClock) ->
     assert_every_id_settled_once(ids, fetched, failed)
     assert set(failed.values()) <= ITEM_CODES
     assert_retry_after_respected(records)
+
+
+def test_errors_classify_as_the_seed_says(fake_clock: FakeClock) -> None:
+    """The seed's worked example: ``bulk_fetch`` inside ``except BackendError``, then
+    ``classify_export_error`` — partial failures, bad ids and rate limits each get their code."""
+    from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
+    from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode as Code
+
+    faults = FaultProfile(seed=3, permanent_failure_rate=0.2, rate_limit=RateLimit(1.0, 1))
+    no_retry = SDKConfig(retry_policy=None)
+    with Emulator(items=40, seed=2, faults=faults, clock=fake_clock) as emu, BackendV2Client(
+        no_retry, base_url=emu.url, token=emu.token, sleep=fake_clock.sleep, clock=fake_clock
+    ) as client:
+        outcomes = []
+        for ids in (list(range(1, 41)), [1, 2, 40_000]):
+            fake_clock.advance(5.0)  # a fresh rate-limit token for each call
+            try:
+                client.assignments.bulk_fetch(ids=ids)
+            except BackendError as exc:
+                outcomes.append((exc, classify_export_error(exc)))
+        fake_clock.advance(5.0)
+        client.tasks.list_page(limit=1)  # spends the token: the next call is rate limited
+        try:
+            client.tasks.bulk_fetch([1])
+        except BackendError as exc:
+            outcomes.append((exc, classify_export_error(exc)))
+    (partial, partial_code), (invalid, invalid_code), (limited, limited_code) = outcomes
+    assert partial_code is Code.EXPORT_FAILED_BATCH_PARTIAL
+    assert set(partial.failed_codes.values()) == {"item_corrupted"}
+    assert invalid_code is Code.EXPORT_FAILED_BAD_REQUEST
+    assert invalid.failed_ids == (40_000,)
+    assert limited_code is Code.EXPORT_FAILED_RATE_LIMITED
+    assert limited.retry_after_seconds is not None and limited.retry_after_seconds > 0
