@@ -193,6 +193,10 @@ class SynapStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
+            # WAL without a sync per commit: an emulator favours speed; a crash may lose the
+            # last writes but never corrupts the file.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
