@@ -89,6 +89,7 @@ class _Sender:
             more = bool(message.get("more_body", False))
             if not more:
                 self._remember()
+                self._state.record(self._ctx)
             if self.truncate:
                 await self._send(
                     {
@@ -111,9 +112,11 @@ class _Sender:
 
     async def _drop(self) -> None:
         self._dropped = True
-        dropper = self._state.drop_connection
-        if dropper is None or not await dropper(dict(self._scope)):
+        closer = self._state.connection_closer(self._scope)
+        self._state.record(self._ctx)
+        if closer is None:
             raise _DroppedConnection("emulator dropped the connection mid-body (fault injection)")
+        await closer()
 
     async def replay(self, recorded: RecordedResponse) -> None:
         """Send a recorded response again, marked ``Idempotent-Replayed: true``."""
@@ -158,7 +161,7 @@ class FaultGate:
         try:
             await self._serve(scope, receive, sender, ctx, headers)
         finally:
-            state.log.append(ctx.freeze())
+            state.record(ctx)  # if the response did not log it already
 
     def _refusal(
         self, ctx: RequestContext, headers: Headers, area: Area | None, body: bytes
@@ -218,8 +221,10 @@ class FaultGate:
             drop = state.faults.drop(key, attempt)
             if drop is not None:
                 ctx.faults.append(drop)
-                dropper = state.drop_connection
-                if drop == "drop_reset" and dropper is not None and await dropper(dict(scope)):
+                closer = state.connection_closer(scope)
+                if drop == "drop_reset" and closer is not None:
+                    state.record(ctx)
+                    await closer()
                     return
                 sender.truncate = True
         if ctx.method == "POST" and ctx.idempotency_key and ctx.token_fingerprint:

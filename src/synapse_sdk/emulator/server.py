@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -73,22 +75,23 @@ class _Server(uvicorn.Server):
             with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(wakeup.set)
 
-    async def drop(self, scope: dict[str, Any]) -> bool:
-        """Close the connection serving ``scope`` without a (further) response."""
-        client = scope.get("client")
+    def find_connection(self, scope: Any) -> Callable[[], Awaitable[None]] | None:
+        """A closer for the connection serving ``scope``, or None when it is not found."""
+        client = scope.get("client") if isinstance(scope, dict) else None
         if client is None:
-            return False
+            return None
         for connection in list(self.server_state.connections):
-            if getattr(connection, "client", None) == tuple(client):
-                transport = getattr(connection, "transport", None)
-                if transport is None:
-                    return False
-                transport.close()
-                # Let connection_lost run so uvicorn knows the client is gone.
-                for _ in range(3):
-                    await asyncio.sleep(0)
-                return True
-        return False
+            transport = getattr(connection, "transport", None)
+            if getattr(connection, "client", None) == tuple(client) and transport is not None:
+                return functools.partial(_close, transport)
+        return None
+
+
+async def _close(transport: asyncio.BaseTransport) -> None:
+    """Close a connection without a (further) response; let uvicorn see it is gone."""
+    transport.close()
+    for _ in range(3):  # connection_lost runs on the next loop iterations
+        await asyncio.sleep(0)
 
 
 class Emulator:
@@ -199,7 +202,7 @@ class Emulator:
         )
         ready = threading.Event()
         self._server = server = _Server(config, ready)
-        state.drop_connection = server.drop
+        state.find_connection = server.find_connection
         self._thread = threading.Thread(
             target=self._run,
             args=(server, sock),

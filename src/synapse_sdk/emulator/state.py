@@ -112,6 +112,7 @@ class RequestContext:
     authenticated: bool = False
     status: int | None = None
     token_fingerprint: str | None = None
+    logged: bool = False
 
     def freeze(self) -> RequestRecord:
         """The frozen record for the log."""
@@ -227,8 +228,9 @@ class EmulatorState:
         self.started_at = self.clock()
         self.log = RequestLog(log_limit)
         self.extensions: dict[str, Any] = {}
-        #: Set by the server: closes the connection of an ASGI scope without a response.
-        self.drop_connection: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+        #: Set by the server: finds the connection serving an ASGI scope and returns a coroutine
+        #: function that closes it without a (further) response, or None if it cannot.
+        self.find_connection: Callable[[Any], Callable[[], Awaitable[None]] | None] | None = None
         self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}
         for token in tokens:
@@ -244,6 +246,17 @@ class EmulatorState:
             f"EmulatorState(store={self.store!r}, faults={self.faults.name or 'custom'!r}, "
             f"tokens={len(self._tokens)}, requests={len(self.log)})"
         )
+
+    def connection_closer(self, scope: Any) -> Callable[[], Awaitable[None]] | None:
+        """How to close the connection serving ``scope`` (None when the server cannot)."""
+        return None if self.find_connection is None else self.find_connection(scope)
+
+    def record(self, ctx: RequestContext) -> None:
+        """Log a request once. Called *before* its last byte (or its drop) reaches the client,
+        so a client that has its answer always finds the request in the log."""
+        if not ctx.logged:
+            ctx.logged = True
+            self.log.append(ctx.freeze())
 
     # -- clock ---------------------------------------------------------------------------
 
