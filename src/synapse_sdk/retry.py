@@ -275,6 +275,10 @@ def testing() -> Iterator[list[float]]:
                     break
 
 
+# pytest would collect ``testing`` as a test when a test module imports it by name.
+setattr(testing, "__test__", False)  # noqa: B010 - mypy does not know function attributes
+
+
 def _record_wait(wait: float, state: _CallState) -> bool:
     """Hand ``wait`` to the active :func:`testing` block; False when there is none."""
     with _TESTING_LOCK:
@@ -285,6 +289,9 @@ def _record_wait(wait: float, state: _CallState) -> bool:
     return True
 
 
+_CONTEXT: Any = BaseException.__dict__["__context__"]
+
+
 def _reraise(exc: BaseException) -> NoReturn:
     """Raise ``exc`` again keeping its own ``__context__`` (a plain ``raise exc`` inside some
     unrelated ``except`` block would overwrite it and corrupt the chain classifiers walk)."""
@@ -292,7 +299,9 @@ def _reraise(exc: BaseException) -> NoReturn:
     try:
         raise exc
     finally:
-        exc.__context__ = context
+        if exc.__context__ is not context:
+            # Through the descriptor: a foreign exception may forbid setting attributes.
+            _CONTEXT.__set__(exc, context)
 
 
 def _safe_attr(exc: BaseException, name: str) -> Any:
@@ -360,7 +369,7 @@ class Retrying:
         elif not isinstance(policy, RetryPolicy):
             raise TypeError(f"policy must be a RetryPolicy or None, not {type(policy).__name__}")
         for label, hook in (("sleep", sleep), ("clock", clock), ("asleep", asleep)):
-            if hook is not None and not callable(hook):
+            if not callable(hook) and not (label == "asleep" and hook is None):
                 raise TypeError(f"{label} must be callable, got {hook!r}")
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random or None, not {type(rng).__name__}")
