@@ -5,6 +5,8 @@ Clients, the emulator, actions and the CLI live in submodules and load only when
 ``import synapse_sdk`` stays light.
 """
 
+import logging
+
 from synapse_sdk.config import RetryPolicy, SDKConfig, TimeoutConfig
 from synapse_sdk.exceptions import (
     AgentUnavailableError,
@@ -30,6 +32,10 @@ from synapse_sdk.exceptions import (
 )
 
 __version__ = "0.1.0"
+
+# A library never configures logging; without this a user who has not set up logging would see
+# the retry engine's warnings through Python's last-resort handler.
+logging.getLogger("synapse_sdk").addHandler(logging.NullHandler())
 
 __all__ = [
     "AgentUnavailableError",

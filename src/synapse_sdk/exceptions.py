@@ -421,6 +421,8 @@ class BackendError(SynapError):
         self.failed_codes: dict[ItemId, str | None] = codes
         self.retry_after_seconds = _check_retry_after(retry_after_seconds)
         self.envelope = envelope
+        #: Items a bulk call did fetch before it raised (filled by the backend client).
+        self.succeeded: list[dict[str, Any]] = []
         if outcome_unknown:
             self.outcome_unknown = True
 
