@@ -29,16 +29,7 @@ def emu(shared_emu: Emulator) -> Emulator:
     return shared_emu
 
 
-def client_for(emu: Emulator, **headers: str) -> httpx.Client:
-    """An httpx client authenticated against ``emu``."""
-    return httpx.Client(
-        base_url=emu.url,
-        headers={"Authorization": f"Bearer {emu.token}", **headers},
-        timeout=10.0,
-    )
-
-
 @pytest.fixture
 def client(emu: Emulator) -> Iterator[httpx.Client]:
-    with client_for(emu) as http:
+    with emu.client() as http:
         yield http

@@ -9,8 +9,6 @@ import pytest
 
 from synapse_sdk.emulator import Emulator, FaultProfile
 
-from .conftest import client_for
-
 RESOURCES = ("tasks", "assignments", "ground-truths")
 
 
@@ -47,11 +45,16 @@ def test_list_default_and_maximum_page_sizes(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"cursor": "not-a-cursor!"},
-     {"cursor": "YzE6dGFza3M6LTU"}],  # the last one decodes to a negative id
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"cursor": "not-a-cursor!"},
+        {"cursor": "YzE6dGFza3M6LTU"},
+    ],  # the last one decodes to a negative id
 )
 def test_bad_list_parameters_are_400_invalid_request(
-    client: httpx.Client, params: dict[str, object]
+    client: httpx.Client, params: dict[str, str | int]
 ) -> None:
     response = client.get("/v2/tasks/", params=params)
     assert response.status_code == 400
@@ -109,8 +112,17 @@ def test_invalid_ids_names_the_unknown_ids(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"{nope", b"", b"[1, 2]", b'{"id": [1]}', b'{"ids": 5}', b'{"ids": [1.5]}',
-     b'{"ids": [true]}', b'{"ids": [null]}', b"\xff\xfe"],
+    [
+        b"{nope",
+        b"",
+        b"[1, 2]",
+        b'{"id": [1]}',
+        b'{"ids": 5}',
+        b'{"ids": [1.5]}',
+        b'{"ids": [true]}',
+        b'{"ids": [null]}',
+        b"\xff\xfe",
+    ],
 )
 def test_malformed_bulk_fetch_body_is_400_not_500(client: httpx.Client, content: bytes) -> None:
     response = client.post(
@@ -178,7 +190,7 @@ def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
 
 
 def test_every_response_has_a_request_id_and_echoes_the_correlation_id(emu: Emulator) -> None:
-    with client_for(emu, **{"X-Correlation-ID": "corr-123"}) as http:
+    with emu.client(headers={"X-Correlation-ID": "corr-123"}) as http:
         responses = [
             http.get("/v2/tasks/"),
             http.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 10**6]}),
@@ -205,7 +217,7 @@ def test_health_needs_no_token(emu: Emulator) -> None:
 
 
 def test_idempotency_key_replays_a_recorded_200(emu: Emulator) -> None:
-    with client_for(emu) as http:
+    with emu.client() as http:
         first = http.post(
             "/v2/tasks/bulk-fetch/", json={"ids": [1, 2]}, headers={"Idempotency-Key": "k1"}
         )
@@ -227,10 +239,11 @@ def test_idempotency_key_replays_a_recorded_200(emu: Emulator) -> None:
 
 def test_a_207_is_not_replayed_so_a_retry_can_succeed() -> None:
     faults = FaultProfile(seed=3, partial_failure_rate=0.5)
-    with Emulator(items=20, faults=faults) as emu, client_for(emu) as http:
+    with Emulator(items=20, faults=faults) as emu, emu.client() as http:
         statuses = [
             http.post(
-                "/v2/tasks/bulk-fetch/", json={"ids": list(range(1, 21))},
+                "/v2/tasks/bulk-fetch/",
+                json={"ids": list(range(1, 21))},
                 headers={"Idempotency-Key": "same"},
             ).status_code
             for _ in range(3)

@@ -19,10 +19,17 @@ import click
 _POLL_SECONDS = 0.2
 
 
-def _check_faults(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Validate ``--faults`` (a preset name or spec such as ``heavy,drop_rate=0``) at parse time."""
+def check_faults(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback validating a ``--faults`` option at parse time (None passes through).
+
+    Takes a preset name or spec such as ``heavy,drop_rate=0`` (see ``FaultProfile.from_spec``);
+    raises ``click.BadParameter`` with the reason otherwise. Shared by every command that starts
+    an emulator.
+    """
     from synapse_sdk.emulator import FaultProfile
 
+    if value is None:
+        return None
     try:
         FaultProfile.from_spec(value)
     except ValueError as exc:
@@ -56,7 +63,7 @@ def emulator() -> None:
     "--faults",
     default="mild",
     show_default=True,
-    callback=_check_faults,
+    callback=check_faults,
     help="Fault profile: none, mild, heavy, optionally with overrides "
     "such as 'heavy,drop_rate=0,rate_limit=10/20'.",
 )

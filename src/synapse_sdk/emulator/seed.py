@@ -184,7 +184,13 @@ def _ground_truth(dice: _Dice, item_id: int) -> SeedItem:
             f"{_CLASSES.index(obj['class'])} {(x + w / 2) / 1920:.6f} {(y + h / 2) / 1080:.6f} "
             f"{w / 1920:.6f} {h / 1080:.6f}"
         )
-    content = ("# demo ground truth " + str(item_id) + "\n" + "\n".join(lines) + "\n").encode()
+    names = " ".join(f"{index}={name}" for index, name in enumerate(_CLASSES))
+    header = (
+        f"# synapse demo ground truth {item_id} ({data['dataset']}, split {data['split']})\n"
+        f"# YOLO boxes: class x_center y_center width height, normalised to 1920x1080\n"
+        f"# classes: {names}\n"
+    )
+    content = (header + "\n".join(lines) + "\n").encode()
     return SeedItem(item_id, data, content, "text/plain; charset=utf-8", f"gt_{item_id:05d}.txt")
 
 

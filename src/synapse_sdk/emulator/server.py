@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -26,6 +26,9 @@ from synapse_sdk.emulator.areas import Area
 from synapse_sdk.emulator.faults import FaultProfile
 from synapse_sdk.emulator.state import Clock, EmulatorState, RequestRecord, Sleep, new_token
 from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Emulator", "is_loopback"]
 
@@ -335,6 +338,26 @@ class Emulator:
         token = new_token()
         self._started().add_token(token)
         return token
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` for this emulator: its base URL and bearer token preset.
+
+        Keyword arguments go to ``httpx.Client`` (extra ``headers`` are merged).
+        Raises ``RuntimeError`` before start.
+        """
+        import httpx
+
+        return httpx.Client(**self._client_options(kwargs))
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` flavour of :meth:`client`."""
+        import httpx
+
+        return httpx.AsyncClient(**self._client_options(kwargs))
+
+    def _client_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}", **dict(kwargs.pop("headers", {}))}
+        return {"base_url": self.url, "timeout": 30.0, **kwargs, "headers": headers}
 
     def __repr__(self) -> str:
         where = self.url if self._state is not None else f"{self.host}:{self._requested_port}"

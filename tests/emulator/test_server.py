@@ -1,0 +1,182 @@
+"""The in-process server: lifecycle, no leaked threads or sockets, loopback only, secrets hidden."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from synapse_sdk.emulator import Emulator, FaultProfile, is_loopback
+
+
+def _emulator_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("synapse-emulator:")]
+
+
+def _refuses_connections(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_start_serves_at_once_and_stop_leaves_nothing_behind() -> None:
+    before = len(_emulator_threads())
+    ports = []
+    for _ in range(4):
+        with Emulator(items=3) as emu:
+            assert emu.running
+            assert emu.url == f"http://127.0.0.1:{emu.port}"
+            with emu.client() as http:  # keep-alive connection still open at stop()
+                assert http.get("/v2/tasks/").status_code == 200
+                ports.append(emu.port)
+                emu.stop()
+        assert not emu.running
+    assert len(_emulator_threads()) == before
+    assert all(_refuses_connections(port) for port in ports)
+
+
+def test_stop_is_idempotent_and_an_emulator_starts_only_once() -> None:
+    emu = Emulator(items=1)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = emu.url
+    emu.start()
+    with pytest.raises(RuntimeError, match="only once"):
+        emu.start()
+    emu.stop()
+    emu.stop()
+    with pytest.raises(RuntimeError, match="only once"):
+        emu.start()
+
+
+def test_the_token_never_shows_in_reprs_or_the_log() -> None:
+    with Emulator(items=2, token="emu_secret-value-123") as emu, emu.client() as http:
+        http.get("/v2/tasks/")
+        http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]})
+        texts = [
+            repr(emu),
+            str(emu),
+            repr(emu.state),
+            repr(emu.store),
+            repr(emu.faults),
+            repr(emu.requests),
+        ]
+    assert emu.token == "emu_secret-value-123"
+    for text in texts:
+        assert "secret-value" not in text
+
+
+def test_client_helpers_preset_url_and_token_and_merge_headers() -> None:
+    with Emulator(items=2) as emu:
+        with emu.client(headers={"X-Correlation-ID": "c-9"}, timeout=5.0) as http:
+            assert http.get("/v2/tasks/").status_code == 200
+        assert emu.requests[-1].correlation_id == "c-9"
+        assert emu.requests[-1].authenticated
+
+
+@pytest.mark.anyio
+async def test_async_client_helper() -> None:
+    async with Emulator(items=2) as emu, emu.async_client() as http:
+        assert (await http.get("/v2/assignments/")).status_code == 200
+
+
+def test_generated_tokens_are_random_and_authenticate() -> None:
+    with Emulator(items=1) as first, Emulator(items=1) as second:
+        assert first.token != second.token
+        assert len(first.token) > 20
+        with first.client() as http:
+            assert http.get("/v2/tasks/").status_code == 200
+        wrong = httpx.get(
+            first.url + "/v2/tasks/", headers={"Authorization": f"Bearer {second.token}"}
+        )
+        assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize("token", ["", "has space", "tab\there"])
+def test_a_bad_fixed_token_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="bearer token"):
+        Emulator(items=1, token=token).start()
+
+
+def test_non_loopback_hosts_need_an_explicit_opt_in() -> None:
+    for host in ("0.0.0.0", "192.0.2.10", "example.com", "::"):
+        with pytest.raises(ValueError, match="allow_non_loopback"):
+            Emulator(host=host)
+    assert is_loopback("127.0.0.1") and is_loopback("127.1.2.3") and is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
+
+
+def test_a_busy_port_is_a_clear_os_error() -> None:
+    with (
+        Emulator(items=1) as emu,
+        pytest.raises(OSError, match=f"cannot bind 127.0.0.1:{emu.port}"),
+    ):
+        Emulator(items=1, port=emu.port).start()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"port": -1}, ValueError),
+        ({"port": 70000}, ValueError),
+        ({"seed": "1"}, TypeError),
+        ({"faults": "terrible"}, ValueError),
+        ({"faults": 3}, TypeError),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        Emulator(**kwargs)  # type: ignore[arg-type]
+
+
+def test_preset_names_are_seeded_from_the_emulator_seed() -> None:
+    emu = Emulator(items=1, seed=12, faults="mild")
+    assert emu.faults == FaultProfile.preset("mild", seed=12)
+    assert "faults='mild'" in repr(emu)
+
+
+def test_a_file_database_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "emu.sqlite"
+    with Emulator(items=5, db=path) as emu:
+        digest = emu.store.digest()
+    assert path.exists()
+    with Emulator(items=5, db=path) as emu:
+        assert emu.store.digest() == digest
+
+
+@pytest.mark.anyio
+async def test_async_context_manager() -> None:
+    async with Emulator(items=3) as emu:
+        async with httpx.AsyncClient(
+            base_url=emu.url, headers={"Authorization": f"Bearer {emu.token}"}
+        ) as http:
+            response = await http.post("/v2/ground-truths/bulk-fetch/", json={"ids": [3, 1]})
+        assert [item["id"] for item in response.json()["data"]] == [3, 1]
+    assert not emu.running
+
+
+def test_concurrent_clients_are_served_and_all_logged() -> None:
+    with Emulator(items=200) as emu:
+        errors: list[BaseException] = []
+
+        def worker(start: int) -> None:
+            try:
+                with emu.client() as http:
+                    for n in range(5):
+                        ids = list(range(start + n * 10, start + n * 10 + 10))
+                        response = http.post("/v2/tasks/bulk-fetch/", json={"ids": ids})
+                        assert [item["id"] for item in response.json()["data"]] == ids
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(1 + 50 * k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        records = emu.requests
+    assert len(records) == 20
+    assert sorted(r.seq for r in records) == list(range(1, 21))
