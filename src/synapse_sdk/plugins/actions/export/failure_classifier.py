@@ -1,0 +1,141 @@
+"""Classify an export failure into an :class:`ExportLogMessageCode` — data for the generic engine.
+
+Two layers (see ``docs/failure-classification.md``):
+
+1. the v2 catalog :data:`_V2_ERROR_CODE_TO_EXPORT_CODE` — a backend ``error.code`` found on the
+   chain (a ``BackendError.error_code``) or in its text (``{"error": {"code": ...}}``) wins;
+   an unknown code falls through;
+2. the ordered v1 patterns :data:`_V1_PATTERNS` — the first *declared* pattern that matches the
+   flattened chain wins, so the most specific is declared first.
+
+Adding a backend code never touches matching logic: a member in ``log_messages.py``, one line
+in the catalog, one regression test. :data:`EXPORT_RETRY_SEMANTICS` says what a caller should
+do about each failure code.
+"""
+
+from __future__ import annotations
+
+from synapse_sdk.plugins import failure_patterns as fp
+from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
+from synapse_sdk.plugins.failure_semantics import (
+    FailureCategory,
+    RetrySemantics,
+    extract_failed_step,
+)
+
+__all__ = [
+    "EXPORT_FAILURES",
+    "EXPORT_RETRY_SEMANTICS",
+    "classify_export_error",
+    "extract_failed_step",
+]
+
+_E = ExportLogMessageCode
+
+#: Backend v2 ``error.code`` → export code. Consulted before any pattern.
+_V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
+    'invalid_ids': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
+    'partial_failure': ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
+    'rate_limited': ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
+}
+
+#: The v1 layer: (pattern, code) in priority order — the first declared match wins.
+_V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
+    # Storage backend the export cannot write to: "Unsupported storage type 's3x'",
+    # "storage provider 'ftp' is not supported", "No storage provider for scheme 'gopher'".
+    (
+        r"(?i:\bunsupported storage\b|\bno storage provider\b"
+        r"|\bstorage (?:type|provider|backend|scheme)\b[^\n]{0,80}?\bnot supported\b)",
+        _E.EXPORT_FAILED_STORAGE_UNSUPPORTED,
+    ),
+    # A field the converter expected is missing from the data: raw KeyError('annotations').
+    (r"\bKeyError\b", _E.EXPORT_FAILED_INVALID_KEY),
+    # Data that does not parse: json.JSONDecodeError "Expecting value", UnicodeDecodeError.
+    (fp.MALFORMED_DATA, _E.EXPORT_FAILED_MALFORMED_DATA),
+    # An output file from an earlier run is in the way: FileExistsError "[Errno 17] File exists".
+    (fp.FILE_EXISTS, _E.EXPORT_FAILED_FILE_EXISTS),
+    # A file the export reads is missing: FileNotFoundError "[Errno 2] No such file or directory".
+    (fp.FILE_NOT_FOUND, _E.EXPORT_FAILED_FILE_NOT_FOUND),
+    # The output disk is full: "[Errno 28] No space left on device" (not transient: no retry).
+    (fp.DISK_FULL, _E.EXPORT_FAILED_DISK_FULL),
+    # OS permission bits or an HTTP 403: PermissionError "[Errno 13] Permission denied".
+    (fp.PERMISSION_DENIED, _E.EXPORT_FAILED_PERMISSION),
+    # Credentials refused: HTTP 401, the backend's "unauthorized" code, an expired token.
+    (fp.AUTHENTICATION, _E.EXPORT_FAILED_AUTHENTICATION),
+    # The rate limiter without a v2 envelope: "429 Too Many Requests", "rate limit exceeded".
+    (fp.RATE_LIMITED, _E.EXPORT_FAILED_RATE_LIMITED),
+    # OS conditions that clear by themselves: EAGAIN, EINTR, EBUSY, EMFILE, ENOBUFS.
+    (fp.TRANSIENT_OS, _E.EXPORT_FAILED_OS_TRANSIENT),
+    # A download cut short: httpx "peer closed connection without sending complete message
+    # body", http.client.IncompleteRead. Before CONNECTION_LOST, which sees the same words.
+    (fp.INCOMPLETE_RESPONSE, _E.EXPORT_FAILED_INCOMPLETE_RESPONSE),
+    # An established connection dropped: httpx "Server disconnected without sending a
+    # response", "[Errno 104] Connection reset by peer", "Broken pipe".
+    (fp.CONNECTION_LOST, _E.EXPORT_FAILED_CONNECTION_LOST),
+    # No connection at all: httpx.ConnectError "All connection attempts failed", "[Errno 111]
+    # Connection refused", DNS failures, httpx.ConnectTimeout. Before TIMEOUT.
+    (fp.SERVER_UNREACHABLE, _E.EXPORT_FAILED_SERVER_UNREACHABLE),
+    # The service answered that it is down: HTTP 502/503/504, "service_unavailable".
+    (fp.SERVICE_UNAVAILABLE, _E.EXPORT_FAILED_SERVICE_UNAVAILABLE),
+    # Waiting too long on large data: httpx.ReadTimeout / WriteTimeout / PoolTimeout,
+    # TimeoutError, "timed out".
+    (fp.TIMEOUT, _E.EXPORT_FAILED_TIMEOUT),
+    # Any other transport failure: httpx.NetworkError / ProtocolError, ConnectionError, SSL.
+    (fp.NETWORK, _E.EXPORT_FAILED_NETWORK),
+    # Settings or data rejected by validation (pydantic, HTTP 422): needs an administrator.
+    (fp.VALIDATION, _E.EXPORT_FAILED_VALIDATION),
+    # Missing or wrong configuration: "ImproperlyConfigured", "missing required setting".
+    (fp.CONFIGURATION, _E.EXPORT_FAILED_CONFIGURATION),
+    # A step that failed for a reason none of the above named: "step 'convert' failed".
+    (fp.STEP_FAILED, _E.EXPORT_FAILED_STEP),
+    # The export's own generic failure: "export failed", an ExportError.
+    (r"\bExportError\b|(?i:\bexport(?:ing)? failed\b)", _E.EXPORT_FAILED),
+]
+
+#: What a caller should do about each failure code (the seed's retry-policy column).
+EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
+    _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_BATCH_PARTIAL: RetrySemantics.RETRY_FAILED_ITEMS,
+    _E.EXPORT_FAILED_RATE_LIMITED: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_PERMISSION: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_STORAGE_UNSUPPORTED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_INVALID_KEY: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_AUTHENTICATION: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_TIMEOUT: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_CONNECTION_LOST: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_SERVER_UNREACHABLE: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_SERVICE_UNAVAILABLE: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_INCOMPLETE_RESPONSE: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_FILE_NOT_FOUND: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_FILE_EXISTS: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_DISK_FULL: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_MALFORMED_DATA: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_VALIDATION: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_CONFIGURATION: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_OS_TRANSIENT: RetrySemantics.BACKOFF_THEN_RETRY,
+    _E.EXPORT_FAILED_STEP: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED: RetrySemantics.NO_RETRY,
+}
+
+#: The export category: codes, catalog, patterns and semantics, checked once at import.
+EXPORT_FAILURES = FailureCategory(
+    name="export",
+    codes=ExportLogMessageCode,
+    catalog=_V2_ERROR_CODE_TO_EXPORT_CODE,
+    patterns=_V1_PATTERNS,
+    retry_semantics=EXPORT_RETRY_SEMANTICS,
+    fallback=ExportLogMessageCode.EXPORT_FAILED,
+)
+
+
+def classify_export_error(
+    exc: BaseException | None = None, message: str | None = None
+) -> ExportLogMessageCode | None:
+    """The export code for ``exc`` (its whole chain) and/or ``message``; None if nothing matched.
+
+    Depends on no SDK state and accepts any exception instance; never raises on odd input (an
+    exception whose ``str()`` raises, cyclic chains, huge messages). Callers that need a code
+    regardless use ``classify_export_error(exc) or ExportLogMessageCode.EXPORT_FAILED``.
+    """
+    return EXPORT_FAILURES.classify(exc, message)
