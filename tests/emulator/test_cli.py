@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -46,20 +48,26 @@ class _Lines:
         return "".join(lines)
 
 
-def _serve(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _serve(*args: str) -> Iterator[tuple[subprocess.Popen[str], _Lines]]:
+    """Run ``synapse emulator serve`` with a free port; always reaped and its pipes closed."""
+    with subprocess.Popen(
         [sys.executable, "-c", _LAUNCH, "emulator", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    ) as proc:
+        try:
+            yield proc, _Lines(proc.stdout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_url_and_token_serves_and_stops_cleanly_on_a_signal(sig: int) -> None:
-    proc = _serve("--items", "30", "--seed", "2", "--faults", "none")
-    try:
-        out = _Lines(proc.stdout)
+    with _serve("--items", "30", "--seed", "2", "--faults", "none") as (proc, out):
         url = out.until(lambda line: line.strip().startswith("url:")).split()[-1]
         token = out.until(lambda line: line.strip().startswith("token:")).split()[-1]
         assert url.startswith("http://127.0.0.1:")
@@ -75,26 +83,16 @@ def test_serve_prints_url_and_token_serves_and_stops_cleanly_on_a_signal(sig: in
         assert "stopped after 1 requests" in out.rest()
         assert proc.stderr is not None
         assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_serve_json_line_with_mild_faults_by_default() -> None:
-    proc = _serve("--items", "10", "--json")
-    try:
-        out = _Lines(proc.stdout)
+    with _serve("--items", "10", "--json") as (proc, out):
         info = json.loads(out.until(lambda line: line.startswith("{")))
         assert info["faults"] == "mild"
-        health = httpx.get(info["url"] + "/healthz", timeout=10)
-        assert health.status_code == 200
+        assert httpx.get(info["url"] + "/healthz", timeout=10).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out.rest()
 
 
 def test_non_loopback_host_needs_the_flag() -> None:

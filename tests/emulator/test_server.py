@@ -108,6 +108,13 @@ def test_non_loopback_hosts_need_an_explicit_opt_in() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
 
 
+def test_allowing_a_non_loopback_host_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # Constructing does not bind; the warning comes at once, before anything is exposed.
+    with caplog.at_level("WARNING", logger="synapse_sdk.emulator"):
+        Emulator(host="192.0.2.1", allow_non_loopback=True)
+    assert "non-loopback host 192.0.2.1" in caplog.text
+
+
 def test_a_busy_port_is_a_clear_os_error() -> None:
     with (
         Emulator(items=1) as emu,

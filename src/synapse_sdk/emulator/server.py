@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,14 @@ from synapse_sdk.emulator.app import create_app
 from synapse_sdk.emulator.areas import Area
 from synapse_sdk.emulator.faults import FaultProfile
 from synapse_sdk.emulator.state import Clock, EmulatorState, RequestRecord, Sleep, new_token
-from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store
+from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["Emulator", "is_loopback"]
+
+logger = logging.getLogger("synapse_sdk.emulator")
 
 _STARTUP_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
@@ -139,16 +142,22 @@ class Emulator:
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError("host must be a non-empty string")
-        if not is_loopback(host) and not allow_non_loopback:
-            raise ValueError(
-                f"refusing to serve on non-loopback host {host!r}: the emulator has no real "
-                "security; pass allow_non_loopback=True if you mean it"
+        if not is_loopback(host):
+            if not allow_non_loopback:
+                raise ValueError(
+                    f"refusing to serve on non-loopback host {host!r}: the emulator has no real "
+                    "security; pass allow_non_loopback=True if you mean it"
+                )
+            logger.warning(
+                "synapse emulator will serve on non-loopback host %s: anyone who can reach it "
+                "and holds the token can read the demo data",
+                host,
             )
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int between 0 and 65535, got {port!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        self.items = items
+        self.items = validate_items(items)
         self.seed = seed
         self.faults = FaultProfile.resolve(faults, seed=seed)
         self.host = host

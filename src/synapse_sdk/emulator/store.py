@@ -19,7 +19,7 @@ from typing import Any
 
 from synapse_sdk.emulator.seed import DEMO_PROJECT_ID, RESOURCES, generate_item
 
-__all__ = ["DEFAULT_ITEMS", "MAX_ITEMS", "Original", "Store"]
+__all__ = ["DEFAULT_ITEMS", "MAX_ITEMS", "Original", "Store", "validate_items"]
 
 #: Items per resource when the caller does not say (so 2000 tasks, 2000 assignments and 2000
 #: ground truths).
@@ -40,7 +40,8 @@ class Original:
     sha256: str
 
 
-def _check_count(items: object) -> int:
+def validate_items(items: object) -> int:
+    """Return ``items`` if it is a valid per-resource count; else ``TypeError``/``ValueError``."""
     if isinstance(items, bool) or not isinstance(items, int):
         raise TypeError(f"items must be an int, got {type(items).__name__}")
     if not 0 <= items <= MAX_ITEMS:
@@ -84,7 +85,7 @@ class Store:
     def __init__(
         self, path: str | Path | None = None, *, items: int = DEFAULT_ITEMS, seed: int = 0
     ) -> None:
-        self.items = _check_count(items)
+        self.items = validate_items(items)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed
