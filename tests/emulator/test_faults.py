@@ -172,10 +172,10 @@ def test_a_retry_of_a_dropped_request_is_a_new_decision() -> None:
     assert ["200" if o == "200" else "x" for o in outcomes] == expected
 
 
-def test_latency_uses_the_injected_sleep(clock: FakeClock) -> None:
+def test_latency_advances_a_fake_clock_instead_of_sleeping(clock: FakeClock) -> None:
     faults = FaultProfile(seed=6, latency=(0.05, 0.25))
     with (
-        Emulator(items=5, faults=faults, clock=clock, sleep=clock.sleep) as emu,
+        Emulator(items=5, faults=faults, clock=clock) as emu,
         emu.client() as http,
     ):
         for _ in range(5):
@@ -185,6 +185,21 @@ def test_latency_uses_the_injected_sleep(clock: FakeClock) -> None:
     assert all(0.05 <= s <= 0.25 for s in clock.sleeps)
     assert [r.latency for r in records] == clock.sleeps
     assert clock() == pytest.approx(1000.0 + sum(clock.sleeps))
+
+
+def test_latency_awaits_an_injected_async_sleep() -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    faults = FaultProfile(seed=6, latency=(0.05, 0.25))
+    with Emulator(items=5, faults=faults, sleep=record) as emu, emu.client() as http:
+        assert http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]}).status_code == 200
+        assert http.get("/v2/files/tasks/1/original").status_code == 200
+        records = emu.requests
+    assert waits == [r.latency for r in records]
+    assert all(0.05 <= w <= 0.25 for w in waits)
 
 
 def _fault_trace(seed: int, order: list[list[int]]) -> dict[int, list[bool]]:

@@ -64,7 +64,6 @@ class _Sender:
         self._scope = scope
         self.truncate = False
         self.remember_as: tuple[str, ...] | None = None
-        self.started = False
         self._dropped = False
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
@@ -74,7 +73,6 @@ class _Sender:
         if self._dropped:
             return
         if message["type"] == "http.response.start":
-            self.started = True
             self._status = int(message["status"])
             self._ctx.status = self._status
             self._headers = list(message.get("headers", []))
@@ -85,7 +83,8 @@ class _Sender:
             return
         if message["type"] == "http.response.body":
             body = bytes(message.get("body", b""))
-            self._body.append(body)
+            if self.remember_as is not None:
+                self._body.append(body)
             more = bool(message.get("more_body", False))
             if not more:
                 self._remember()

@@ -24,6 +24,7 @@ import uvicorn
 
 from synapse_sdk.emulator.app import create_app
 from synapse_sdk.emulator.areas import Area
+from synapse_sdk.emulator.clock import FakeClock
 from synapse_sdk.emulator.faults import FaultProfile
 from synapse_sdk.emulator.state import Clock, EmulatorState, RequestRecord, Sleep, new_token
 from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
@@ -113,7 +114,8 @@ class Emulator:
     * ``faults`` — a :class:`FaultProfile`, a preset/spec string (``"mild"``), or None (no
       faults).
     * ``clock`` / ``sleep`` — the emulator clock (token bucket, outages, log times) and the sleep
-      used for injected latency; inject a :class:`~synapse_sdk.emulator.FakeClock` in tests.
+      used for injected latency; inject a :class:`~synapse_sdk.emulator.FakeClock` in tests
+      (its ``sleep`` is then the default, so latency advances it instead of sleeping).
     * ``host`` / ``port`` — loopback only unless ``allow_non_loopback=True``; port 0 picks a
       free port. ``db`` — a SQLite file to keep the data in (default: memory).
     * ``token`` — the bearer token to accept (default: a random one). It never appears in
@@ -164,7 +166,8 @@ class Emulator:
         self._requested_port = port
         self._db = db
         self._clock = clock
-        self._sleep = sleep
+        # With a fake clock, injected latency must advance it, never sleep for real.
+        self._sleep = clock.sleep if sleep is None and isinstance(clock, FakeClock) else sleep
         self._areas = areas
         self._log_limit = log_limit
         self._token = new_token() if token is None else token
