@@ -96,7 +96,7 @@ def test_generated_tokens_are_random_and_authenticate() -> None:
 @pytest.mark.parametrize("token", ["", "has space", "tab\there"])
 def test_a_bad_fixed_token_is_refused(token: str) -> None:
     with pytest.raises(ValueError, match="bearer token"):
-        Emulator(items=1, token=token).start()
+        Emulator(items=1, token=token)
 
 
 def test_non_loopback_hosts_need_an_explicit_opt_in() -> None:

@@ -26,7 +26,14 @@ from synapse_sdk.emulator.app import create_app
 from synapse_sdk.emulator.areas import Area
 from synapse_sdk.emulator.clock import FakeClock
 from synapse_sdk.emulator.faults import FaultProfile
-from synapse_sdk.emulator.state import Clock, EmulatorState, RequestRecord, Sleep, new_token
+from synapse_sdk.emulator.state import (
+    Clock,
+    EmulatorState,
+    RequestRecord,
+    Sleep,
+    new_token,
+    validate_token,
+)
 from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
 
 if TYPE_CHECKING:
@@ -170,7 +177,7 @@ class Emulator:
         self._sleep = clock.sleep if sleep is None and isinstance(clock, FakeClock) else sleep
         self._areas = areas
         self._log_limit = log_limit
-        self._token = new_token() if token is None else token
+        self._token = new_token() if token is None else validate_token(token)
         self._state: EmulatorState | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

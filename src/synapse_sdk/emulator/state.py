@@ -35,6 +35,7 @@ __all__ = [
     "Sleep",
     "TokenBucket",
     "new_token",
+    "validate_token",
 ]
 
 #: A clock: seconds as a float, only differences matter (``time.monotonic`` by default).
@@ -50,6 +51,13 @@ IDEMPOTENCY_CACHE_SIZE = 128
 def new_token() -> str:
     """A fresh random bearer token."""
     return "emu_" + secrets.token_urlsafe(24)
+
+
+def validate_token(token: object) -> str:
+    """Return ``token`` if usable as a bearer token; ``ValueError`` if empty or with whitespace."""
+    if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
+        raise ValueError("a bearer token must be a non-empty string without whitespace")
+    return token
 
 
 def _fingerprint(token: str) -> str:
@@ -284,8 +292,7 @@ class EmulatorState:
 
         Raises ``ValueError`` for an empty token or one with whitespace.
         """
-        if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
-            raise ValueError("a bearer token must be a non-empty string without whitespace")
+        validate_token(token)
         with self._lock:
             self._tokens[_fingerprint(token)] = token
 
