@@ -355,3 +355,23 @@ def test_retry_semantics() -> None:
     assert INFERENCE_RETRY_SEMANTICS[I.INFERENCE_FAILED_INPUT_TOO_LARGE] is (
         RetrySemantics.NO_RETRY
     )
+
+
+def test_the_docs_catalog_table_matches_the_code() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "failure-classification.md"
+    rows = [
+        line for line in docs.read_text(encoding="utf-8").splitlines()
+        if line.startswith(tuple(f"| {name} |" for name in CATALOGS))
+    ]
+    expected = []
+    for name, (catalog, _) in CATALOGS.items():
+        category = get_category(name)
+        by_code: dict[Any, list[str]] = {}
+        for key, code in catalog.items():
+            by_code.setdefault(code, []).append(f"`{key}`")
+        for code, keys in by_code.items():
+            expected.append(
+                f"| {name} | {', '.join(keys)} | `{code.value}` | {code.level.value} | "
+                f"{category.retry_semantics[code].value} |"
+            )
+    assert rows == expected

@@ -581,3 +581,20 @@ def test_extract_failed_step_prefers_a_step_attribute() -> None:
 def test_flattened_text_is_what_the_patterns_see() -> None:
     exc = _raised(lambda: {}["annotations"])
     assert "KeyError" in flatten_exception(exc)
+
+
+def test_the_docs_code_table_matches_the_code() -> None:
+    docs = Path(__file__).resolve().parents[4] / "docs" / "failure-classification.md"
+    rows = [line for line in docs.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `EXPORT_")]
+    backend = {code: key for key, code in fc._V2_ERROR_CODE_TO_EXPORT_CODE.items()}
+    expected = []
+    for code in ExportLogMessageCode:
+        semantics = EXPORT_RETRY_SEMANTICS.get(code)
+        v2 = f"`{backend[code]}`" if code in backend else "—"
+        english = resolve_log_message(code, "en").text
+        expected.append(
+            f"| `{code.value}` | {code.level.value} | {v2} | "
+            f"{semantics.value if semantics else '—'} | {english} |"
+        )
+    assert rows == expected

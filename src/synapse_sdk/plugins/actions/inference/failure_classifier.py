@@ -28,10 +28,10 @@ _V2_ERROR_CODE_TO_INFERENCE_CODE: dict[str, InferenceLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
-    # The model server is up but the model is not: "model is not loaded", "model not ready",
-    # KServe/Triton "ModelNotReady". Before the not-found pattern ("model ... not ...").
+    # The model server is up but the model is not: "model 'resnet' is not loaded yet", "model
+    # not ready", KServe/Triton "ModelNotReady". Before the not-found pattern ("model ... not").
     (
-        r"\bModelNotReady\b|(?i:\bmodel (?:is )?not (?:yet )?(?:loaded|ready)\b"
+        r"\bModelNotReady\b|(?i:\bmodel\b[^\n]{0,80}?\bnot (?:yet )?(?:loaded|ready)\b"
         r"|\bmodel (?:is )?(?:still )?loading\b)",
         _I.INFERENCE_FAILED_MODEL_NOT_LOADED,
     ),
