@@ -7,6 +7,7 @@ when an operation says it took time, and ``testing()`` records planned waits.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import random
 import threading
@@ -879,3 +880,35 @@ def test_transient_subclass_defined_by_a_user_is_retried() -> None:
     op = Script(QuotaRefreshing("x"), "ok")
     with testing():
         assert Retrying(RetryPolicy()).call(op) == "ok"
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["call", "decorator", "attempts", "give_up"])
+def test_retries_leave_no_reference_cycles(style: str) -> None:
+    """Errors keep their tracebacks and tracebacks keep frames: the engine must not keep the
+    errors in those frames, or every retried call would leave garbage for the collector."""
+    r = Retrying(RetryPolicy(backoff_base=0.0), sleep=no_sleep)
+    op = Script(ServiceUnavailableError, ServiceUnavailableError, "ok")
+    gc.disable()
+    try:
+        gc.collect()
+        if style == "call":
+            r.call(op)
+        elif style == "decorator":
+            retry(r)(op)()
+        elif style == "attempts":
+            for attempt in r.attempts():
+                with attempt:
+                    op()
+        else:
+            try:
+                Retrying(NO_JITTER.replace(backoff_base=0.0), sleep=no_sleep).call(
+                    Script(ServiceUnavailableError)
+                )
+            except ServiceUnavailableError:
+                pass
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

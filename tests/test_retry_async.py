@@ -6,6 +6,7 @@ Waits go to an injected ``asleep`` that records them and moves a fake clock; not
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from typing import Any
@@ -405,3 +406,40 @@ async def test_seeded_jitter_is_reproducible_async() -> None:
         runs.append(time.sleeps)
     assert runs[0] == runs[1]
     assert all(0 <= w <= c for w, c in zip(runs[0], [0.5, 1.0, 2.0], strict=True))
+
+
+async def test_decorator_detects_objects_with_async_call() -> None:
+    class Fetcher:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self) -> str:
+            self.calls += 1
+            if self.calls == 1:
+                raise ServiceUnavailableError("x")
+            return "ok"
+
+    fetcher = Fetcher()
+    decorated = retry(RetryPolicy(backoff_base=0.0), asleep=asleep_forbidden)(fetcher)
+    assert asyncio.iscoroutinefunction(decorated)
+    assert await decorated() == "ok"
+    assert fetcher.calls == 2
+
+
+async def test_async_retry_leaves_no_reference_cycles() -> None:
+    r = Retrying(RetryPolicy(backoff_base=0.0), asleep=asleep_forbidden)
+
+    async def op(errors: list[type[Exception]]) -> str:
+        if errors:
+            raise errors.pop()("x")
+        return "ok"
+
+    await r.acall(op, [ServiceUnavailableError])  # warm up: first-use allocations
+    gc.disable()
+    try:
+        gc.collect()
+        assert await r.acall(op, [ServiceUnavailableError, ServiceUnavailableError]) == "ok"
+        assert await retry(r)(op)([ServiceUnavailableError]) == "ok"
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

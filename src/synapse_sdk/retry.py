@@ -95,6 +95,9 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 logger: Final = logging.getLogger("synapse_sdk.retry")
+# A library adds no output of its own: without logging configured, records go nowhere (rather
+# than to logging's last-resort stderr handler); configured handlers still receive them.
+logger.addHandler(logging.NullHandler())
 
 EVENT_SCHEDULED: Final = "synapse_sdk.retry.scheduled"
 EVENT_EXHAUSTED: Final = "synapse_sdk.retry.exhausted"
@@ -302,6 +305,7 @@ def _reraise(exc: BaseException) -> NoReturn:
         if exc.__context__ is not context:
             # Through the descriptor: a foreign exception may forbid setting attributes.
             _CONTEXT.__set__(exc, context)
+        del exc, context  # this frame is in the traceback: hold no reference to the error
 
 
 def _safe_attr(exc: BaseException, name: str) -> Any:
@@ -438,17 +442,16 @@ class Retrying:
         finally:
             _ACTIVE.reset(token)
 
-    def _state_after_failure(self, start: float) -> _CallState:
-        """State for a call without its own deadline whose first attempt (begun at ``start``)
-        just failed; bounded by the enclosing retried call's deadline, if any."""
-        outer = _ACTIVE.get()
-        outer_left = None if outer is None else outer.remaining()
-        deadline_at = None if outer_left is None else self._clock() + outer_left
-        return _CallState(self._clock, start, deadline_at)
+    def _outer_bound(self, outer: _CallState) -> float | None:
+        """The enclosing retried call's deadline on this engine's clock (None: it has none),
+        for a call without a deadline of its own whose first attempt just failed."""
+        outer_left = outer.remaining()
+        return None if outer_left is None else self._clock() + outer_left
 
     def _plan(self, state: _CallState, exc: BaseException, idempotent: bool) -> float | None:
-        """Decide what follows the failed attempt ``state.attempt``: the wait before the next
-        one, or None after attaching the history and logging why the engine gives up."""
+        """Decide what follows the failed attempt ``state.attempt``: the seconds to sleep before
+        the next one (0.0 when the wait is zero or :func:`testing` recorded it), or None after
+        attaching the history to ``exc`` and logging why the engine gives up."""
         now = self._clock()
         number = state.attempt
         reason: str | None = None
@@ -496,6 +499,8 @@ class Retrying:
         state.attempt = number + 1
         if logger.isEnabledFor(_INFO):
             self._log(_INFO, EVENT_SCHEDULED, None, number, wait, exc)
+        if _TESTING and _record_wait(wait, state):
+            return 0.0
         return wait
 
     def _log(
@@ -528,6 +533,7 @@ class Retrying:
             AttemptRecord(number, type(error).__name__, _describe(error)[0], elapsed, planned)
             for number, error, elapsed, planned in state.history
         )
+        state.history.clear()  # see _succeeded
         if isinstance(exc, SynapError):
             exc.attempts = records
         else:
@@ -545,17 +551,13 @@ class Retrying:
             shown_wait = wait if reason in (_RETRY_AFTER_TOO_LONG, _DEADLINE) else None
             self._log(level, event, reason, state.attempt, shown_wait, exc)
 
-    def _pause_or_raise(self, state: _CallState, exc: BaseException, idempotent: bool) -> float:
-        """The pause to take before the next attempt (0.0: none, or recorded by
-        :func:`testing`); raises ``exc``, history attached, when the engine gives up."""
-        wait = self._plan(state, exc, idempotent)
-        if wait is None:
-            _reraise(exc)
-        if _TESTING and _record_wait(wait, state):
-            return 0.0
-        return wait
+    def _succeeded(self, state: _CallState) -> None:
+        """A retried call succeeded: refill the budget and drop the failed attempts' errors.
 
-    def _finished(self) -> None:
+        Each error's traceback holds the frames that hold the error: keeping them would leave
+        reference cycles for the garbage collector after every successful retry.
+        """
+        state.history.clear()
         hook = self._success_hook
         if hook is not None:
             hook()
@@ -588,7 +590,10 @@ class Retrying:
             if hook is not None:
                 hook()
             return result
-        return self._retry(None, start, exc, fn, args, kwargs, idempotent)
+        try:
+            return self._retry(None, start, exc, fn, args, kwargs, idempotent)
+        finally:
+            del exc  # see _succeeded
 
     def _retry(
         self,
@@ -609,10 +614,16 @@ class Retrying:
         clock = self._clock
         catch = self._catch
         if state is None:
-            state = self._state_after_failure(start)
+            outer = _ACTIVE.get()
+            state = _CallState(clock, start, None if outer is None else self._outer_bound(outer))
         while True:
             if exc is not None:
-                wait = self._pause_or_raise(state, exc, idempotent)
+                wait = self._plan(state, exc, idempotent)
+                if wait is None:
+                    try:
+                        _reraise(exc)
+                    finally:
+                        exc = None  # see _succeeded
                 if wait:
                     self._sleep(wait)
                 state.attempt_start = clock()
@@ -621,7 +632,8 @@ class Retrying:
             except catch as error:
                 exc = error
             else:
-                self._finished()
+                exc = None
+                self._succeeded(state)
                 return result
 
     # -- async --
@@ -658,7 +670,10 @@ class Retrying:
             if hook is not None:
                 hook()
             return result
-        return await self._aretry(None, start, exc, fn, args, kwargs, idempotent)
+        try:
+            return await self._aretry(None, start, exc, fn, args, kwargs, idempotent)
+        finally:
+            del exc  # see _succeeded
 
     async def _aretry(
         self,
@@ -674,10 +689,16 @@ class Retrying:
         clock = self._clock
         catch = self._catch
         if state is None:
-            state = self._state_after_failure(start)
+            outer = _ACTIVE.get()
+            state = _CallState(clock, start, None if outer is None else self._outer_bound(outer))
         while True:
             if exc is not None:
-                wait = self._pause_or_raise(state, exc, idempotent)
+                wait = self._plan(state, exc, idempotent)
+                if wait is None:
+                    try:
+                        _reraise(exc)
+                    finally:
+                        exc = None  # see _succeeded
                 if wait:
                     await self._async_sleep()(wait)
                 state.attempt_start = clock()
@@ -686,7 +707,8 @@ class Retrying:
             except catch as error:
                 exc = error
             else:
-                self._finished()
+                exc = None
+                self._succeeded(state)
                 return result
 
     # -- iterator style --
@@ -780,8 +802,6 @@ class _Attempts:
                 )
             state = current._state
             wait = self._pending
-            if _TESTING and _record_wait(wait, state):
-                wait = 0.0
         attempt = self._current = Attempt(self, state)
         return attempt, wait
 
@@ -798,7 +818,7 @@ class _Attempts:
         retrying = self._retrying
         if exc is None:
             self._done = True
-            retrying._finished()
+            retrying._succeeded(state)
             return False
         if not isinstance(exc, retrying._catch):
             self._done = True
@@ -861,7 +881,8 @@ def retry(
     def decorate(fn: F) -> F:
         if not callable(fn):
             raise TypeError(f"@retry needs a callable, got {fn!r}")
-        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        call = getattr(fn, "__call__", None)  # noqa: B004 - the object's own call method
+        if any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (fn, call)):
             raise TypeError(f"@retry cannot retry generator function {fn!r}")
         retrying = shared or Retrying(
             cast(RetryPolicy | None, policy),
@@ -869,9 +890,9 @@ def retry(
             asleep=asleep,
             clock=clock,
             rng=rng,
-            name=name or getattr(fn, "__qualname__", None),
+            name=name or getattr(fn, "__qualname__", None) or type(fn).__qualname__,
         )
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call):
             return cast(F, functools.wraps(fn)(_async_wrapper(retrying, fn, idempotent)))
         return cast(F, functools.wraps(fn)(_sync_wrapper(retrying, fn, idempotent)))
 
@@ -903,7 +924,10 @@ def _sync_wrapper(retrying: Retrying, fn: Callable[..., T], idempotent: bool) ->
             if hook is not None:
                 hook()
             return result
-        return slow(None, start, exc, fn, args, kwargs, idempotent)
+        try:
+            return slow(None, start, exc, fn, args, kwargs, idempotent)
+        finally:
+            del exc  # see Retrying._succeeded
 
     return wrapper
 
@@ -931,7 +955,10 @@ def _async_wrapper(
             if hook is not None:
                 hook()
             return result
-        return await slow(None, start, exc, fn, args, kwargs, idempotent)
+        try:
+            return await slow(None, start, exc, fn, args, kwargs, idempotent)
+        finally:
+            del exc  # see Retrying._succeeded
 
     return wrapper
 
