@@ -28,9 +28,12 @@ order. The answer is exactly the naive loop's.
 from __future__ import annotations
 
 import importlib
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
+from operator import itemgetter, or_
 from typing import Any, Generic, Literal, TypeVar
 
 from synapse_sdk.envelopes import ErrorEnvelope, iter_envelopes
@@ -111,6 +114,19 @@ def walk_chain(
         raise TypeError(f"walk_chain() needs an exception, not {type(exc).__name__}")
     _check_int("max_depth", max_depth, 0)
     _check_int("max_nodes", max_nodes, 1)
+    return _walk(exc, max_depth, max_nodes)
+
+
+def _walk(exc: BaseException, max_depth: int, max_nodes: int) -> list[BaseException]:
+    try:
+        if (
+            exc.__cause__ is None
+            and exc.__context__ is None
+            and not isinstance(exc, BaseExceptionGroup)
+        ):
+            return [exc]  # the common one-level exception, without the walk's bookkeeping
+    except Exception:
+        pass  # an attribute that raises: the careful walk below survives it
     seen: set[int] = set()
     result: list[BaseException] = []
     stack: list[tuple[BaseException, int]] = [(exc, 0)]
@@ -138,39 +154,30 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 def _type_name(cls: type) -> str:
     """``module.Qualname`` as tracebacks print it (bare for builtins and ``__main__``)."""
-    name = _attribute(cls, "__qualname__")
-    if not isinstance(name, str):
-        name = cls.__name__
+    name = cls.__qualname__  # a type's __qualname__ is always a str
     module = _attribute(cls, "__module__")
-    if isinstance(module, str) and module not in ("builtins", "__main__"):
+    if module.__class__ is str and module not in ("builtins", "__main__"):
         return f"{module}.{name}"
     return name
 
 
 def _message(exc: BaseException) -> str:
-    """``str(exc)``; when that raises or is not a str: ``repr``, then the args, then nothing."""
+    """``str(exc)``; when that raises: ``repr``, then the args' reprs."""
     try:
-        text = str(exc)
+        return str(exc)  # str() itself raises TypeError when __str__ returns a non-str
     except Exception:
         pass
-    else:
-        if isinstance(text, str):
-            return text
     try:
-        text = repr(exc)
+        return f"<str() failed> {exc!r}"
     except Exception:
         pass
-    else:
-        if isinstance(text, str):
-            return f"<str() failed> {text}"
     parts: list[str] = []
     args = _attribute(exc, "args")
     for arg in args if isinstance(args, tuple) else ():
         try:
-            part = repr(arg)
+            parts.append(repr(arg))
         except Exception:
-            part = f"<unprintable {type(arg).__name__}>"
-        parts.append(part if isinstance(part, str) else "<unprintable>")
+            parts.append(f"<unprintable {type(arg).__name__}>")
     return "<str() failed> " + ", ".join(parts)
 
 
@@ -184,15 +191,18 @@ def _cap(text: str, limit: int) -> str:
 
 
 def _line(exc: BaseException, limit: int) -> str:
-    message = _cap(_message(exc), limit)
+    message = _message(exc)
+    if len(message) > limit:
+        message = _cap(message, limit)
     name = _type_name(type(exc))
     return f"{name}: {message}" if message else name
 
 
 def _flatten(chain: Sequence[BaseException], limit: int) -> str:
-    if len(chain) == 1:
-        return _cap(_line(chain[0], limit), limit)
-    return _cap("\n".join(_line(exc, limit) for exc in chain), limit)
+    text = (
+        _line(chain[0], limit) if len(chain) == 1 else "\n".join([_line(e, limit) for e in chain])
+    )
+    return text if len(text) <= limit else _cap(text, limit)
 
 
 def flatten_exception(
@@ -217,56 +227,81 @@ def flatten_exception(
 
 
 # --- the literal prefilter ---------------------------------------------------------------------
+#
+# The prefilter never changes an answer, only how many regexes run: a pattern is skipped only
+# when the blob lacks a literal the pattern cannot match without. Literals are taken from the
+# parsed regex (``re._parser``, the parser ``re.compile`` itself uses) and compared on the blob
+# lowercased (so IGNORECASE needs no special case) and split into tokens of ASCII letters and
+# digits; everything else (punctuation, "_", whitespace, non-ASCII) separates tokens.
+#
+# A literal word is known to be a whole token when the pattern puts a separator (a literal
+# punctuation or space character, a class of such, \s, \W, \b, ^, $) on both sides of it
+# (EXACT), the start of a token when only before it (PREFIX, compared on its first 5
+# characters), the end of a token when only after it (SUFFIX, its last 5). A literal without
+# such context is looked for as a substring of the lowered blob (CONTAINS), which costs a scan
+# per literal, so the index prefers the other kinds.
+#
+# Each pattern is indexed under up to three such requirements ("slots"); a blob's candidates
+# are the patterns every slot admits, as an int bitmask (bit i = pattern i), so the survivors
+# come out in declaration order. Substring requirements are then checked per candidate, and
+# only then is the regex run.
 
 _parser: Any = importlib.import_module("re._parser")
 _c: Any = importlib.import_module("re._constants")
 
-# Key kinds: the lowercased blob's word tokens include the key (EXACT), a token starts with it
-# (PREFIX), ends with it (SUFFIX), or the blob contains it anywhere (CONTAINS).
 _EXACT, _PREFIX, _SUFFIX, _CONTAINS = 0, 1, 2, 3
-_KIND_COST = (1.0, 2.0, 2.5, 4.0)
+_KIND_COST = (1.0, 2.0, 2.5, 6.0)
 # Prefix/suffix keys are compared on this many characters (one slice per token at query time).
 _AFFIX = 5
-_WORD_SEGMENT = re.compile(r"[a-z0-9_]+")
+# Requirements indexed per pattern, and substring requirements checked per candidate.
+_SLOTS = 3
+# Below this many blob characters × patterns, each pattern's literal is tested in turn.
+_GATE_WORK = 8_000
+_MAX_CHECKS = 2
+_SEGMENT = re.compile(r"[a-z0-9]+")
 # Words so common in exception text that they select almost nothing.
 _COMMON_WORDS = frozenset(
     {"error", "exception", "failed", "file", "line", "the", "a", "an", "in", "to", "of", "is"}
 )
-# Blob bytes → token bytes: ASCII letters lowercased, digits and "_" kept, everything else
-# (punctuation, whitespace, every byte of a non-ASCII character) becomes a separator.
+# Blob bytes → token bytes: ASCII letters and digits kept, every other byte (punctuation, "_",
+# whitespace, each byte of a non-ASCII character) becomes a separator.
 _TOKEN_TABLE = bytes(
-    byte if chr(byte).isascii() and (chr(byte).isalnum() or byte == 0x5F) else 0x20
-    for byte in range(256)
-).lower()
+    byte if chr(byte).isascii() and chr(byte).isalnum() else 0x20 for byte in range(256)
+)
 # Non-ASCII letters an IGNORECASE pattern matches to ASCII ones (U+0130, U+0131, U+017F,
-# U+212A): folded before lowercasing so required ASCII literals stay visible.
+# U+212A): folded before lowercasing so the required ASCII literals stay visible.
 _FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+_PREFIX_OF = itemgetter(slice(None, _AFFIX))
+_SUFFIX_OF = itemgetter(slice(-_AFFIX, None))
+_NO_TOKENS: frozenset[bytes] = frozenset()
 
-_Key = tuple[int, bytes]
+# (kind, lowercase text); a requirement is a disjunction: a tuple of keys, one must be present.
+_Key = tuple[int, str]
+_Requirement = tuple[_Key, ...]
 
 
-def _is_word_char(char: str) -> bool:
-    return char.isascii() and (char.isalnum() or char == "_")
+def _separator(char: str) -> bool:
+    """Whether a blob character matched as ``char`` is always a token separator."""
+    return char.isascii() and not char.isalnum()
 
 
 def _bounds(item: tuple[Any, Any], side: str) -> bool:
-    """Whether ``item`` guarantees a non-word character (or a string edge) on the ``side`` of
-    it that faces a neighbouring literal run ("left" = its first character)."""
+    """Whether ``item`` guarantees a separator (or a string edge) on its ``side`` ("left": its
+    first character) next to a neighbouring literal run."""
     op, av = item
     if op is _c.LITERAL:
-        char = chr(av)
-        return char.isascii() and not _is_word_char(char)
+        return _separator(chr(av))
     if op is _c.IN:
         return bool(av) and all(_in_member_bounds(member) for member in av)
     if op is _c.AT:
         return av in (
             _c.AT_BOUNDARY,
             _c.AT_BEGINNING,
+            _c.AT_BEGINNING_LINE,
             _c.AT_BEGINNING_STRING,
             _c.AT_END,
-            _c.AT_END_STRING,
-            _c.AT_BEGINNING_LINE,
             _c.AT_END_LINE,
+            _c.AT_END_STRING,
         )
     if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
         low, _high, sub = av
@@ -275,151 +310,282 @@ def _bounds(item: tuple[Any, Any], side: str) -> bool:
         sub = av[3]
         return bool(sub) and _bounds(sub[0] if side == "left" else sub[-1], side)
     if op is _c.BRANCH:
-        alternatives = av[1]
-        return all(
-            alt and _bounds(alt[0] if side == "left" else alt[-1], side) for alt in alternatives
-        )
+        return all(alt and _bounds(alt[0] if side == "left" else alt[-1], side) for alt in av[1])
     return False
 
 
 def _in_member_bounds(member: tuple[Any, Any]) -> bool:
     op, av = member
     if op is _c.LITERAL:
-        char = chr(av)
-        return char.isascii() and not _is_word_char(char)
+        return _separator(chr(av))
     if op is _c.CATEGORY:
         return av in (_c.CATEGORY_SPACE, _c.CATEGORY_NOT_WORD)
     return False
 
 
-def _run_requirements(run: str, left: bool, right: bool) -> list[list[_Key]]:
-    """Requirements from one literal run (lowercase ASCII), ``left``/``right`` telling whether
-    the pattern bounds it with non-word characters. Each is a one-key disjunction."""
-    requirements: list[list[_Key]] = [[(_CONTAINS, run.encode())]]
-    for segment in _WORD_SEGMENT.finditer(run):
+def _run_requirements(run: str, left: bool, right: bool) -> list[_Requirement]:
+    """Requirements from one literal run (lowercase ASCII); ``left``/``right``: whether the
+    pattern puts a separator right before/after it."""
+    requirements: list[_Requirement] = []
+    if _SEGMENT.search(run):
+        requirements.append(((_CONTAINS, run),))  # (a run of punctuation selects nothing)
+    for segment in _SEGMENT.finditer(run):
         word = segment.group()
         bounded_left = segment.start() > 0 or left
         bounded_right = segment.end() < len(run) or right
         if bounded_left and bounded_right:
-            requirements.append([(_EXACT, word.encode())])
+            requirements.append(((_EXACT, word),))
         elif bounded_left and len(word) >= _AFFIX:
-            requirements.append([(_PREFIX, word[:_AFFIX].encode())])
+            requirements.append(((_PREFIX, word[:_AFFIX]),))
         elif bounded_right and len(word) >= _AFFIX:
-            requirements.append([(_SUFFIX, word[-_AFFIX:].encode())])
+            requirements.append(((_SUFFIX, word[-_AFFIX:]),))
     return requirements
 
 
-def _requirements(items: Sequence[tuple[Any, Any]]) -> list[list[_Key]]:
-    """Disjunctions of keys, every one of which must hold for ``items`` to match."""
-    requirements: list[list[_Key]] = []
+def _requirements(
+    items: Sequence[tuple[Any, Any]], left: bool = False, right: bool = False
+) -> list[_Requirement]:
+    """Requirements every match of the parsed sequence ``items`` satisfies; ``left``/``right``:
+    whether the enclosing pattern puts a separator right before/after the sequence."""
+    requirements: list[_Requirement] = []
     index = 0
     count = len(items)
     while index < count:
         op, av = items[index]
+        before = _bounds(items[index - 1], "right") if index > 0 else left
         if op is _c.LITERAL and chr(av).isascii():
             end = index
             while end < count and items[end][0] is _c.LITERAL and chr(items[end][1]).isascii():
                 end += 1
             run = "".join(chr(items[i][1]) for i in range(index, end)).lower()
-            left = index > 0 and _bounds(items[index - 1], "right")
-            right = end < count and _bounds(items[end], "left")
-            requirements.extend(_run_requirements(run, left, right))
+            after = _bounds(items[end], "left") if end < count else right
+            requirements.extend(_run_requirements(run, before, after))
             index = end
             continue
+        after = _bounds(items[index + 1], "left") if index + 1 < count else right
         if op is _c.SUBPATTERN:
-            requirements.extend(_requirements(av[3]))
+            requirements.extend(_requirements(av[3], before, after))
         elif op is _c.ATOMIC_GROUP:
-            requirements.extend(_requirements(av))
+            requirements.extend(_requirements(av, before, after))
         elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
             if av[0] >= 1:
-                requirements.extend(_requirements(av[2]))
+                # Repetitions neighbour each other, so only a single one keeps the context.
+                single = av[1] == 1
+                requirements.extend(_requirements(av[2], before and single, after and single))
         elif op is _c.BRANCH:
-            union: list[_Key] = []
-            for alternative in av[1]:
-                best = _best(_requirements(alternative))
-                if best is None:
-                    break
-                union.extend(best)
-            else:
-                requirements.append(union)
+            requirements.extend(_branch_requirements(av[1], before, after))
         index += 1
     return requirements
 
 
-def _score(disjunction: Sequence[_Key]) -> float:
-    """Lower is better: cheap kinds, long (selective) keys, few alternatives."""
+def _branch_requirements(
+    alternatives: Sequence[Any], left: bool, right: bool
+) -> list[_Requirement]:
+    """``a|b``: a disjunction of one requirement of each alternative; the alternatives' best,
+    second best and third best give up to three."""
+    ranked: list[list[_Requirement]] = []
+    for alternative in alternatives:
+        own = sorted(set(_requirements(alternative, left, right)), key=lambda r: _score(r, {}))
+        if not own:
+            return []  # an alternative needing no literal: the branch requires nothing
+        ranked.append(own)
+    combined: dict[_Requirement, None] = {}
+    for rank in range(_SLOTS):
+        keys = {key for own in ranked for key in own[min(rank, len(own) - 1)]}
+        combined[tuple(sorted(keys))] = None
+    return list(combined)
+
+
+def _score(requirement: _Requirement, frequency: Mapping[_Key, int]) -> float:
+    """Lower is better: cheap kinds, long (selective) keys, keys few other patterns share."""
     total = 0.0
-    for kind, key in disjunction:
-        total += _KIND_COST[kind] + 3.0 / len(key)
-        if key.decode() in _COMMON_WORDS:
+    for key in requirement:
+        kind, text = key
+        total += _KIND_COST[kind] + 3.0 / len(text) + 0.25 * math.log2(1 + frequency.get(key, 0))
+        if text in _COMMON_WORDS:
             total += 4.0
     return total
 
 
-def _best(requirements: Sequence[list[_Key]]) -> list[_Key] | None:
-    usable = [r for r in requirements if r and all(key for _kind, key in r)]
-    if not usable:
-        return None
-    return min(usable, key=_score)
-
-
-def _required_keys(pattern: re.Pattern[str]) -> list[_Key] | None:
-    """The best disjunction of keys ``pattern`` needs, or None (the pattern always runs)."""
+def _pattern_requirements(pattern: re.Pattern[str]) -> list[_Requirement]:
+    """The distinct requirements of ``pattern`` (empty: no literal could be extracted)."""
     try:
         parsed = _parser.parse(pattern.pattern, pattern.flags)
     except Exception:  # pragma: no cover - the pattern compiled, so it parses
+        return []
+    found: dict[_Requirement, None] = {}
+    for requirement in _requirements(list(parsed)):
+        if requirement and all(text for _kind, text in requirement):
+            found[tuple(sorted(set(requirement)))] = None
+    return list(found)
+
+
+def _overlaps(first: _Requirement, second: _Requirement) -> bool:
+    """Whether two requirements likely test the same words: each key of one lies inside a key
+    of the other or holds one."""
+    return all(any(a in b or b in a for _k2, b in second) for _k1, a in first) and all(
+        any(a in b or b in a for _k1, a in first) for _k2, b in second
+    )
+
+
+def _plan(
+    requirements: Sequence[list[_Requirement]],
+) -> list[tuple[list[_Requirement], list[_Requirement]]]:
+    """Per pattern: the requirements to index (slots) and the substring ones to check."""
+    frequency: dict[_Key, int] = {}
+    for own in requirements:
+        for key in {key for requirement in own for key in requirement}:
+            frequency[key] = frequency.get(key, 0) + 1
+    plans: list[tuple[list[_Requirement], list[_Requirement]]] = []
+    for own in requirements:
+        ranked = sorted(own, key=lambda r: _score(r, frequency))
+        slots: list[_Requirement] = []
+        for requirement in ranked:
+            if len(slots) == _SLOTS:
+                break
+            tokens_only = all(kind != _CONTAINS for kind, _text in requirement)
+            if tokens_only and not any(_overlaps(requirement, slot) for slot in slots):
+                slots.append(requirement)
+        if not slots and ranked:
+            slots.append(ranked[0])  # substring literals only: index by the best one
+        checks: list[_Requirement] = []
+        for requirement in ranked:
+            if len(checks) == _MAX_CHECKS:
+                break
+            if requirement not in slots and not any(
+                _overlaps(requirement, other) for other in (*slots, *checks)
+            ):
+                checks.append(requirement)
+        plans.append((slots, checks))
+    return plans
+
+
+_Features = tuple[Container[object], ...]
+
+
+def _gate(requirements: Sequence[_Requirement]) -> tuple[str, ...] | None:
+    """A cheap test for small jobs: literals one of which the lowered blob must contain (the
+    most selective requirement: longest literal, fewest alternatives), or None."""
+    if not requirements:
         return None
-    return _best(_requirements(list(parsed)))
+    best = max(requirements, key=lambda r: (min(len(text) for _k, text in r), -len(r)))
+    return tuple({text: None for _kind, text in best})
+
+
+def _lowered(blob: str) -> str:
+    """The blob as the prefilter compares it: IGNORECASE's special letters folded, lowercased."""
+    return (blob if blob.isascii() else blob.translate(_FOLD)).lower()
 
 
 class _Prefilter:
-    """Index of patterns by required literal; gives the candidate patterns for a blob."""
+    """Patterns indexed by required literals; gives the ones that may match a blob.
 
-    __slots__ = ("always", "contains", "exact", "exact_keys", "prefix", "suffix")
+    Pattern ``i``'s requirement in slot ``j`` is bit ``j * n + i`` of the masks stored per key,
+    so one OR over the present keys fills every slot at once; a pattern is a candidate when its
+    bit is set in all slots.
+    """
+
+    __slots__ = (
+        "affixes",
+        "checks",
+        "contains",
+        "count",
+        "everything",
+        "free",
+        "gate_free",
+        "gate_masks",
+        "gate_texts",
+        "tables",
+    )
 
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
-        exact: dict[bytes, list[int]] = {}
-        prefix: dict[bytes, list[int]] = {}
-        suffix: dict[bytes, list[int]] = {}
-        contains: dict[bytes, list[int]] = {}
-        always: list[int] = []
-        tables = (exact, prefix, suffix, contains)
-        for index, pattern in enumerate(patterns):
-            keys = _required_keys(pattern)
-            if keys is None:
-                always.append(index)
-                continue
-            for kind, key in set(keys):
-                tables[kind].setdefault(key, []).append(index)
-        self.exact = exact
-        self.exact_keys = frozenset(exact)
-        self.prefix = prefix
-        self.suffix = suffix
+        requirements = [_pattern_requirements(pattern) for pattern in patterns]
+        gate_masks: dict[str, int] = {}
+        gate_free = 0
+        for index, own in enumerate(requirements):
+            gate = _gate(own)
+            if gate is None:
+                gate_free |= 1 << index
+            for text in gate or ():
+                gate_masks[text] = gate_masks.get(text, 0) | 1 << index
+        self.gate_masks = gate_masks
+        self.gate_texts = tuple(gate_masks)
+        self.gate_free = gate_free
+        plans = _plan(requirements)
+        count = len(plans)
+        tables: tuple[dict[bytes, int], ...] = ({}, {}, {})
+        contains: dict[str, int] = {}
+        free = 0
+        checks: dict[int, tuple[tuple[tuple[int, object], ...], ...]] = {}
+        for index, (indexed, verified) in enumerate(plans):
+            for slot in range(_SLOTS):
+                bit = 1 << (slot * count + index)
+                if slot >= len(indexed):
+                    free |= bit
+                    continue
+                for kind, text in indexed[slot]:
+                    if kind == _CONTAINS:
+                        contains[text] = contains.get(text, 0) | bit
+                    else:
+                        key = text.encode("ascii")
+                        tables[kind][key] = tables[kind].get(key, 0) | bit
+            if verified:
+                checks[index] = tuple(
+                    tuple(
+                        (kind, text if kind == _CONTAINS else text.encode("ascii"))
+                        for kind, text in requirement
+                    )
+                    for requirement in verified
+                )
+        self.count = count
+        self.everything = (1 << count) - 1
+        self.free = free
+        self.tables = tuple(
+            (kind, table, frozenset(table)) for kind, table in enumerate(tables) if table
+        )
         self.contains = tuple(contains.items())
-        self.always = tuple(always)
+        self.checks = checks
+        self.affixes = any(kind in (_PREFIX, _SUFFIX) for kind, _t, _k in self.tables) or any(
+            kind in (_PREFIX, _SUFFIX)
+            for verify in checks.values()
+            for requirement in verify
+            for kind, _key in requirement
+        )
 
-    def candidates(self, blob: str) -> list[int]:
-        """Indices of the patterns that may match ``blob``, ascending (declaration order)."""
-        if not blob.isascii():
-            blob = blob.translate(_FOLD)
-        data = blob.lower().encode("utf-8", "surrogatepass")
-        tokens = set(data.translate(_TOKEN_TABLE).split())
-        found: set[int] = set(self.always)
-        exact = self.exact
-        for token in tokens & self.exact_keys:
-            found.update(exact[token])
-        if self.prefix:
-            prefix = self.prefix
-            for key in {token[:_AFFIX] for token in tokens} & prefix.keys():
-                found.update(prefix[key])
-        if self.suffix:
-            suffix = self.suffix
-            for key in {token[-_AFFIX:] for token in tokens} & suffix.keys():
-                found.update(suffix[key])
-        for key, indices in self.contains:
-            if key in data:
-                found.update(indices)
-        return sorted(found)
+    def candidates(self, blob: str) -> tuple[int, _Features]:
+        """The mask of patterns that may match ``blob`` (bit i = pattern i), and the blob's
+        features for :meth:`admits`."""
+        low = _lowered(blob)
+        tokens = frozenset(low.encode("utf-8", "surrogatepass").translate(_TOKEN_TABLE).split())
+        if self.affixes:
+            features: _Features = (
+                tokens,
+                frozenset(map(_PREFIX_OF, tokens)),
+                frozenset(map(_SUFFIX_OF, tokens)),
+                low,
+            )
+        else:
+            features = (tokens, _NO_TOKENS, _NO_TOKENS, low)
+        admitted = self.free
+        for kind, table, keys in self.tables:
+            present = keys.intersection(features[kind])  # type: ignore[arg-type]
+            if present:
+                admitted = reduce(or_, map(table.__getitem__, present), admitted)
+        for text, bits in self.contains:
+            if text in low:
+                admitted |= bits
+        count = self.count
+        mask = admitted & self.everything
+        for slot in range(1, _SLOTS):
+            mask &= admitted >> (slot * count)
+        return mask, features
+
+    def admits(self, index: int, features: _Features) -> bool:
+        """Whether the blob has the substring literals pattern ``index`` is checked for."""
+        verify = self.checks.get(index)
+        return verify is None or all(
+            any(key in features[kind] for kind, key in requirement) for requirement in verify
+        )
 
 
 # --- the classifier ----------------------------------------------------------------------------
@@ -556,7 +722,7 @@ class FailureClassifier(Generic[C]):
         if message is not None and not isinstance(message, str):
             raise TypeError(f"message must be a str or None, not {type(message).__name__}")
         catalog = self._catalog
-        chain = walk_chain(exc, max_depth=self._max_depth) if exc is not None else []
+        chain = _walk(exc, self._max_depth, DEFAULT_MAX_NODES) if exc is not None else []
         if catalog:
             for node in chain:
                 code = _attribute(node, self._attribute)
@@ -576,8 +742,32 @@ class FailureClassifier(Generic[C]):
                 if envelope.code is not None and envelope.code in catalog:
                     return catalog[envelope.code], "envelope", envelope.code, envelope, None
         regexes = self._regexes
-        for index in self._prefilter.candidates(blob):
-            match = regexes[index].search(blob)
-            if match is not None:
-                return self._codes[index], "pattern", match.group(), None, index
+        prefilter = self._prefilter
+        if len(blob) * len(prefilter.gate_texts) <= _GATE_WORK:
+            # A small job: one substring test per gate literal beats tokenizing the blob.
+            mask = reduce(
+                or_,
+                map(
+                    prefilter.gate_masks.__getitem__,
+                    filter(_lowered(blob).__contains__, prefilter.gate_texts),
+                ),
+                prefilter.gate_free,
+            )
+            while mask:
+                bit = mask & -mask
+                mask ^= bit
+                index = bit.bit_length() - 1
+                match = regexes[index].search(blob)
+                if match is not None:
+                    return self._codes[index], "pattern", match.group(), None, index
+            return None
+        mask, features = prefilter.candidates(blob)
+        while mask:  # lowest bit first: declaration order
+            bit = mask & -mask
+            mask ^= bit
+            index = bit.bit_length() - 1
+            if prefilter.admits(index, features):
+                match = regexes[index].search(blob)
+                if match is not None:
+                    return self._codes[index], "pattern", match.group(), None, index
         return None
