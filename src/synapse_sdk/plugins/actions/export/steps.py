@@ -58,6 +58,7 @@ TEMP_SUFFIX: Final = ".tmp"
 _MAX_ID_LENGTH: Final = 128
 _DEFAULT_EXTENSION: Final = "bin"
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+_SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
 # rest of the C0 controls plus DEL (they break terminals, logs and some filesystems).
@@ -87,10 +88,11 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
             control character, starts with ``.`` or ``~`` (hidden / home-relative), is absolute
             on any platform (``C:``), or is longer than 128 characters.
         TypeError: the id is not an ``int`` or ``str`` (``bool`` is refused).
-        ValueError: ``suffix`` is not 1-10 ASCII letters or digits.
+        ValueError: ``suffix`` is not one or two dot-separated runs of 1-10 ASCII letters or
+            digits (``json``, ``original.json``).
     """
-    if not _EXTENSION.fullmatch(suffix):
-        raise ValueError(f"file suffix must be 1-10 ASCII letters or digits, got {suffix!r}")
+    if not _SUFFIX.fullmatch(suffix):
+        raise ValueError(f"file suffix must be like 'json' or 'original.json', got {suffix!r}")
     if isinstance(item_id, bool) or not isinstance(item_id, int | str):
         raise TypeError(f"an item id must be an int or a str, not {type(item_id).__name__}")
     if isinstance(item_id, int):
@@ -254,8 +256,10 @@ class ExportRecord:
     source: Mapping[str, Any]
 
     def original_name(self, content: bytes | None = None) -> str:
-        """``<id>.<ext>``, the extension from the item or sniffed from ``content``."""
-        return item_filename(self.id, original_extension(self.source, content))
+        """``<id>.<ext>``, the extension from the item or sniffed from ``content``; an original
+        that is itself JSON is ``<id>.original.json``, beside the record's ``<id>.json``."""
+        ext = original_extension(self.source, content)
+        return item_filename(self.id, "original.json" if ext == "json" else ext)
 
     def json_bytes(self, original_name: str | None = None) -> bytes:
         """The bytes of the item's JSON file (sorted keys, UTF-8, trailing newline), naming
