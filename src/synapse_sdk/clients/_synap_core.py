@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from synapse_sdk.clients._synap_credentials import Credentials, CredentialStore, new_key_and_csr
@@ -41,7 +41,17 @@ from synapse_sdk.exceptions import (
     validate_instance_id,
 )
 
-__all__ = ["DEFAULT_CREDENTIALS_DIR", "Flow", "SessionState", "SynapCore"]
+__all__ = [
+    "DEFAULT_CREDENTIALS_DIR",
+    "Finished",
+    "Flow",
+    "SessionState",
+    "SynapCore",
+    "advance",
+    "parse_context",
+    "parse_conversation",
+    "parse_ingest",
+]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
@@ -70,6 +80,26 @@ _RENEW_PASS_THROUGH = (
     AuthenticationError,
     InvalidInstanceIdError,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Finished(Generic[T]):
+    """A procedure's result, once it stopped yielding requests."""
+
+    value: T
+
+
+def advance(
+    flow: Flow[T], answer: dict[str, Any] | None, error: SynapError | None
+) -> Request | Finished[T]:
+    """Resume ``flow`` with a request's ``answer`` (or throw its ``error`` in at the ``yield``)
+    and return the next request, or its result. Errors the flow raises propagate."""
+    try:
+        if error is not None:
+            return flow.throw(error)
+        return flow.send(answer)  # type: ignore[arg-type]  # None primes the generator
+    except StopIteration as done:
+        return Finished(done.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +194,25 @@ class SynapCore:
         """
         creds = self.credentials if self.credentials is not None else self.store.load()
         return CertificateStatus.of(creds.meta, self.clock())
+
+    def tls_identity(self, request: Request) -> tuple[str, Path | None]:
+        """``(cache key, identity file)`` of the TLS client for ``request``: no client
+        certificate for bootstrap, the current certificate for everything else."""
+        if request.auth == "none":
+            return "bootstrap", None
+        creds = self.credentials
+        assert creds is not None, "credentials are loaded before any authenticated request"
+        return creds.meta.serial, creds.identity_file
+
+    def http_arguments(self, request: Request) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.Client.request`` for one attempt of ``request``."""
+        return {
+            "method": request.method,
+            "url": self.url + request.path,
+            "json": request.body,
+            "params": request.params,
+            "headers": self.headers(request),
+        }
 
     def headers(self, request: Request) -> dict[str, str]:
         """The headers of one attempt (the same for every retry of the request)."""
@@ -441,6 +490,14 @@ def parse_context(data: Mapping[str, Any]) -> Context:
         for m in data.get("memories", ())
     )
     return Context(data.get("user_id"), data.get("conversation_id"), memories)
+
+
+def parse_conversation(data: Mapping[str, Any]) -> str:
+    """The id of a created conversation."""
+    conversation_id = data["conversation_id"]
+    if not isinstance(conversation_id, str):
+        raise TypeError("conversation_id is not a string")
+    return conversation_id
 
 
 def parse_ingest(data: Mapping[str, Any]) -> IngestResult:

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc  # type: ignore[import-untyped]
 
@@ -41,7 +41,7 @@ from synapse_sdk.exceptions import (
 )
 from synapse_sdk.retry import backoff_delay
 
-__all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream"]
+__all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
@@ -254,78 +254,111 @@ class StreamListener:
                 ) from exc
 
 
+class _Outcome(Protocol):
+    """What :func:`report_first` needs of a future (asyncio's and concurrent's both fit)."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: None, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+def report_first(outcome: _Outcome) -> Callable[[SynapError | None], None]:
+    """The ``first`` callback of :meth:`StreamListener.run` that settles ``outcome`` once."""
+
+    def first(error: SynapError | None) -> None:
+        if outcome.done():
+            return
+        if error is None:
+            outcome.set_result(None)
+        else:
+            outcome.set_exception(error)
+
+    return first
+
+
+_LOOP_LOCK = threading.Lock()
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _stream_loop() -> asyncio.AbstractEventLoop:
+    """The process-wide event loop (in a daemon thread) that runs every sync client's stream.
+
+    One long-lived loop rather than one per stream: grpc's asyncio layer delivers completions to
+    the loop a call was made on, and a loop closed while such a delivery is in flight makes
+    grpc log errors; a loop that lives as long as the process never is.
+    """
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="synap-listen", daemon=True)
+            thread.start()
+            _LOOP = loop
+        return _LOOP
+
+
 class ThreadedStream:
-    """Runs a :class:`StreamListener` on a private event loop in a daemon thread."""
+    """Runs a :class:`StreamListener` for the sync client on the shared stream loop.
+
+    ``on_message`` therefore runs on the ``synap-listen`` thread: keep it short (hand work to a
+    queue) so it does not delay other streams of the process.
+    """
 
     def __init__(self, listener: StreamListener) -> None:
         self.listener = listener
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._future: concurrent.futures.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def active(self) -> bool:
         """Whether the stream is still running (connected or reconnecting)."""
-        return self._thread is not None and self._thread.is_alive() and not self.listener.finished
+        future = self._future
+        return future is not None and not future.done() and not self.listener.finished
+
+    async def _main(self, first: Callable[[SynapError | None], None]) -> None:
+        self._task = asyncio.current_task()
+        await self.listener.run(first)
 
     def start(self) -> None:
-        """Start the thread and return once the first connection opened.
+        """Start the stream and return once the first connection opened.
 
         Raises:
             SynapError: the stream could not be opened (after the reconnect policy gave up, for
                 transient errors).
         """
         outcome: concurrent.futures.Future[None] = concurrent.futures.Future()
+        first = report_first(outcome)
 
-        def first(error: SynapError | None) -> None:
+        def ended(future: concurrent.futures.Future[None]) -> None:
             if outcome.done():
                 return
-            if error is None:
-                outcome.set_result(None)
-            else:
-                outcome.set_exception(error)
+            error = None if future.cancelled() else future.exception()
+            outcome.set_exception(
+                error if error is not None else ServiceUnavailableError("the stream stopped")
+            )
 
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                self._task = loop.create_task(self.listener.run(first))
-                loop.run_until_complete(self._task)
-            except asyncio.CancelledError:
-                pass
-            except BaseException as exc:  # a bug: report it to start() rather than lose it
-                if not outcome.done():
-                    outcome.set_exception(exc)
-                raise
-            finally:
-                if not outcome.done():
-                    outcome.set_exception(ServiceUnavailableError("the listening stream stopped"))
-                _drain(loop)
-
-        self._thread = threading.Thread(target=main, name="synap-listen", daemon=True)
-        self._thread.start()
+        self._future = asyncio.run_coroutine_threadsafe(self._main(first), _stream_loop())
+        self._future.add_done_callback(ended)
         outcome.result()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Cancel the stream and wait for its thread to end."""
-        loop, task, thread = self._loop, self._task, self._thread
-        if loop is not None and task is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:
-                pass
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        """Cancel the stream and wait until it has closed its channel."""
+        future = self._future
+        if future is None or future.done():
+            return
 
-
-def _drain(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what grpc left running on ``loop``, let it finish, then close the loop."""
-    try:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
+        async def cancel() -> None:
+            task = self._task
+            if task is None or task.done():
+                future.cancel()
+                return
             task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel(), _stream_loop()).result(timeout)
+        except concurrent.futures.TimeoutError:
+            logger.warning("synap.listen.stop_timeout", extra={"timeout": timeout})

@@ -86,6 +86,9 @@ ERROR_CODES: Final[Mapping[str, type[SynapError]]] = {
     "bootstrap_failed": BootstrapError,
 }
 
+#: Codes naming an id the caller passed: the error carries that id.
+_ID_CODES: Final = frozenset({"invalid_conversation_id", "invalid_instance_id"})
+
 #: (operation, code) → the error that code means for that operation.
 _OPERATION_CODES: Final[Mapping[tuple[str, str], type[SynapError]]] = {
     ("renew", "binding_revoked"): CertificateRenewalError,
@@ -155,7 +158,10 @@ def error_from_response(
     """
     envelope = find_envelope(content) if content else None
     code = envelope.code if envelope is not None else None
-    if envelope is None or code is None:
+    semantic = None
+    if code is not None:
+        semantic = _OPERATION_CODES.get((request.operation, code)) or ERROR_CODES.get(code)
+    if envelope is None or code is None or (semantic is None and code not in _ID_CODES):
         return error_for_status(
             status,
             headers,
@@ -164,24 +170,13 @@ def error_from_response(
             path=request.path,
             correlation_id=request.correlation_id,
         )
-    detail = _shorten(envelope.message)
     message = f"Synap {request.operation} refused (HTTP {status}): {_envelope_text(envelope)}"
     if code == "invalid_conversation_id":
         return InvalidConversationIdError(
             request.conversation_id, message, correlation_id=request.correlation_id
         )
-    if code == "invalid_instance_id":
+    if semantic is None:  # invalid_instance_id
         return InvalidInstanceIdError(instance_id, message, correlation_id=request.correlation_id)
-    semantic = _OPERATION_CODES.get((request.operation, code)) or ERROR_CODES.get(code)
-    if semantic is None:
-        return error_for_status(
-            status,
-            headers,
-            content,
-            method=request.method,
-            path=request.path,
-            correlation_id=request.correlation_id,
-        )
     retry_after = retry_after_from_headers(headers)
     if retry_after is None:
         retry_after = envelope.retry_after_seconds
@@ -189,7 +184,7 @@ def error_from_response(
         message,
         status_code=status,
         error_code=code,
-        detail=detail,
+        detail=_shorten(envelope.message),
         retry_after_seconds=retry_after,
         correlation_id=request.correlation_id,
         envelope=envelope,

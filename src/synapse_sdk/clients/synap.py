@@ -37,9 +37,12 @@ import httpx
 
 from synapse_sdk.clients._synap_core import (
     DEFAULT_CREDENTIALS_DIR,
+    Finished,
     Flow,
     SynapCore,
+    advance,
     parse_context,
+    parse_conversation,
     parse_ingest,
 )
 from synapse_sdk.clients._synap_listen import (
@@ -48,6 +51,7 @@ from synapse_sdk.clients._synap_listen import (
     StreamEndpoint,
     StreamListener,
     ThreadedStream,
+    report_first,
 )
 from synapse_sdk.clients._synap_protocol import (
     Request,
@@ -90,7 +94,11 @@ __all__ = [
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
 T = TypeVar("T")
-_BOOTSTRAP = "bootstrap"
+
+
+def _stale(clients: Mapping[str, object], current: str) -> list[str]:
+    """Cached TLS clients of certificates replaced by renewal (the bootstrap one stays)."""
+    return [key for key in clients if key not in (current, "bootstrap")]
 
 
 def _timeout(config: SDKConfig) -> httpx.Timeout:
@@ -188,7 +196,27 @@ class _ClientBase:
         """
         return self._core.certificate_status()
 
-    def _decode(self, request: Request, response: httpx.Response) -> dict[str, Any]:
+    def _httpx_options(self, identity: Path | None) -> dict[str, Any]:
+        """Options of the httpx client presenting ``identity`` (None: no client certificate)."""
+        return {
+            "verify": client_ssl_context(self._core.trust_root, identity),
+            "timeout": _timeout(self._core.config),
+        }
+
+    def _transport_error(self, request: Request, exc: BaseException, started: float) -> SynapError:
+        """The SDK error for an httpx/OS error of one attempt (raised ``from exc``)."""
+        _log_answer(request, None, started)
+        return map_transport_error(
+            exc, method=request.method, path=request.path, correlation_id=request.correlation_id
+        )
+
+    def _answer(self, request: Request, response: httpx.Response, started: float) -> dict[str, Any]:
+        """The ``data`` of a 2xx answer.
+
+        Raises:
+            SynapError: the error the answer stands for.
+        """
+        _log_answer(request, response.status_code, started)
         if 200 <= response.status_code < 300:
             return data_from_response(request, response.status_code, response.content)
         raise error_from_response(
@@ -284,66 +312,38 @@ class SynapClient(_ClientBase):
     # --- plumbing ------------------------------------------------------------------------
 
     def _client_for(self, request: Request) -> httpx.Client:
-        if request.auth == "none":
-            key, identity = _BOOTSTRAP, None
-        else:
-            creds = self._core.credentials
-            assert creds is not None
-            key, identity = creds.meta.serial, creds.identity_file
+        key, identity = self._core.tls_identity(request)
         with self._lock:
             client = self._http.get(key)
             if client is None:
-                for stale in [k for k in self._http if k != _BOOTSTRAP]:
+                for stale in _stale(self._http, key):
                     self._http.pop(stale).close()
-                client = httpx.Client(
-                    verify=client_ssl_context(self._core.trust_root, identity),
-                    timeout=_timeout(self._core.config),
-                )
-                self._http[key] = client
+                client = self._http[key] = httpx.Client(**self._httpx_options(identity))
             return client
 
     def _send(self, request: Request) -> dict[str, Any]:
         client = self._client_for(request)
         started = time.monotonic()
         try:
-            response = client.request(
-                request.method,
-                self._core.url + request.path,
-                json=request.body,
-                params=request.params,
-                headers=self._core.headers(request),
-            )
+            response = client.request(**self._core.http_arguments(request))
         except (httpx.HTTPError, OSError) as exc:
-            _log_answer(request, None, started)
-            raise map_transport_error(
-                exc,
-                method=request.method,
-                path=request.path,
-                correlation_id=request.correlation_id,
-            ) from exc
-        _log_answer(request, response.status_code, started)
-        return self._decode(request, response)
+            raise self._transport_error(request, exc, started) from exc
+        return self._answer(request, response, started)
 
     def _execute(self, request: Request) -> dict[str, Any]:
         return self._retrying.call(self._send, request, idempotent=request.idempotent)
 
     def _run(self, flow: Flow[T]) -> T:
         with self._lock:
-            answer: dict[str, Any] | None = None
-            error: SynapError | None = None
-            while True:
+            step = advance(flow, None, None)
+            while not isinstance(step, Finished):
                 try:
-                    request = (
-                        flow.throw(error) if error is not None else flow.send(answer)  # type: ignore[arg-type]
-                    )
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                answer, error = None, None
-                try:
-                    answer = self._execute(request)
+                    answer = self._execute(step)
                 except SynapError as exc:
-                    error = exc
+                    step = advance(flow, None, exc)
+                else:
+                    step = advance(flow, answer, None)
+            return step.value
 
     def _ensure_certificate(self) -> None:
         if not self._core.certificate_current():
@@ -417,13 +417,8 @@ class SynapClient(_ClientBase):
             SessionExpiredError: the session expired or was invalidated; call ``initialize()``.
             SynapTransientError: retries exhausted (rate limit, outage, agent, timeout).
         """
-        data = self._call(self._core.conversation_request())
-        conversation_id = data.get("conversation_id")
-        if not isinstance(conversation_id, str):
-            raise BackendError(
-                "Synap conversation answered with a malformed body", error_code="malformed_response"
-            )
-        return conversation_id
+        request = self._core.conversation_request()
+        return _parsed(request, parse_conversation, self._call(request))
 
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and its memories.
@@ -596,65 +591,37 @@ class AsyncSynapClient(_ClientBase):
         return self._lock
 
     async def _client_for(self, request: Request) -> httpx.AsyncClient:
-        if request.auth == "none":
-            key, identity = _BOOTSTRAP, None
-        else:
-            creds = self._core.credentials
-            assert creds is not None
-            key, identity = creds.meta.serial, creds.identity_file
+        key, identity = self._core.tls_identity(request)
         client = self._http.get(key)
         if client is None:
-            for stale in [k for k in self._http if k != _BOOTSTRAP]:
+            for stale in _stale(self._http, key):
                 await self._http.pop(stale).aclose()
-            client = httpx.AsyncClient(
-                verify=client_ssl_context(self._core.trust_root, identity),
-                timeout=_timeout(self._core.config),
-            )
-            self._http[key] = client
+            client = self._http[key] = httpx.AsyncClient(**self._httpx_options(identity))
         return client
 
     async def _send(self, request: Request) -> dict[str, Any]:
         client = await self._client_for(request)
         started = time.monotonic()
         try:
-            response = await client.request(
-                request.method,
-                self._core.url + request.path,
-                json=request.body,
-                params=request.params,
-                headers=self._core.headers(request),
-            )
+            response = await client.request(**self._core.http_arguments(request))
         except (httpx.HTTPError, OSError) as exc:
-            _log_answer(request, None, started)
-            raise map_transport_error(
-                exc,
-                method=request.method,
-                path=request.path,
-                correlation_id=request.correlation_id,
-            ) from exc
-        _log_answer(request, response.status_code, started)
-        return self._decode(request, response)
+            raise self._transport_error(request, exc, started) from exc
+        return self._answer(request, response, started)
 
     async def _execute(self, request: Request) -> dict[str, Any]:
         return await self._retrying.acall(self._send, request, idempotent=request.idempotent)
 
     async def _run(self, flow: Flow[T]) -> T:
         async with self._get_lock():
-            answer: dict[str, Any] | None = None
-            error: SynapError | None = None
-            while True:
+            step = advance(flow, None, None)
+            while not isinstance(step, Finished):
                 try:
-                    request = (
-                        flow.throw(error) if error is not None else flow.send(answer)  # type: ignore[arg-type]
-                    )
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                answer, error = None, None
-                try:
-                    answer = await self._execute(request)
+                    answer = await self._execute(step)
                 except SynapError as exc:
-                    error = exc
+                    step = advance(flow, None, exc)
+                else:
+                    step = advance(flow, answer, None)
+            return step.value
 
     async def _ensure_certificate(self) -> None:
         if not self._core.certificate_current():
@@ -704,13 +671,8 @@ class AsyncSynapClient(_ClientBase):
 
     async def create_conversation(self) -> str:
         """Create a conversation; see :meth:`SynapClient.create_conversation`."""
-        data = await self._call(self._core.conversation_request())
-        conversation_id = data.get("conversation_id")
-        if not isinstance(conversation_id, str):
-            raise BackendError(
-                "Synap conversation answered with a malformed body", error_code="malformed_response"
-            )
-        return conversation_id
+        request = self._core.conversation_request()
+        return _parsed(request, parse_conversation, await self._call(request))
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation; see :meth:`SynapClient.delete_conversation`."""
@@ -775,15 +737,7 @@ class AsyncSynapClient(_ClientBase):
 
         listener = self._listener(on_message, on_error, endpoint)
         outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def first(error: SynapError | None) -> None:
-            if outcome.done():
-                return
-            if error is None:
-                outcome.set_result(None)
-            else:
-                outcome.set_exception(error)
-
+        first = report_first(outcome)
         task = asyncio.create_task(listener.run(first), name="synap-listen")
         task.add_done_callback(lambda t: _settle(outcome, t))
         self._task, self._stream = task, listener
@@ -797,11 +751,12 @@ class AsyncSynapClient(_ClientBase):
     @property
     def listening(self) -> bool:
         """Whether a listening stream is active."""
-        return self._task is not None and not self._task.done()
+        task, stream = self._task, self._stream
+        return task is not None and stream is not None and not task.done() and not stream.finished
 
     def _active_stream(self) -> tuple[asyncio.Task[None], StreamListener]:
         task, stream = self._task, self._stream
-        if task is None or stream is None or task.done():
+        if task is None or stream is None or task.done() or stream.finished:
             raise ListeningNotActiveError(f"no listening stream is active for {self.instance_id}")
         return task, stream
 

@@ -80,14 +80,15 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS memories_user ON memories (instance_id, user_id);
 CREATE INDEX IF NOT EXISTS memories_conversation ON memories (instance_id, conversation_id);
 CREATE TABLE IF NOT EXISTS events (
-    sequence        INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id        TEXT NOT NULL UNIQUE,
     instance_id     TEXT NOT NULL,
+    sequence        INTEGER NOT NULL,
+    event_id        TEXT NOT NULL UNIQUE,
     kind            TEXT NOT NULL,
     conversation_id TEXT NOT NULL,
     user_id         TEXT NOT NULL,
     content         TEXT NOT NULL,
-    created_at      REAL NOT NULL
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (instance_id, sequence)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     instance_id  TEXT NOT NULL,
@@ -188,6 +189,8 @@ class SynapStore:
     """The emulator's SQLite database (a file under the state directory, or in memory)."""
 
     def __init__(self, path: Path | None = None) -> None:
+        if path is not None and not path.exists():
+            path.touch(mode=0o600)  # token and session digests: not for other users' eyes
         target = str(path) if path is not None else ":memory:"
         self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -466,15 +469,19 @@ class SynapStore:
         content: str,
         now: float,
     ) -> EventRow:
-        """Append an event to an instance's stream and return it with its sequence number."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO events (event_id, instance_id, kind, conversation_id, user_id, "
-                "content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, instance_id, kind, conversation_id, user_id, content, now),
+        """Append an event to an instance's stream and return it with its sequence number
+        (1, 2, 3, ... per instance)."""
+        with self.transaction() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE instance_id = ?",
+                (instance_id,),
+            ).fetchone()
+            sequence = int(last) + 1
+            db.execute(
+                "INSERT INTO events (instance_id, sequence, event_id, kind, conversation_id, "
+                "user_id, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (instance_id, sequence, event_id, kind, conversation_id, user_id, content, now),
             )
-            sequence = cursor.lastrowid
-        assert sequence is not None
         return EventRow(
             sequence, event_id, instance_id, kind, conversation_id, user_id, content, now
         )
@@ -486,7 +493,19 @@ class SynapStore:
                 "SELECT * FROM events WHERE instance_id = ? AND sequence > ? ORDER BY sequence",
                 (instance_id, sequence),
             ).fetchall()
-        return [EventRow(*r) for r in rows]
+        return [
+            EventRow(
+                r["sequence"],
+                r["event_id"],
+                r["instance_id"],
+                r["kind"],
+                r["conversation_id"],
+                r["user_id"],
+                r["content"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
 
     # --- idempotency ---------------------------------------------------------------------
 
