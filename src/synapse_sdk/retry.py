@@ -42,17 +42,12 @@ details are structured ``extra`` fields (``event``, ``call_name``, ``attempt``, 
 ``reason``). ``call_name`` carries the retried call's name because ``name`` is reserved by
 :class:`logging.LogRecord`. No message text is logged: it may quote user data.
 
-=============================  =======  ===================================================
-event                          level    when
-=============================  =======  ===================================================
-``synapse_sdk.retry.scheduled``  INFO   a retry is planned after ``wait`` seconds
-``synapse_sdk.retry.exhausted``  WARNING  the last allowed attempt failed (reason
-                                          ``max_attempts``)
-``synapse_sdk.retry.giving_up``  WARNING  stopped early: reason ``outcome_unknown``,
-                                          ``retry_after_too_long``, ``deadline`` or
-                                          ``budget_exhausted``; DEBUG for ``not_retryable``
-                                          and ``retries_disabled``
-=============================  =======  ===================================================
+* ``synapse_sdk.retry.scheduled`` (INFO): a retry is planned after ``wait`` seconds;
+* ``synapse_sdk.retry.exhausted`` (WARNING): the last allowed attempt failed
+  (reason ``max_attempts``);
+* ``synapse_sdk.retry.giving_up`` (WARNING): stopped early, reason ``outcome_unknown``,
+  ``retry_after_too_long``, ``deadline`` or ``budget_exhausted``; at DEBUG for
+  ``not_retryable`` (a permanent error) and ``retries_disabled``.
 
 Tests inject ``sleep``/``asleep``/``clock``/``rng``, or wrap code in :func:`testing`, which
 records the planned waits instead of sleeping (and advances the deadline arithmetic as if the
