@@ -3,6 +3,7 @@
 #
 #   scripts/gen_proto.sh            # uses .venv/bin/python if present, else python3
 #   PYTHON=/path/to/python scripts/gen_proto.sh
+#   OUT=/tmp/check scripts/gen_proto.sh   # write elsewhere (the tests compare against it)
 #
 # Needs the `codegen` extra (grpcio-tools). Output: src/synapse_sdk/_proto/synap/v1/
 # listen_pb2.py, listen_pb2.pyi (typed messages) and listen_pb2_grpc.py (stub and servicer).
@@ -17,7 +18,7 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 
-OUT=src/synapse_sdk/_proto
+OUT="${OUT:-src/synapse_sdk/_proto}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
