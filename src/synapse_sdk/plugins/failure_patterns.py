@@ -44,10 +44,10 @@ __all__ = [
 # (received 10 bytes, expected 100)" / "(incomplete chunked read)"; http.client.IncompleteRead;
 # requests.ChunkedEncodingError; aiohttp.ClientPayloadError "Response payload is not completed".
 INCOMPLETE_RESPONSE = (
-    r"\bIncompleteRead\b|\bChunkedEncodingError\b|\bContentLengthError\b|\bClientPayloadError\b"
-    r"|(?i:without sending complete message body|incomplete chunked read"
+    r"\b(?:IncompleteRead|ChunkedEncodingError|ContentLengthError|ClientPayloadError)\b"
+    r"|(?i:\b(?:without sending complete message body|incomplete chunked read"
     r"|response payload is not completed|connection broken: incomplete"
-    r"|received \d{1,20} bytes, expected \d{1,20})"
+    r"|received \d{1,20} bytes, expected \d{1,20}))"
 )
 
 # httpx.RemoteProtocolError "Server disconnected without sending a response";
@@ -55,10 +55,10 @@ INCOMPLETE_RESPONSE = (
 # pipe"; http.client.RemoteDisconnected "Remote end closed connection without response";
 # aiohttp.ServerDisconnectedError.
 CONNECTION_LOST = (
-    r"\bRemoteDisconnected\b|\bServerDisconnectedError\b|\bConnectionResetError\b"
-    r"|\bConnectionAbortedError\b|\bBrokenPipeError\b"
-    r"|(?i:server disconnected without sending a response|connection reset by peer|broken pipe"
-    r"|remote end closed connection|connection aborted|connection (?:was )?lost)"
+    r"\b(?:RemoteDisconnected|ServerDisconnectedError|ConnectionResetError"
+    r"|ConnectionAbortedError|BrokenPipeError)\b"
+    r"|(?i:\b(?:server disconnected without sending a response|connection reset by peer"
+    r"|broken pipe|remote end closed connection|connection aborted|connection (?:was )?lost))"
 )
 
 # httpx.ConnectError "All connection attempts failed" / "[Errno 111] Connection refused" /
@@ -66,122 +66,119 @@ CONNECTION_LOST = (
 # urllib3 NewConnectionError "Failed to establish a new connection"; aiohttp "Cannot connect to
 # host"; getaddrinfo failures; "No route to host", "Network is unreachable".
 SERVER_UNREACHABLE = (
-    r"\bConnectError\b|\bConnectTimeout(?:Error)?\b|\bConnectionRefusedError\b"
-    r"|\bNewConnectionError\b|\bClientConnectorError\b"
-    r"|(?i:all connection attempts failed|connection refused|name or service not known"
+    r"\b(?:ConnectError|ConnectTimeout|ConnectTimeoutError|ConnectionRefusedError"
+    r"|NewConnectionError|ClientConnectorError)\b"
+    r"|(?i:\b(?:all connection attempts failed|connection refused|name or service not known"
     r"|nodename nor servname provided|temporary failure in name resolution|getaddrinfo failed"
     r"|no route to host|network is unreachable|failed to establish a new connection"
-    r"|cannot connect to host|failed to resolve)"
+    r"|cannot connect to host|failed to resolve))"
 )
 
 # HTTP 502/503/504 and the backend's "service_unavailable" code; our
 # (Backend)ServiceUnavailableError. Declared before TIMEOUT: a 504 is the gateway's timeout.
 SERVICE_UNAVAILABLE = (
-    r"ServiceUnavailableError\b"
-    r"|(?i:\b50[234] (?:service unavailable|bad gateway|gateway time-?out)\b"
-    r"|service[ _]?(?:is )?(?:temporarily )?unavailable|\bbad gateway\b)"
+    r"\b(?:Backend)?ServiceUnavailableError\b"
+    r"|(?i:\b(?:50[234] (?:service unavailable|bad gateway|gateway time-?out)\b"
+    r"|service[ _]?(?:is )?(?:temporarily )?unavailable|bad gateway\b))"
 )
 
 # httpx.ReadTimeout / WriteTimeout / PoolTimeout "timed out"; builtin TimeoutError;
 # socket.timeout "timed out"; urllib3 ReadTimeoutError "Read timed out."; our
 # NetworkTimeoutError; "[Errno 110] Connection timed out"; gRPC "Deadline Exceeded".
 TIMEOUT = (
-    r"\b(?:Read|Write|Pool)Timeout\b|TimeoutError\b|\bTimeoutException\b"
-    r"|(?i:\btimed out\b|\btimeout (?:error|exceeded|expired)\b|deadline exceeded|\[Errno 110\])"
+    r"\b(?:ReadTimeout|WriteTimeout|PoolTimeout|TimeoutException"
+    r"|(?:Network|Read|Write|Pool)?TimeoutError)\b"
+    r"|(?i:\b(?:timed out|timeout (?:error|exceeded|expired)|deadline exceeded)\b)"
 )
 
 # HTTP 429 "Client error '429 Too Many Requests'"; "rate limit exceeded"; our
 # (Backend)RateLimitError.
 RATE_LIMITED = (
-    r"RateLimitError\b"
-    r"|(?i:\b429 too many requests\b|too many requests|\brate[ _-]?limit(?:ed|ing|s)?\b)"
+    r"\b(?:Backend)?RateLimitError\b"
+    r"|(?i:\b(?:429 too many requests|too many requests|rate[ _-]?limit(?:ed|ing|s)?)\b)"
 )
 
 # HTTP 401 "401 Unauthorized"; "unauthenticated"; "invalid token", "token expired"; our
 # (Backend)AuthenticationError.
 AUTHENTICATION = (
-    r"AuthenticationError\b"
-    r"|(?i:\bunauthori[sz]ed\b|\bunauthenticated\b|\bnot authenticated\b"
+    r"\b(?:Backend)?AuthenticationError\b"
+    r"|(?i:\b(?:unauthori[sz]ed\b|unauthenticated\b|not authenticated\b"
     r"|authentication (?:failed|required|credentials were not provided)"
-    r"|invalid (?:api |access )?token|token (?:has )?expired)"
+    r"|invalid (?:api |access )?token|token (?:has )?expired))"
 )
 
 # PermissionError "[Errno 13] Permission denied: '/out'"; "[Errno 1] Operation not permitted";
-# HTTP 403 "403 Forbidden"; S3 "AccessDenied" / "Access Denied".
+# HTTP 403 "403 Forbidden"; S3 "AccessDenied" / "Access Denied". (Errno numbers differ between
+# systems; the message Python prints with them does not, so the message is matched.)
 PERMISSION_DENIED = (
-    r"\bPermissionError\b|\[Errno 13\]|\bAccessDenied\b"
-    r"|(?i:permission denied|operation not permitted|\b403 forbidden\b|\bforbidden\b"
-    r"|access (?:is )?denied|insufficient permissions?|you do not have permission)"
+    r"\b(?:PermissionError|AccessDenied)\b"
+    r"|(?i:\b(?:permission denied|operation not permitted|forbidden\b"
+    r"|access (?:is )?denied|insufficient permissions?))"
 )
 
 # FileExistsError "[Errno 17] File exists: '/out/a.json'"; "already exists".
-FILE_EXISTS = r"\bFileExistsError\b|\[Errno 17\]|(?i:\bfile exists\b|\balready exists\b)"
+FILE_EXISTS = r"\bFileExistsError\b|(?i:\b(?:file exists|already exists)\b)"
 
 # FileNotFoundError "[Errno 2] No such file or directory: 'x'"; Windows "[WinError 2] The system
 # cannot find the file specified".
 FILE_NOT_FOUND = (
-    r"\bFileNotFoundError\b|\[Errno 2\]"
-    r"|(?i:no such file or directory|\bfile not found\b|\bpath does not exist\b"
-    r"|cannot find the (?:file|path) specified)"
+    r"\bFileNotFoundError\b"
+    r"|(?i:\b(?:no such file or directory|file not found\b|path does not exist\b"
+    r"|cannot find the (?:file|path) specified))"
 )
 
 # OSError "[Errno 28] No space left on device"; "[Errno 122] Disk quota exceeded". Not transient:
 # someone has to free space, so categories map it to a no-retry code.
 DISK_FULL = (
-    r"\[Errno (?:28|122)\]"
-    r"|(?i:no space left on device|disk (?:is )?full|disk quota exceeded"
-    r"|not enough (?:disk )?space)"
+    r"(?i:\b(?:no space left on device|disk (?:is )?full|disk quota exceeded"
+    r"|not enough (?:disk )?space))"
 )
 
 # Conditions that clear by themselves: BlockingIOError "[Errno 11] Resource temporarily
 # unavailable" (EAGAIN), InterruptedError (EINTR), "[Errno 16] Device or resource busy",
 # "[Errno 24] Too many open files" (EMFILE/ENFILE), "No buffer space available" (ENOBUFS).
-# Matched by text, not errno number, so macOS's different numbers match too.
 TRANSIENT_OS = (
-    r"\bBlockingIOError\b|\bInterruptedError\b"
-    r"|(?i:resource temporarily unavailable|device or resource busy|interrupted system call"
-    r"|too many open files|no buffer space available)"
+    r"\b(?:BlockingIOError|InterruptedError)\b"
+    r"|(?i:\b(?:resource temporarily unavailable|device or resource busy"
+    r"|interrupted system call|too many open files|no buffer space available))"
 )
 
-# MemoryError; torch.cuda.OutOfMemoryError "CUDA out of memory. Tried to allocate 2.00 GiB";
+# MemoryError; torch.OutOfMemoryError "CUDA out of memory. Tried to allocate 2.00 GiB";
 # "[Errno 12] Cannot allocate memory"; Kubernetes "OOMKilled".
 OUT_OF_MEMORY = (
-    r"\bMemoryError\b|OutOfMemoryError\b|\bOOMKilled\b|\bOOM\b"
-    r"|(?i:out of memory|cannot allocate memory|\[Errno 12\])"
+    r"\b(?:MemoryError|OutOfMemoryError|OOMKilled|OOM)\b"
+    r"|(?i:\b(?:out of memory|cannot allocate memory))"
 )
 
 # HTTP 413 "413 Request Entity Too Large" / "Payload Too Large"; "file too large" (EFBIG).
-PAYLOAD_TOO_LARGE = (
-    r"(?i:\b413 (?:request entity|payload|content) too large\b|\bpayload too large\b"
-    r"|request entity too large|\bfile too large\b|\btoo large\b)"
-)
+PAYLOAD_TOO_LARGE = r"(?i:\btoo large\b)"
 
 # json.JSONDecodeError "Expecting value: line 1 column 1 (char 0)" and its siblings;
 # UnicodeDecodeError "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte";
 # "malformed ...".
 MALFORMED_DATA = (
-    r"\bJSONDecodeError\b|\bUnicodeDecodeError\b|\bDecodingError\b|\bParserError\b"
-    r"|(?i:expecting value: line \d|expecting (?:property name|',' delimiter|':' delimiter)"
+    r"\b(?:JSONDecodeError|UnicodeDecodeError|DecodingError|ParserError)\b"
+    r"|(?i:\b(?:expecting value: line \d|expecting (?:property name|',' delimiter|':' delimiter)"
     r"|unterminated string starting at|extra data: line \d|invalid control character at"
-    r"|invalid (?:json|utf-8)|can't decode byte|invalid start byte|\bmalformed\b)"
+    r"|invalid (?:json|utf-8)|can't decode byte|invalid start byte|malformed\b))"
 )
 
 # pydantic ValidationError "1 validation error for ExportParams"; HTTP 422 "Unprocessable
 # Entity"; schema checks; our (Backend)InvalidInputError.
 VALIDATION = (
-    r"\bValidationError\b|InvalidInputError\b"
-    r"|(?i:\b\d{1,9} validation errors? for\b|\bvalidation (?:failed|error)\b"
-    r"|\b422 unprocessable|unprocessable (?:entity|content)|does not match (?:the )?schema"
-    r"|schema validation)"
+    r"\b(?:ValidationError|(?:Backend)?InvalidInputError)\b"
+    r"|(?i:\b(?:\d{1,9} validation errors? for\b|validation (?:failed|error)\b"
+    r"|422 unprocessable|unprocessable (?:entity|content)|does not match (?:the )?schema"
+    r"|schema validation))"
 )
 
 # Settings an administrator must fix: "ImproperlyConfigured", "missing required setting",
 # "invalid configuration", "not configured".
 CONFIGURATION = (
-    r"\bImproperlyConfigured\b|\bConfigurationError\b"
-    r"|(?i:improperly configured|\bmisconfigur|configuration (?:error|is (?:invalid|missing))"
+    r"\b(?:ImproperlyConfigured|ConfigurationError)\b"
+    r"|(?i:\b(?:improperly configured|misconfigur|configuration (?:error|is (?:invalid|missing))"
     r"|invalid configuration|missing (?:required )?(?:setting|configuration|environment variable)"
-    r"|\bnot configured\b)"
+    r"|not configured\b))"
 )
 
 # Transport errors no more specific fragment named: httpx.NetworkError / TransportError /
@@ -189,12 +186,12 @@ CONFIGURATION = (
 NETWORK = (
     r"\b(?:NetworkError|TransportError|ProtocolError|RemoteProtocolError|LocalProtocolError"
     r"|ProxyError|ConnectionError|ClientOSError|SSLError|ReadError|WriteError)\b"
-    r"|(?i:\bnetwork (?:error|is down)\b|\bconnection error\b|certificate verify failed)"
+    r"|(?i:\b(?:network (?:error|is down)|connection error|certificate verify failed)\b)"
 )
 
 # An action step that failed and says so: "step 'convert' failed", "failed at step save",
 # a StepError. Declared late in every category: the cause's own class is more specific.
 STEP_FAILED = (
     r"\bStepError\b"
-    r"|(?i:\bstep [\"']?[\w.-]{1,64}[\"']? failed\b|\bfailed (?:at|in|during) step\b)"
+    r"|(?i:\b(?:step [\"']?[\w.-]{1,64}[\"']? failed\b|failed (?:at|in|during) step\b))"
 )

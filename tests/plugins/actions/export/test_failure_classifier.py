@@ -141,7 +141,8 @@ def test_nothing_to_classify() -> None:
 
 
 def test_message_and_exception_together() -> None:
-    assert classify_export_error(RuntimeError("boom"), message="[Errno 28] No space left") is (
+    disk_full = "OSError: [Errno 28] No space left on device"
+    assert classify_export_error(RuntimeError("boom"), message=disk_full) is (
         E.EXPORT_FAILED_DISK_FULL
     )
 
