@@ -733,10 +733,10 @@ class FailureClassifier(Generic[C]):
             blob = _flatten(chain, limit)
             if message:
                 blob = _cap(f"{blob}\n{message}", limit)
-        elif message:
+        elif message is not None:
             blob = _cap(message, limit)
         else:
-            return None
+            return None  # nothing to classify
         if catalog and "code" in blob:
             for envelope in iter_envelopes(blob):
                 if envelope.code is not None and envelope.code in catalog:
