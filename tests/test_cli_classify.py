@@ -311,3 +311,19 @@ def test_split_records_on_nothing_and_on_a_bare_header() -> None:
     assert split_records("\n \n\r\n") == []
     [record] = split_records("Traceback (most recent call last):\n")
     assert record.kind == "traceback" and record.message == "" and record.summary == ""
+
+
+def test_credentials_in_the_input_are_masked(tmp_path: Path) -> None:
+    log = tmp_path / "secrets.log"
+    log.write_text(
+        "httpx.HTTPStatusError: Client error '401' (Authorization: Bearer eyJ.abc.def)\n"
+        "RuntimeError: connect failed token=s3cr3t-value api_key: 'AKIA1234' password=hunter2\n"
+    )
+    done = run("classify", "--json", "--no-summary", str(log))
+    for secret in ("eyJ.abc.def", "s3cr3t-value", "AKIA1234", "hunter2"):
+        assert secret not in done.stdout
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert "Bearer ***" in rows[0]["exception"]
+    assert "token=***" in rows[1]["exception"] and "password=***" in rows[1]["exception"]
+    text = run("classify", "--no-summary", str(log)).stdout
+    assert "hunter2" not in text and "eyJ.abc.def" not in text

@@ -12,7 +12,9 @@ Input (files, or ``-``/nothing for stdin) is split into records:
 
 Each record is classified with the category's classifier (``message=...``) and printed with its
 code, level, retry semantics and message in the chosen language, then a summary table of counts
-per code. Undecodable bytes are replaced, so binary input is survived.
+per code. Undecodable bytes are replaced, so binary input is survived; the exception line shown
+has credentials (``Bearer ...``, ``token=...``, ``api_key: ...``) masked and control characters
+replaced, so the output is safe to paste into a ticket or a log.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ _LOG_RECORD_START = re.compile(
     r"\s{0,4}\[?(?:\d{4}-\d{2}-\d{2}[ T]\d|(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b)"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Credentials a log line may carry: "Bearer <token>", "token=...", "api_key: ...", "password=...".
+_SECRET = re.compile(
+    r"(?i)(\b(?:access_token|refresh_token|token|api[_-]?key|secret|password|passwd"
+    r"|authorization)[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?:(?:bearer|basic|token)\s{1,3})?"
+    r"|\bbearer\s{1,3})[^\s\"',;&]+"
+)
 _SHOWN_CHARS = 300
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -166,8 +174,8 @@ def split_records(text: str) -> list[Record]:
 
 
 def _shown(text: str, limit: int = _SHOWN_CHARS) -> str:
-    """Text safe to print: control characters replaced, long text cut."""
-    text = _CONTROL.sub("\ufffd", text)
+    """Text safe to print: credentials masked, control characters replaced, long text cut."""
+    text = _SECRET.sub(r"\1***", _CONTROL.sub("\ufffd", text))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
