@@ -57,6 +57,7 @@ def test_every_code_has_en_and_ko_with_identical_placeholders(
         assert _HANGUL.search(ko), f"{code.name}: the ko template is not Korean"
         for name in _fields(en):
             assert name.isidentifier(), f"{code.name}: placeholder {name!r}"
+            assert name != "language", f"{code.name}: 'language' is resolve_log_message's own"
 
 
 @pytest.mark.parametrize("category", CATEGORIES, ids=IDS)

@@ -107,6 +107,13 @@ def test_plain_string_means_english() -> None:
     assert resolve_log_message(DemoCode.DEMO_EN_ONLY, "ko").text == "Only English."
 
 
+def test_a_parameter_may_be_called_code() -> None:
+    register_log_messages({DemoCode.DEMO_EN_ONLY: "Item {item_id} failed ({code})."})
+    assert resolve_log_message(DemoCode.DEMO_EN_ONLY, item_id=3, code="item_corrupted").text == (
+        "Item 3 failed (item_corrupted)."
+    )
+
+
 def test_missing_parameter_never_raises() -> None:
     assert resolve_log_message(DemoCode.DEMO_SAVED, "ko").text == "파일 {count}개를 저장했습니다."
 

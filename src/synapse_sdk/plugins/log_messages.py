@@ -175,7 +175,8 @@ def resolve_log_message(
     The language is chosen as :func:`synapse_sdk.i18n.resolve_language` says; the template is
     looked up from the most specific tag down (``ko-KR`` → ``ko`` → ``en``) and, when none is
     registered, the text is the code's value. A missing parameter stays visible as ``{name}``;
-    a value whose ``str()`` raises is rendered as ``<unprintable Type>``.
+    a value whose ``str()`` raises is rendered as ``<unprintable Type>``. ``code`` is
+    positional-only, so a template may use ``{code}``; ``{language}`` is the one reserved name.
 
     Raises:
         TypeError: ``code`` is not a :class:`LogMessageCode`, or ``language`` is not a string.
