@@ -106,6 +106,8 @@ _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
+#: Saved items marked exported in the ledger together (one transaction).
+_MARK_EVERY: Final = 25
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
 _ITEMS_SHOWN: Final = 20
 #: Message codes shown on the console once per run; later ones go to the job log only.
@@ -449,8 +451,8 @@ class ExportAction(BaseAction[ExportParams]):
             with self.step("convert"):
                 records = self._convert(fetched)
             with self.step("save"):
-                saved = self._save(records, fetched)
-            self._settle(saved, fetched)
+                self._save(records, fetched)
+            self._settle(fetched)
             self._report_progress()
 
     def _select(self, ids: list[Any]) -> list[ItemId]:
@@ -573,26 +575,42 @@ class ExportAction(BaseAction[ExportParams]):
         return records
 
     def _save(self, records: list[ExportRecord], fetched: _Chunk) -> list[ItemId]:
-        """Write every record and its original; return the ids completely written."""
+        """Write every record and its original; mark the ids completely written as exported
+        (in groups of ``_MARK_EVERY``, after the folder is fsynced, so a kill loses at most a
+        group's marks, never a file) and return them."""
         if not records:
             return []
-        workers = min(self.params.workers, len(records))
-        if workers == 1:
-            outcomes = [self._save_one(record) for record in records]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export-save") as pool:
-                outcomes = list(pool.map(self._save_one, records))
         saved: list[ItemId] = []
-        for record, outcome in zip(records, outcomes, strict=True):
-            if outcome is None:
-                saved.append(record.id)
-            elif outcome[1]:
-                fetched.retry[record.id] = outcome[0]
+        unmarked: list[ItemId] = []
+        workers = min(self.params.workers, len(records))
+        with contextlib.ExitStack() as stack:
+            if workers == 1:
+                outcomes: Iterator[tuple[str | None, bool] | None] = map(self._save_one, records)
             else:
-                fetched.failed[record.id] = outcome[0]
-        fsync_dir(self.target_dir)
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export-save")
+                )
+                outcomes = pool.map(self._save_one, records)
+            for record, outcome in zip(records, outcomes, strict=True):
+                if outcome is None:
+                    saved.append(record.id)
+                    unmarked.append(record.id)
+                    if len(unmarked) >= _MARK_EVERY:
+                        self._mark_exported(unmarked)
+                        unmarked = []
+                elif outcome[1]:
+                    fetched.retry[record.id] = outcome[0]
+                else:
+                    fetched.failed[record.id] = outcome[0]
+        self._mark_exported(unmarked)
         self.log_message(ExportLogMessageCode.EXPORT_FILES_SAVED, quiet=True, count=len(saved))
         return saved
+
+    def _mark_exported(self, ids: list[ItemId]) -> None:
+        if ids:
+            fsync_dir(self.target_dir)
+            self.ledger.mark_exported(ids)
+            self._counts.exported += len(ids)
 
     def _save_one(self, record: ExportRecord) -> tuple[str | None, bool] | None:
         """Write one item, original first and JSON last. None when done, else ``(code,
@@ -617,11 +635,8 @@ class ExportAction(BaseAction[ExportParams]):
         atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
         return None
 
-    def _settle(self, saved: list[ItemId], fetched: _Chunk) -> None:
-        """Record the chunk's outcome in the ledger: exported, enqueued for retry, failed."""
-        if saved:
-            self.ledger.mark_exported(saved)
-            self._counts.exported += len(saved)
+    def _settle(self, fetched: _Chunk) -> None:
+        """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed."""
         by_code: dict[str | None, list[ItemId]] = {}
         for item_id, code in fetched.retry.items():
             by_code.setdefault(code, []).append(item_id)

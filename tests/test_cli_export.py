@@ -1,0 +1,230 @@
+"""``synapse export``: exit codes, languages, JSON output, secrets, and a SIGKILL mid-export."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from rich.console import Console
+
+from synapse_sdk.cli import main
+from synapse_sdk.cli.export import (
+    EXIT_AUTH,
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    _progress,
+)
+from synapse_sdk.emulator import Emulator, FaultProfile
+from synapse_sdk.plugins.actions.export.action import ExportProgress
+from synapse_sdk.plugins.ledger import Ledger
+
+BAD_TOKEN = "emu_definitely-not-the-right-token"
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    runner = CliRunner()
+    return runner.invoke(main, ["export", *args], env={"SYNAPSE_LANGUAGE": "", **(env or {})})
+
+
+def _json_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if not p.name.endswith(".original.json"))
+
+
+def test_embedded_emulator_exports_the_demo_project(tmp_path: Path) -> None:
+    result = _invoke("--out", str(tmp_path), "--items", "40", "--faults", "none")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "embedded emulator" in result.stderr
+    assert "Export completed." in result.stderr
+    assert "Export summary" in result.stdout
+    assert "━" not in result.output  # no progress bar when not a terminal
+    assert len(_json_files(tmp_path / "tasks")) == 40
+
+
+def test_json_output_is_one_parseable_object(tmp_path: Path) -> None:
+    result = _invoke(
+        "--out", str(tmp_path), "--items", "30", "--faults", "none", "--target", "ground-truths",
+        "--json",
+    )
+    assert result.exit_code == EXIT_OK, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["exit_code"] == 0
+    assert (data["target"], data["exported"], data["failed"]) == ("ground-truths", 30, 0)
+    assert result.stderr == ""  # nothing but JSON, and nothing on the console
+
+
+def test_korean(tmp_path: Path) -> None:
+    result = _invoke("--out", str(tmp_path), "--items", "20", "--faults", "none", "--lang", "ko")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "내보내기 요약" in result.stdout
+    assert "내보내기를 완료했습니다." in result.stderr
+    assert "내장 에뮬레이터" in result.stderr
+
+
+def test_items_that_stay_failed_give_their_own_exit_code(tmp_path: Path) -> None:
+    result = _invoke(
+        "--out", str(tmp_path), "--items", "200", "--faults", "none,permanent_failure_rate=0.05",
+        "--json",
+    )
+    assert result.exit_code == EXIT_ITEMS_FAILED, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["exit_code"] == EXIT_ITEMS_FAILED
+    assert data["failed"] > 0
+    assert data["failed_by_code"] == {"item_corrupted": data["failed"]}
+    assert data["exported"] + data["failed"] == 200
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [("en", "authentication was rejected"), ("ko", "인증에 실패했습니다")],
+)
+def test_bad_token_is_a_clear_message_and_exit_4(tmp_path: Path, lang: str, expected: str) -> None:
+    with Emulator(items=10) as emu:
+        result = _invoke(
+            "--out", str(tmp_path), "--backend", emu.url, "--token", BAD_TOKEN, "--lang", lang
+        )
+    assert result.exit_code == EXIT_AUTH, result.output
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert BAD_TOKEN not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_bad_token_with_json_reports_the_error_as_json(tmp_path: Path) -> None:
+    with Emulator(items=10) as emu:
+        result = _invoke(
+            "--out", str(tmp_path), "--backend", emu.url, "--json",
+            env={"SYNAPSE_TOKEN": BAD_TOKEN},
+        )
+    assert result.exit_code == EXIT_AUTH
+    data = json.loads(result.stdout)
+    assert data == {
+        "ok": False,
+        "exit_code": EXIT_AUTH,
+        "error": {
+            "code": "EXPORT_FAILED_AUTHENTICATION",
+            "message": data["error"]["message"],
+            "step": "fetch",
+        },
+    }
+    assert BAD_TOKEN not in result.output
+
+
+def test_token_from_the_environment_is_used_and_never_echoed(tmp_path: Path) -> None:
+    with Emulator(items=15) as emu:
+        result = _invoke(
+            "--out", str(tmp_path), "--backend", emu.url, env={"SYNAPSE_TOKEN": emu.token}
+        )
+        token = emu.token
+    assert result.exit_code == EXIT_OK, result.output
+    assert token not in result.output
+    assert len(_json_files(tmp_path / "tasks")) == 15
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--backend", "http://127.0.0.1:9", "--token", "t", "--faults", "heavy"],
+        ["--backend", "http://127.0.0.1:9", "--token", "t", "--items", "5"],
+        ["--backend", "http://127.0.0.1:9"],
+        ["--faults", "no-such-profile"],
+        ["--lang", "!!"],
+        ["--target", "projects"],
+        ["--items", "0"],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
+    result = _invoke("--out", str(tmp_path), *args, env={"SYNAPSE_TOKEN": ""})
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "Traceback" not in result.output
+
+
+def test_out_must_be_a_folder(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    result = _invoke("--out", str(path), "--items", "5", "--faults", "none")
+    assert result.exit_code == EXIT_USAGE
+
+
+def test_progress_bar_renders_on_a_terminal() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    progress = _progress(console, "Exporting tasks", 10, True)
+    assert progress is not None
+    progress.start()
+    progress.update_from(ExportProgress("main", exported=6, skipped=1, failed=0, pending=3,
+                                        total=None))
+    progress.stop()
+    assert "7/10" in buffer.getvalue()
+    assert _progress(console, "x", 10, False) is None
+
+
+# -- SIGKILL mid-export, then a rerun ---------------------------------------------------------
+
+
+def _export_command(out: Path, url: str, *extra: str) -> list[str]:
+    code = "import sys; from synapse_sdk.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, "export", "--out", str(out), "--backend", url, *extra]
+
+
+def _wait_for_files(folder: Path, count: int, proc: subprocess.Popen[Any], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if folder.is_dir() and len(_json_files(folder)) >= count:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the export ended (exit {proc.returncode}) before it could be killed")
+        time.sleep(0.02)  # polling a subprocess, not waiting for an effect to happen
+    pytest.fail("the export wrote too few files in time")
+
+
+def test_sigkill_mid_export_then_rerun_gives_exactly_once_output(tmp_path: Path) -> None:
+    items = 300
+    # Latency keeps the first run going long enough to be killed in the middle.
+    slow = FaultProfile(latency=(0.01, 0.02))
+    out = tmp_path / "out"
+    with Emulator(items=items, faults=slow) as emu:
+        env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_LANGUAGE": "en"}
+        first = subprocess.Popen(
+            _export_command(out, emu.url), env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_files(out / "tasks", 40, first, limit=30)
+            os.kill(first.pid, signal.SIGKILL)
+        finally:
+            first.kill()
+            first.wait()
+        assert first.returncode == -signal.SIGKILL
+        done_before = len(_json_files(out / "tasks"))
+        assert done_before < items, "the first run finished before the kill"
+        rerun = subprocess.run(
+            _export_command(out, emu.url, "--json"), env=env, capture_output=True, text=True,
+            timeout=120,
+        )
+    assert rerun.returncode == EXIT_OK, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["exported"] + summary["skipped"] == items
+    # Marks follow the files in groups of 25, and 4 workers may have been mid-item.
+    assert summary["skipped"] >= done_before - 25 - 4
+    target = out / "tasks"
+    names = sorted(p.name for p in target.iterdir())
+    assert not [n for n in names if n.startswith(".")], "temporary files left behind"
+    records = _json_files(target)
+    assert sorted(int(p.stem) for p in records) == list(range(1, items + 1))
+    for path in records:
+        record = json.loads(path.read_bytes())  # every JSON parses: no half file
+        assert (target / record["original"]["file"]).stat().st_size == record["original"]["size"]
+    assert len(names) == 2 * items
+    with Ledger(out / ".synapse-export" / "tasks") as ledger:
+        ledger_summary = ledger.summary()
+    assert (ledger_summary.exported, ledger_summary.pending, ledger_summary.failed) == (items, 0, 0)
