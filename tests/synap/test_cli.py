@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from synapse_sdk.cli import main
+from synapse_sdk.clients.synap import SynapClient
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -86,3 +90,38 @@ def test_a_bad_bootstrap_token_is_reported_without_echoing_it(tmp_path: Path) ->
     code, out = _run(tmp_path, "init", "--bootstrap-token", token)
     assert code == 1 and "BootstrapKeyInvalidError (permanent)" in out
     assert token not in out
+
+
+def test_serve_runs_a_standalone_emulator_for_other_processes(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    command = [sys.executable, "-c", "from synapse_sdk.cli import main; main()"]
+    process = subprocess.Popen(
+        [*command, "synap", "serve", "--token-file", str(tokens)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        shown: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+            key, _, value = line.partition(":")
+            shown[key] = value.strip()
+        assert tokens.stat().st_mode & 0o777 == 0o600
+        ((instance_id, token),) = json.loads(tokens.read_text()).items()
+        assert shown["instance"] == instance_id and token not in str(shown)
+        client = SynapClient(
+            instance_id,
+            url=shown["url"],
+            trust_root=Path(shown["ca_file"]),
+            credentials_dir=tmp_path / "creds",
+        )
+        with client:
+            client.initialize(bootstrap_token=token)
+            client.ingest(["from another process"], user_id="u")
+            assert client.get_context(user_id="u").memories[0].content == "from another process"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0

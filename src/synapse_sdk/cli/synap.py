@@ -19,6 +19,8 @@ exit 1; a bootstrap token or key material is never printed.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -320,3 +322,56 @@ def listen(
         raise _fail(exc) from exc
     if failure:
         raise _fail(failure[0])
+
+
+@synap.command()
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the CA and the SQLite store here [default: a temporary directory].",
+)
+@click.option(
+    "--instances",
+    type=click.IntRange(0, 100),
+    default=1,
+    show_default=True,
+    help="Instances to register, each with a fresh bootstrap token.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write {instance_id: bootstrap_token} here (mode 0600); tokens are never printed.",
+)
+def serve(state_dir: Path | None, instances: int, token_file: Path | None) -> None:
+    """Run a standalone Synap emulator until Ctrl-C or SIGTERM (for other processes' tests)."""
+    from synapse_sdk.emulator.synap import SynapEmulator
+
+    if instances and token_file is None:
+        raise click.UsageError("--token-file is required to hand out bootstrap tokens")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with SynapEmulator(state_dir=state_dir) as emulator:
+            tokens = {}
+            for _ in range(instances):
+                instance_id = emulator.register_instance()
+                tokens[instance_id] = emulator.issue_bootstrap_token(instance_id)
+            if token_file is not None:
+                fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(tokens, fh)
+            for key, value in emulator.describe().items():
+                click.echo(f"{key + ':':<15}{value}")
+            for instance_id in tokens:
+                click.echo(f"{'instance:':<15}{instance_id}")
+            click.echo("Press Ctrl-C to stop.")
+            while not stop.is_set() and emulator.running:
+                stop.wait(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -273,6 +273,29 @@ class SynapEmulator:
             raise RuntimeError("SynapEmulator is not running")
         return self.authority.certificate_pem
 
+    @property
+    def running(self) -> bool:
+        """Whether the servers' thread is alive."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def describe(self) -> dict[str, str]:
+        """What a separate process needs to connect: the API URL, the listener address, the CA
+        file (PEM, valid while the emulator runs) and the state directory. No secrets.
+
+        Raises:
+            RuntimeError: the emulator is not running.
+        """
+        if self._work_dir is None or self._http_port is None:
+            raise RuntimeError("SynapEmulator is not running")
+        state = self.state_dir if self.state_dir is not None else self._work_dir
+        return {
+            "url": self.url,
+            "listen_target": self.listen_target,
+            "ca_file": str(self._work_dir / "ca.pem"),
+            "state_dir": str(state),
+        }
+
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments that point a Synap client at this emulator (url, trust root, clock)."""
         return {"url": self.url, "trust_root": self.ca_pem, "clock": self.clock}
