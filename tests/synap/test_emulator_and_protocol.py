@@ -139,6 +139,9 @@ def test_ingest_rejects_a_reused_idempotency_key_with_another_body(env: Env) -> 
     with pytest.raises(ApiError) as raised:
         env.emu.service.ingest(principal, {**body, "user_id": "v"}, "same-key")
     assert raised.value.status == 422
+    conversation = env.emu.service.create_conversation(principal, "conv-key")
+    assert env.emu.service.create_conversation(principal, "conv-key") == conversation
+    assert env.emu.service.create_conversation(principal, None) != conversation
 
 
 def test_dashboard_operations_refuse_unknown_instances(env: Env) -> None:

@@ -322,3 +322,12 @@ async def test_async_client_covers_the_same_lifecycle(env: Env) -> None:
         assert await client.forget(user_id="u") == 1
         await client.delete_conversation(conversation)
         await client.close_session()
+
+
+def test_a_dropped_conversation_create_is_retried_without_a_duplicate(env: Env) -> None:
+    client = env.ready()
+    env.emu.faults.inject("conversation", "drop")
+    conversation = client.create_conversation()
+    client.ingest(["first words"], conversation_id=conversation)
+    assert client.get_context(conversation_id=conversation).memories[0].content == "first words"
+    assert env.emu.faults.served[("conversation", "drop")] == 1

@@ -368,13 +368,13 @@ class SynapCore:
     # --- single requests and their answers -----------------------------------------------
 
     def conversation_request(self) -> Request:
-        """Create a conversation."""
+        """Create a conversation; the idempotency key makes a retried create return the same
+        conversation instead of a second one."""
         return Request(
             "conversation",
             "POST",
             "/v1/conversations",
             "session",
-            idempotent=False,
             idempotency_key=uuid.uuid4().hex,
         )
 

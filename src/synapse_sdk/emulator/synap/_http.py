@@ -175,7 +175,7 @@ def build_app(
             "POST",
             "conversation",
             "session",
-            lambda c: s.create_conversation(c.caller),
+            lambda c: s.create_conversation(c.caller, c.idempotency_key),
         ),
         route(
             "/v1/conversations/{conversation_id}",

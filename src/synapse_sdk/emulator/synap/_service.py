@@ -406,11 +406,51 @@ class SynapService:
 
     # --- conversations, memories and context ---------------------------------------------
 
-    def create_conversation(self, principal: Principal) -> dict[str, Any]:
-        """Create a conversation for the caller's instance."""
+    def _replayed(
+        self, principal: Principal, key: str | None, operation: str, request_hash: str
+    ) -> dict[str, Any] | None:
+        """The stored answer of an earlier request with this idempotency key, if any.
+
+        Raises:
+            ApiError: 422 ``invalid_input`` when the key was used for a different request.
+        """
+        if not key:
+            return None
+        stored = self.store.idempotent_response(principal.instance_id, key)
+        if stored is None:
+            return None
+        known_operation, known_hash, response = stored
+        if known_operation != operation or known_hash != request_hash:
+            raise ApiError(422, "invalid_input", "idempotency key reused with a different request")
+        replay: dict[str, Any] = json.loads(response)
+        return replay
+
+    def _remember(
+        self,
+        principal: Principal,
+        key: str | None,
+        operation: str,
+        request_hash: str,
+        answer: dict[str, Any],
+    ) -> dict[str, Any]:
+        if key:
+            self.store.remember_response(
+                principal.instance_id, key, operation, request_hash, json.dumps(answer)
+            )
+        return answer
+
+    def create_conversation(
+        self, principal: Principal, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Create a conversation for the caller's instance (once per idempotency key)."""
+        replay = self._replayed(principal, idempotency_key, "conversation", "")
+        if replay is not None:
+            return replay
         conversation_id = f"conv_{secrets.token_hex(8)}"
         self.store.add_conversation(conversation_id, principal.instance_id, self.clock())
-        return {"conversation_id": conversation_id}
+        return self._remember(
+            principal, idempotency_key, "conversation", "", {"conversation_id": conversation_id}
+        )
 
     def _conversation(self, principal: Principal, conversation_id: object) -> str:
         if not isinstance(conversation_id, str) or not _CONVERSATION_PATTERN.fullmatch(
@@ -459,16 +499,9 @@ class SynapService:
             ApiError: 400/422 ``invalid_input``; 404 ``invalid_conversation_id``.
         """
         request_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        if idempotency_key:
-            stored = self.store.idempotent_response(principal.instance_id, idempotency_key)
-            if stored is not None:
-                operation, known_hash, response = stored
-                if operation != "ingest" or known_hash != request_hash:
-                    raise ApiError(
-                        422, "invalid_input", "idempotency key reused with a different request"
-                    )
-                replay: dict[str, Any] = json.loads(response)
-                return replay
+        replay = self._replayed(principal, idempotency_key, "ingest", request_hash)
+        if replay is not None:
+            return replay
         user_id, conversation_id = self._subject(
             principal, body.get("user_id"), body.get("conversation_id")
         )
@@ -495,10 +528,7 @@ class SynapService:
             )
         self.store.add_memories(principal.instance_id, rows)
         answer: dict[str, Any] = {"memory_ids": [r.memory_id for r in rows], "ingested": len(rows)}
-        if idempotency_key:
-            self.store.remember_response(
-                principal.instance_id, idempotency_key, "ingest", request_hash, json.dumps(answer)
-            )
+        self._remember(principal, idempotency_key, "ingest", request_hash, answer)
         self.publish(
             principal.instance_id,
             "memory_ingested",
