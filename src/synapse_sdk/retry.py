@@ -628,7 +628,10 @@ class Retrying:
                 exc = error
             else:
                 exc = None
-                self._succeeded(state)
+                state.history.clear()  # see _succeeded (inlined: the hot path of a retry)
+                hook = self._success_hook
+                if hook is not None:
+                    hook()
                 return result
 
     # -- async --
@@ -703,7 +706,10 @@ class Retrying:
                 exc = error
             else:
                 exc = None
-                self._succeeded(state)
+                state.history.clear()  # see _succeeded (inlined: the hot path of a retry)
+                hook = self._success_hook
+                if hook is not None:
+                    hook()
                 return result
 
     # -- iterator style --
