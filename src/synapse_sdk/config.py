@@ -237,7 +237,7 @@ class RetryPolicy(_Replaceable):
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
-        """A policy that makes exactly one attempt (the same as ``SDKConfig(retry_policy=None)``)."""
+        """A policy that makes exactly one attempt (like ``SDKConfig(retry_policy=None)``)."""
         return cls(max_attempts=1, budget_capacity=None)
 
     @property
@@ -274,7 +274,9 @@ class SDKConfig(_Replaceable):
         if not isinstance(self.timeouts, TimeoutConfig):
             raise ValueError(f"SDKConfig.timeouts must be a TimeoutConfig, got {self.timeouts!r}")
         if self.language is not None and (not isinstance(self.language, str) or not self.language):
-            raise ValueError(f"SDKConfig.language must be a non-empty string, got {self.language!r}")
+            raise ValueError(
+                f"SDKConfig.language must be a non-empty string, got {self.language!r}"
+            )
 
     @property
     def effective_retry_policy(self) -> RetryPolicy:

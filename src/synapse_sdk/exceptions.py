@@ -209,7 +209,7 @@ def _check_retry_after(value: float | None) -> float | None:
 
 
 class RateLimitError(SynapTransientError):
-    """The application exceeded the API rate limit; ``retry_after_seconds`` says how long to wait."""
+    """The API rate limit was exceeded; ``retry_after_seconds`` says how long to wait."""
 
     code: ClassVar[str] = "rate_limited"
 
@@ -316,7 +316,7 @@ class InvalidConversationIdError(InvalidInputError):
 
 
 class AuthenticationError(SynapPermanentError):
-    """The SDK cannot authenticate: credentials are invalid, revoked, rotated, missing or corrupt."""
+    """The SDK cannot authenticate: credentials invalid, revoked, rotated, missing or corrupt."""
 
     code: ClassVar[str] = "authentication_failed"
 
