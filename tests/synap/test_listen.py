@@ -187,3 +187,13 @@ async def test_async_listen_and_stream_errors(env: Env) -> None:
         await client.stop_listening()
         with pytest.raises(exc.ListeningNotActiveError):
             client.listening_status()
+
+
+def test_closing_the_session_ends_the_stream_at_its_next_reconnect(env: Env) -> None:
+    client, inbox = env.ready(), Inbox()
+    inbox.listen(client)
+    client.close_session()
+    env.emu.drop_streams(client.instance_id)
+    error = inbox.error()
+    assert isinstance(error, exc.SessionExpiredError) and "closed" in str(error)
+    assert not client.listening

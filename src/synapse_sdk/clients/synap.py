@@ -74,6 +74,7 @@ from synapse_sdk.exceptions import (
     BackendError,
     ListeningAlreadyActiveError,
     ListeningNotActiveError,
+    SessionExpiredError,
     SynapError,
 )
 from synapse_sdk.retry import Retrying
@@ -252,9 +253,10 @@ class _ClientBase:
         )
 
     def _endpoint_now(self) -> StreamEndpoint:
-        session = self._core.require_session()
-        creds = self._core.credentials
-        assert creds is not None
+        session, creds = self._core.session, self._core.credentials
+        if session is None or creds is None:
+            # close_session() ran while the stream was reconnecting: nothing to resume with.
+            raise SessionExpiredError(f"the session of {self.instance_id} was closed")
         return StreamEndpoint(
             session.listen_target,
             session.token,
