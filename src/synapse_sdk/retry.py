@@ -89,10 +89,9 @@ __all__ = [
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Silent unless the application configures logging: the package adds a NullHandler to the
+# ``synapse_sdk`` logger (see synapse_sdk/__init__.py).
 logger: Final = logging.getLogger("synapse_sdk.retry")
-# A library adds no output of its own: without logging configured, records go nowhere (rather
-# than to logging's last-resort stderr handler); configured handlers still receive them.
-logger.addHandler(logging.NullHandler())
 
 EVENT_SCHEDULED: Final = "synapse_sdk.retry.scheduled"
 EVENT_EXHAUSTED: Final = "synapse_sdk.retry.exhausted"
