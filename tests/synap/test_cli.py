@@ -124,4 +124,7 @@ def test_serve_runs_a_standalone_emulator_for_other_processes(tmp_path: Path) ->
             assert client.get_context(user_id="u").memories[0].content == "from another process"
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        code = process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert code == 0
