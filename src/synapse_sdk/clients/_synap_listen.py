@@ -10,8 +10,8 @@ count); waits follow :func:`synapse_sdk.retry.backoff_delay`, or a rate limit's
 ``retry_after_seconds``. A permanent error (expired session or certificate, rotated
 credentials, ...) or exhausted reconnects end the stream and go to ``on_error``.
 
-:class:`ThreadedStream` runs a listener on its own event loop in a daemon thread, for the sync
-client.
+:class:`ThreadedStream` runs a listener for the sync client on one process-wide event loop in a
+daemon thread (``synap-listen``).
 """
 
 from __future__ import annotations
