@@ -120,6 +120,22 @@ def test_iteration_is_batched_and_survives_changes_while_iterating(ledger: Ledge
     assert ledger.summary().pending == 0
 
 
+def test_oldest_pending_is_a_fifo_with_an_attempt_bound(ledger: Ledger) -> None:
+    ledger.enqueue_retry([5, 6], "item_unavailable")  # updated 1001
+    ledger.enqueue_retry([3], "item_unavailable")  # 1002
+    ledger.enqueue_retry([5], "item_unavailable")  # 1003: 5 goes to the back, 2 attempts
+    assert [r.id for r in ledger.oldest_pending(10)] == [6, 3, 5]
+    assert [r.id for r in ledger.oldest_pending(2)] == [6, 3]
+    assert [r.id for r in ledger.oldest_pending(10, max_attempts=1)] == [6, 3]
+    assert ledger.oldest_pending(10, max_attempts=0) == []
+    ledger.mark_exported(6)
+    assert [r.id for r in ledger.oldest_pending(10)] == [3, 5]
+    with pytest.raises(ValueError):
+        ledger.oldest_pending(0)
+    with pytest.raises(ValueError):
+        ledger.oldest_pending(1, max_attempts=-1)
+
+
 def test_exported_among_handles_more_ids_than_sql_parameters(ledger: Ledger) -> None:
     ledger.mark_exported(range(0, 3000, 2))
     assert ledger.exported_among(range(3000)) == set(range(0, 3000, 2))

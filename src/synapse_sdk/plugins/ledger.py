@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS items (
     updated  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
+CREATE INDEX IF NOT EXISTS items_by_age ON items (state, updated, id);
 """
 
 
@@ -360,6 +361,34 @@ class Ledger:
     def iter_pending(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
         """Items waiting for a retry, in id order, read ``batch`` rows at a time."""
         return self._iter_state("pending", batch)
+
+    def oldest_pending(
+        self, limit: int, *, max_attempts: int | None = None
+    ) -> list[LedgerRecord]:
+        """Up to ``limit`` pending items, least recently changed first (a FIFO retry queue).
+
+        ``max_attempts`` leaves out items that already failed more often than that.
+
+        Raises:
+            ValueError: ``limit`` is below 1 or ``max_attempts`` negative.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        if max_attempts is not None and max_attempts < 0:
+            raise ValueError(f"max_attempts must be >= 0, got {max_attempts!r}")
+        bound = -1 if max_attempts is None else max_attempts
+        with self._lock:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT id, state, code, attempts, updated FROM items "
+                    "WHERE state = 'pending' AND (? < 0 OR attempts <= ?) "
+                    "ORDER BY updated, id LIMIT ?",
+                    (bound, bound, limit),
+                )
+                .fetchall()
+            )
+        return [LedgerRecord(*row) for row in rows]
 
     def iter_failed(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
         """Items that failed for good, in id order, read ``batch`` rows at a time."""

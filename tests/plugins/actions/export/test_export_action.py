@@ -300,10 +300,26 @@ def test_items_left_pending_by_an_earlier_run_are_retried(tmp_path: Path, clock:
         ledger.enqueue_retry([31, 32], "item_unavailable")  # not in the ids asked for this time
     with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
         summary = _run(emu, clock, tmp_path, ids=[1, 2])
-    assert summary.exported == 4 and summary.retry_rounds == 1 and summary.retried == 2
+        bulk = [r.ids for r in emu.requests if r.path.endswith("/bulk-fetch/")]
+    assert summary.exported == 4 and summary.retried == 2
+    assert bulk == [(31, 32, 1, 2)]  # waiting ids first, in the same full request
     assert {p.name for p in (tmp_path / "tasks").glob("*.json")} == {
         "1.json", "2.json", "31.json", "32.json"
     }
+
+
+def test_failed_items_ride_along_in_full_requests(tmp_path: Path, clock: FakeClock) -> None:
+    profile = FaultProfile(seed=2, partial_failure_rate=0.2)
+    with Emulator(items=400, faults=profile, clock=clock, sleep=clock.sleep) as emu:
+        summary = _run(emu, clock, tmp_path, page_size=100, batch_size=50, originals=False)
+        bulk = [r.ids or () for r in emu.requests if r.path.endswith("/bulk-fetch/")]
+    assert summary.exported == 400 and summary.failed == 0
+    fetches = sum(len(ids) for ids in bulk)
+    assert fetches == 400 + summary.retried
+    # Every request is full but the main pass's last one and the few of the drain after it:
+    # no request is spent on failures alone.
+    assert all(len(ids) == 50 for ids in bulk[: len(bulk) - summary.retry_rounds - 1])
+    assert len(bulk) <= -(-fetches // 50) + summary.retry_rounds
 
 
 def test_items_still_failing_after_the_rounds_are_reported(
@@ -358,7 +374,9 @@ def test_a_backend_that_stays_down_stops_the_export(tmp_path: Path, clock: FakeC
     assert info.value.step == "fetch"
     with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
         summary = ledger.summary()
-    assert (summary.pending, summary.exported) == (100, 0)  # two chunks kept for the rerun
+    # The first chunk, enqueued, was tried twice more before the run gave up; it waits for
+    # the rerun (the ids never tried are listed again by it).
+    assert (summary.pending, summary.exported) == (50, 0)
 
 
 def test_a_disk_error_fails_the_save_step(

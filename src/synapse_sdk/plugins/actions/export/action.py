@@ -3,35 +3,39 @@ exactly once, whatever the backend does.
 
 Steps::
 
-    initialize ─> fetch ─> convert ─> save ─> (repeat per page) ─> retry rounds ─> finalize
+    initialize ─> fetch ─> convert ─> save ─> (next chunk) ... ─> retries ─> finalize
 
 * **initialize** — create ``<out>/<target>/``, take the job lock, remove temporary files a
   killed run left, open the ledger and job log (``<out>/.synapse-export/<target>/``).
 * **fetch** — list the ids page by page (or take ``params.ids``), skip those already exported
-  (ledger says so *and* the files are there), and ``bulk_fetch`` the rest in chunks of
-  ``batch_size``. A 207 keeps the items that succeeded; its failed items are enqueued in the
-  ledger when retryable, marked failed with their own code when not. A 400 ``invalid_ids`` marks
-  the named ids failed (never retried) and fetches the rest of the chunk. A chunk that still
-  fails transiently after the client's retries (rate limit, outage, dropped connections) is
-  enqueued as a whole.
+  (the ledger says so *and* the files are there), and bulk-fetch the rest in chunks of
+  ``batch_size``, one request each. Each chunk is first filled with the oldest ids waiting in
+  the ledger for a retry, then with fresh ids, so a failed item never costs a request of its own
+  and every request stays full. A 207 keeps the items served; its failed items are enqueued in
+  the ledger when retryable, marked failed with their own code when not. A 400 ``invalid_ids``
+  marks the named ids failed (never retried) and fetches the rest of the chunk. A chunk that
+  still fails transiently after the client's retries (rate limit, outage, dropped connections)
+  is enqueued as a whole; three such chunks in a row mean the backend is down and stop the run.
 * **convert** — each item becomes its export record (:func:`~.steps.convert_item`).
-* **save** — the original file is downloaded, checked against its SHA-256, and written with
-  :func:`~.steps.atomic_write`; then the JSON record; then the folder is fsynced and the page's
-  items are marked exported in one ledger transaction. A kill at any point leaves only whole
-  files, and at worst items whose files exist but whose mark is missing: the next run redoes
-  them, overwriting the same files with the same bytes.
-* **retry rounds** — after the main pass, the ledger's pending items are fetched again, up to
-  ``retry_rounds`` times with a growing pause; what is still pending afterwards is marked failed
-  with its last code.
+* **save** — the original file is downloaded (checked against its size and SHA-256 by the
+  client) and written with :func:`~.steps.atomic_write` (temporary file in the same folder,
+  fsync, ``os.replace``), then the JSON record; then the folder is fsynced and the items are
+  marked exported in the ledger, 25 to a transaction. A kill at any point leaves only whole
+  files, and at worst items whose files exist but whose mark is missing: the next run fetches
+  them again and replaces the same files with the same bytes.
+* **retries** — after the main pass, whatever still waits in the ledger is fetched again, oldest
+  first, in full chunks; an item is fetched again at most ``retry_rounds`` times, and whatever
+  still fails is marked failed with its last code. A pause (``retry_delay``, doubling) is taken
+  only after whole requests failed, or when the backend asked for one.
 * **finalize** — an :class:`ExportSummary` (exported, skipped, failed by code, retried, requests
-  sent, duration) and the completion message.
+  sent, rate-limited answers, duration) and the completion message.
 
 Memory stays flat as the dataset grows: one page of ids and one chunk of items are held at a
-time, and the ledger is queried per chunk and iterated in batches.
+time; the ledger is queried per chunk and its retry queue read a chunk at a time.
 
-A step failure that cannot be handled per item (a bad token, a disk error, a backend that keeps
-failing a listing) is classified with ``classify_export_error``, logged with that code and the
-failed-step code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionStepError`
+A step failure that cannot be handled per item (a bad token, a disk error, a backend that stays
+down) is classified with ``classify_export_error``, logged with that code and the failed-step
+code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionStepError`
 ``from`` the original error. The ledger keeps what was done, so a rerun resumes.
 """
 
@@ -41,6 +45,7 @@ import contextlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -156,8 +161,9 @@ class ExportParams(BaseModel):
     * ``page_size`` — ids listed per page (1-500); ``batch_size`` — ids per bulk fetch (1-200);
     * ``language`` — language of the messages (``en``, ``ko``, ``ko-KR``…);
     * ``ids`` — export only these ids instead of listing the resource;
-    * ``retry_rounds`` — how many times the ledger's pending items are fetched again after the
-      main pass (0-10); ``retry_delay`` — seconds before the first round, doubled each round;
+    * ``retry_rounds`` — how many times an item that failed retryably is fetched again (0-10);
+      ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
+      each time;
     * ``originals`` — download each item's original file beside its JSON (default yes);
     * ``workers`` — concurrent downloads and writes per chunk (1-32).
 
@@ -222,7 +228,8 @@ class ExportSummary:
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
       (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``);
-    * ``retried`` — item fetches repeated in retry rounds; ``retry_rounds`` — rounds run;
+    * ``retried`` — item fetches repeated after a failure; ``retry_rounds`` — chunks fetched
+      after the main pass to retry items;
     * ``requests`` — HTTP requests sent (retries included); ``rate_limited`` — 429 answers seen;
     * ``duration`` — seconds the run took.
     """
@@ -317,6 +324,8 @@ class ExportAction(BaseAction[ExportParams]):
         self._on_progress = on_progress
         self._counts = _Counters()
         self._transient_streak = 0
+        self._whole_request_failed = False
+        self._not_before = float("-inf")
         self._phase = "main"
         self._pacer: RatePacer | None = None
         self._http_client: httpx.Client | None = None
@@ -391,6 +400,8 @@ class ExportAction(BaseAction[ExportParams]):
         started = self._monotonic()
         self._counts = _Counters()
         self._transient_streak = 0
+        self._whole_request_failed = False
+        self._not_before = float("-inf")
         self._console_seen = set()
         client = self.v2_client
         requests_before = client.stats.requests
@@ -399,13 +410,10 @@ class ExportAction(BaseAction[ExportParams]):
             with self.step("initialize"):
                 self._initialize()
             self._phase = "main"
-            listed = 0
-            for page in self._pages():
-                listed += len(page)
-                self._process(page)
-            if listed == 0:
+            if self._main_pass() == 0:
                 self.log_message(ExportLogMessageCode.EXPORT_NO_RESULTS)
-            self._retry_rounds()
+            self._phase = "retry"
+            self._drain()
             with self.step("finalize"):
                 summary = self._summarize(started, requests_before, rejections_before)
                 self._report(summary)
@@ -438,22 +446,82 @@ class ExportAction(BaseAction[ExportParams]):
     def _resource(self) -> Any:
         return getattr(self.v2_client, self.params.target.attribute)
 
-    # -- one page -------------------------------------------------------------------------------
+    # -- chunks ---------------------------------------------------------------------------------
 
-    def _process(self, ids: list[Any]) -> None:
-        """Fetch, convert and save the ids not exported yet, a chunk at a time."""
-        for chunk in chunked(self._select(ids), self.params.batch_size):
-            with self.step("fetch"):
-                fetched = self._fetch(chunk)
-            self.log_message(
-                ExportLogMessageCode.EXPORT_RESULTS_FETCHED, quiet=True, count=len(fetched.items)
+    def _main_pass(self) -> int:
+        """Export the listed ids chunk by chunk, each chunk topped up with ids waiting for a
+        retry; returns how many ids were listed."""
+        listed = 0
+        buffer: deque[ItemId] = deque()
+        for page in self._pages():
+            listed += len(page)
+            buffer.extend(page)
+            while len(buffer) >= self.params.batch_size:
+                self._next_chunk(buffer)
+        while buffer:
+            self._next_chunk(buffer)
+        return listed
+
+    def _next_chunk(self, fresh: deque[Any]) -> None:
+        """Fetch, convert and save one chunk: the oldest ids waiting for a retry first (so every
+        request is full and failures never need requests of their own), then fresh ids."""
+        size = self.params.batch_size
+        retry = self._retry_ids(size)
+        chunk = list(retry)
+        taken = set(chunk)
+        while len(chunk) < size and fresh:
+            candidates = [fresh.popleft() for _ in range(min(size - len(chunk), len(fresh)))]
+            chunk.extend(i for i in self._select(candidates) if i not in taken)
+            taken.update(chunk)
+        self._counts.retried += len(retry)
+        if chunk:
+            self._process(chunk)
+
+    def _retry_ids(self, limit: int) -> list[ItemId]:
+        if self._monotonic() < self._not_before:
+            return []  # the backend asked for a pause before failed items are asked again
+        records = self.ledger.oldest_pending(limit, max_attempts=self.params.retry_rounds)
+        return [record.id for record in records]
+
+    def _drain(self) -> None:
+        """After the main pass: fetch what still waits for a retry, pausing (``retry_delay``,
+        doubled each time) only after failures of whole requests, and honouring a pause the
+        backend asked for; what is still pending at the end is marked failed with its code."""
+        delay = self.params.retry_delay
+        while True:
+            wait = self._not_before - self._monotonic()
+            if self._whole_request_failed and delay > 0:
+                wait = max(wait, delay)
+                delay *= 2
+            records = self.ledger.oldest_pending(
+                self.params.batch_size, max_attempts=self.params.retry_rounds
             )
-            with self.step("convert"):
-                records = self._convert(fetched)
-            with self.step("save"):
-                self._save(records, fetched)
-            self._settle(fetched)
-            self._report_progress()
+            if not records:
+                break
+            if self._counts.rounds == 0 or self._whole_request_failed:
+                pending = self.ledger.summary().pending
+                self.log_message(ExportLogMessageCode.EXPORT_RETRYING_FAILED_ITEMS, count=pending)
+            self._whole_request_failed = False
+            if wait > 0:
+                self._sleep(wait)
+            self._counts.rounds += 1
+            self._counts.retried += len(records)
+            self._process([record.id for record in records])
+        self.ledger.fail_pending()
+
+    def _process(self, chunk: list[ItemId]) -> None:
+        """Fetch, convert and save one chunk of ids."""
+        with self.step("fetch"):
+            fetched = self._fetch(chunk)
+        self.log_message(
+            ExportLogMessageCode.EXPORT_RESULTS_FETCHED, quiet=True, count=len(fetched.items)
+        )
+        with self.step("convert"):
+            records = self._convert(fetched)
+        with self.step("save"):
+            self._save(records, fetched)
+        self._settle(fetched)
+        self._report_progress()
 
     def _select(self, ids: list[Any]) -> list[ItemId]:
         """Drop ids already exported (ledger and files agree); fail ids unusable as names."""
@@ -532,6 +600,8 @@ class ExportAction(BaseAction[ExportParams]):
             else:
                 result = _Chunk(list(answer.items), dict(answer.retry), dict(answer.failed))
                 self._transient_streak = 0
+                if answer.retry_after is not None and answer.retry:
+                    self._not_before = self._monotonic() + answer.retry_after
             result.failed.update(invalid)
             if answer_failed := len(result.retry) + len(result.failed):
                 self._note(
@@ -551,6 +621,7 @@ class ExportAction(BaseAction[ExportParams]):
         if self._transient_streak >= _MAX_TRANSIENT_STREAK:
             raise exc
         code = getattr(exc, "error_code", None) or exc.code
+        self._whole_request_failed = True
         self._note(
             classify_export_error(exc) or ExportLogMessageCode.EXPORT_FAILED,
             count=len(ids),
@@ -646,27 +717,6 @@ class ExportAction(BaseAction[ExportParams]):
             self.ledger.mark_failed_codes(fetched.failed)
 
     # -- retry rounds and the end ---------------------------------------------------------------
-
-    def _retry_rounds(self) -> None:
-        """Fetch the ledger's pending items again, up to ``retry_rounds`` times; then mark what
-        is still pending as failed with its last code."""
-        delay = self.params.retry_delay
-        for number in range(1, self.params.retry_rounds + 1):
-            pending = self.ledger.summary().pending
-            if pending == 0:
-                return
-            self.log_message(ExportLogMessageCode.EXPORT_RETRYING_FAILED_ITEMS, count=pending)
-            if delay > 0:
-                self._sleep(delay)
-            delay *= 2
-            self._phase = f"retry {number}"
-            self._counts.rounds = number
-            # Keyset iteration: an item re-enqueued during this round is not seen again in it.
-            ids = (record.id for record in self.ledger.iter_pending(batch=self.params.batch_size))
-            for page in chunked(ids, self.params.batch_size):
-                self._counts.retried += len(page)
-                self._process(page)
-        self.ledger.fail_pending()
 
     def _summarize(
         self, started: float, requests_before: int, rejections_before: int

@@ -1,0 +1,284 @@
+"""Benchmark: the export action against a naive client, under a rate limit and partial failures.
+
+Both clients export every task of the emulator (real clock) through the same fault profile: a
+per-token rate limit and 10 % of item fetches failing retryably in 207 answers. Each export
+runs in its own subprocess (so its peak RSS is its own) against a fresh emulator in this
+process, at two dataset sizes.
+
+* **ours** — ``ExportAction``: bulk fetches of 200 ids, the failed ids of all answers pooled in
+  the ledger and fetched again in full requests, ``Retry-After`` honoured exactly and the pace
+  learned from it (``RatePacer``), output written atomically.
+* **naive** — a hand-written loop a hurried user might write: the same list and bulk calls,
+  but any answer other than 200 (a 207 included) makes it sleep a fixed time and send the
+  *whole* batch again, ignoring ``Retry-After``; the items any attempt returned are kept.
+
+Reported per run: items/s; our fraction of the ceiling the rate limit allows; rate-limited
+requests per item against the minimum the faults force; 429s; peak RSS; and a check that every
+item is on disk exactly once.
+
+The ceiling: a client that never gets a 429 sends ``M`` rate-limited requests, where ``M`` is
+the list pages (``N / 500``) plus the bulk fetches the faults force. Those are computed from the
+fault profile itself (each id needs as many fetches as it takes to draw a success; 200 ids per
+request), so ``M`` is a lower bound no client can beat. At ``R`` requests per second with a
+burst of ``B``, no export can take less than ``(M - B) / R`` seconds: ceiling = ``N`` divided by
+that. (The issue's "rate limit x 200 ids per request, minus forced retries" is the same figure
+without the list pages; it is printed too.)
+
+Original files are not rate limited; by default they are not downloaded, so the figures measure
+what the benchmark is about (retries and rate limits) rather than how fast this machine's
+emulator serves small files. ``--originals`` includes them.
+
+Usage::
+
+    python benchmarks/bench_export.py            # 5 000 and 20 000 items (a few minutes)
+    python benchmarks/bench_export.py --quick    # 1 000 and 4 000 items
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RESOURCE = "tasks"
+LIST_PAGE = 500
+BULK_LIMIT = 200
+FAILURE_RATE = 0.10
+
+
+# -- the naive client (runs in a worker subprocess) --------------------------------------------
+
+
+def naive_export(url: str, token: str, out: Path, originals: bool, pause: float) -> dict[str, Any]:
+    """Export every task the naive way; returns counters."""
+    import httpx
+
+    from synapse_sdk.plugins.actions.export.steps import atomic_write, convert_item
+
+    target = out / RESOURCE
+    target.mkdir(parents=True, exist_ok=True)
+    headers = {"Authorization": f"Bearer {token}"}
+    requests = exported = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
+
+        def send(method: str, path: str, **kwargs: Any) -> httpx.Response:
+            nonlocal requests
+            while True:
+                requests += 1
+                try:
+                    return client.request(method, path, **kwargs)
+                except httpx.TransportError:
+                    time.sleep(pause)
+
+        def pages() -> Iterator[list[int]]:
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": LIST_PAGE}
+                if cursor:
+                    params["cursor"] = cursor
+                response = send("GET", f"/v2/{RESOURCE}/", params=params)
+                if response.status_code != 200:
+                    time.sleep(pause)  # the naive wait: fixed, Retry-After ignored
+                    continue
+                body = response.json()
+                yield [item["id"] for item in body["data"]]
+                cursor = body["meta"]["next_cursor"]
+                if cursor is None:
+                    return
+
+        for page in pages():
+            for start in range(0, len(page), BULK_LIMIT):
+                batch = page[start : start + BULK_LIMIT]
+                got: dict[int, dict[str, Any]] = {}
+                while len(got) < len(batch):
+                    response = send("POST", f"/v2/{RESOURCE}/bulk-fetch/", json={"ids": batch})
+                    if response.status_code in (200, 207):
+                        for item in response.json()["data"]:
+                            got.setdefault(item["id"], item)
+                    if response.status_code != 200 and len(got) < len(batch):
+                        time.sleep(pause)  # then the WHOLE batch again
+                for item_id in batch:
+                    record = convert_item(got[item_id], RESOURCE)
+                    name = None
+                    if originals:
+                        data = send("GET", got[item_id]["original"]["url"]).content
+                        name = record.original_name(data)
+                        atomic_write(target / name, data)
+                    atomic_write(target / record.json_name, record.json_bytes(name))
+                    exported += 1
+    return {"exported": exported, "requests_client": requests}
+
+
+def ours_export(url: str, token: str, out: Path, originals: bool) -> dict[str, Any]:
+    """Export every task with the export action; returns counters."""
+    from synapse_sdk.config import SDKConfig
+    from synapse_sdk.plugins.actions.export.action import ExportAction
+
+    params = {"out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE, "originals": originals}
+    with ExportAction(params, config=SDKConfig(backend_url=url, token=token)) as action:
+        summary = action.run()
+    return {
+        "exported": summary.exported,
+        "failed": summary.failed,
+        "requests_client": summary.requests,
+        "retry_rounds": summary.retry_rounds,
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Run one export in this (sub)process and print its figures as one JSON line."""
+    token = os.environ["BENCH_TOKEN"]
+    import httpx  # noqa: F401 - imported before the clock starts, like the SDK below
+
+    import synapse_sdk.plugins.actions.export.action  # noqa: F401
+
+    started = time.perf_counter()
+    if args.worker == "ours":
+        result = ours_export(args.url, token, Path(args.out), args.originals)
+    else:
+        result = naive_export(args.url, token, Path(args.out), args.originals, args.pause)
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# -- the parent: emulator, runs, figures -----------------------------------------------------
+
+
+def minimum_requests(profile: Any, items: int) -> tuple[int, int, int]:
+    """(list pages, bulk fetches, item fetches) the faults force: a lower bound for any client."""
+    fetches = 0
+    for item_id in range(1, items + 1):
+        attempt = 0
+        while profile.item_unavailable(RESOURCE, item_id, attempt):
+            attempt += 1
+        fetches += attempt + 1
+    return math.ceil(items / LIST_PAGE), math.ceil(fetches / BULK_LIMIT), fetches
+
+
+def check_output(folder: Path, items: int) -> tuple[int, int]:
+    """(missing, extra) item records on disk; also fails on temporary files left behind."""
+    names = [p.name for p in (folder / RESOURCE).iterdir()]
+    if any(n.startswith(".") for n in names):
+        raise SystemExit(f"temporary files left in {folder}")
+    ids = [int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)\.json", n))]
+    if len(ids) != len(set(ids)):
+        raise SystemExit("duplicate records")  # cannot happen on one filesystem; checked anyway
+    expected = set(range(1, items + 1))
+    return len(expected - set(ids)), len(set(ids) - expected)
+
+
+def run_one(side: str, items: int, db: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from synapse_sdk.emulator import Emulator, FaultProfile, RateLimit
+
+    profile = FaultProfile(
+        seed=args.seed,
+        partial_failure_rate=FAILURE_RATE,
+        rate_limit=RateLimit(per_second=args.rate, burst=args.burst),
+    )
+    with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as out, Emulator(
+        items=items, seed=args.seed, faults=profile, db=db
+    ) as emu:
+        command = [
+            sys.executable, __file__, "--worker", side, "--url", emu.url, "--out", out,
+            "--pause", str(args.pause),
+        ] + (["--originals"] if args.originals else [])
+        env = {**os.environ, "BENCH_TOKEN": emu.token}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        api = [r for r in emu.requests if not r.path.startswith("/v2/files/")]
+        result["api_requests"] = len(api)
+        result["rate_limited"] = sum(1 for r in api if r.status == 429)
+        result["missing"], result["extra"] = check_output(Path(out), items)
+    pages, bulk, fetches = minimum_requests(profile, items)
+    minimum = pages + bulk
+    result.update(
+        side=side,
+        items=items,
+        items_per_s=items / result["seconds"],
+        min_api_requests=minimum,
+        forced_item_fetches=fetches,
+        ceiling=items / max((minimum - args.burst) / args.rate, 1e-9),
+        ceiling_bulk_only=items / max((bulk - args.burst) / args.rate, 1e-9),
+    )
+    result["ceiling_fraction"] = result["items_per_s"] / result["ceiling"]
+    result["extra_requests"] = result["api_requests"] / minimum - 1
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 000 and 4 000 items")
+    parser.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"))
+    parser.add_argument("--rate", type=float, default=5.0, help="rate limit, requests/s")
+    parser.add_argument("--burst", type=int, default=5, help="rate-limit burst")
+    parser.add_argument("--pause", type=float, default=0.5, help="the naive client's fixed sleep")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--originals", action="store_true", help="download original files too")
+    parser.add_argument("--worker", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    sizes = args.sizes or ([1000, 4000] if args.quick else [5000, 20000])
+    print(
+        f"export benchmark: rate limit {args.rate:g}/s (burst {args.burst}), "
+        f"{FAILURE_RATE:.0%} retryable item failures, originals "
+        f"{'on' if args.originals else 'off'}, naive pause {args.pause:g}s"
+    )
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-db-") as folder:
+        for items in sizes:
+            db = Path(folder) / f"emulator-{items}.sqlite3"
+            for side in ("ours", "naive"):
+                result = run_one(side, items, db, args)
+                results.append(result)
+                print(
+                    f"  {side:<5} {items:>6} items: {result['items_per_s']:7.1f} items/s "
+                    f"({result['ceiling_fraction']:5.1%} of ceiling {result['ceiling']:.1f}/s), "
+                    f"{result['api_requests']} API requests = "
+                    f"{result['api_requests'] / items:.4f}/item vs minimum "
+                    f"{result['min_api_requests'] / items:.4f} ({result['extra_requests']:+.1%}), "
+                    f"{result['rate_limited']} x 429, peak RSS {result['peak_rss_mb']:.1f} MB, "
+                    f"missing {result['missing']}, extra {result['extra']}",
+                    flush=True,
+                )
+    ours = [r for r in results if r["side"] == "ours"]
+    naive = [r for r in results if r["side"] == "naive"]
+    print("summary")
+    for small, large in ((ours[0], ours[-1]), (naive[0], naive[-1])):
+        print(
+            f"  {small['side']:<5} peak RSS {small['peak_rss_mb']:.1f} MB at {small['items']} "
+            f"items, {large['peak_rss_mb']:.1f} MB at {large['items']} "
+            f"({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x for "
+            f"{large['items'] / small['items']:.0f}x the items)"
+        )
+    for ours_run, naive_run in zip(ours, naive, strict=True):
+        speedup = ours_run["items_per_s"] / naive_run["items_per_s"]
+        print(
+            f"  {ours_run['items']} items: ours {speedup:.1f}x the naive client's throughput with "
+            f"{naive_run['api_requests'] / ours_run['api_requests']:.1f}x fewer API requests; "
+            f"ours at {ours_run['ceiling_fraction']:.1%} of the ceiling "
+            f"({ours_run['items_per_s'] / ours_run['ceiling_bulk_only']:.1%} of the bulk-only "
+            f"ceiling), {ours_run['extra_requests']:+.1%} requests over the minimum"
+        )
+    lost = sum(r["missing"] + r["extra"] for r in results)
+    print(f"  items lost or duplicated across all runs: {lost}")
+
+
+if __name__ == "__main__":
+    main()
