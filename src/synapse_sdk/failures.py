@@ -30,10 +30,11 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from operator import itemgetter, or_
+from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar
 
 from synapse_sdk.envelopes import ErrorEnvelope, iter_envelopes
@@ -230,34 +231,37 @@ def flatten_exception(
 #
 # The prefilter never changes an answer, only how many regexes run: a pattern is skipped only
 # when the blob lacks a literal the pattern cannot match without. Literals are taken from the
-# parsed regex (``re._parser``, the parser ``re.compile`` itself uses) and compared on the blob
-# lowercased (so IGNORECASE needs no special case) and split into tokens of ASCII letters and
-# digits; everything else (punctuation, "_", whitespace, non-ASCII) separates tokens.
+# parsed regex (``re._parser``, the parser ``re.compile`` itself uses: literal runs, the
+# alternatives of a branch, the bodies of groups and of repeats done at least once) and compared
+# with the blob lowercased (so IGNORECASE needs no special case: the four non-ASCII letters it
+# equates with ASCII ones are folded first), split into tokens of ASCII letters and digits;
+# everything else (punctuation, "_", whitespace, non-ASCII) separates tokens.
 #
 # A literal word is known to be a whole token when the pattern puts a separator (a literal
 # punctuation or space character, a class of such, \s, \W, \b, ^, $) on both sides of it
 # (EXACT), the start of a token when only before it (PREFIX, compared on its first 5
-# characters), the end of a token when only after it (SUFFIX, its last 5). A literal without
-# such context is looked for as a substring of the lowered blob (CONTAINS), which costs a scan
-# per literal, so the index prefers the other kinds.
+# characters). Any literal run is also a plain substring of the lowered blob (CONTAINS); that
+# costs a scan per literal, so it is tested last and only for patterns still in the running.
 #
-# Each pattern is indexed under up to three such requirements ("slots"); a blob's candidates
-# are the patterns every slot admits, as an int bitmask (bit i = pattern i), so the survivors
-# come out in declaration order. Substring requirements are then checked per candidate, and
-# only then is the regex run.
+# Each pattern is indexed under up to five such requirements ("slots"). With few patterns, each
+# pattern's most selective literal (its "gate") is searched for directly; with many, the blob is
+# tokenized once and every slot is filled with set intersections and ORs of int bitmasks (bit i
+# = pattern i), token slots first. The survivors come out in declaration order, and only their
+# regexes run.
 
 _parser: Any = importlib.import_module("re._parser")
 _c: Any = importlib.import_module("re._constants")
 
-_EXACT, _PREFIX, _SUFFIX, _CONTAINS = 0, 1, 2, 3
-_KIND_COST = (1.0, 2.0, 2.5, 6.0)
-# Prefix/suffix keys are compared on this many characters (one slice per token at query time).
+_EXACT, _PREFIX, _CONTAINS = 0, 1, 2
+_KIND_COST = (1.0, 2.0, 6.0)
+# Prefix keys are compared on this many characters (one slice per token at query time).
 _AFFIX = 5
-# Requirements indexed per pattern, and substring requirements checked per candidate.
+# Requirements indexed per pattern, and checked per candidate.
 _SLOTS = 3
-# Below this many blob characters × patterns, each pattern's literal is tested in turn.
-_GATE_WORK = 8_000
-_MAX_CHECKS = 2
+_CHECKS = 2
+# Up to this many distinct gate literals, testing each one against the blob (a fast C substring
+# search) is cheaper than tokenizing the blob; above it, the token index is.
+_MAX_GATES = 64
 _SEGMENT = re.compile(r"[a-z0-9]+")
 # Words so common in exception text that they select almost nothing.
 _COMMON_WORDS = frozenset(
@@ -272,7 +276,6 @@ _TOKEN_TABLE = bytes(
 # U+212A): folded before lowercasing so the required ASCII literals stay visible.
 _FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 _PREFIX_OF = itemgetter(slice(None, _AFFIX))
-_SUFFIX_OF = itemgetter(slice(-_AFFIX, None))
 _NO_TOKENS: frozenset[bytes] = frozenset()
 
 # (kind, lowercase text); a requirement is a disjunction: a tuple of keys, one must be present.
@@ -337,8 +340,6 @@ def _run_requirements(run: str, left: bool, right: bool) -> list[_Requirement]:
             requirements.append(((_EXACT, word),))
         elif bounded_left and len(word) >= _AFFIX:
             requirements.append(((_PREFIX, word[:_AFFIX]),))
-        elif bounded_right and len(word) >= _AFFIX:
-            requirements.append(((_SUFFIX, word[-_AFFIX:]),))
     return requirements
 
 
@@ -420,18 +421,21 @@ def _pattern_requirements(pattern: re.Pattern[str]) -> list[_Requirement]:
     return list(found)
 
 
-def _overlaps(first: _Requirement, second: _Requirement) -> bool:
-    """Whether two requirements likely test the same words: each key of one lies inside a key
-    of the other or holds one."""
-    return all(any(a in b or b in a for _k2, b in second) for _k1, a in first) and all(
-        any(a in b or b in a for _k1, a in first) for _k2, b in second
-    )
+def _implied(requirement: _Requirement, by: _Requirement) -> bool:
+    """Whether ``by`` holding makes ``requirement`` hold (every literal of ``requirement`` lies
+    inside one of ``by``'s), so checking it as well would select nothing more."""
+    return all(any(text in other for _k, other in by) for _kind, text in requirement)
 
 
 def _plan(
     requirements: Sequence[list[_Requirement]],
 ) -> list[tuple[list[_Requirement], list[_Requirement]]]:
-    """Per pattern: the requirements to index (slots) and the substring ones to check."""
+    """Per pattern: the requirements to index and the ones to check per candidate.
+
+    Indexed: up to :data:`_SLOTS` token requirements, best first (a pattern with none is indexed
+    by its best requirement of any kind). Checked: up to :data:`_CHECKS` more. A requirement
+    that one already chosen implies is left out.
+    """
     frequency: dict[_Key, int] = {}
     for own in requirements:
         for key in {key for requirement in own for key in requirement}:
@@ -439,28 +443,36 @@ def _plan(
     plans: list[tuple[list[_Requirement], list[_Requirement]]] = []
     for own in requirements:
         ranked = sorted(own, key=lambda r: _score(r, frequency))
-        slots: list[_Requirement] = []
+        indexed: list[_Requirement] = []
         for requirement in ranked:
-            if len(slots) == _SLOTS:
-                break
             tokens_only = all(kind != _CONTAINS for kind, _text in requirement)
-            if tokens_only and not any(_overlaps(requirement, slot) for slot in slots):
-                slots.append(requirement)
-        if not slots and ranked:
-            slots.append(ranked[0])  # substring literals only: index by the best one
+            if len(indexed) < _SLOTS and tokens_only and not _implied_by_any(requirement, indexed):
+                indexed.append(requirement)
+        if not indexed and ranked:
+            indexed.append(ranked[0])
         checks: list[_Requirement] = []
         for requirement in ranked:
-            if len(checks) == _MAX_CHECKS:
-                break
-            if requirement not in slots and not any(
-                _overlaps(requirement, other) for other in (*slots, *checks)
-            ):
+            if len(checks) < _CHECKS and not _implied_by_any(requirement, (*indexed, *checks)):
                 checks.append(requirement)
-        plans.append((slots, checks))
+        plans.append((indexed, checks))
     return plans
 
 
-_Features = tuple[Container[object], ...]
+def _implied_by_any(requirement: _Requirement, chosen: Sequence[_Requirement]) -> bool:
+    return any(_implied(requirement, other) for other in chosen)
+
+
+# One-word substring literals are searched only among the tokens long enough to hold them (a
+# one-word literal lies inside one token): a literal of at least each of these lengths among
+# the tokens at least that long.
+_LONG_WORDS = (8, 12, 17, 25, 40)
+
+
+def _long_threshold(text: str) -> int:
+    """The bucket a one-word literal is searched in (0: search the whole lowered blob)."""
+    if not (text.isascii() and text.isalnum()):
+        return 0
+    return max((length for length in _LONG_WORDS if len(text) >= length), default=0)
 
 
 def _gate(requirements: Sequence[_Requirement]) -> tuple[str, ...] | None:
@@ -477,24 +489,48 @@ def _lowered(blob: str) -> str:
     return (blob if blob.isascii() else blob.translate(_FOLD)).lower()
 
 
-class _Prefilter:
-    """Patterns indexed by required literals; gives the ones that may match a blob.
+# A blob's features, indexed by key kind: its tokens, their 5-character prefixes, the lowered
+# text (for substring literals).
+_Features = tuple[frozenset[bytes], frozenset[bytes], str]
+# Requirements checked per candidate: (kind, key) alternatives, token keys as bytes.
+_Checks = tuple[tuple[tuple[int, Any], ...], ...]
 
-    Pattern ``i``'s requirement in slot ``j`` is bit ``j * n + i`` of the masks stored per key,
-    so one OR over the present keys fills every slot at once; a pattern is a candidate when its
-    bit is set in all slots.
+
+_NO_FEATURES: _Features = (_NO_TOKENS, _NO_TOKENS, "")
+_NO_CHECKS: Mapping[int, _Checks] = MappingProxyType({})
+
+
+def _verified(checks: _Checks, features: _Features) -> bool:
+    """Whether the blob meets every requirement in ``checks`` (one alternative of each)."""
+    for requirement in checks:
+        for kind, key in requirement:
+            if key in features[kind]:
+                break
+        else:
+            return False
+    return True
+
+
+class _Prefilter:
+    """Patterns indexed by required literals; gives the mask of those that may match a blob.
+
+    Pattern ``i``'s indexed requirement number ``j`` is bit ``j * n + i`` of the masks stored
+    per key, so one OR over the present keys fills every slot at once; a pattern is a candidate
+    when its bit is set in every slot (``free`` sets the bits of patterns with fewer
+    requirements). Candidates then pass their ``checks`` before their regex runs.
     """
 
     __slots__ = (
-        "affixes",
         "checks",
-        "contains",
         "count",
         "everything",
         "free",
         "gate_free",
         "gate_masks",
         "gate_texts",
+        "long_groups",
+        "prefixes",
+        "substrings",
         "tables",
     )
 
@@ -511,13 +547,13 @@ class _Prefilter:
         self.gate_masks = gate_masks
         self.gate_texts = tuple(gate_masks)
         self.gate_free = gate_free
-        plans = _plan(requirements)
-        count = len(plans)
-        tables: tuple[dict[bytes, int], ...] = ({}, {}, {})
-        contains: dict[str, int] = {}
+
+        count = len(requirements)
+        tables: tuple[dict[bytes, int], dict[bytes, int]] = ({}, {})
+        substrings: dict[str, int] = {}
         free = 0
-        checks: dict[int, tuple[tuple[tuple[int, object], ...], ...]] = {}
-        for index, (indexed, verified) in enumerate(plans):
+        checks: dict[int, _Checks] = {}
+        for index, (indexed, verify) in enumerate(_plan(requirements)):
             for slot in range(_SLOTS):
                 bit = 1 << (slot * count + index)
                 if slot >= len(indexed):
@@ -525,67 +561,67 @@ class _Prefilter:
                     continue
                 for kind, text in indexed[slot]:
                     if kind == _CONTAINS:
-                        contains[text] = contains.get(text, 0) | bit
+                        substrings[text] = substrings.get(text, 0) | bit
                     else:
                         key = text.encode("ascii")
                         tables[kind][key] = tables[kind].get(key, 0) | bit
-            if verified:
+            if verify:
                 checks[index] = tuple(
-                    tuple(
-                        (kind, text if kind == _CONTAINS else text.encode("ascii"))
-                        for kind, text in requirement
-                    )
-                    for requirement in verified
-                )
+                    tuple((kind, text if kind == _CONTAINS else text.encode("ascii"))
+                          for kind, text in requirement)
+                    for requirement in verify
+                )  # fmt: skip
         self.count = count
         self.everything = (1 << count) - 1
         self.free = free
         self.tables = tuple(
             (kind, table, frozenset(table)) for kind, table in enumerate(tables) if table
         )
-        self.contains = tuple(contains.items())
+        groups: dict[int, list[tuple[str, int]]] = {}
+        for text, bits in substrings.items():
+            groups.setdefault(_long_threshold(text), []).append((text, bits))
+        self.substrings = tuple(groups.pop(0, ()))
+        self.long_groups = tuple((length, tuple(groups[length])) for length in sorted(groups))
         self.checks = checks
-        self.affixes = any(kind in (_PREFIX, _SUFFIX) for kind, _t, _k in self.tables) or any(
-            kind in (_PREFIX, _SUFFIX)
-            for verify in checks.values()
-            for requirement in verify
-            for kind, _key in requirement
+        self.prefixes = any(kind == _PREFIX for kind, _t, _k in self.tables) or any(
+            kind == _PREFIX for verify in checks.values() for r in verify for kind, _k in r
+        )
+
+    def gated(self, blob: str) -> int:
+        """The candidates by gate literals alone (for small pattern sets)."""
+        return reduce(
+            or_,
+            map(self.gate_masks.__getitem__, filter(_lowered(blob).__contains__, self.gate_texts)),
+            self.gate_free,
         )
 
     def candidates(self, blob: str) -> tuple[int, _Features]:
         """The mask of patterns that may match ``blob`` (bit i = pattern i), and the blob's
-        features for :meth:`admits`."""
+        features for the per-candidate checks (:func:`_verified`)."""
         low = _lowered(blob)
         tokens = frozenset(low.encode("utf-8", "surrogatepass").translate(_TOKEN_TABLE).split())
-        if self.affixes:
-            features: _Features = (
-                tokens,
-                frozenset(map(_PREFIX_OF, tokens)),
-                frozenset(map(_SUFFIX_OF, tokens)),
-                low,
-            )
-        else:
-            features = (tokens, _NO_TOKENS, _NO_TOKENS, low)
+        prefixes = frozenset(map(_PREFIX_OF, tokens)) if self.prefixes else _NO_TOKENS
+        features: _Features = (tokens, prefixes, low)
         admitted = self.free
         for kind, table, keys in self.tables:
-            present = keys.intersection(features[kind])  # type: ignore[arg-type]
+            present = keys.intersection(features[kind])
             if present:
                 admitted = reduce(or_, map(table.__getitem__, present), admitted)
-        for text, bits in self.contains:
+        for text, bits in self.substrings:
             if text in low:
                 admitted |= bits
+        pool: Iterable[bytes] = tokens
+        for length, group in self.long_groups:
+            pool = [token for token in pool if len(token) >= length]
+            haystack = b" ".join(pool).decode("ascii")
+            for text, bits in group:
+                if text in haystack:
+                    admitted |= bits
         count = self.count
         mask = admitted & self.everything
         for slot in range(1, _SLOTS):
             mask &= admitted >> (slot * count)
         return mask, features
-
-    def admits(self, index: int, features: _Features) -> bool:
-        """Whether the blob has the substring literals pattern ``index`` is checked for."""
-        verify = self.checks.get(index)
-        return verify is None or all(
-            any(key in features[kind] for kind, key in requirement) for requirement in verify
-        )
 
 
 # --- the classifier ----------------------------------------------------------------------------
@@ -743,31 +779,22 @@ class FailureClassifier(Generic[C]):
                     return catalog[envelope.code], "envelope", envelope.code, envelope, None
         regexes = self._regexes
         prefilter = self._prefilter
-        if len(blob) * len(prefilter.gate_texts) <= _GATE_WORK:
-            # A small job: one substring test per gate literal beats tokenizing the blob.
-            mask = reduce(
-                or_,
-                map(
-                    prefilter.gate_masks.__getitem__,
-                    filter(_lowered(blob).__contains__, prefilter.gate_texts),
-                ),
-                prefilter.gate_free,
-            )
-            while mask:
-                bit = mask & -mask
-                mask ^= bit
-                index = bit.bit_length() - 1
-                match = regexes[index].search(blob)
-                if match is not None:
-                    return self._codes[index], "pattern", match.group(), None, index
-            return None
-        mask, features = prefilter.candidates(blob)
+        if len(prefilter.gate_texts) <= _MAX_GATES:
+            # A small set: one substring test per gate literal beats tokenizing the blob.
+            mask = prefilter.gated(blob)
+            checks: Mapping[int, _Checks] = _NO_CHECKS
+            features = _NO_FEATURES
+        else:
+            mask, features = prefilter.candidates(blob)
+            checks = prefilter.checks
         while mask:  # lowest bit first: declaration order
             bit = mask & -mask
             mask ^= bit
             index = bit.bit_length() - 1
-            if prefilter.admits(index, features):
-                match = regexes[index].search(blob)
-                if match is not None:
-                    return self._codes[index], "pattern", match.group(), None, index
+            verify = checks.get(index)
+            if verify is not None and not _verified(verify, features):
+                continue
+            match = regexes[index].search(blob)
+            if match is not None:
+                return self._codes[index], "pattern", match.group(), None, index
         return None
