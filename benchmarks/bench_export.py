@@ -202,6 +202,9 @@ def run_one(side: str, items: int, db: Path, args: argparse.Namespace) -> dict[s
         result["api_requests"] = len(api)
         result["rate_limited"] = sum(1 for r in api if r.status == 429)
         result["missing"], result["extra"] = check_output(Path(out), items)
+        # An item reported failed with its code is accounted for; one missing without a
+        # report would be lost.
+        result["lost"] = result["missing"] - result.get("failed", 0)
     pages, bulk, fetches = minimum_requests(profile, items)
     minimum = pages + bulk
     result.update(
@@ -254,7 +257,8 @@ def main() -> None:
                     f"{result['api_requests'] / items:.4f}/item vs minimum "
                     f"{result['min_api_requests'] / items:.4f} ({result['extra_requests']:+.1%}), "
                     f"{result['rate_limited']} x 429, peak RSS {result['peak_rss_mb']:.1f} MB, "
-                    f"missing {result['missing']}, extra {result['extra']}",
+                    f"reported failed {result.get('failed', 0)}, lost {result['lost']}, "
+                    f"duplicated {result['extra']}",
                     flush=True,
                 )
     ours = [r for r in results if r["side"] == "ours"]
@@ -276,7 +280,7 @@ def main() -> None:
             f"({ours_run['items_per_s'] / ours_run['ceiling_bulk_only']:.1%} of the bulk-only "
             f"ceiling), {ours_run['extra_requests']:+.1%} requests over the minimum"
         )
-    lost = sum(r["missing"] + r["extra"] for r in results)
+    lost = sum(r["lost"] + r["extra"] for r in results)
     print(f"  items lost or duplicated across all runs: {lost}")
 
 

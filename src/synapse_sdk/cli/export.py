@@ -161,7 +161,7 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--seed", default=None, type=int, help="Seed of the embedded emulator [default: 0].")
 @click.option(
     "--retry-rounds",
-    default=4,
+    default=6,
     show_default=True,
     type=click.IntRange(0, 10),
     help="Rounds of retrying failed items after the main pass.",

@@ -158,10 +158,12 @@ class ExportParams(BaseModel):
 
     * ``target`` — tasks, assignments or ground-truths (default tasks);
     * ``out_dir`` (also accepted as ``out``) — the output folder; a rerun over it resumes;
-    * ``page_size`` — ids listed per page (1-500); ``batch_size`` — ids per bulk fetch (1-200);
+    * ``page_size`` — ids listed per page (1-500, default 500: list pages share the rate limit
+      with bulk fetches, so fewer is faster); ``batch_size`` — ids per bulk fetch (1-200);
     * ``language`` — language of the messages (``en``, ``ko``, ``ko-KR``…);
     * ``ids`` — export only these ids instead of listing the resource;
-    * ``retry_rounds`` — how many times an item that failed retryably is fetched again (0-10);
+    * ``retry_rounds`` — how many times an item that failed retryably is fetched again (0-10,
+      default 6: retries ride along in full requests, so they cost little);
       ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
       each time;
     * ``originals`` — download each item's original file beside its JSON (default yes);
@@ -176,11 +178,11 @@ class ExportParams(BaseModel):
 
     target: ExportTarget = ExportTarget.TASKS
     out_dir: Path = Field(validation_alias=AliasChoices("out_dir", "out"))
-    page_size: int = Field(default=200, ge=1, le=500)
+    page_size: int = Field(default=500, ge=1, le=500)
     batch_size: int = Field(default=200, ge=1, le=200)
     language: str | None = None
     ids: tuple[StrictInt | StrictStr, ...] | None = None
-    retry_rounds: int = Field(default=4, ge=0, le=10)
+    retry_rounds: int = Field(default=6, ge=0, le=10)
     retry_delay: float = Field(default=0.25, ge=0.0, le=300.0)
     originals: bool = True
     workers: int = Field(default=4, ge=1, le=32)
