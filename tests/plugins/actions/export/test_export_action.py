@@ -242,6 +242,9 @@ def test_pacing_stops_spending_requests_on_rate_limits(tmp_path: Path, clock: Fa
     assert summary.rate_limited == rejected
     assert rejected <= 4, rejected
     assert len(api) <= 20 + 2 + 4  # bulk fetches + list pages + the few 429s that taught it
+    events = read_job_log(tmp_path / JOB_FOLDER / "tasks" / JOB_LOG_FILENAME)
+    waits = [e for e in events if e["code"] == "EXPORT_RATE_LIMITED_WAITING"]
+    assert len(waits) == rejected and all(e["params"]["seconds"] > 0 for e in waits)
 
 
 def test_invalid_ids_end_as_bad_request_without_retry(tmp_path: Path, clock: FakeClock) -> None:

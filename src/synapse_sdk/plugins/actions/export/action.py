@@ -366,10 +366,16 @@ class ExportAction(BaseAction[ExportParams]):
             for resource in (client.tasks, client.assignments, client.ground_truths)
             for path in (resource.list_path, resource.bulk_path)
         ]
-        self._pacer = RatePacer(paths, sleep=self._sleep, clock=self._monotonic)
+        self._pacer = RatePacer(
+            paths, sleep=self._sleep, clock=self._monotonic, on_rejection=self._rate_limited
+        )
         self._pacer.install(http_client)
         self._http_client = http_client
         return client
+
+    def _rate_limited(self, wait: float) -> None:
+        """Tell the user the backend is limiting the rate (on the console once per run)."""
+        self._note(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=round(wait, 2))
 
     def close(self) -> None:
         """Close what :class:`BaseAction` closes, and the HTTP client built for the pacer."""

@@ -339,7 +339,8 @@ class RatePacer:
     margin, becomes the pace: every later request on those paths waits for its slot (slots are
     handed out in order, so threads share one schedule, as the backend's per-token bucket is
     shared) and the client stops spending requests on rejections. A client that never sees a
-    429 is never delayed. ``sleep`` and ``clock`` are injectable so tests run on a fake clock.
+    429 is never delayed. ``sleep`` and ``clock`` are injectable so tests run on a fake clock;
+    ``on_rejection`` is called with the advertised wait of every 429 (to tell the user).
 
     Raises:
         ValueError: no ``paths``, a path not starting with ``/``, ``margin`` below 1 or
@@ -354,6 +355,7 @@ class RatePacer:
         clock: Callable[[], float] = time.monotonic,
         margin: float = 1.01,
         max_interval: float = 60.0,
+        on_rejection: Callable[[float], None] | None = None,
     ) -> None:
         self._paths = frozenset(paths)
         if not self._paths or not all(isinstance(p, str) and p[:1] == "/" for p in self._paths):
@@ -366,6 +368,7 @@ class RatePacer:
         self._clock = clock
         self._margin = margin
         self._max_interval = max_interval
+        self._on_rejection = on_rejection
         self._lock = threading.Lock()
         self._interval = 0.0
         self._next_at = 0.0
@@ -416,6 +419,8 @@ class RatePacer:
             if self._last_ok is not None:
                 observed = min((allowed_at - self._last_ok) * self._margin, self._max_interval)
                 self._interval = max(self._interval, observed)
+        if self._on_rejection is not None:
+            self._on_rejection(wait)
 
     def __repr__(self) -> str:
         return f"RatePacer(interval={self._interval:.4f}, rejections={self.rejections})"
