@@ -261,8 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {sys.version.split()[0]}; CPU ns per classification, best of {rounds} rounds; "
         f"corpus: {', '.join(f'{len(corpora[s])} x {label}' for label, s in SIZES)}"
     )
+    header = ("patterns", "blob", "naive ns", "ours ns", "naive/ours", "agree")
     print(
-        f"{'patterns':>8} {'blob':>6} {'naive ns':>14} {'ours ns':>10} {'naive/ours':>10} {'agree':>7}"
+        " ".join(
+            f"{name:>{width}}" for name, width in zip(header, (8, 6, 14, 10, 10, 7), strict=True)
+        )
     )
     ours_ns: dict[tuple[int, int], float] = {}
     naive_ns: dict[tuple[int, int], float] = {}

@@ -18,11 +18,12 @@ immutable once built) and bounded: the chain walk stops at a depth and a node co
 capped keeping its head and tail, so even a 2 MB message or a cyclic chain classifies quickly.
 
 Speed. Running every regex over the blob in turn costs ``patterns × blob``. At construction the
-classifier extracts from each pattern a literal the pattern cannot match without (from the
-parsed regex: literal runs, their word boundaries, alternations) and indexes the patterns by it.
-At classification the lowercased blob is split once into word tokens; only patterns whose
-required literal is present, plus those without one, run their regex, still in declaration
-order. The answer is exactly the naive loop's.
+classifier extracts from each pattern literals it cannot match without (from the parsed regex:
+literal runs, the separators around them, alternations) and indexes the patterns by them. With
+a few dozen patterns, each one's most selective literal is looked for directly (a C substring
+search each); with more, the lowercased blob is split once into word tokens and the patterns are
+filtered with set intersections over int bitmasks. Only the survivors run their regex, in
+declaration order, so the answer is exactly the naive loop's (a property test compares them).
 """
 
 from __future__ import annotations
@@ -156,8 +157,11 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 def _type_name(cls: type) -> str:
     """``module.Qualname`` as tracebacks print it (bare for builtins and ``__main__``)."""
     name = cls.__qualname__  # a type's __qualname__ is always a str
-    module = _attribute(cls, "__module__")
-    if module.__class__ is str and module not in ("builtins", "__main__"):
+    try:
+        module = cls.__module__
+    except Exception:  # a metaclass property that raises
+        return name
+    if module.__class__ is str and module != "builtins" and module != "__main__":
         return f"{module}.{name}"
     return name
 
@@ -361,6 +365,14 @@ def _requirements(
             run = "".join(chr(items[i][1]) for i in range(index, end)).lower()
             after = _bounds(items[end], "left") if end < count else right
             requirements.extend(_run_requirements(run, before, after))
+            if end < count and items[end][0] is _c.BRANCH:
+                # The parser factors a common prefix out of alternatives ("c(?:ancelled|losed)"
+                # for "cancelled|closed"): put it back into each, so their words are whole.
+                after_branch = _bounds(items[end + 1], "left") if end + 1 < count else right
+                alternatives = [[*items[index:end], *alt] for alt in items[end][1][1]]
+                requirements.extend(_branch_requirements(alternatives, before, after_branch))
+                index = end + 1
+                continue
             index = end
             continue
         after = _bounds(items[index + 1], "left") if index + 1 < count else right
@@ -432,9 +444,9 @@ def _plan(
 ) -> list[tuple[list[_Requirement], list[_Requirement]]]:
     """Per pattern: the requirements to index and the ones to check per candidate.
 
-    Indexed: up to :data:`_SLOTS` token requirements, best first (a pattern with none is indexed
-    by its best requirement of any kind). Checked: up to :data:`_CHECKS` more. A requirement
-    that one already chosen implies is left out.
+    Indexed: up to :data:`_SLOTS` requirements cheap to test in bulk (:func:`_cheap`), best
+    first; a pattern with none is indexed by its best requirement of any kind. Checked: up to
+    :data:`_CHECKS` more. A requirement that one already chosen implies is left out.
     """
     frequency: dict[_Key, int] = {}
     for own in requirements:
@@ -442,11 +454,12 @@ def _plan(
             frequency[key] = frequency.get(key, 0) + 1
     plans: list[tuple[list[_Requirement], list[_Requirement]]] = []
     for own in requirements:
-        ranked = sorted(own, key=lambda r: _score(r, frequency))
+        ranked = sorted(own, key=lambda r: (not _cheap(r), _score(r, frequency)))
         indexed: list[_Requirement] = []
         for requirement in ranked:
-            tokens_only = all(kind != _CONTAINS for kind, _text in requirement)
-            if len(indexed) < _SLOTS and tokens_only and not _implied_by_any(requirement, indexed):
+            if len(indexed) == _SLOTS or not _cheap(requirement):
+                break
+            if not _implied_by_any(requirement, indexed):
                 indexed.append(requirement)
         if not indexed and ranked:
             indexed.append(ranked[0])
@@ -458,6 +471,14 @@ def _plan(
     return plans
 
 
+def _cheap(requirement: _Requirement) -> bool:
+    """Whether testing ``requirement`` for every pattern at once is cheap: token keys, and
+    one-word substrings long enough to be searched among the few long tokens only."""
+    return all(
+        kind != _CONTAINS or _long_threshold(text) >= _CHEAP_WORD for kind, text in requirement
+    )
+
+
 def _implied_by_any(requirement: _Requirement, chosen: Sequence[_Requirement]) -> bool:
     return any(_implied(requirement, other) for other in chosen)
 
@@ -466,6 +487,9 @@ def _implied_by_any(requirement: _Requirement, chosen: Sequence[_Requirement]) -
 # one-word literal lies inside one token): a literal of at least each of these lengths among
 # the tokens at least that long.
 _LONG_WORDS = (8, 12, 17, 25, 40)
+_MIN_BUCKET = 8
+# One-word substrings at least this long are cheap enough to test for every pattern at once.
+_CHEAP_WORD = 17
 
 
 def _long_threshold(text: str) -> int:
@@ -489,8 +513,8 @@ def _lowered(blob: str) -> str:
     return (blob if blob.isascii() else blob.translate(_FOLD)).lower()
 
 
-# A blob's features, indexed by key kind: its tokens, their 5-character prefixes, the lowered
-# text (for substring literals).
+# A blob's features, indexed by key kind: its tokens, the 5-character prefixes of its longer
+# tokens (a 5-character token is its own prefix), the lowered text (for substring literals).
 _Features = tuple[frozenset[bytes], frozenset[bytes], str]
 # Requirements checked per candidate: (kind, key) alternatives, token keys as bytes.
 _Checks = tuple[tuple[tuple[int, Any], ...], ...]
@@ -504,7 +528,7 @@ def _verified(checks: _Checks, features: _Features) -> bool:
     """Whether the blob meets every requirement in ``checks`` (one alternative of each)."""
     for requirement in checks:
         for kind, key in requirement:
-            if key in features[kind]:
+            if key in features[kind] or (kind == _PREFIX and key in features[_EXACT]):
                 break
         else:
             return False
@@ -580,6 +604,12 @@ class _Prefilter:
         groups: dict[int, list[tuple[str, int]]] = {}
         for text, bits in substrings.items():
             groups.setdefault(_long_threshold(text), []).append((text, bits))
+        # A bucket with few literals costs more to set up (a pass over the tokens) than it
+        # saves: its literals move to the next shorter bucket, where they are found as well.
+        lengths = sorted(groups, reverse=True)
+        for longer_length, shorter_length in zip(lengths, [*lengths[1:], 0], strict=False):
+            if longer_length and len(groups[longer_length]) < _MIN_BUCKET:
+                groups.setdefault(shorter_length, []).extend(groups.pop(longer_length))
         self.substrings = tuple(groups.pop(0, ()))
         self.long_groups = tuple((length, tuple(groups[length])) for length in sorted(groups))
         self.checks = checks
@@ -600,17 +630,22 @@ class _Prefilter:
         features for the per-candidate checks (:func:`_verified`)."""
         low = _lowered(blob)
         tokens = frozenset(low.encode("utf-8", "surrogatepass").translate(_TOKEN_TABLE).split())
-        prefixes = frozenset(map(_PREFIX_OF, tokens)) if self.prefixes else _NO_TOKENS
+        # Prefix keys are exactly _AFFIX long: a token of that length is its own prefix (and is
+        # in ``tokens``), so only the longer tokens are sliced.
+        longer = [token for token in tokens if len(token) > _AFFIX]
+        prefixes = frozenset(map(_PREFIX_OF, longer)) if self.prefixes else _NO_TOKENS
         features: _Features = (tokens, prefixes, low)
         admitted = self.free
         for kind, table, keys in self.tables:
             present = keys.intersection(features[kind])
+            if kind == _PREFIX:
+                present |= keys.intersection(tokens)
             if present:
                 admitted = reduce(or_, map(table.__getitem__, present), admitted)
         for text, bits in self.substrings:
             if text in low:
                 admitted |= bits
-        pool: Iterable[bytes] = tokens
+        pool = longer
         for length, group in self.long_groups:
             pool = [token for token in pool if len(token) >= length]
             haystack = b" ".join(pool).decode("ascii")
