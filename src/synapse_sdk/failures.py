@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -550,6 +551,7 @@ class _Prefilter:
         "everything",
         "free",
         "gate_free",
+        "gate_lengths",
         "gate_masks",
         "gate_texts",
         "long_groups",
@@ -569,7 +571,8 @@ class _Prefilter:
             for text in gate or ():
                 gate_masks[text] = gate_masks.get(text, 0) | 1 << index
         self.gate_masks = gate_masks
-        self.gate_texts = tuple(gate_masks)
+        self.gate_texts = tuple(sorted(gate_masks, key=len))  # shortest first, see gated()
+        self.gate_lengths = tuple(len(text) for text in self.gate_texts)
         self.gate_free = gate_free
 
         count = len(requirements)
@@ -619,10 +622,12 @@ class _Prefilter:
 
     def gated(self, blob: str) -> int:
         """The candidates by gate literals alone (for small pattern sets)."""
+        low = _lowered(blob)
+        texts = self.gate_texts
+        if texts and len(low) < self.gate_lengths[-1]:
+            texts = texts[: bisect_right(self.gate_lengths, len(low))]  # longer ones cannot fit
         return reduce(
-            or_,
-            map(self.gate_masks.__getitem__, filter(_lowered(blob).__contains__, self.gate_texts)),
-            self.gate_free,
+            or_, map(self.gate_masks.__getitem__, filter(low.__contains__, texts)), self.gate_free
         )
 
     def candidates(self, blob: str) -> tuple[int, _Features]:
