@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from synapse_sdk.clients.backend_v2 import BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import (
     Emulator,
@@ -334,6 +335,32 @@ def test_items_still_failing_after_the_rounds_are_reported(
     assert summary.failed > 0 and summary.exported + summary.failed == 100
     assert summary.failed_by_code == {"item_unavailable": summary.failed}
     assert summary.failed_by_message == {"EXPORT_FAILED_BATCH_PARTIAL": summary.failed}
+
+
+def test_an_answer_that_renames_ids_cannot_make_retries_loop(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A backend that answers id "7" for 7 leaves 7 unsettled: it is retried a bounded number of
+    times and reported, and the run ends."""
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        asked = json.loads(request.content)["ids"]
+        items = [{"id": str(i), "resource": "tasks", "data": {}} for i in asked]
+        return httpx.Response(200, json={"data": items, "meta": {"request_id": "r"}})
+
+    http = httpx.Client(transport=httpx.MockTransport(backend))
+    client = BackendV2Client(
+        base_url="http://backend.test", token=SECRET, http_client=http, sleep=clock.sleep
+    )
+    action = ExportAction(
+        {"out_dir": tmp_path, "ids": [7, 8], "originals": False, "retry_rounds": 2},
+        v2_client=client, sleep=clock.sleep, monotonic=clock,
+    )
+    with action, http:
+        summary = action.run()
+    assert summary.failed_by_code == {"missing_from_response": 2}
+    with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
+        assert {r.id: r.attempts for r in ledger.iter_failed()} == {7: 3, 8: 3}
 
 
 # -- step failures ---------------------------------------------------------------------------

@@ -109,6 +109,7 @@ JOB_FOLDER: Final = ".synapse-export"
 _CODE_INVALID_ID: Final = "invalid_id"
 _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
+_CODE_MISSING: Final = "missing_from_response"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
 #: Saved items marked exported in the ledger together (one transaction).
@@ -404,6 +405,7 @@ class ExportAction(BaseAction[ExportParams]):
             ActionStepError: a step failed as a whole (``__cause__`` is the original error);
                 what was done is in the ledger and a rerun resumes.
             JobLockedError: another export holds the same output folder and target.
+            ValueError: no client was injected and ``config`` names no backend.
         """
         started = self._monotonic()
         self._counts = _Counters()
@@ -527,8 +529,8 @@ class ExportAction(BaseAction[ExportParams]):
         with self.step("convert"):
             records = self._convert(fetched)
         with self.step("save"):
-            self._save(records, fetched)
-        self._settle(fetched)
+            saved = self._save(records, fetched)
+        self._settle(chunk, saved, fetched)
         self._report_progress()
 
     def _select(self, ids: list[Any]) -> list[ItemId]:
@@ -714,8 +716,17 @@ class ExportAction(BaseAction[ExportParams]):
         atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
         return None
 
-    def _settle(self, fetched: _Chunk) -> None:
-        """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed."""
+    def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
+        """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
+
+        An id asked for that ended nowhere (an answer naming it differently, say ``"7"`` for
+        ``7``) is enqueued as ``missing_from_response``: every id asked for ends somewhere, so
+        every retry counts an attempt and the retries end.
+        """
+        settled = {*saved, *fetched.retry, *fetched.failed}
+        for item_id in chunk:
+            if item_id not in settled:
+                fetched.retry[item_id] = _CODE_MISSING
         by_code: dict[str | None, list[ItemId]] = {}
         for item_id, code in fetched.retry.items():
             by_code.setdefault(code, []).append(item_id)
