@@ -164,7 +164,7 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     default=6,
     show_default=True,
     type=click.IntRange(0, 10),
-    help="Rounds of retrying failed items after the main pass.",
+    help="How many times an item that failed retryably is fetched again.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
@@ -179,7 +179,7 @@ def export(
     retry_rounds: int,
     as_json: bool,
 ) -> None:
-    """Export TARGET items (JSON and original file each) into --out, exactly once.
+    """Export every --target item (its JSON record and original file) into --out, exactly once.
 
     Exit codes: 0 all exported, 3 some items failed (reported with their codes), 4 the
     credentials were refused, 1 stopped on another error (rerun to resume), 2 usage error.
