@@ -26,6 +26,8 @@ from synapse_sdk.exceptions import (
     InvalidConversationIdError,
     InvalidInputError,
     InvalidInstanceIdError,
+    ListeningNotActiveError,
+    NetworkTimeoutError,
     RateLimitError,
     SynapError,
     SynapPermanentError,
@@ -152,7 +154,9 @@ def test_backend_combined_class_is_both(cls: type[BackendError]) -> None:
 
 def test_backend_error_class_falls_back_to_plain_backend_error() -> None:
     assert backend_error_class(None) is BackendError
-    assert backend_error_class(InvalidInstanceIdError) is BackendError  # no backend form
+    assert backend_error_class(NetworkTimeoutError) is BackendError  # never a backend answer
+    assert backend_error_class(ListeningNotActiveError) is BackendError  # a local misuse
+    assert issubclass(backend_error_class(InvalidInstanceIdError), InvalidInstanceIdError)
     assert backend_error_class(RateLimitError) is BackendRateLimitError
 
 

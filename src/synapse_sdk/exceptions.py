@@ -69,7 +69,9 @@ __all__ = [
     "BackendCertificateRenewalError",
     "BackendContextNotFoundError",
     "BackendError",
+    "BackendInvalidConversationIdError",
     "BackendInvalidInputError",
+    "BackendInvalidInstanceIdError",
     "BackendRateLimitError",
     "BackendServiceUnavailableError",
     "BackendSessionExpiredError",
@@ -505,6 +507,40 @@ class BackendCertificateRenewalError(BackendError, CertificateRenewalError):
     code: ClassVar[str] = CertificateRenewalError.code
 
 
+class BackendInvalidInstanceIdError(BackendError, InvalidInstanceIdError):
+    """The backend answered that the instance does not exist or is deactivated.
+
+    Built like :class:`InvalidInstanceIdError` (the offending id first), plus the
+    :class:`BackendError` keywords.
+    """
+
+    code: ClassVar[str] = InvalidInstanceIdError.code
+
+    def __init__(self, instance_id: object, message: str | None = None, **kwargs: Any) -> None:
+        if message is None:
+            message = InvalidInstanceIdError(instance_id).message
+        BackendError.__init__(self, message, **kwargs)
+        self.instance_id = instance_id
+
+
+class BackendInvalidConversationIdError(BackendError, InvalidConversationIdError):
+    """The backend answered that the conversation does not exist or was deleted.
+
+    Built like :class:`InvalidConversationIdError` (the offending id first), plus the
+    :class:`BackendError` keywords.
+    """
+
+    code: ClassVar[str] = InvalidConversationIdError.code
+
+    def __init__(
+        self, conversation_id: object, message: str | None = None, **kwargs: Any
+    ) -> None:
+        if message is None:
+            message = InvalidConversationIdError(conversation_id).message
+        BackendError.__init__(self, message, **kwargs)
+        self.conversation_id = conversation_id
+
+
 _BACKEND_CLASSES: dict[type[SynapError], type[BackendError]] = {
     cls.__mro__[2]: cls
     for cls in (
@@ -519,6 +555,8 @@ _BACKEND_CLASSES: dict[type[SynapError], type[BackendError]] = {
         BackendBootstrapError,
         BackendCertificateExpiredError,
         BackendCertificateRenewalError,
+        BackendInvalidInstanceIdError,
+        BackendInvalidConversationIdError,
     )
 }
 

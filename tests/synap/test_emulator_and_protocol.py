@@ -185,8 +185,8 @@ def _envelope(code: str, detail: str = "d") -> bytes:
         (401, "binding_revoked", "context", exc.BackendAuthenticationError),
         (403, "binding_revoked", "renew", exc.BackendCertificateRenewalError),
         (401, "certificate_expired", "renew", exc.BackendCertificateExpiredError),
-        (404, "invalid_conversation_id", "context", exc.InvalidConversationIdError),
-        (404, "invalid_instance_id", "context", exc.InvalidInstanceIdError),
+        (404, "invalid_conversation_id", "context", exc.BackendInvalidConversationIdError),
+        (404, "invalid_instance_id", "context", exc.BackendInvalidInstanceIdError),
         (418, "teapot", "context", exc.BackendError),  # unknown code: classified by status
         (500, "teapot", "context", exc.BackendServiceUnavailableError),
     ],

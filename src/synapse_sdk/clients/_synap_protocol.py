@@ -30,12 +30,13 @@ from synapse_sdk.exceptions import (
     AgentUnavailableError,
     AuthenticationError,
     BackendError,
+    BackendInvalidConversationIdError,
+    BackendInvalidInstanceIdError,
     BootstrapError,
     BootstrapKeyInvalidError,
     CertificateExpiredError,
     CertificateRenewalError,
     ContextNotFoundError,
-    InvalidConversationIdError,
     InvalidInputError,
     InvalidInstanceIdError,
     NetworkTimeoutError,
@@ -171,12 +172,19 @@ def error_from_response(
             correlation_id=request.correlation_id,
         )
     message = f"Synap {request.operation} refused (HTTP {status}): {_envelope_text(envelope)}"
+    backend_fields: dict[str, Any] = {
+        "status_code": status,
+        "error_code": code,
+        "detail": _shorten(envelope.message),
+        "correlation_id": request.correlation_id,
+        "envelope": envelope,
+    }
     if code == "invalid_conversation_id":
-        return InvalidConversationIdError(
-            request.conversation_id, message, correlation_id=request.correlation_id
+        return BackendInvalidConversationIdError(
+            request.conversation_id, message, **backend_fields
         )
     if semantic is None:  # invalid_instance_id
-        return InvalidInstanceIdError(instance_id, message, correlation_id=request.correlation_id)
+        return BackendInvalidInstanceIdError(instance_id, message, **backend_fields)
     retry_after = retry_after_from_headers(headers)
     if retry_after is None:
         retry_after = envelope.retry_after_seconds
