@@ -314,7 +314,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     "none": {},
     "mild": {
         "partial_failure_rate": 0.03,
-        "rate_limit": RateLimit(per_second=5.0, burst=5),
+        "rate_limit": RateLimit(per_second=1.0, burst=2),
         "latency": (0.0, 0.003),
         "drop_rate": 0.005,
     },
