@@ -221,3 +221,24 @@ def test_budget_validates(kwargs: dict[str, Any], field: str) -> None:
 
 def test_budget_repr_shows_tokens() -> None:
     assert repr(RetryBudget(4, refill_per_second=0.0)) == "RetryBudget(tokens=4.00, capacity=4)"
+
+
+def test_policies_and_configs_survive_pickle_and_deepcopy() -> None:
+    """Actions may run in other processes: a config travels by pickle, its budget with it."""
+    import copy
+    import pickle
+
+    policy = RetryPolicy(max_attempts=5, jitter="equal", budget_capacity=3.0)
+    assert policy.budget is not None
+    assert policy.budget.try_spend()
+    config = SDKConfig(retry_policy=policy, language="ko", token="t-secret")
+    for clone in (pickle.loads(pickle.dumps(config)), copy.deepcopy(config)):
+        assert clone == config  # the budget is compare=False: same settings
+        assert clone.retry_policy is not None and clone.retry_policy.budget is not None
+        budget = clone.retry_policy.budget
+        assert budget is not policy.budget  # a copy owns its own bucket and lock
+        assert budget.capacity == 3.0
+        assert 2.0 <= budget.tokens <= 3.0  # the spent token travelled (time may refill)
+        assert budget.try_spend() and budget.try_spend()
+    no_budget = RetryPolicy(budget_capacity=None)
+    assert pickle.loads(pickle.dumps(no_budget)).budget is None

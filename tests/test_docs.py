@@ -1,4 +1,4 @@
-"""Run every Python example in ``docs/*.md`` (and the README) so the docs cannot rot.
+"""Run every Python example in ``docs/*.md`` so the docs cannot rot.
 
 Each file's ```` ```python ```` blocks run in order in one fresh namespace, as a reader would paste
 them. A block whose opening fence reads ```` ```python no-run ```` is shown but not executed

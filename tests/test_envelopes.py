@@ -277,6 +277,15 @@ def test_message_prefers_message_then_detail_then_title() -> None:
         ({"retry_after": "x" * 1000}, None),
         ({"retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),  # a date in the past
         ({"retry_after": -1, "retry_after_ms": 500}, 0.5),  # garbage in one, sense in the next
+        # Body strings are read exactly like the header: float() would accept all of these.
+        ({"retry_after": "1e3"}, None),
+        ({"retry_after": "1_0"}, None),
+        ({"retry_after": "+5"}, None),
+        ({"retry_after": "\u0663"}, None),  # an Arabic-Indic digit three
+        ({"retry_after": " 2 "}, 2.0),
+        ({"retry_after_ms": "1e3"}, None),
+        ({"retry_after_ms": "Wed, 21 Oct 2035 07:28:00 GMT"}, None),  # ms are never dates
+        ({"retry_after": [1]}, None),
     ],
 )
 def test_retry_delay_fields_are_read_and_garbage_dropped(

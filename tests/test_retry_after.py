@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from synapse_sdk.retry_after import (
     MAX_RETRY_AFTER_SECONDS,
     parse_retry_after,
+    parse_retry_after_ms,
     retry_after_from_headers,
 )
 
@@ -162,6 +163,39 @@ def test_headers_with_httpx() -> None:
 def test_headers_must_be_a_mapping() -> None:
     with pytest.raises(TypeError, match="mapping"):
         retry_after_from_headers([("retry-after", "1")])  # type: ignore[arg-type]
+
+
+MS_TABLE: list[tuple[Any, float | None]] = [
+    ("250", 0.25),
+    (b"1500", 1.5),
+    ("0", 0.0),
+    (" 10.5 ", 0.0105),
+    (750, 0.75),
+    (0.5, 0.0005),
+    ("1e3", None),
+    ("+5", None),
+    ("-5", None),
+    ("inf", None),
+    ("NaN", None),
+    (float("inf"), None),
+    (float("nan"), None),
+    (-1, None),
+    (86_400_001, None),  # over a day
+    (10**400, None),
+    ("Wed, 21 Oct 2035 07:28:00 GMT", None),  # milliseconds are never dates
+    (True, None),
+    (None, None),
+    ([250], None),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), MS_TABLE)
+def test_parse_retry_after_ms_table(value: Any, expected: float | None) -> None:
+    result = parse_retry_after_ms(value)
+    if expected is None:
+        assert result is None
+    else:
+        assert result == pytest.approx(expected)
 
 
 def _check(result: float | None) -> None:

@@ -149,6 +149,28 @@ class RetryBudget:
             self._refill()
             return self._tokens
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle or deep copy keeps: the settings, the tokens and the clock (the lock
+        and the clock reading are this process's own and are made anew on load)."""
+        with self._lock:
+            self._refill()
+            return {
+                "capacity": self.capacity,
+                "refill_per_success": self.refill_per_success,
+                "refill_per_second": self.refill_per_second,
+                "tokens": self._tokens,
+                "clock": self._clock,
+            }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.capacity = state["capacity"]
+        self.refill_per_success = state["refill_per_success"]
+        self.refill_per_second = state["refill_per_second"]
+        self._tokens = state["tokens"]
+        self._clock = state["clock"]
+        self._last = self._clock()
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"RetryBudget(tokens={self.tokens:.2f}, capacity={self.capacity:g})"
 
@@ -171,6 +193,9 @@ class RetryPolicy(_Replaceable):
     ``max_attempts`` counts the first attempt, so ``1`` means no retries. ``deadline`` (seconds)
     bounds the whole call, waits included. Each policy instance owns one :class:`RetryBudget`
     shared by every call using it (``budget_capacity=None`` turns the budget off).
+
+    Thread-safe: immutable; one instance may be shared by threads and tasks, which then share
+    its budget.
 
     Raises:
         ValueError: a field is negative, NaN, infinite, zero where it must be positive, or
@@ -257,6 +282,8 @@ class SDKConfig(_Replaceable):
     ``retry_policy=None`` turns retries off (one attempt per call). ``token`` is a secret and
     never appears in ``repr``. ``language`` picks the locale of rendered messages (``None``:
     ``SYNAPSE_LANGUAGE``, then English).
+
+    Thread-safe: immutable; one instance may be shared by threads and tasks.
     """
 
     retry_policy: RetryPolicy | None = field(default_factory=RetryPolicy)

@@ -42,8 +42,8 @@ from typing import Any
 
 from synapse_sdk.exceptions import ItemId
 from synapse_sdk.retry_after import (
-    MAX_RETRY_AFTER_SECONDS,
     parse_retry_after,
+    parse_retry_after_ms,
     retry_after_from_headers,
 )
 
@@ -488,8 +488,8 @@ def _build(error: Mapping[Any, Any], outer: Mapping[Any, Any] | None) -> ErrorEn
     code = _string_code(error)
     message = _first_string(error, _MESSAGE_KEYS)
     status = _first_status(error)
-    if status is None:
-        status = _status(error.get("code"))
+    if status is None and not isinstance(error.get("code"), str):
+        status = _status(error.get("code"))  # a numeric code is a status; "503" is a code
     if status is None and outer is not None:
         status = _first_status(outer)
     failed = _failed_items(error)
@@ -627,31 +627,12 @@ def _retry_after(mapping: Mapping[Any, Any]) -> float | None:
 
 
 def _seconds(value: object, scale: float) -> float | None:
-    """A delay in seconds from a number or numeric string (times ``scale``); an HTTP date too
-    when ``scale`` is 1. Negative, non-finite, absurd or garbage values give None."""
-    if isinstance(value, bool):
-        return None
-    number: float | None = None
-    if isinstance(value, int | float):
-        number = float(value) if not isinstance(value, int) or abs(value) < 10**18 else math.inf
-    elif isinstance(value, str) and len(value) <= 64:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            if scale == 1.0:
-                return _http_date_delay(value)
-            return None
-    if number is None:
-        return None
-    number *= scale
-    if not math.isfinite(number) or number < 0 or number > MAX_RETRY_AFTER_SECONDS:
-        return None
-    return number
-
-
-def _http_date_delay(value: str) -> float | None:
-    """Seconds until an HTTP-date (None when it does not parse or lies in the past)."""
-    try:
+    """A delay in seconds from a body value, read exactly as the headers are read
+    (:func:`~synapse_sdk.retry_after.parse_retry_after` for seconds, HTTP dates included;
+    :func:`~synapse_sdk.retry_after.parse_retry_after_ms` when ``scale`` is milliseconds).
+    Signs, exponents, negative, non-finite, absurd or garbage values give None."""
+    if scale != 1.0:
+        return parse_retry_after_ms(value)
+    if isinstance(value, str | int | float):
         return parse_retry_after(value)
-    except Exception:  # pragma: no cover - parse_retry_after is documented not to raise
-        return None
+    return None

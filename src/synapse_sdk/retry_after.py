@@ -32,7 +32,12 @@ import re
 import time
 from collections.abc import Mapping
 
-__all__ = ["MAX_RETRY_AFTER_SECONDS", "parse_retry_after", "retry_after_from_headers"]
+__all__ = [
+    "MAX_RETRY_AFTER_SECONDS",
+    "parse_retry_after",
+    "parse_retry_after_ms",
+    "retry_after_from_headers",
+]
 
 #: A hint longer than this (one day) is treated as absurd: no hint at all.
 MAX_RETRY_AFTER_SECONDS = 86_400.0
@@ -122,8 +127,20 @@ def parse_retry_after(
     return _http_date_delay(text, now)
 
 
-def _parse_milliseconds(value: object) -> float | None:
-    """A ``retry-after-ms`` value in seconds, or None (numbers only, never dates)."""
+def parse_retry_after_ms(value: object) -> float | None:
+    """Return the delay a ``retry-after-ms`` value asks for, in seconds, or None for no hint.
+
+    ``value`` is a header value (``str`` or ``bytes``: digits with an optional fraction) or a
+    number already parsed from a body. Dates, signs, exponents, infinite, NaN, negative and
+    absurd (over one day) values give None; this function never raises.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return _sane(float(value) / 1000.0)
+        except OverflowError:  # an int too large for a float
+            return None
     if not isinstance(value, str | bytes | bytearray):
         return None
     text = _text(value)
@@ -152,7 +169,7 @@ def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
         elif name == "retry-after" and seconds is None:
             seconds = value
     if milliseconds is not None:
-        delay = _parse_milliseconds(milliseconds)
+        delay = parse_retry_after_ms(milliseconds)
         if delay is not None:
             return delay
     if seconds is None or not isinstance(seconds, str | bytes | bytearray):

@@ -279,6 +279,21 @@ def test_extract_failed_finds_an_envelope_in_a_plain_message(tmp_path: Path) -> 
         assert action._extract_failed(KeyError("nothing here")) == []
 
 
+def test_extract_failed_survives_a_hostile_envelope_attribute(tmp_path: Path) -> None:
+    class RaisingEnvelope(Exception):
+        @property
+        def envelope(self) -> object:
+            raise RuntimeError("no")
+
+    class OddEnvelope(Exception):
+        envelope = "not an envelope"
+
+    text = '{"error": {"code": "partial_failure", "failed": [{"id": 4, "retryable": true}]}}'
+    with _Action({"count": 1}, job_dir=tmp_path) as action:
+        assert action._extract_failed(RaisingEnvelope(text)) == [4]  # the message still counts
+        assert action._extract_failed(OddEnvelope(text)) == [4]  # falls back to the message
+
+
 def test_extract_failed_survives_an_exception_whose_str_raises(tmp_path: Path) -> None:
     class Hostile(Exception):
         def __str__(self) -> str:

@@ -285,3 +285,29 @@ def test_generated_modules_are_reproducible(tmp_path: Path) -> None:
     )
     assert (mismatch, errors) == ([], [])
     assert sorted(match) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        ("1e999", None),  # json.loads gives inf
+        ("Infinity", None),
+        ("NaN", None),
+        ("-3", None),
+        ("999999999", None),  # absurd: over a day
+        ('"2.5"', 2.5),  # a string, read like the header
+        ('"+5"', None),
+        ("true", None),
+        ("[1]", None),
+        ("4", 4.0),
+    ],
+)
+def test_grpc_rate_limit_hints_are_read_like_headers(
+    retry_after: str, expected: float | None
+) -> None:
+    details = '{"code": "rate_limited", "retry_after": ' + retry_after + "}"
+    error = error_from_grpc(
+        "RESOURCE_EXHAUSTED", details, correlation_id="c-2", instance_id="inst_0123456789abcdef"
+    )
+    assert type(error) is exc.RateLimitError
+    assert error.retry_after_seconds == expected

@@ -46,7 +46,7 @@ from synapse_sdk.exceptions import (
     SynapError,
     backend_error_class,
 )
-from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.retry_after import parse_retry_after, retry_after_from_headers
 
 __all__ = [
     "ERROR_CODES",
@@ -239,8 +239,8 @@ def error_from_grpc(
         code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
         detail = str(parsed.get("detail", ""))
         value = parsed.get("retry_after")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            retry_after = float(value)
+        if isinstance(value, str | int | float):  # read like a Retry-After header
+            retry_after = parse_retry_after(value)
     message = f"Synap listening stream ended with {status_name}: {_shorten(detail)}"
     if code == "invalid_instance_id":
         return InvalidInstanceIdError(instance_id, message, correlation_id=correlation_id)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar, cast
 from pydantic import BaseModel, ConfigDict
 
 from synapse_sdk.config import SDKConfig
-from synapse_sdk.envelopes import find_envelope
+from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import BackendError, ItemId
 from synapse_sdk.failures import walk_chain
 from synapse_sdk.i18n import normalize_language
@@ -240,6 +240,10 @@ class BaseAction(ABC, Generic[ParamsT]):
       ``config.language``, else ``SYNAPSE_LANGUAGE``, else English);
     * ``console``: a rich ``Console`` that also shows each event (default: none);
     * ``clock``: wall-clock seconds for event timestamps (injectable for tests).
+
+    Thread-safety: the lazily opened job folder, ledger, job log and client, and
+    :meth:`log_message`, are thread-safe, so a run may use worker threads; :meth:`run` is one
+    job, not thread-safe: do not run one instance from several threads at once.
 
     Raises:
         pydantic.ValidationError: (a ``ValueError``) the params do not validate.
@@ -493,15 +497,18 @@ class BaseAction(ABC, Generic[ParamsT]):
             if isinstance(error, BackendError) and error.failed_ids:
                 return list(error.failed_ids)
         for error in chain:
-            envelope = getattr(error, "envelope", None)
-            if envelope is None:
+            # A hostile property or __str__ must not break failure handling.
+            try:
+                envelope = getattr(error, "envelope", None)
+            except Exception:
+                envelope = None
+            if not isinstance(envelope, ErrorEnvelope):
                 try:
                     envelope = find_envelope(str(error))
-                except Exception:  # a hostile __str__ must not break failure handling
+                except Exception:
                     envelope = None
-            failed = getattr(envelope, "failed", ())
-            if failed:
-                return [item.id for item in failed]
+            if envelope is not None and envelope.failed:
+                return [item.id for item in envelope.failed]
         return []
 
     def _enqueue_retry(
