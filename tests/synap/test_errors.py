@@ -217,10 +217,14 @@ def _ca_unreachable(env: Env) -> object:
     return client.get_context(user_id="u-1")
 
 
-def _sees_renewal_cause(cause: type[SynapError]) -> Callable[[Any, Env], None]:
+def _sees_renewal_cause(cause: type[SynapError], code: str) -> Callable[[Any, Env], None]:
+    """The renewal failed for the scenario's own reason: the authority's answer (its error
+    code) is on the raised error or on its cause."""
+
     def sees(error: Any, env: Env) -> None:
         chained = error.__cause__ if error.__cause__ is not None else error
         assert isinstance(chained, cause)
+        assert code in {getattr(error, "error_code", None), getattr(chained, "error_code", None)}
         assert not isinstance(error, exc.CertificateExpiredError)
 
     return sees
@@ -381,13 +385,13 @@ CASES = [
         exc.CertificateRenewalError,
         "binding-revoked",
         _revoked_binding,
-        _sees_renewal_cause(exc.CertificateRenewalError),
+        _sees_renewal_cause(exc.CertificateRenewalError, "binding_revoked"),
     ),
     Case(
         exc.CertificateRenewalError,
         "ca-unreachable",
         _ca_unreachable,
-        _sees_renewal_cause(exc.ServiceUnavailableError),
+        _sees_renewal_cause(exc.ServiceUnavailableError, "service_unavailable"),
     ),
     Case(exc.BootstrapKeyInvalidError, "consumed", _consumed_token, _sees_no_credentials),
     Case(exc.BootstrapKeyInvalidError, "expired", _expired_token, _sees_no_credentials),

@@ -234,10 +234,17 @@ def test_an_untrusted_server_is_an_authentication_error_and_sends_nothing(env: E
 def test_retry_policy_exhaustion_keeps_the_correlation_id_across_attempts(env: Env) -> None:
     client = env.ready(config=SDKConfig(retry_policy=RetryPolicy(max_attempts=2)))
     env.emu.faults.inject("context", "service_unavailable", times=2)
+    before = len(env.emu.requests)
     with pytest.raises(exc.ServiceUnavailableError) as raised:
         client.get_context(user_id="u")
-    assert raised.value.correlation_id
-    assert raised.value.correlation_id in str(raised.value)
+    correlation_id = raised.value.correlation_id
+    assert correlation_id
+    assert correlation_id in str(raised.value)
+    sent = [cid for operation, cid in env.emu.requests[before:] if operation == "context"]
+    assert sent == [correlation_id, correlation_id]  # both attempts, one logical call
+    with pytest.raises(exc.ContextNotFoundError):  # nothing stored for "u"
+        client.get_context(user_id="u")  # a new call gets a new id
+    assert env.emu.requests[-1][1] not in (None, correlation_id)
 
 
 @pytest.mark.parametrize(

@@ -106,11 +106,16 @@ class Call:
 
 
 def build_app(
-    service: SynapService, faults: FaultPlan, shutdown: Callable[[], asyncio.Event]
+    service: SynapService,
+    faults: FaultPlan,
+    shutdown: Callable[[], asyncio.Event],
+    log: list[tuple[str, str | None]] | None = None,
 ) -> Starlette:
     """The Starlette app serving the Synap HTTPS API over ``service``.
 
     ``shutdown`` returns an event set when the emulator stops, which ends stalled requests early.
+    ``log``, when given, receives ``(operation, correlation id)`` for every request, in arrival
+    order (before faults and checks), so tests can see what a client sent on each attempt.
     """
 
     def route(path: str, method: str, operation: str, auth: Auth, handler: Handler) -> Route:
@@ -120,6 +125,10 @@ def build_app(
             correlation = request.headers.get("x-correlation-id")
             if correlation and len(correlation) <= 128 and correlation.isprintable():
                 headers["X-Correlation-ID"] = correlation
+            else:
+                correlation = None
+            if log is not None:
+                log.append((operation, correlation))
             tls = request.scope.get("extensions", {}).get(_TLS_KEY, {})
             try:
                 fault = faults.take(operation)

@@ -75,6 +75,7 @@ class SynapEmulator:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         #: Fault injection: ``emu.faults.inject("context", "rate_limit", times=2)``.
         self.faults = FaultPlan()
+        self._requests: list[tuple[str, str | None]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -221,7 +222,7 @@ class SynapEmulator:
         self._http_port = sock.getsockname()[1]
         ssl_context = self._server_context(key_file, cert_file, ca_file)
         config = uvicorn.Config(
-            build_app(self._service, self.faults, shutdown),
+            build_app(self._service, self.faults, shutdown, self._requests),
             http=PeerCertProtocol,
             ssl_context_factory=lambda _config, _default: ssl_context,
             log_config=None,
@@ -272,6 +273,12 @@ class SynapEmulator:
         if self.authority is None:
             raise RuntimeError("SynapEmulator is not running")
         return self.authority.certificate_pem
+
+    @property
+    def requests(self) -> tuple[tuple[str, str | None], ...]:
+        """Every HTTPS request so far as ``(operation, correlation id)``, in arrival order
+        (operations: ``bootstrap``, ``renew``, ``session``, ``context``, ``ingest``, ...)."""
+        return tuple(self._requests)
 
     @property
     def running(self) -> bool:
