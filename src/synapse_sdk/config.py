@@ -93,7 +93,9 @@ class RetryBudget:
     Each retry spends one token; each successful call gives back ``refill_per_success`` tokens and
     time gives back ``refill_per_second``, never above ``capacity``. When the bucket is empty,
     failing calls surface their error instead of retrying, which stops retry storms under
-    overload. Thread-safe; the tokens never go negative.
+    overload. Thread-safe: every spend and refill is atomic, so with any number of threads the
+    tokens stay within ``[0, capacity]`` and, while no refill is clipped at the capacity, equal
+    exactly ``capacity - spent + refills``.
     """
 
     __slots__ = ("_clock", "_last", "_lock", "_tokens", "capacity", "refill_per_second",

@@ -170,7 +170,9 @@ def _type_name(cls: type) -> str:
 def _message(exc: BaseException) -> str:
     """``str(exc)``; when that raises: ``repr``, then the args' reprs."""
     try:
-        return str(exc)  # str() itself raises TypeError when __str__ returns a non-str
+        text = str(exc)  # str() itself raises TypeError when __str__ returns a non-str
+        # A str subclass may override len(), slicing or format(): keep only its characters.
+        return text if type(text) is str else str.__str__(text)
     except Exception:
         pass
     try:
@@ -710,6 +712,8 @@ class FailureClassifier(Generic[C]):
 
     ``limit`` caps the text blob (head and tail kept); ``max_depth`` caps the chain walk;
     ``attribute`` names the structured attribute consulted first (``error_code``).
+
+    Thread-safe: immutable once built; one instance may be shared by threads and tasks.
 
     Raises:
         TypeError: ``catalog`` is not a mapping with str keys, a pattern entry is not a

@@ -363,6 +363,8 @@ def serve(state_dir: Path | None, instances: int, token_file: Path | None) -> No
                 tokens[instance_id] = emulator.issue_bootstrap_token(instance_id)
             if token_file is not None:
                 fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                # The mode above only applies to a new file: tighten one that already existed.
+                os.fchmod(fd, 0o600)
                 with os.fdopen(fd, "w") as fh:
                     json.dump(tokens, fh)
             for key, value in emulator.describe().items():

@@ -12,7 +12,8 @@ failure classifier walks stays intact. Every call made through them:
 * is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy,
   each attempt's timeouts capped by the time left before the policy's deadline;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
-  success body.
+  success body; the error's message quotes at most about 4 KiB of the body (the envelope's
+  detail cut at 500 characters, its first 20 failed items).
 
 Status mapping (the backend answered):
 
@@ -70,7 +71,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import httpx
@@ -116,6 +117,14 @@ ERROR_BODY_LIMIT: Final = 64 * 1024
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
 #: Longest excerpt of a non-JSON error body quoted in an error message.
 _BODY_EXCERPT = 200
+#: What an error message quotes of an envelope: its detail up to this many characters, at most
+#: this many failed items, and never more than ``_ENVELOPE_SHOWN`` characters of JSON in all
+#: (beyond that only the code, status and retry delay). The error's attributes keep it all.
+_DETAIL_SHOWN = 500
+_FAILED_SHOWN = 20
+_ENVELOPE_SHOWN = 4096
+#: Longest ``X-Request-ID`` quoted in an error message.
+_REQUEST_ID_SHOWN = 200
 _REDACTED: Final = "[REDACTED]"
 _SENSITIVE_HEADERS: Final = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -429,8 +438,10 @@ def error_for_status(
     envelope = find_envelope(body) if body else None
     cls, outcome_unknown = _status_class(status, envelope)
     request_id = headers.get("x-request-id")
+    if request_id is not None and len(request_id) > _REQUEST_ID_SHOWN:
+        request_id = request_id[:_REQUEST_ID_SHOWN] + "…"
     if envelope is not None:
-        shown = _redact(envelope.to_json(), secret)
+        shown = _redact(_envelope_shown(envelope), secret)
     elif body:
         excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace")
         more = "…" if len(body) > _BODY_EXCERPT else ""
@@ -451,6 +462,24 @@ def error_for_status(
         outcome_unknown=outcome_unknown,
         envelope=envelope,
     )
+
+
+def _envelope_shown(envelope: ErrorEnvelope) -> str:
+    """The envelope's canonical JSON for an error message, bounded (see ``_ENVELOPE_SHOWN``).
+
+    A short envelope is quoted whole, so parsing the message gives it back unchanged.
+    """
+    shown = envelope
+    if envelope.message is not None and len(envelope.message) > _DETAIL_SHOWN:
+        shown = replace(shown, message=envelope.message[:_DETAIL_SHOWN] + "…")
+    more = len(envelope.failed) - _FAILED_SHOWN
+    if more > 0:
+        shown = replace(shown, failed=envelope.failed[:_FAILED_SHOWN])
+    text = shown.to_json()
+    if len(text) > _ENVELOPE_SHOWN:  # e.g. twenty very long failed ids
+        bare = ErrorEnvelope(envelope.code, None, envelope.status, (), envelope.retry_after_seconds)
+        return f"{bare.to_json()} (envelope shortened)"
+    return f"{text} (+{more} more failed items)" if more > 0 else text
 
 
 def _validate_base_url(base_url: object) -> str:
@@ -510,11 +539,14 @@ def _check_verify(verify: object) -> ssl.SSLContext | None:
 
 
 def _client_disables_tls(client: httpx.Client | httpx.AsyncClient) -> bool:
-    """Best effort: whether a caller's client was built with ``verify=False``."""
+    """Best effort: whether a caller's client was built with ``verify=False`` or a context that
+    skips the certificate or host name check."""
     transport = getattr(client, "_transport", None)
     pool = getattr(transport, "_pool", None)
     context = getattr(pool, "_ssl_context", None)
-    return isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE
+    return isinstance(context, ssl.SSLContext) and (
+        context.verify_mode == ssl.CERT_NONE or not context.check_hostname
+    )
 
 
 @dataclass(slots=True)
@@ -859,7 +891,10 @@ class _TransportBase(Generic[_C, _S]):
             if verify is not None:
                 raise ValueError("pass verify= to your own http_client, not beside it")
             if _client_disables_tls(http_client):
-                raise ValueError("http_client disables TLS verification; the SDK refuses to use it")
+                raise ValueError(
+                    "http_client disables TLS verification (of the certificate or the host "
+                    "name); the SDK refuses to use it"
+                )
         if sleep is not None and not callable(sleep):
             raise TypeError(f"sleep must be callable, got {sleep!r}")
         self._core = _Core(
@@ -928,7 +963,10 @@ class _TransportBase(Generic[_C, _S]):
 
 class Transport(_TransportBase[httpx.Client, SyncSleep]):
     """Synchronous HTTP transport over :class:`httpx.Client`; see the module docstring and
-    :class:`_TransportBase` for the constructor's arguments."""
+    :class:`_TransportBase` for the constructor's arguments.
+
+    Thread-safe: one instance may be shared by threads (per-call state lives in the call).
+    """
 
     _client_type = httpx.Client
 
@@ -989,7 +1027,10 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
 
 class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
     """Asynchronous twin of :class:`Transport` over :class:`httpx.AsyncClient`; ``sleep`` is an
-    async callable (default :func:`asyncio.sleep`)."""
+    async callable (default :func:`asyncio.sleep`).
+
+    Safe to share between the tasks of one event loop; not thread-safe.
+    """
 
     _client_type = httpx.AsyncClient
 

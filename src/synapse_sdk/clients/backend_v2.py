@@ -742,6 +742,10 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
 
     Arguments: see :class:`_ClientBase`; ``http_client`` is an :class:`httpx.Client` and
     ``sleep`` defaults to :func:`time.sleep`.
+
+    Thread-safe: one instance may be shared by threads (each call keeps its own state, the
+    connection pool and the counters are locked; injected ``sleep``/``clock``/``rng`` must be
+    thread-safe too).
     """
 
     _transport_type = Transport
@@ -781,6 +785,9 @@ class AsyncBackendV2Client(
 
     Arguments: see :class:`_ClientBase`; ``http_client`` is an :class:`httpx.AsyncClient` and
     ``sleep`` an async callable (default :func:`asyncio.sleep`).
+
+    Safe to share between the tasks of one event loop; not thread-safe: use one instance per
+    thread and event loop.
     """
 
     _transport_type = AsyncTransport

@@ -16,6 +16,8 @@ inside the 48-hour grace period it can still be renewed; beyond that,
 :class:`~synapse_sdk.exceptions.CertificateExpiredError` until a fresh bootstrap. Transient
 failures (rate limits, outages, the agent restarting, timeouts) are retried under
 ``SDKConfig.retry_policy`` and surface only when the policy gives up. See ``docs/synap.md``.
+Answers are read up to a bound, never whole: at most 64 KiB of an error body (enough for any
+envelope) and 32 MiB of a success body (more is a ``BackendError("response_too_large")``).
 
 :class:`SynapClient` is synchronous (its listening stream runs on a private event loop in a
 thread); :class:`AsyncSynapClient` is the asyncio twin with the same methods as coroutines.
@@ -68,7 +70,11 @@ from synapse_sdk.clients._synap_types import (
     Memory,
     SessionInfo,
 )
-from synapse_sdk.clients._transport import map_transport_error
+from synapse_sdk.clients._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ERROR_BODY_LIMIT,
+    map_transport_error,
+)
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
     BackendError,
@@ -118,6 +124,34 @@ def _parsed(
             error_code="malformed_response",
             correlation_id=request.correlation_id,
         ) from exc
+
+
+class _BoundedBody:
+    """The body of one answer, read up to a bound: :data:`ERROR_BODY_LIMIT` bytes of an error
+    answer (enough for any envelope), :data:`DEFAULT_MAX_RESPONSE_BYTES` of a success."""
+
+    __slots__ = ("chunks", "exceeded", "limit", "size")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.limit = DEFAULT_MAX_RESPONSE_BYTES if response.is_success else ERROR_BODY_LIMIT
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.exceeded = False
+
+    def take(self, chunk: bytes) -> bool:
+        """Keep ``chunk`` within the bound; True once it is reached (stop reading)."""
+        room = self.limit - self.size
+        if len(chunk) > room:
+            self.chunks.append(chunk[:room])
+            self.size, self.exceeded = self.limit, True
+            return True
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        return False
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 def _log_answer(request: Request, status: int | None, started: float) -> None:
@@ -211,20 +245,31 @@ class _ClientBase:
             exc, method=request.method, path=request.path, correlation_id=request.correlation_id
         )
 
-    def _answer(self, request: Request, response: httpx.Response, started: float) -> dict[str, Any]:
+    def _answer(
+        self, request: Request, response: httpx.Response, body: _BoundedBody, started: float
+    ) -> dict[str, Any]:
         """The ``data`` of a 2xx answer.
 
         Raises:
             SynapError: the error the answer stands for.
+            BackendError: ``response_too_large``; a success body over its bound.
         """
         _log_answer(request, response.status_code, started)
         if 200 <= response.status_code < 300:
-            return data_from_response(request, response.status_code, response.content)
+            if body.exceeded:
+                raise BackendError(
+                    f"Synap {request.operation} answered HTTP {response.status_code} with a body "
+                    f"larger than the {body.limit}-byte bound",
+                    status_code=response.status_code,
+                    error_code="response_too_large",
+                    correlation_id=request.correlation_id,
+                )
+            return data_from_response(request, response.status_code, body.content)
         raise error_from_response(
             request,
             response.status_code,
             response.headers,
-            response.content,
+            body.content,
             instance_id=self._core.instance_id,
         )
 
@@ -275,7 +320,9 @@ class SynapClient(_ClientBase):
     ``clock`` (epoch seconds) measures certificate and session lifetimes; ``sleep``/``asleep``
     and ``rng`` drive retry and reconnect backoff. All four exist so tests never wait.
 
-    Thread-safe: certificate renewal and initialization are serialized by a lock.
+    Thread-safe: one instance may be shared by threads. Initialization and certificate renewal
+    are serialized by a lock, ``listen`` starts at most one stream, and the HTTP connections of a
+    replaced certificate stay open for calls still using them until :meth:`close`.
 
     Raises:
         InvalidInstanceIdError: ``instance_id`` does not match ``inst_<hex16>``.
@@ -308,7 +355,11 @@ class SynapClient(_ClientBase):
             rng=rng,
         )
         self._lock = threading.RLock()
+        self._listen_lock = threading.Lock()
         self._http: dict[str, httpx.Client] = {}
+        # Clients of certificates replaced by renewal: another thread may still be sending on
+        # one, so they are closed by close(), not when the new certificate takes over.
+        self._retired: list[httpx.Client] = []
         self._stream: ThreadedStream | None = None
 
     # --- plumbing ------------------------------------------------------------------------
@@ -319,7 +370,7 @@ class SynapClient(_ClientBase):
             client = self._http.get(key)
             if client is None:
                 for stale in _stale(self._http, key):
-                    self._http.pop(stale).close()
+                    self._retired.append(self._http.pop(stale))
                 client = self._http[key] = httpx.Client(**self._httpx_options(identity))
             return client
 
@@ -327,10 +378,14 @@ class SynapClient(_ClientBase):
         client = self._client_for(request)
         started = time.monotonic()
         try:
-            response = client.request(**self._core.http_arguments(request))
+            with client.stream(**self._core.http_arguments(request)) as response:
+                body = _BoundedBody(response)
+                for chunk in response.iter_bytes():
+                    if body.take(chunk):
+                        break
         except (httpx.HTTPError, OSError) as exc:
             raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, started)
+        return self._answer(request, response, body, started)
 
     def _execute(self, request: Request) -> dict[str, Any]:
         return self._retrying.call(self._send, request, idempotent=request.idempotent)
@@ -396,7 +451,8 @@ class SynapClient(_ClientBase):
             stream.stop()
         with self._lock:
             clients, self._http = self._http, {}
-        for client in clients.values():
+            retired, self._retired = self._retired, []
+        for client in [*retired, *clients.values()]:
             client.close()
 
     def __enter__(self) -> Self:
@@ -496,23 +552,26 @@ class SynapClient(_ClientBase):
             SynapError: the first connection failed (e.g. ``SessionExpiredError``).
             RuntimeError: the client is not initialized.
         """
-        if self._stream is not None and self._stream.active:
-            raise ListeningAlreadyActiveError(
-                f"a listening stream is already active for {self.instance_id}; "
-                "call stop_listening() first"
-            )
 
         async def endpoint() -> StreamEndpoint:
             return await asyncio.to_thread(self._stream_endpoint)
 
-        stream = ThreadedStream(self._listener(on_message, on_error, endpoint))
-        self._stream = stream
-        try:
-            stream.start()
-        except BaseException:
-            stream.stop()
-            self._stream = None
-            raise
+        # Check and start under one lock: two threads calling listen() at once must not both
+        # see no active stream and each start one (the second would run on, unstoppable).
+        with self._listen_lock:
+            if self._stream is not None and self._stream.active:
+                raise ListeningAlreadyActiveError(
+                    f"a listening stream is already active for {self.instance_id}; "
+                    "call stop_listening() first"
+                )
+            stream = ThreadedStream(self._listener(on_message, on_error, endpoint))
+            self._stream = stream
+            try:
+                stream.start()
+            except BaseException:
+                stream.stop()
+                self._stream = None
+                raise
 
     def _stream_endpoint(self) -> StreamEndpoint:
         self._ensure_certificate()
@@ -543,8 +602,9 @@ class SynapClient(_ClientBase):
         Raises:
             ListeningNotActiveError: no stream is active (safe to ignore).
         """
-        stream = self._active_stream()
-        self._stream = None
+        with self._listen_lock:
+            stream = self._active_stream()
+            self._stream = None
         stream.stop()
 
 
@@ -552,6 +612,9 @@ class AsyncSynapClient(_ClientBase):
     """The asyncio twin of :class:`SynapClient`: the same arguments, methods as coroutines.
 
     The listening stream runs as a task on the caller's event loop.
+
+    Safe to share between the tasks of one event loop (initialization and renewal are serialized
+    by an ``asyncio.Lock``); not thread-safe: use one instance per thread and event loop.
 
     Raises:
         InvalidInstanceIdError: ``instance_id`` does not match ``inst_<hex16>``.
@@ -584,6 +647,7 @@ class AsyncSynapClient(_ClientBase):
         )
         self._lock: asyncio.Lock | None = None
         self._http: dict[str, httpx.AsyncClient] = {}
+        self._retired: list[httpx.AsyncClient] = []
         self._task: asyncio.Task[None] | None = None
         self._stream: StreamListener | None = None
 
@@ -596,8 +660,10 @@ class AsyncSynapClient(_ClientBase):
         key, identity = self._core.tls_identity(request)
         client = self._http.get(key)
         if client is None:
+            # No await in here: another task may still be sending on a replaced certificate's
+            # client (closed by aclose()), and two tasks must not both build the new one.
             for stale in _stale(self._http, key):
-                await self._http.pop(stale).aclose()
+                self._retired.append(self._http.pop(stale))
             client = self._http[key] = httpx.AsyncClient(**self._httpx_options(identity))
         return client
 
@@ -605,10 +671,14 @@ class AsyncSynapClient(_ClientBase):
         client = await self._client_for(request)
         started = time.monotonic()
         try:
-            response = await client.request(**self._core.http_arguments(request))
+            async with client.stream(**self._core.http_arguments(request)) as response:
+                body = _BoundedBody(response)
+                async for chunk in response.aiter_bytes():
+                    if body.take(chunk):
+                        break
         except (httpx.HTTPError, OSError) as exc:
             raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, started)
+        return self._answer(request, response, body, started)
 
     async def _execute(self, request: Request) -> dict[str, Any]:
         return await self._retrying.acall(self._send, request, idempotent=request.idempotent)
@@ -655,7 +725,8 @@ class AsyncSynapClient(_ClientBase):
             except asyncio.CancelledError:
                 pass
         clients, self._http = self._http, {}
-        for client in clients.values():
+        retired, self._retired = self._retired, []
+        for client in [*retired, *clients.values()]:
             await client.aclose()
 
     async def __aenter__(self) -> Self:

@@ -131,6 +131,10 @@ class Emulator:
     Raises ``ValueError`` for a non-loopback host without ``allow_non_loopback`` and for bad
     item counts or fault settings; ``OSError`` when the address cannot be bound;
     ``RuntimeError`` when the server fails to start.
+
+    Serving is thread-safe: any number of client threads and tasks may call one running emulator
+    at once, and its accessors (``requests``, ``add_token``...) may be used from any thread;
+    ``start``/``stop`` (the context manager) belong to one thread.
     """
 
     def __init__(

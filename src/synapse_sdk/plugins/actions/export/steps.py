@@ -61,8 +61,9 @@ _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
-# rest of the C0 controls plus DEL (they break terminals, logs and some filesystems).
-_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+# rest of the C0 controls, DEL and the C1 controls (they break terminals, logs and some
+# filesystems).
+_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
 
 T = TypeVar("T")
 
@@ -84,9 +85,9 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
     """The file name ``<id>.<suffix>`` of an item, after checking the id is a plain name.
 
     Raises:
-        UnsafeItemIdError: the id is empty, ``.`` or ``..``, contains a path separator, NUL or a
-            control character, starts with ``.`` or ``~`` (hidden / home-relative), is absolute
-            on any platform (``C:``), or is longer than 128 characters.
+        UnsafeItemIdError: the id is empty or blank, ``.`` or ``..``, contains a path separator,
+            NUL or a control character, starts with ``.`` or ``~`` (hidden / home-relative), is
+            absolute on any platform (``C:``), or is longer than 128 characters.
         TypeError: the id is not an ``int`` or ``str`` (``bool`` is refused).
         ValueError: ``suffix`` is not one or two dot-separated runs of 1-10 ASCII letters or
             digits (``json``, ``original.json``).
@@ -102,6 +103,8 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
     text = item_id
     if not text:
         raise UnsafeItemIdError(item_id, "it is empty")
+    if not text.strip():  # the backend client refuses blank ids: the export would stop on it
+        raise UnsafeItemIdError(item_id, "it is blank")
     if len(text) > _MAX_ID_LENGTH:
         raise UnsafeItemIdError(item_id, f"it is longer than {_MAX_ID_LENGTH} characters")
     if _FORBIDDEN.search(text):
