@@ -56,6 +56,10 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Fallback for a template ``string.Formatter`` rejects: escaped braces and simple fields only.
 _SIMPLE_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FORMATTER = string.Formatter()
+# A number in a format spec (width, precision) above this makes the spec ignored: "{n:999999999}",
+# or a nested width taken from the data ("{n:{w}}"), would otherwise allocate a gigabyte.
+_MAX_SPEC_NUMBER = 1000
+_SPEC_NUMBER = re.compile(r"0*(\d+)")
 
 _context_language: ContextVar[str | None] = ContextVar("synapse_sdk_language", default=None)
 
@@ -174,9 +178,14 @@ def negotiate_language(
 
 
 def safe_str(value: object) -> str:
-    """``str(value)``, or ``<unprintable TypeName>`` when that raises; never raises itself."""
+    """``str(value)``, or ``<unprintable TypeName>`` when that raises; never raises itself.
+
+    The result is a plain ``str`` even when ``__str__`` returns a subclass (whose ``len()``,
+    slicing or ``format()`` may be overridden).
+    """
     try:
-        return str(value)
+        text = str(value)
+        return text if type(text) is str else str.__str__(text)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
 
@@ -192,6 +201,10 @@ def _convert(value: object, conversion: str | None) -> object:
 
 
 def _format_value(value: object, conversion: str | None, spec: str) -> str:
+    if any(
+        len(digits) > 4 or int(digits) > _MAX_SPEC_NUMBER for digits in _SPEC_NUMBER.findall(spec)
+    ):
+        spec = ""
     try:
         return format(_convert(value, conversion), spec)
     except Exception:
@@ -220,7 +233,8 @@ def safe_format(template: str, params: Mapping[str, object] | None = None) -> st
     * fields with attribute or index access (``{x.y}``, ``{x[0]}``) and positional fields are
       left as written, never evaluated;
     * a value whose ``str()``, ``repr()`` or ``__format__`` raises becomes
-      ``<unprintable TypeName>``; a format spec that does not fit the value is ignored.
+      ``<unprintable TypeName>``; a format spec that does not fit the value, or asks for a
+      width or precision above 1000, is ignored.
 
     Raises:
         TypeError: ``template`` is not a string or ``params`` is not a mapping (caller bugs).

@@ -1,0 +1,340 @@
+"""Hostile exceptions and values the harnesses build from fuzz bytes.
+
+Nothing from ``synapse_sdk`` is imported here: each harness imports the SDK inside
+``atheris.instrument_imports()``, and a module imported earlier would not be instrumented.
+
+The builders read from anything shaped like ``atheris.FuzzedDataProvider`` (see
+:class:`Provider`), so the same code serves the harnesses and a plain ``random`` driver.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__all__ = [
+    "HOSTILE_EXCEPTION_TYPES",
+    "HostileStr",
+    "Provider",
+    "build_chain",
+    "children",
+    "make_exception",
+    "make_value",
+    "reachable",
+    "text",
+]
+
+#: The longest text any builder consumes at once.
+MAX_TEXT = 256
+
+
+class Provider(Protocol):
+    """The part of ``atheris.FuzzedDataProvider`` the builders use."""
+
+    def ConsumeIntInRange(self, low: int, high: int) -> int: ...
+    def ConsumeBool(self) -> bool: ...
+    def ConsumeUnicode(self, count: int) -> str: ...
+    def ConsumeFloat(self) -> float: ...
+    def remaining_bytes(self) -> int: ...
+
+
+def text(fdp: Provider, limit: int = 64) -> str:
+    """A short random text (any code points, lone surrogates included)."""
+    return fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, min(limit, MAX_TEXT)))
+
+
+def pick(fdp: Provider, items: Sequence[Any]) -> Any:
+    return items[fdp.ConsumeIntInRange(0, len(items) - 1)]
+
+
+# --- hostile strings and values ------------------------------------------------------------------
+
+
+class HostileStr(str):
+    """A ``str`` subclass whose length, slicing, truthiness and formatting all raise: what a lazy
+    translation proxy or a broken string wrapper can look like from the outside."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        raise RuntimeError("HostileStr.__len__")
+
+    def __getitem__(self, key: Any) -> str:
+        raise RuntimeError("HostileStr.__getitem__")
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("HostileStr.__format__")
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("HostileStr.__bool__")
+
+
+class StrRaisesValue:
+    def __str__(self) -> str:
+        raise RuntimeError("str raises")
+
+
+class ReprRaisesValue:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr raises")
+
+
+class NothingPrintsValue:
+    def __str__(self) -> str:
+        raise RuntimeError("str raises")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr raises")
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("format raises")
+
+
+class FormatRaisesValue:
+    def __format__(self, spec: str) -> str:
+        raise ValueError(f"no format {spec!r}")
+
+
+class StrReturnsNonStrValue:
+    def __str__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class HostileStrValue:
+    def __str__(self) -> str:
+        return HostileStr("lazy")
+
+
+def make_value(fdp: Provider) -> object:
+    """A parameter value: plain (int, float incl. inf/nan, str with braces, None, bytes) or
+    hostile (``str``/``repr``/``__format__`` raising, a non-str ``str()``, a huge text)."""
+    kind = fdp.ConsumeIntInRange(0, 13)
+    if kind == 0:
+        return fdp.ConsumeIntInRange(-(10**12), 10**12)
+    if kind == 1:
+        return fdp.ConsumeFloat()
+    if kind == 2:
+        return text(fdp)
+    if kind == 3:
+        return None
+    if kind == 4:
+        return text(fdp).encode("utf-8", "surrogatepass")
+    if kind == 5:
+        return StrRaisesValue()
+    if kind == 6:
+        return ReprRaisesValue()
+    if kind == 7:
+        return NothingPrintsValue()
+    if kind == 8:
+        return FormatRaisesValue()
+    if kind == 9:
+        return StrReturnsNonStrValue()
+    if kind == 10:
+        return HostileStrValue()
+    if kind == 11:
+        return HostileStr(text(fdp))
+    if kind == 12:
+        return text(fdp, 8) * fdp.ConsumeIntInRange(0, 20_000)  # up to ~160k characters
+    return [make_value(fdp) for _ in range(fdp.ConsumeIntInRange(0, 2))]
+
+
+# --- hostile exceptions --------------------------------------------------------------------------
+
+
+class StrRaises(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ exploded")
+
+
+class StrAndReprRaise(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ exploded")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ exploded")
+
+
+class StrReturnsNonStr(Exception):
+    def __str__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class StrReturnsHostileStr(Exception):
+    def __str__(self) -> str:
+        return HostileStr(super().__str__())
+
+
+class HugeStr(Exception):
+    """``str()`` is the first argument repeated to about a megabyte."""
+
+    def __str__(self) -> str:
+        base = super().__str__() or "x"
+        return base * (1_000_000 // len(base) + 1)
+
+
+class CauseRaises(Exception):
+    @property
+    def __cause__(self) -> BaseException:  # type: ignore[override]
+        raise RuntimeError("no cause for you")
+
+
+class SuppressRaises(Exception):
+    @property
+    def __suppress_context__(self) -> bool:  # type: ignore[override]
+        raise RuntimeError("no suppress for you")
+
+
+class ErrorCodeRaises(Exception):
+    @property
+    def error_code(self) -> str:
+        raise RuntimeError("no error_code for you")
+
+
+class GroupMembersRaise(ExceptionGroup[Exception]):
+    @property
+    def exceptions(self) -> tuple[Exception, ...]:
+        raise RuntimeError("no members for you")
+
+
+class CustomBase(BaseException):
+    """Not an ``Exception``: a classifier must accept any ``BaseException``."""
+
+
+def _os_error(message: str) -> OSError:
+    code = (errno.ENOENT, errno.EACCES, errno.EEXIST, errno.ENOSPC, errno.ECONNREFUSED, 0)
+    return OSError(code[len(message) % len(code)], message, "/data/" + message[:8])
+
+
+def _key_error_with_unprintable_key(message: str) -> KeyError:
+    return KeyError(NothingPrintsValue())
+
+
+#: Constructors of one exception from a message.
+HOSTILE_EXCEPTION_TYPES: tuple[Callable[[str], BaseException], ...] = (
+    ValueError,
+    RuntimeError,
+    KeyError,
+    TimeoutError,
+    ConnectionRefusedError,
+    _os_error,
+    StrRaises,
+    StrAndReprRaise,
+    StrReturnsNonStr,
+    StrReturnsHostileStr,
+    HugeStr,
+    CauseRaises,
+    SuppressRaises,
+    ErrorCodeRaises,
+    CustomBase,
+    KeyboardInterrupt,
+    _key_error_with_unprintable_key,
+    lambda message: Exception(message, NothingPrintsValue(), 7),
+)
+
+
+def make_exception(
+    fdp: Provider, codes: Sequence[str] = (), message: Callable[[Provider], str] = text
+) -> BaseException:
+    """One exception of a random (often hostile) type; sometimes with an ``error_code`` (one of
+    ``codes``, a random text, a non-string) and a ``step`` attribute."""
+    constructor: Callable[[str], BaseException] = pick(fdp, HOSTILE_EXCEPTION_TYPES)
+    exc = constructor(message(fdp))
+    target: Any = exc  # attributes no exception class declares
+    extra = fdp.ConsumeIntInRange(0, 7)
+    try:
+        if extra == 1 and codes:
+            target.error_code = pick(fdp, codes)
+        elif extra == 2:
+            target.error_code = text(fdp, 16)
+        elif extra == 3:
+            target.error_code = pick(fdp, (429, None, b"rate_limited", HostileStr("x")))
+        elif extra == 4:
+            target.step = text(fdp, 16)
+        elif extra == 5:
+            target.step = pick(fdp, (HostileStr("save"), 3, "  ", StrRaisesValue()))
+    except AttributeError:
+        pass  # a class whose property refuses the attribute
+    return exc
+
+
+def build_chain(
+    fdp: Provider,
+    codes: Sequence[str] = (),
+    max_exceptions: int = 8,
+    message: Callable[[Provider], str] = text,
+) -> tuple[BaseException, list[BaseException]]:
+    """A random graph of exceptions linked by causes, contexts, suppression and groups, cycles
+    included; returns a root and every exception built."""
+    excs = [
+        make_exception(fdp, codes, message)
+        for _ in range(fdp.ConsumeIntInRange(1, max_exceptions))
+    ]
+    for _ in range(fdp.ConsumeIntInRange(0, 2 * len(excs))):
+        operation = fdp.ConsumeIntInRange(0, 6)
+        outer: Any = pick(fdp, excs)
+        inner: Any = pick(fdp, excs)
+        try:
+            if operation == 0:
+                outer.__cause__ = inner
+            elif operation == 1:
+                outer.__context__ = inner
+            elif operation == 2:
+                outer.__suppress_context__ = fdp.ConsumeBool()
+            elif operation == 3:
+                outer.__cause__ = None
+            elif operation in (4, 5):
+                count = fdp.ConsumeIntInRange(1, 4)
+                members = [pick(fdp, excs) for _ in range(count)]
+                if operation == 5 and all(isinstance(m, Exception) for m in members):
+                    excs.append(GroupMembersRaise(text(fdp, 16), members))
+                else:
+                    excs.append(BaseExceptionGroup(text(fdp, 16), members))
+            else:
+                outer.__context__ = outer  # a self-cycle
+        except (AttributeError, TypeError):
+            pass  # a hostile class that refuses the link
+    return pick(fdp, excs), excs
+
+
+# --- a reference for the chain walk --------------------------------------------------------------
+
+
+def _attribute(obj: object, name: str) -> object:
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def children(exc: BaseException) -> list[BaseException]:
+    """The links the chain walk is documented to follow: group members, ``__cause__``, and
+    ``__context__`` unless suppressed; an attribute that raises counts as absent."""
+    out: list[BaseException] = []
+    if isinstance(exc, BaseExceptionGroup):
+        members = _attribute(exc, "exceptions")
+        if isinstance(members, tuple | list):
+            out.extend(m for m in members if isinstance(m, BaseException))
+    cause = _attribute(exc, "__cause__")
+    if isinstance(cause, BaseException):
+        out.append(cause)
+    if not _attribute(exc, "__suppress_context__"):
+        context = _attribute(exc, "__context__")
+        if isinstance(context, BaseException):
+            out.append(context)
+    return out
+
+
+def reachable(root: BaseException) -> dict[int, int]:
+    """``id(exc)`` → shortest number of links from ``root``, for everything reachable."""
+    distance = {id(root): 0}
+    frontier = [root]
+    while frontier:
+        following: list[BaseException] = []
+        for exc in frontier:
+            for child in children(exc):
+                if id(child) not in distance:
+                    distance[id(child)] = distance[id(exc)] + 1
+                    following.append(child)
+        frontier = following
+    return distance
