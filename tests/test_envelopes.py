@@ -523,3 +523,24 @@ def test_backend_error_message_with_the_envelope_json_round_trips() -> None:
     exc = BackendError(f"POST /v2/tasks/bulk-fetch/ -> 429: {envelope.to_json()}")
     assert exc.envelope == envelope
     assert exc.retry_after_seconds == 1.5
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("{'error': {'code': 'x', 'path': 'C:\\data'}}", "C:\\data"),  # unknown escape \d
+        ("{'error': {'code': 'x', 'path': 'C:\\\\data'}}", "C:\\data"),  # escaped backslash
+        ("{'error': {'code': 'x', 'path': 'a\\\\\\q\\n'}}", "a\\\\q\n"),  # pair, unknown, known
+    ],
+)
+def test_python_reprs_with_unknown_escapes_parse_without_warnings(text: str, path: str) -> None:
+    """A hand-written repr with an escape Python does not know still parses, and the compiler
+    warns nothing (under -W error a warning would lose the envelope)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        envelope = find_envelope(text)
+        value = envelopes._python_literal(text)
+    assert envelope is not None and envelope.code == "x"
+    assert isinstance(value, dict) and value["error"]["path"] == path

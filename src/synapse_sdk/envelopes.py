@@ -394,10 +394,25 @@ def _unescape(text: str, start: int, quote: str) -> str | None:
     return _ESCAPED_CHAR.sub(r"\1", content)
 
 
+# A backslash and the character after it; pairs are matched left to right, so "\\\\" is one.
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_KNOWN_ESCAPES = frozenset("\\\n'\"abfnrtvx01234567NuU")
+
+
+def _double_unknown_escape(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(1) in _KNOWN_ESCAPES else "\\" + match.group(0)
+
+
 def _python_literal(source: str) -> object:
     """Evaluate a Python literal leniently: containers and constants as ``ast.literal_eval``
     would, but a call, name or other non-literal inside (``datetime(...)``) becomes ``None``
     instead of failing the whole value. Unparseable source gives ``None``."""
+    if "\\" in source:
+        # An escape Python does not know ('C:\data') keeps its backslash, but the compiler
+        # warns about it (a SyntaxWarning on stderr, an error under -W error). Doubling the
+        # backslash first gives the same value without the warning, and without touching the
+        # warnings filters, which are not thread-safe.
+        source = _ESCAPE.sub(_double_unknown_escape, source)
     try:
         tree = ast.parse(source, mode="eval")
     except Exception:  # SyntaxError, ValueError (NUL bytes, huge ints), MemoryError, ...
