@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import socket
+import ssl
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from synapse_sdk.emulator import Emulator, FaultProfile, is_loopback
+from synapse_sdk.emulator._ca import CertificateAuthority, write_private
 
 
 def _emulator_threads() -> list[threading.Thread]:
@@ -131,6 +139,7 @@ def test_a_busy_port_is_a_clear_os_error() -> None:
         ({"seed": "1"}, TypeError),
         ({"faults": "terrible"}, ValueError),
         ({"faults": 3}, TypeError),
+        ({"tls": "yes"}, TypeError),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, object], error: type[Exception]) -> None:
@@ -187,3 +196,91 @@ def test_concurrent_clients_are_served_and_all_logged() -> None:
         records = emu.requests
     assert len(records) == 20
     assert sorted(r.seq for r in records) == list(range(1, 21))
+
+
+# -- HTTPS mode ---------------------------------------------------------------------------------
+
+
+def _tls_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("synapse-emulator-tls-*")}
+
+
+def test_tls_mode_serves_https_with_a_throwaway_ca_and_cleans_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, secret_sink: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    keys: list[bytes] = []
+
+    def capture(path: Path, data: bytes) -> None:
+        keys.append(data)
+        secret_sink.plant(data, "backend emulator server key")
+        write_private(path, data)
+
+    monkeypatch.setattr("synapse_sdk.emulator.server.write_private", capture)
+    with Emulator(items=3, tls=True) as emu:
+        assert emu.url == f"https://127.0.0.1:{emu.port}"
+        directory = Path(emu.ca_file).parent
+        # The key file is gone as soon as uvicorn loaded it; the directory is private.
+        assert sorted(p.name for p in directory.iterdir()) == ["ca.pem", "server.pem"]
+        assert directory.stat().st_mode & 0o077 == 0
+        assert Path(emu.ca_file).read_bytes() == emu.ca_pem
+        ca = x509.load_pem_x509_certificate(emu.ca_pem)
+        assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        served = x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+        san = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+        assert san.get_values_for_type(x509.DNSName) == []
+        assert served.issuer == ca.subject
+        # That certificate is what the server presents, and it verifies against the CA.
+        context = ssl.create_default_context(cafile=emu.ca_file)
+        with (
+            socket.create_connection(("127.0.0.1", emu.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            presented = tls.getpeercert(binary_form=True)
+        assert presented == served.public_bytes(serialization.Encoding.DER)
+        with emu.client() as http:  # the helper trusts the CA already
+            assert http.get("/v2/tasks/").status_code == 200
+        with pytest.raises(httpx.TransportError), httpx.Client() as plain:  # no plain HTTP
+            plain.get(f"http://127.0.0.1:{emu.port}/healthz")
+        ca_pem = emu.ca_pem
+        texts = [repr(emu), str(emu), repr(vars(emu)), repr(emu.state), repr(emu.requests)]
+    assert len(keys) == 1 and keys[0].startswith(b"-----BEGIN PRIVATE KEY-----")
+    key_line = keys[0].decode().splitlines()[1]
+    for text in [*texts, caplog.text]:
+        assert "PRIVATE KEY" not in text and key_line not in text
+    assert not directory.exists()
+    with pytest.raises(RuntimeError, match="stopped"):
+        _ = emu.ca_file
+    assert emu.ca_pem == ca_pem  # public: still readable after stop
+
+
+@pytest.mark.anyio
+async def test_tls_mode_async_client_helper() -> None:
+    async with Emulator(items=2, tls=True) as emu, emu.async_client() as http:
+        assert str(http.base_url).startswith("https://127.0.0.1:")
+        assert (await http.get("/v2/assignments/")).status_code == 200
+
+
+def test_tls_accessors_need_a_started_tls_emulator() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = Emulator(items=1, tls=True).ca_pem
+    with Emulator(items=1) as plain:
+        assert plain.url.startswith("http://") and not plain.tls
+        with pytest.raises(RuntimeError, match="plain HTTP"):
+            _ = plain.ca_pem
+        with pytest.raises(RuntimeError, match="plain HTTP"):
+            _ = plain.ca_file
+
+
+def test_a_failed_tls_setup_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("no entropy today")
+
+    monkeypatch.setattr(CertificateAuthority, "generate", broken)
+    before = _tls_dirs()
+    emu = Emulator(items=1, tls=True)
+    with pytest.raises(OSError, match="no entropy"):
+        emu.start()
+    assert _tls_dirs() == before
+    assert not emu.running

@@ -4,6 +4,12 @@ The listening socket is bound before the server starts (port 0 picks a free port
 once), uvicorn runs on its own event loop in a daemon thread, :meth:`Emulator.start` returns only
 once it is serving, and :meth:`Emulator.stop` shuts it down and joins the thread, so tests can
 start and stop many emulators without leaking threads or sockets.
+
+With ``tls=True`` it serves HTTPS instead: a throwaway certificate authority (the one the Synap
+emulator uses, :mod:`synapse_sdk.emulator._ca`) is made at every start and signs a server
+certificate for the served address; clients trust the CA through :attr:`Emulator.ca_file` or
+:attr:`Emulator.ca_pem`. The server key exists on disk (0600, in a private temporary directory)
+only until uvicorn has loaded it, and everything is removed on stop.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from synapse_sdk.emulator._ca import CertificateAuthority, write_private
 from synapse_sdk.emulator.app import create_app
 from synapse_sdk.emulator.areas import Area
 from synapse_sdk.emulator.clock import FakeClock
@@ -127,6 +137,13 @@ class Emulator:
       free port. ``db`` — a SQLite file to keep the data in (default: memory).
     * ``token`` — the bearer token to accept (default: a random one). It never appears in
       ``repr``.
+    * ``tls`` — serve HTTPS (default: plain HTTP). A throwaway CA and a server certificate for
+      the served address (an IP address SAN, e.g. ``127.0.0.1``) are made at start; ``url`` is
+      then ``https://...``, ``ca_file`` / ``ca_pem`` give clients the CA to verify it with
+      (e.g. ``BackendV2Client(base_url=emu.url, token=emu.token, verify=emu.ca_file)``), and
+      :meth:`client` / :meth:`async_client` trust it already. The server's private key never
+      leaves the server: it is not kept on the object, not logged, and its file is deleted as
+      soon as uvicorn has loaded it; the CA file is removed on stop.
 
     Raises ``ValueError`` for a non-loopback host without ``allow_non_loopback`` and for bad
     item counts or fault settings; ``OSError`` when the address cannot be bound;
@@ -152,7 +169,10 @@ class Emulator:
         allow_non_loopback: bool = False,
         areas: list[Area] | None = None,
         log_limit: int | None = 200_000,
+        tls: bool = False,
     ) -> None:
+        if not isinstance(tls, bool):
+            raise TypeError(f"tls must be a bool, got {type(tls).__name__}")
         if not isinstance(host, str) or not host:
             raise ValueError("host must be a non-empty string")
         if not is_loopback(host):
@@ -189,6 +209,9 @@ class Emulator:
         self._port: int | None = None
         self._error: BaseException | None = None
         self._stopped = False
+        self.tls = tls
+        self._tls_dir: Path | None = None
+        self._ca_pem: bytes | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -213,6 +236,14 @@ class Emulator:
         except BaseException:
             store.close()
             raise
+        ssl_files: dict[str, Any] = {}
+        if self.tls:
+            try:
+                ssl_files = self._prepare_tls()
+            except BaseException:
+                sock.close()
+                store.close()
+                raise
         self._state, self._socket = state, sock
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -225,6 +256,7 @@ class Emulator:
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=2,
+            **ssl_files,
         )
         ready = threading.Event()
         self._server = server = _Server(config, ready)
@@ -240,10 +272,43 @@ class Emulator:
             error = self._error
             self.stop()
             raise RuntimeError(f"the emulator failed to start on {self.host}") from error
+        if "ssl_keyfile" in ssl_files:
+            # uvicorn loaded the key into its SSL context at startup: the file is not needed.
+            Path(ssl_files["ssl_keyfile"]).unlink(missing_ok=True)
         return self
 
+    def _served_host(self) -> str:
+        """The address clients connect to (what ``url`` names), without IPv6 brackets."""
+        return "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+
+    def _tls_names(self) -> list[str]:
+        """The names the server certificate is valid for: the address ``url`` names."""
+        return [self._served_host()]
+
+    def _prepare_tls(self) -> dict[str, Any]:
+        """Make a throwaway CA and a server certificate in a private temporary directory.
+
+        Returns uvicorn's SSL settings (``ssl_certfile``, ``ssl_keyfile``). The key file is
+        written 0600 and deleted once the server has started; the directory on stop.
+        """
+        directory = Path(tempfile.mkdtemp(prefix="synapse-emulator-tls-"))  # mode 0700
+        try:
+            authority = CertificateAuthority.generate("Synapse Backend Emulator Root CA")
+            key_pem, cert_pem = authority.issue_server_certificate(
+                self._tls_names(), common_name="Synapse Backend Emulator"
+            )
+            key_file, cert_file = directory / "server.key", directory / "server.pem"
+            write_private(key_file, key_pem)
+            cert_file.write_bytes(cert_pem)
+            (directory / "ca.pem").write_bytes(authority.certificate_pem)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._tls_dir, self._ca_pem = directory, authority.certificate_pem
+        return {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file)}
+
     def _bind(self) -> socket.socket:
-        host = "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+        host = self._served_host()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
         # without it every small response waits ~40 ms for a delayed ACK (Nagle).
@@ -281,6 +346,9 @@ class Emulator:
             self._socket.close()
         if self._state is not None:
             self._state.store.close()
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
         self._server = None
         self._thread = None
 
@@ -337,10 +405,42 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321``. Raises ``RuntimeError`` before start."""
-        host = "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+        """The base URL, e.g. ``http://127.0.0.1:54321`` (``https://`` with ``tls=True``).
+
+        Raises ``RuntimeError`` before start.
+        """
+        host = self._served_host()
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{shown}:{self.port}"
+
+    def _require_tls(self) -> bytes:
+        self._started()
+        if self._ca_pem is None:
+            raise RuntimeError("the emulator serves plain HTTP; pass tls=True for a CA")
+        return self._ca_pem
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The PEM certificate of the CA that signed the server's certificate (``tls=True``).
+
+        Public, not a secret. For ``ssl.create_default_context(cadata=...)`` pass
+        ``emu.ca_pem.decode()`` (bytes there mean DER). Raises ``RuntimeError`` before start or
+        without ``tls=True``.
+        """
+        return self._require_tls()
+
+    @property
+    def ca_file(self) -> str:
+        """The path of a PEM file holding :attr:`ca_pem`, for ``verify=`` or ``cafile=``.
+
+        It exists while the emulator runs (removed on stop). Raises ``RuntimeError`` before
+        start, after stop or without ``tls=True``.
+        """
+        self._require_tls()
+        if self._tls_dir is None:
+            raise RuntimeError("the emulator is stopped; its CA file was removed")
+        return str(self._tls_dir / "ca.pem")
 
     @property
     def token(self) -> str:
@@ -363,7 +463,8 @@ class Emulator:
         return token
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """An ``httpx.Client`` for this emulator: its base URL and bearer token preset.
+        """An ``httpx.Client`` for this emulator: its base URL and bearer token preset (and,
+        with ``tls=True``, ``verify`` trusting the emulator's CA).
 
         Keyword arguments go to ``httpx.Client`` (extra ``headers`` are merged).
         Raises ``RuntimeError`` before start.
@@ -380,7 +481,10 @@ class Emulator:
 
     def _client_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}", **dict(kwargs.pop("headers", {}))}
-        return {"base_url": self.url, "timeout": 30.0, **kwargs, "headers": headers}
+        options: dict[str, Any] = {"base_url": self.url, "timeout": 30.0}
+        if self.tls:
+            options["verify"] = ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
+        return {**options, **kwargs, "headers": headers}
 
     def __repr__(self) -> str:
         where = self.url if self._state is not None else f"{self.host}:{self._requested_port}"
