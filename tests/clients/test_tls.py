@@ -347,12 +347,14 @@ def test_export_classification_of_a_tls_failure(emu: _TestEmulator, clock: Clock
     with _sync(emu, clock) as client:
         exc = _run_sync(client, "bulk_fetch")
     code = classify_export_error(exc)
-    # The AUTHENTICATION pattern (declared before NETWORK, which also knows "certificate verify
-    # failed") matches the class name in the flattened chain: a permanent failure, no retry.
-    assert code is ExportLogMessageCode.EXPORT_FAILED_AUTHENTICATION
+    # The TLS pattern (declared before AUTHENTICATION, whose class name the chain also shows)
+    # matches the transport's message: a permanent failure whose text points at the URL and
+    # the CA bundle, not at the token.
+    assert code is ExportLogMessageCode.EXPORT_FAILED_TLS
     explained = EXPORT_FAILURES.classifier.explain(exc)
     assert explained is not None
-    assert (explained.layer, explained.matched) == ("pattern", "AuthenticationError")
+    assert explained.layer == "pattern"
+    assert explained.matched.lower() == "tls certificate failed verification"
     assert EXPORT_FAILURES.semantics(code) is RetrySemantics.NO_RETRY
     assert classify_export_error(exc) is code  # stable on a second look
 

@@ -294,7 +294,7 @@ def _run(
         chain = walk_chain(exc)
         auth = any(isinstance(e, AuthenticationError) for e in chain)
         code = exc.message_code or ExportLogMessageCode.EXPORT_FAILED
-        if auth:
+        if auth and code is not ExportLogMessageCode.EXPORT_FAILED_TLS:
             code = ExportLogMessageCode.EXPORT_FAILED_AUTHENTICATION
         message = resolve_log_message(code, language).text
         exit_code = EXIT_AUTH if auth else EXIT_ABORTED

@@ -36,6 +36,7 @@ __all__ = [
     "SERVICE_UNAVAILABLE",
     "STEP_FAILED",
     "TIMEOUT",
+    "TLS_VERIFICATION",
     "TRANSIENT_OS",
     "VALIDATION",
 ]
@@ -105,6 +106,16 @@ AUTHENTICATION = (
     r"|(?i:\b(?:unauthori[sz]ed\b|unauthenticated\b|not authenticated\b"
     r"|authentication (?:failed|required|credentials were not provided)"
     r"|invalid (?:api |access )?token|token (?:has )?expired))"
+)
+
+# The server's TLS certificate was refused: ssl.SSLCertVerificationError "[SSL:
+# CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate" / "Hostname
+# mismatch" / "IP address mismatch"; our transport's "the server's TLS certificate failed
+# verification". Not transient: the URL, the CA bundle or the server's certificate must change.
+TLS_VERIFICATION = (
+    r"\bSSLCertVerificationError\b"
+    r"|(?i:\b(?:certificate verify failed|tls certificate failed verification"
+    r"|hostname mismatch|ip address mismatch|self[- ]signed certificate)\b)"
 )
 
 # PermissionError "[Errno 13] Permission denied: '/out'"; "[Errno 1] Operation not permitted";

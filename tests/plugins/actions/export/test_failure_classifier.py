@@ -218,7 +218,13 @@ V1_CASES: list[tuple[str, ExportLogMessageCode]] = [
     (
         "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
         "failed: self-signed certificate",
-        E.EXPORT_FAILED_NETWORK,
+        E.EXPORT_FAILED_TLS,
+    ),
+    (
+        "synapse_sdk.exceptions.AuthenticationError: the server's TLS certificate failed "
+        "verification; nothing was sent (ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED] "
+        "certificate verify failed: Hostname mismatch)",
+        E.EXPORT_FAILED_TLS,
     ),
     ("httpx.NetworkError: socket closed", E.EXPORT_FAILED_NETWORK),
     (

@@ -60,6 +60,10 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
     (fp.DISK_FULL, _E.EXPORT_FAILED_DISK_FULL),
     # OS permission bits or an HTTP 403: PermissionError "[Errno 13] Permission denied".
     (fp.PERMISSION_DENIED, _E.EXPORT_FAILED_PERMISSION),
+    # The server's TLS certificate failed verification (self-signed, unknown CA, wrong host).
+    # Before AUTHENTICATION: the transport raises it as an AuthenticationError, but the token
+    # is not the problem.
+    (fp.TLS_VERIFICATION, _E.EXPORT_FAILED_TLS),
     # Credentials refused: HTTP 401, the backend's "unauthorized" code, an expired token.
     (fp.AUTHENTICATION, _E.EXPORT_FAILED_AUTHENTICATION),
     # The rate limiter without a v2 envelope: "429 Too Many Requests", "rate limit exceeded".
@@ -102,6 +106,7 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_STORAGE_UNSUPPORTED: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_INVALID_KEY: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_AUTHENTICATION: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_TLS: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_TIMEOUT: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_CONNECTION_LOST: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_SERVER_UNREACHABLE: RetrySemantics.BACKOFF_THEN_RETRY,

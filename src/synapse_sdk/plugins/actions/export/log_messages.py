@@ -27,6 +27,7 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_STORAGE_UNSUPPORTED = ("EXPORT_FAILED_STORAGE_UNSUPPORTED", LogLevel.ERROR)
     EXPORT_FAILED_INVALID_KEY = ("EXPORT_FAILED_INVALID_KEY", LogLevel.ERROR)
     EXPORT_FAILED_AUTHENTICATION = ("EXPORT_FAILED_AUTHENTICATION", LogLevel.ERROR)
+    EXPORT_FAILED_TLS = ("EXPORT_FAILED_TLS", LogLevel.ERROR)
     EXPORT_FAILED_TIMEOUT = ("EXPORT_FAILED_TIMEOUT", LogLevel.ERROR)
     EXPORT_FAILED_CONNECTION_LOST = ("EXPORT_FAILED_CONNECTION_LOST", LogLevel.ERROR)
     EXPORT_FAILED_SERVER_UNREACHABLE = ("EXPORT_FAILED_SERVER_UNREACHABLE", LogLevel.ERROR)
@@ -102,6 +103,13 @@ register_log_messages({
               "valid and has not expired.",
         "ko": "내보내기 실패: 인증에 실패했습니다. 액세스 토큰이 유효하고 만료되지 않았는지 "
               "확인하세요.",
+    },
+    _E.EXPORT_FAILED_TLS: {
+        "en": "Export failed: the server's TLS certificate could not be verified, so nothing "
+              "was sent. Check the backend URL, and pass the CA bundle that signs the "
+              "server's certificate.",
+        "ko": "내보내기 실패: 서버의 TLS 인증서를 검증할 수 없어 아무것도 전송하지 않았습니다. "
+              "백엔드 URL을 확인하고, 서버 인증서에 서명한 CA 번들을 지정하세요.",
     },
     _E.EXPORT_FAILED_TIMEOUT: {
         "en": "Export timed out. Large exports take longer; try again or export fewer items "
