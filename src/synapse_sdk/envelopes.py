@@ -232,8 +232,11 @@ def iter_envelopes(obj: object) -> Iterator[ErrorEnvelope]:
 
 # An opening brace that starts a mapping with a string key: ``{"``, ``{'``, ``{\"``, ``{ \\\"``.
 _OPEN = re.compile(r"""\{\s*(\\*)(["'])""")
-# Tokens for matching braces of a Python literal: strings (single line) and braces.
-_LITERAL_TOKEN = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[{}]""")
+# Tokens for matching braces of a Python literal: strings (single line) and braces. A string
+# left open runs to the end of its line, so every quote starts a token and no attempt rescans
+# text an earlier one covered: linear. (With the closing quote required, each quote of
+# {'\'\'\'... restarted a scan to the end of the line: quadratic, seconds for 64 KB.)
+_LITERAL_TOKEN = re.compile(r"""'(?:[^'\\\n]|\\.)*'?|"(?:[^"\\\n]|\\.)*"?|[{}]""")
 _JSON = json.JSONDecoder()
 _LENIENT_JSON = json.JSONDecoder(strict=False)
 # The content of a double-quoted string literal, up to (not including) its closing quote.
