@@ -282,6 +282,7 @@ _TOKEN_TABLE = bytes(
 # Non-ASCII letters an IGNORECASE pattern matches to ASCII ones (U+0130, U+0131, U+017F,
 # U+212A): folded before lowercasing so the required ASCII literals stay visible.
 _FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+_FOLDED = ("\u0130", "\u0131", "\u017f", "\u212a")
 _PREFIX_OF = itemgetter(slice(None, _AFFIX))
 _NO_TOKENS: frozenset[bytes] = frozenset()
 
@@ -513,7 +514,9 @@ def _gate(requirements: Sequence[_Requirement]) -> tuple[str, ...] | None:
 
 def _lowered(blob: str) -> str:
     """The blob as the prefilter compares it: IGNORECASE's special letters folded, lowercased."""
-    return (blob if blob.isascii() else blob.translate(_FOLD)).lower()
+    if blob.isascii() or not any(char in blob for char in _FOLDED):
+        return blob.lower()  # translate() over non-ASCII text is slow: only when it matters
+    return blob.translate(_FOLD).lower()
 
 
 # A blob's features, indexed by key kind: its tokens, the 5-character prefixes of its longer
