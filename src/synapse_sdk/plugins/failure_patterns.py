@@ -3,9 +3,10 @@
 Each constant is one failure class, written against the messages real libraries and the OS
 produce (quoted next to it), and holds only what a regex alternation can safely combine:
 non-capturing groups, scoped flags ``(?i:...)`` for free text, class names matched
-case-sensitively, bounded repeats. None backtracks catastrophically — every quantifier is either
-bounded or over a character class its neighbour cannot match (``tests/plugins`` proves each stays
-linear on adversarial input).
+case-sensitively, bounded repeats. None backtracks catastrophically: every fragment is at most
+256 characters wide, has no unbounded quantifier and no quantifier inside another, and has a
+bounded number of paths, which ``tests/plugins/test_categories.py`` checks on the parse tree (so
+a search is linear in the blob); ``benchmarks/redos_audit.py`` measures it.
 
 A category module orders these (most specific first) next to its own fragments and maps each
 to one of its codes; the first declared pattern that matches wins, so *where* a fragment sits in
