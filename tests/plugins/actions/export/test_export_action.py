@@ -312,6 +312,27 @@ def test_items_left_pending_by_an_earlier_run_are_retried(tmp_path: Path, clock:
     }
 
 
+def test_items_an_earlier_run_left_pending_are_counted_once_when_listed_later(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Found by the fault soak (benchmarks/soak_export.py): a killed run leaves ids pending; the
+    # rerun exports them first (from the retry queue), then its listing reaches them again.
+    # They must not be counted as exported *and* skipped.
+    with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
+        ledger.enqueue_retry([31, 32], "item_unavailable")
+    with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
+        summary = _run(emu, clock, tmp_path, page_size=10, batch_size=10)
+        bulk = [r.ids for r in emu.requests if r.path.endswith("/bulk-fetch/")]
+    assert bulk[0] == (31, 32, *range(1, 9))  # the waiting ids went first
+    assert (summary.exported, summary.skipped, summary.failed) == (40, 0, 0)
+    assert summary.total == 40
+    _check_output(emu, tmp_path / "tasks", "tasks", set(range(1, 41)))
+    # A second rerun skips every item, each once.
+    with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
+        again = _run(emu, clock, tmp_path, page_size=10, batch_size=10)
+    assert (again.exported, again.skipped, again.failed) == (0, 40, 0)
+
+
 def test_failed_items_ride_along_in_full_requests(tmp_path: Path, clock: FakeClock) -> None:
     profile = FaultProfile(seed=2, partial_failure_rate=0.2)
     with Emulator(items=400, faults=profile, clock=clock, sleep=clock.sleep) as emu:

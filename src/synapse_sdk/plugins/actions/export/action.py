@@ -85,6 +85,7 @@ from synapse_sdk.plugins.actions.export.steps import (
     fsync_dir,
     item_filename,
 )
+from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
 
 if TYPE_CHECKING:
@@ -289,6 +290,13 @@ class _Counters:
     skipped: int = 0
     retried: int = 0
     rounds: int = 0
+    #: Ids an earlier run left pending that this run took from the retry queue before its
+    #: listing reached them. Exported by then, such an id was counted as exported: the listing
+    #: must not count it again as skipped. Bounded by what the earlier run left pending; each
+    #: id leaves the set when it is listed.
+    taken_ahead: set[ItemId] = field(default_factory=set)
+    #: The newest ``updated`` among the items pending when the run started (None: none was).
+    carried_until: float | None = None
 
 
 class ExportAction(BaseAction[ExportParams]):
@@ -306,6 +314,10 @@ class ExportAction(BaseAction[ExportParams]):
     an injected ``v2_client`` is used as it is.
 
     :meth:`run` returns an :class:`ExportSummary`.
+
+    Not thread-safe: one :meth:`run` at a time per instance (a second run over the same output
+    folder and target, from any instance, raises :class:`JobLockedError`). A run uses worker
+    threads of its own only for downloads and writes, over thread-safe parts.
     """
 
     params_model: ClassVar[type[BaseModel]] = ExportParams
@@ -419,6 +431,7 @@ class ExportAction(BaseAction[ExportParams]):
         with self._job_lock():
             with self.step("initialize"):
                 self._initialize()
+                self._counts.carried_until = self._newest_pending()
             self._phase = "main"
             if self._main_pass() == 0:
                 self.log_message(ExportLogMessageCode.EXPORT_NO_RESULTS)
@@ -437,6 +450,18 @@ class ExportAction(BaseAction[ExportParams]):
         before = self.ledger.summary()
         if before.total:
             self.log_message(ExportLogMessageCode.EXPORT_RESUMED, skipped=before.exported)
+
+    def _newest_pending(self) -> float | None:
+        """The newest ``updated`` of the items an earlier run left pending (read in batches).
+
+        Items enqueued by this run are changed later than that, so a retry-queue record changed
+        no later than it was carried over from an earlier run: one the listing may still reach.
+        """
+        newest: float | None = None
+        for record in self.ledger.iter_pending():
+            if newest is None or record.updated > newest:
+                newest = record.updated
+        return newest
 
     def _pages(self) -> Iterator[list[ItemId]]:
         """The ids to export, a page at a time (listing is part of the fetch step)."""
@@ -476,8 +501,14 @@ class ExportAction(BaseAction[ExportParams]):
         """Fetch, convert and save one chunk: the oldest ids waiting for a retry first (so every
         request is full and failures never need requests of their own), then fresh ids."""
         size = self.params.batch_size
-        retry = self._retry_ids(size)
-        chunk = list(retry)
+        retry = self._retry_records(size)
+        chunk = [record.id for record in retry]
+        carried_until = self._counts.carried_until
+        if carried_until is not None:
+            # Unchanged since the run started: left by an earlier run, maybe not listed yet.
+            self._counts.taken_ahead.update(
+                record.id for record in retry if record.updated <= carried_until
+            )
         taken = set(chunk)
         while len(chunk) < size and fresh:
             candidates = [fresh.popleft() for _ in range(min(size - len(chunk), len(fresh)))]
@@ -487,11 +518,10 @@ class ExportAction(BaseAction[ExportParams]):
         if chunk:
             self._process(chunk)
 
-    def _retry_ids(self, limit: int) -> list[ItemId]:
+    def _retry_records(self, limit: int) -> list[LedgerRecord]:
         if self._monotonic() < self._not_before:
             return []  # the backend asked for a pause before failed items are asked again
-        records = self.ledger.oldest_pending(limit, max_attempts=self.params.retry_rounds)
-        return [record.id for record in records]
+        return self.ledger.oldest_pending(limit, max_attempts=self.params.retry_rounds)
 
     def _drain(self) -> None:
         """After the main pass: fetch what still waits for a retry, pausing (``retry_delay``,
@@ -555,9 +585,13 @@ class ExportAction(BaseAction[ExportParams]):
             self.ledger.mark_failed_codes(unsafe)
         done = self.ledger.exported_among(safe)
         todo: list[ItemId] = []
+        ahead = self._counts.taken_ahead
         for item_id in safe:
+            exported_by_this_run = item_id in ahead
+            ahead.discard(item_id)
             if item_id in done and self._files_present(item_id):
-                self._counts.skipped += 1
+                if not exported_by_this_run:
+                    self._counts.skipped += 1
             else:
                 todo.append(item_id)
         return todo
