@@ -148,8 +148,22 @@ def worker(args: argparse.Namespace) -> None:
     else:
         result = naive_export(args.url, token, Path(args.out), args.originals, args.pause)
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: ``VmHWM`` of its memory map. (``ru_maxrss`` is not: Linux
+    carries the parent's high-water mark into a forked child across ``exec``, so a worker
+    spawned by a large parent would report the parent's figure.) Off Linux, ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the parent: emulator, runs, figures -----------------------------------------------------
