@@ -203,6 +203,29 @@ def test_params_that_are_not_json_are_written_as_text(tmp_path: Path) -> None:
     assert len(event["params"]["big"]) == 100  # bounded
 
 
+def test_control_characters_from_params_are_escaped_on_the_terminal_and_in_stdlib_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backend-chosen value (an item id) cannot clear the screen or forge a log line; the JSON
+    job log keeps the exact text (JSON escapes it)."""
+    import io
+
+    from rich.console import Console
+
+    hostile = "x\x1b[2J\r\nFAKE LINE\x9b"
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    caplog.set_level(logging.INFO, logger="synapse_sdk.plugins.action")
+    with _Action({"count": 1}, job_dir=tmp_path, console=console) as action:
+        event = action.log_message(_Code.T_ACTION_HELLO, name=hostile)
+    assert event.text == f"Hello {hostile}."
+    assert _events(tmp_path)[0]["text"] == f"Hello {hostile}."
+    (record,) = [r for r in caplog.records if r.name == "synapse_sdk.plugins.action"]
+    for shown in (record.getMessage(), out.getvalue().rstrip("\n")):
+        assert shown == "Hello x\\x1b[2J\\r\\nFAKE LINE\\x9b."
+        assert shown.isprintable()
+
+
 def test_log_message_refuses_a_non_code(tmp_path: Path) -> None:
     with _Action({"count": 1}, job_dir=tmp_path) as action, pytest.raises(TypeError):
         action.log_message("T_ACTION_HELLO")  # type: ignore[arg-type]

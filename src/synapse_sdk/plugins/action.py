@@ -225,6 +225,14 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
+def _printable(text: str) -> str:
+    """``text`` with every non-printable character (ESC, CR, newline, C1 controls...) written as
+    its Python escape, so a message cannot move a terminal's cursor or forge a log line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class BaseAction(ABC, Generic[ParamsT]):
     """Base class of a plugin action: typed params, job folder, logging, client and ledger.
 
@@ -439,13 +447,16 @@ class BaseAction(ABC, Generic[ParamsT]):
             language=self.language,
         )
         self.job_log.write(event)
+        # A parameter from the backend (an item id, say) may hold control characters: the JSON
+        # job log escapes them, the terminal and plain log files get them escaped here.
+        shown = _printable(resolved.text)
         if self.console is not None and not quiet:
             from rich.text import Text
 
-            self.console.print(Text(resolved.text, style=_CONSOLE_STYLES.get(level, "")))
+            self.console.print(Text(shown, style=_CONSOLE_STYLES.get(level, "")))
         logger.log(
             _STDLIB_LEVELS.get(level, logging.INFO),
-            resolved.text,
+            shown,
             extra={
                 "event": "synapse_sdk.plugins.action.message",
                 "action": self.name,
