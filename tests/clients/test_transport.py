@@ -311,6 +311,17 @@ def test_tls_verification_failure_is_permanent_authentication_error(
     assert len(handler.requests) == 1  # not retried
 
 
+def test_a_bare_tls_verification_error_from_a_custom_transport_is_not_retried(
+    call: Callable[..., Call],
+) -> None:
+    bare = ssl.SSLCertVerificationError("certificate verify failed: unable to get local issuer")
+    handler = Scripted([bare])
+    with pytest.raises(AuthenticationError) as info:
+        call(handler)()
+    assert info.value.__cause__ is bare
+    assert len(handler.requests) == 1  # permanent: not a broken connection to retry
+
+
 def test_raw_os_error_counts_as_a_broken_connection(call: Callable[..., Call]) -> None:
     original = ConnectionResetError(104, "Connection reset by peer")
     with pytest.raises(ServiceUnavailableError) as info:

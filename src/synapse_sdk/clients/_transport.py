@@ -381,7 +381,10 @@ def map_transport_error(
             correlation_id=correlation_id,
             secret=secret,
         )
-    if isinstance(exc, httpx.ConnectError) and _tls_verification_failed(exc):
+    if isinstance(exc, httpx.ConnectError | ssl.SSLCertVerificationError) and (
+        _tls_verification_failed(exc)
+    ):
+        # httpx wraps the ssl error in a ConnectError; a custom transport may let it out bare.
         mapping: ErrorMapping | None = _TLS_MAPPING
     else:
         mapping = _lookup_mapping(exc)
