@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,3 +125,42 @@ def test_help_lists_serve() -> None:
     result = CliRunner().invoke(main, ["emulator", "--help"])
     assert result.exit_code == 0
     assert "serve" in result.output
+
+
+def test_serve_tls_and_export_over_https_only_with_its_ca(tmp_path: Path) -> None:
+    """`serve --tls` in one process, `synapse export` in another: with the printed CA
+    (SSL_CERT_FILE) every item arrives; without it nothing is sent and the failure is
+    EXPORT_FAILED_TLS, exit 4, with no retry."""
+    base = tmp_path
+    with _serve("--items", "25", "--faults", "none", "--tls", "--json") as (proc, out):
+        info = json.loads(out.until(lambda line: line.startswith("{")))
+        assert info["url"].startswith("https://127.0.0.1:")
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+        }
+        env["SYNAPSE_TOKEN"] = info["token"]
+        command = [sys.executable, "-c", _LAUNCH, "export", "--backend", info["url"], "--json"]
+
+        refused = subprocess.run(
+            [*command, "--out", str(base / "refused")],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert refused.returncode == 4, refused.stderr
+        failure = json.loads(refused.stdout)
+        assert failure["error"]["code"] == "EXPORT_FAILED_TLS"
+        assert info["token"] not in refused.stdout + refused.stderr
+
+        trusted = subprocess.run(
+            [*command, "--out", str(base / "trusted")],
+            env={**env, "SSL_CERT_FILE": info["ca_file"]},
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert trusted.returncode == 0, trusted.stderr
+        assert json.loads(trusted.stdout)["exported"] == 25
+        assert len(list((base / "trusted" / "tasks").glob("*.json"))) == 25
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        out.rest()

@@ -84,6 +84,12 @@ def emulator() -> None:
     is_flag=True,
     help="Allow a host other than loopback (the emulator is not secure).",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with a throwaway CA; its certificate file is printed (ca_file). Point "
+    "clients at it, e.g. SSL_CERT_FILE=<ca_file> synapse export --backend <url> ...",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line with url and token.")
 def serve(
     host: str,
@@ -94,6 +100,7 @@ def serve(
     db: Path | None,
     token: str | None,
     allow_non_loopback: bool,
+    tls: bool,
     as_json: bool,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM."""
@@ -120,6 +127,7 @@ def serve(
             db=db,
             token=token,
             allow_non_loopback=allow_non_loopback,
+            tls=tls,
         )
         emu.start()
     except (OSError, ValueError, RuntimeError) as exc:
@@ -141,6 +149,7 @@ def serve(
                         "items": items,
                         "seed": seed,
                         "faults": faults,
+                        **({"ca_file": emu.ca_file} if tls else {}),
                     }
                 )
             )
@@ -153,6 +162,8 @@ def serve(
             )
             click.echo(f"  faults: {emu.faults.describe()}")
             click.echo(f"  data:   {db if db is not None else 'in memory'}")
+            if tls:
+                click.echo(f"  ca:     {emu.ca_file} (the CA that signed the server certificate)")
             click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stopping and emu.running:
