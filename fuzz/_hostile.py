@@ -10,6 +10,8 @@ The builders read from anything shaped like ``atheris.FuzzedDataProvider`` (see
 from __future__ import annotations
 
 import errno
+import json
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -338,3 +340,57 @@ def reachable(root: BaseException) -> dict[int, int]:
                     following.append(child)
         frontier = following
     return distance
+
+
+# --- real tracebacks (for the reader of ``synapse classify``) -------------------------------------
+
+TRACEBACK_HEADER = "Traceback (most recent call last):"
+
+
+def formatted(call: Callable[[], object]) -> tuple[str, str]:
+    """(the traceback Python prints for what ``call`` raises, the first line of its last line)."""
+    try:
+        call()
+    except BaseException as exc:
+        lines = traceback.format_exception(exc)
+        return "".join(lines), lines[-1].strip().split("\n")[0]
+    raise AssertionError("expected the call to raise")
+
+
+def raise_by_cause() -> None:
+    """An explicit chain: ``raise ... from`` a ``json`` error."""
+    try:
+        json.loads("<html>502</html>")
+    except ValueError as exc:
+        raise RuntimeError("step 'convert' failed") from exc
+
+
+def raise_by_context() -> None:
+    """An implicit chain: an error raised while handling a ``KeyError``."""
+    record: dict[str, object] = {}
+    try:
+        record["annotations"]  # a KeyError, on purpose
+    except KeyError:
+        raise ValueError("could not convert record 7")  # noqa: B904 - the implicit chain
+
+
+def raise_file_group() -> None:
+    """An ``ExceptionGroup`` of two real ``FileNotFoundError``s."""
+    errors: list[Exception] = []
+    for path in ("/nonexistent/a.json", "/nonexistent/b.json"):
+        try:
+            with open(path):
+                pass
+        except OSError as exc:
+            errors.append(exc)
+    raise ExceptionGroup("2 files failed", errors)
+
+
+def raise_nested_group() -> None:
+    """A group inside a group."""
+    raise ExceptionGroup("outer", [ValueError("v"), ExceptionGroup("inner", [KeyError("k")])])
+
+
+def raise_multiline() -> None:
+    """A message over several lines."""
+    raise RuntimeError("first line\nsecond line\n  indented third")

@@ -26,65 +26,29 @@ Run: ``python fuzz/fuzz_traceback_reader.py -max_total_time=60 CORPUS_DIR [SEED_
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import traceback
-from collections.abc import Callable
 from io import StringIO
 
 import atheris
 
-from _hostile import Provider, pick, text
+from _hostile import (
+    TRACEBACK_HEADER,
+    Provider,
+    formatted,
+    pick,
+    raise_by_cause,
+    raise_by_context,
+    raise_file_group,
+    raise_multiline,
+    raise_nested_group,
+    text,
+)
 
 with atheris.instrument_imports(include=["synapse_sdk"]):
     from synapse_sdk.cli.classify import Record, split_records
 
-HEADER = "Traceback (most recent call last):"
-
-
-def _formatted(call: Callable[[], object]) -> tuple[str, str]:
-    """(the traceback text, its last exception line)."""
-    try:
-        call()
-    except BaseException as exc:
-        lines = traceback.format_exception(exc)
-        return "".join(lines), lines[-1].strip().split("\n")[0]
-    raise AssertionError("expected the call to raise")
-
-
-def _by_cause() -> None:
-    try:
-        json.loads("<html>502</html>")
-    except ValueError as exc:
-        raise RuntimeError("step 'convert' failed") from exc
-
-
-def _by_context() -> None:
-    try:
-        record: dict[str, object] = {}
-        record["annotations"]  # a KeyError, on purpose
-    except KeyError:
-        raise ValueError("could not convert record 7")  # noqa: B904 - the implicit chain
-
-
-def _group() -> None:
-    errors: list[Exception] = []
-    for path in ("/nonexistent/a.json", "/nonexistent/b.json"):
-        try:
-            with open(path):
-                pass
-        except OSError as exc:
-            errors.append(exc)
-    raise ExceptionGroup("2 files failed", errors)
-
-
-def _nested_group() -> None:
-    raise ExceptionGroup("outer", [ValueError("v"), ExceptionGroup("inner", [KeyError("k")])])
-
-
-def _multiline() -> None:
-    raise RuntimeError("first line\nsecond line\n  indented third")
+HEADER = TRACEBACK_HEADER
 
 
 def _logged() -> str:
@@ -103,7 +67,14 @@ def _logged() -> str:
 
 
 REAL: list[tuple[str, str]] = [
-    _formatted(call) for call in (_by_cause, _by_context, _group, _nested_group, _multiline)
+    formatted(call)
+    for call in (
+        raise_by_cause,
+        raise_by_context,
+        raise_file_group,
+        raise_nested_group,
+        raise_multiline,
+    )
 ]
 GROUPS = {2, 3}  # REAL indexes whose last printed line is a member's, not the group's
 LOGGED = _logged()

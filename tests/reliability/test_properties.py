@@ -20,7 +20,6 @@ import math
 import re
 import string
 import sys
-import traceback
 from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
@@ -710,44 +709,12 @@ def test_regression_huge_widths_do_not_allocate_gigabytes() -> None:
 
 # --- the traceback reader of ``synapse classify`` -------------------------------------------------
 
-HEADER = "Traceback (most recent call last):"
-
-
-def _formatted(call: Callable[[], object]) -> tuple[str, str]:
-    """A real traceback and the first line of the exception Python printed last."""
-    try:
-        call()
-    except BaseException as exc:
-        lines = traceback.format_exception(exc)
-        return "".join(lines), lines[-1].strip().split("\n")[0]
-    raise AssertionError("expected the call to raise")
-
-
-def _by_cause() -> None:
-    try:
-        json.loads("<html>502</html>")
-    except ValueError as exc:
-        raise RuntimeError("step 'convert' failed") from exc
-
-
-def _by_context() -> None:
-    record: dict[str, object] = {}
-    try:
-        record["annotations"]
-    except KeyError:
-        raise ValueError("could not convert record 7")  # noqa: B904 - the implicit chain
-
-
-def _group() -> None:
-    raise ExceptionGroup("outer", [ValueError("v"), ExceptionGroup("inner", [KeyError("k")])])
-
-
-def _multiline() -> None:
-    raise RuntimeError("first line\nsecond line\n  indented third")
-
-
-REAL = [_formatted(call) for call in (_by_cause, _by_context, _multiline)]
-GROUP = _formatted(_group)
+HEADER = hostile.TRACEBACK_HEADER
+REAL = [
+    hostile.formatted(call)
+    for call in (hostile.raise_by_cause, hostile.raise_by_context, hostile.raise_multiline)
+]
+GROUP = hostile.formatted(hostile.raise_nested_group)
 
 
 def _lines(text: str) -> list[str]:
