@@ -342,6 +342,18 @@ def reachable(root: BaseException) -> dict[int, int]:
     return distance
 
 
+def plain_message(exc: BaseException) -> str | None:
+    """``str(exc)`` when it is an ordinary one-line string (what ``flatten_exception`` prints
+    as is), else None."""
+    try:
+        message = str(exc)
+    except Exception:
+        return None
+    if type(message) is not str or "\n" in message or len(message) > 1000:
+        return None
+    return message
+
+
 # --- real tracebacks (for the reader of ``synapse classify``) -------------------------------------
 
 TRACEBACK_HEADER = "Traceback (most recent call last):"

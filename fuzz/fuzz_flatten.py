@@ -24,7 +24,7 @@ import sys
 
 import atheris
 
-from _hostile import Provider, build_chain, reachable
+from _hostile import Provider, build_chain, plain_message, reachable
 
 with atheris.instrument_imports(include=["synapse_sdk"]):
     from synapse_sdk.failures import flatten_exception, walk_chain
@@ -37,17 +37,6 @@ def _type_name(cls: type) -> str:
     if module in ("builtins", "__main__"):
         return cls.__qualname__
     return f"{module}.{cls.__qualname__}"
-
-
-def _plain_message(exc: BaseException) -> str | None:
-    """``str(exc)`` when it is an ordinary one-line string, else None."""
-    try:
-        message = str(exc)
-    except Exception:
-        return None
-    if type(message) is not str or "\n" in message or len(message) > 1000:
-        return None
-    return message
 
 
 def check(root: BaseException, everything: list[BaseException], fdp: Provider) -> None:
@@ -77,7 +66,7 @@ def check(root: BaseException, everything: list[BaseException], fdp: Provider) -
     assert text.startswith(name[:head]), (name, text[:80])
 
     default = walk_chain(root)
-    messages = [_plain_message(exc) for exc in default]
+    messages = [plain_message(exc) for exc in default]
     if all(m is not None for m in messages):
         lines = [
             f"{_type_name(type(exc))}: {m}" if m else _type_name(type(exc))

@@ -444,16 +444,6 @@ def test_walk_chain_is_the_reachable_set_within_its_bounds(
     assert {id(e) for e in walk_chain(root, max_depth=room, max_nodes=room)} == set(distance)
 
 
-def _plain_message(exc: BaseException) -> str | None:
-    try:
-        message = str(exc)
-    except Exception:
-        return None
-    if type(message) is not str or "\n" in message or len(message) > 1000:
-        return None
-    return message
-
-
 @given(_graphs(), st.integers(64, 3000))
 @settings(max_examples=200, deadline=None)
 def test_flatten_is_bounded_starts_with_the_root_and_reads_one_line_per_exception(
@@ -466,7 +456,7 @@ def test_flatten_is_bounded_starts_with_the_root_and_reads_one_line_per_exceptio
     head = (limit - len("\n…\n") + 1) // 2
     assert text.startswith(_type_name(type(root))[:head])
     chain = walk_chain(root)
-    messages = [_plain_message(exc) for exc in chain]
+    messages = [hostile.plain_message(exc) for exc in chain]
     if all(m is not None for m in messages):
         lines = [
             f"{_type_name(type(exc))}: {m}" if m else _type_name(type(exc))

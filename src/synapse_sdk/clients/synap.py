@@ -73,6 +73,7 @@ from synapse_sdk.clients._synap_types import (
 from synapse_sdk.clients._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     ERROR_BODY_LIMIT,
+    _Read,
     map_transport_error,
 )
 from synapse_sdk.config import SDKConfig
@@ -126,32 +127,11 @@ def _parsed(
         ) from exc
 
 
-class _BoundedBody:
-    """The body of one answer, read up to a bound: :data:`ERROR_BODY_LIMIT` bytes of an error
+def _bounded_body(response: httpx.Response) -> _Read:
+    """The transport's bounded reader for one answer: :data:`ERROR_BODY_LIMIT` bytes of an error
     answer (enough for any envelope), :data:`DEFAULT_MAX_RESPONSE_BYTES` of a success."""
-
-    __slots__ = ("chunks", "exceeded", "limit", "size")
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.limit = DEFAULT_MAX_RESPONSE_BYTES if response.is_success else ERROR_BODY_LIMIT
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.exceeded = False
-
-    def take(self, chunk: bytes) -> bool:
-        """Keep ``chunk`` within the bound; True once it is reached (stop reading)."""
-        room = self.limit - self.size
-        if len(chunk) > room:
-            self.chunks.append(chunk[:room])
-            self.size, self.exceeded = self.limit, True
-            return True
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        return False
-
-    @property
-    def content(self) -> bytes:
-        return b"".join(self.chunks)
+    limit = DEFAULT_MAX_RESPONSE_BYTES if response.is_success else ERROR_BODY_LIMIT
+    return _Read(response, limit)
 
 
 def _log_answer(request: Request, status: int | None, started: float) -> None:
@@ -246,7 +226,7 @@ class _ClientBase:
         )
 
     def _answer(
-        self, request: Request, response: httpx.Response, body: _BoundedBody, started: float
+        self, request: Request, response: httpx.Response, body: _Read, started: float
     ) -> dict[str, Any]:
         """The ``data`` of a 2xx answer.
 
@@ -264,12 +244,12 @@ class _ClientBase:
                     error_code="response_too_large",
                     correlation_id=request.correlation_id,
                 )
-            return data_from_response(request, response.status_code, body.content)
+            return data_from_response(request, response.status_code, body.body)
         raise error_from_response(
             request,
             response.status_code,
             response.headers,
-            body.content,
+            body.body,
             instance_id=self._core.instance_id,
         )
 
@@ -379,7 +359,7 @@ class SynapClient(_ClientBase):
         started = time.monotonic()
         try:
             with client.stream(**self._core.http_arguments(request)) as response:
-                body = _BoundedBody(response)
+                body = _bounded_body(response)
                 for chunk in response.iter_bytes():
                     if body.take(chunk):
                         break
@@ -672,7 +652,7 @@ class AsyncSynapClient(_ClientBase):
         started = time.monotonic()
         try:
             async with client.stream(**self._core.http_arguments(request)) as response:
-                body = _BoundedBody(response)
+                body = _bounded_body(response)
                 async for chunk in response.aiter_bytes():
                     if body.take(chunk):
                         break
