@@ -118,6 +118,25 @@ def test_reference_table_row(name: str, kind: str, retried: str, cause: str,
     assert len(caught.value.attempts) == expected_attempts
 
 
+#: The Synap SDK's tree: these credential problems are kinds of authentication failure.
+AUTHENTICATION_KINDS = ["CertificateExpiredError", "CertificateRenewalError",
+                        "BootstrapKeyInvalidError"]
+
+
+@pytest.mark.parametrize("name", AUTHENTICATION_KINDS)
+def test_credential_errors_are_authentication_errors(name: str) -> None:
+    cls = getattr(exceptions, name)
+    assert issubclass(cls, exceptions.AuthenticationError)
+    assert issubclass(cls, SynapPermanentError)
+    assert cls.code != exceptions.AuthenticationError.code  # still told apart by its own code
+    with pytest.raises(exceptions.AuthenticationError):
+        raise make(cls)
+    backend = exceptions.backend_error_class(cls)("refused", status_code=401)
+    assert isinstance(backend, exceptions.AuthenticationError)
+    assert isinstance(backend, BackendError)
+    assert not RetryPolicy().is_retryable(backend)
+
+
 def test_table_is_the_whole_tree() -> None:
     leaves = {
         cls.__name__

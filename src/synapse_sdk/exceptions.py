@@ -20,9 +20,9 @@ backend response is *both* a ``BackendError`` and its semantic class (a 429 is a
         │   │   ├── InvalidInstanceIdError           invalid_instance_id (instance_id)
         │   │   └── InvalidConversationIdError       invalid_conversation_id (conversation_id)
         │   ├── AuthenticationError                  authentication_failed
-        │   ├── CertificateExpiredError              certificate_expired
-        │   ├── CertificateRenewalError              certificate_renewal_failed
-        │   ├── BootstrapKeyInvalidError             bootstrap_key_invalid
+        │   │   ├── CertificateExpiredError          certificate_expired
+        │   │   ├── CertificateRenewalError          certificate_renewal_failed
+        │   │   └── BootstrapKeyInvalidError         bootstrap_key_invalid
         │   ├── BootstrapError                       bootstrap_failed
         │   ├── ContextNotFoundError                 context_not_found
         │   ├── SessionExpiredError                  session_expired
@@ -38,6 +38,9 @@ Choices where the seed page is silent or contradicts itself (see ``docs/errors.m
   ("Transient, Retried: Yes"), although the seed's prose once lists it under the permanent branch.
 * ``InvalidInstanceIdError`` and ``InvalidConversationIdError`` are kinds of invalid input, so
   ``except InvalidInputError`` catches them; both remain permanent.
+* ``CertificateExpiredError``, ``CertificateRenewalError`` and ``BootstrapKeyInvalidError`` are
+  authentication failures, as in the real Synap SDK's tree, so ``except AuthenticationError``
+  catches them; they stay permanent and are never retried by default.
 * Misusing the SDK (bad argument types, wrong call order the seed does not name) raises builtin
   ``ValueError``/``TypeError``, outside this tree, so ``except SynapError`` never hides a bug.
 
@@ -323,19 +326,19 @@ class AuthenticationError(SynapPermanentError):
     code: ClassVar[str] = "authentication_failed"
 
 
-class CertificateExpiredError(SynapPermanentError):
+class CertificateExpiredError(AuthenticationError):
     """The mTLS client certificate expired beyond its TTL plus the 48-hour grace period."""
 
     code: ClassVar[str] = "certificate_expired"
 
 
-class CertificateRenewalError(SynapPermanentError):
+class CertificateRenewalError(AuthenticationError):
     """Renewing an expiring client certificate failed (authority unreachable or binding revoked)."""
 
     code: ClassVar[str] = "certificate_renewal_failed"
 
 
-class BootstrapKeyInvalidError(SynapPermanentError):
+class BootstrapKeyInvalidError(AuthenticationError):
     """The bootstrap token is invalid, expired, malformed or already consumed."""
 
     code: ClassVar[str] = "bootstrap_key_invalid"

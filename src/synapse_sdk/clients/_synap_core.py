@@ -33,7 +33,6 @@ from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
     AuthenticationError,
     BootstrapError,
-    BootstrapKeyInvalidError,
     CertificateExpiredError,
     CertificateRenewalError,
     InvalidInstanceIdError,
@@ -65,21 +64,10 @@ DEFAULT_CREDENTIALS_DIR = Path("~/.synapse/synap")
 _TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 
 #: Errors ``initialize()`` lets through unchanged: each already names the init problem.
-_INIT_PASS_THROUGH = (
-    BootstrapKeyInvalidError,
-    BootstrapError,
-    InvalidInstanceIdError,
-    AuthenticationError,
-    CertificateExpiredError,
-    CertificateRenewalError,
-)
+#: ``AuthenticationError`` includes the bootstrap-key and certificate errors.
+_INIT_PASS_THROUGH = (AuthenticationError, BootstrapError, InvalidInstanceIdError)
 #: Errors certificate renewal lets through unchanged (the rest become CertificateRenewalError).
-_RENEW_PASS_THROUGH = (
-    CertificateRenewalError,
-    CertificateExpiredError,
-    AuthenticationError,
-    InvalidInstanceIdError,
-)
+_RENEW_PASS_THROUGH = (AuthenticationError, InvalidInstanceIdError)
 
 
 @dataclass(frozen=True, slots=True)
