@@ -179,6 +179,105 @@ def test_backend_error_class_falls_back_to_plain_backend_error() -> None:
     assert backend_error_class(RateLimitError) is BackendRateLimitError
 
 
+# --- the registry: which class for which answer ---------------------------------------------
+
+HTTP_ANSWERS = [
+    # (status, envelope code, operation, class raised, outcome unknown)
+    (429, None, None, exceptions.BackendRateLimitError, False),
+    (503, None, None, exceptions.BackendServiceUnavailableError, False),
+    (503, "agent_unavailable", None, exceptions.BackendAgentUnavailableError, False),
+    (408, None, None, exceptions.BackendServiceUnavailableError, False),
+    (500, None, None, exceptions.BackendServiceUnavailableError, True),
+    (502, "teapot", None, exceptions.BackendServiceUnavailableError, True),
+    (599, None, None, exceptions.BackendServiceUnavailableError, True),
+    (501, None, None, BackendError, False),
+    (505, None, None, BackendError, False),
+    (400, "invalid_ids", None, exceptions.BackendInvalidInputError, False),
+    (404, None, None, exceptions.BackendInvalidInputError, False),
+    (422, None, None, exceptions.BackendInvalidInputError, False),
+    (401, None, None, exceptions.BackendAuthenticationError, False),
+    (403, None, None, exceptions.BackendAuthenticationError, False),
+    (418, None, None, BackendError, False),
+    (302, None, None, BackendError, False),
+    # A known code wins over the status; the status still says whether it may have been applied.
+    (401, "session_expired", None, exceptions.BackendSessionExpiredError, False),
+    (404, "context_not_found", None, exceptions.BackendContextNotFoundError, False),
+    (500, "rate_limited", None, exceptions.BackendRateLimitError, True),
+    (401, "certificate_expired", "renew", exceptions.BackendCertificateExpiredError, False),
+    # An operation may give a code its own meaning.
+    (403, "binding_revoked", "session", exceptions.BackendAuthenticationError, False),
+    (403, "binding_revoked", "renew", exceptions.BackendCertificateRenewalError, False),
+    (404, "invalid_instance_id", None, exceptions.BackendInvalidInstanceIdError, False),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "operation", "expected", "unknown"), HTTP_ANSWERS)
+def test_the_registry_picks_the_class_of_an_http_answer(
+    status: int, code: str | None, operation: str | None, expected: type, unknown: bool
+) -> None:
+    match = exceptions.registry.for_http(status, code, operation)
+    assert backend_error_class(match.error) is expected
+    assert match.outcome_unknown is unknown
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        ("UNAUTHENTICATED", None, exceptions.AuthenticationError),
+        ("PERMISSION_DENIED", None, exceptions.AuthenticationError),
+        ("RESOURCE_EXHAUSTED", None, RateLimitError),
+        ("UNAVAILABLE", None, exceptions.ServiceUnavailableError),
+        ("UNAVAILABLE", "stream_dropped", exceptions.ServiceUnavailableError),
+        ("UNAVAILABLE", "agent_unavailable", exceptions.AgentUnavailableError),
+        ("DEADLINE_EXCEEDED", None, NetworkTimeoutError),
+        ("INVALID_ARGUMENT", None, InvalidInputError),
+        ("NOT_FOUND", None, InvalidInputError),
+        ("UNAUTHENTICATED", "session_expired", exceptions.SessionExpiredError),
+        ("INTERNAL", None, None),  # the caller decides (the stream: a broken connection)
+    ],
+)
+def test_the_registry_picks_the_class_of_a_grpc_status(
+    status: str, code: str | None, expected: type | None
+) -> None:
+    assert exceptions.registry.for_grpc(status, code) is expected
+
+
+def test_every_backend_code_has_a_backend_form() -> None:
+    for cls in ALL_ERROR_CLASSES:
+        if cls not in BACKEND_COMBINED and (cls.backend_codes or cls.http_statuses):
+            assert issubclass(backend_error_class(cls), cls), cls
+
+
+def test_declarations_are_not_inherited_and_conflicts_are_refused() -> None:
+    class Quota(RateLimitError):
+        """A subclass that declares nothing takes over no answer."""
+
+    assert exceptions.registry.for_http(429).error is RateLimitError
+    with pytest.raises(TypeError, match="both claim the backend code 'rate_limited'"):
+
+        class Clash(SynapTransientError):
+            """Claims a free status and a taken code: neither is entered."""
+
+            http_statuses = (499,)
+            backend_codes = ("rate_limited",)
+
+    assert exceptions.registry.for_http(499).error is BackendError  # nothing half-registered
+
+
+def test_build_error_passes_the_subject_first() -> None:
+    error = exceptions.build_error(
+        exceptions.BackendInvalidConversationIdError,
+        "gone",
+        {"conversation_id": "conv-9", "instance_id": "inst_x"},
+        status_code=404,
+    )
+    assert error.conversation_id == "conv-9" and error.status_code == 404
+    unknown = exceptions.build_error(InvalidInstanceIdError, "gone", {})
+    assert unknown.instance_id is None
+    plain = exceptions.build_error(RateLimitError, "slow", {}, retry_after_seconds=2)
+    assert plain.retry_after_seconds == 2
+
+
 def test_a_rate_limited_backend_response_is_caught_both_ways() -> None:
     error = backend_error_class(RateLimitError)(
         "slow down", status_code=429, error_code="rate_limited", retry_after_seconds=1.5

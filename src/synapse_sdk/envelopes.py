@@ -40,7 +40,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synapse_sdk.exceptions import ItemId
 from synapse_sdk.retry_after import (
     parse_retry_after,
     parse_retry_after_ms,
@@ -55,11 +54,15 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "ErrorEnvelope",
     "FailedItem",
+    "ItemId",
     "find_envelope",
     "iter_envelopes",
     "parse_retry_after",
     "retry_after_from_headers",
 ]
+
+#: An item id as the backend sends it (the v2 API uses strings or integers).
+ItemId = str | int
 
 #: Characters of one text scanned; a longer text is scanned as its first and last halves of this.
 MAX_TEXT_CHARS = 256 * 1024

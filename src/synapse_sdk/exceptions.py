@@ -46,6 +46,13 @@ Choices where the seed page is silent or contradicts itself (see ``docs/errors.m
 
 Every class has a stable machine-readable ``code``, accepts ``correlation_id=`` as a keyword,
 has a readable ``repr`` and survives ``pickle`` (actions may run in other processes).
+
+Which class an answer becomes is declared on the classes themselves: ``http_statuses``,
+``http_status_class`` (a whole status class such as 5xx), ``grpc_statuses``, ``backend_codes``
+and ``operation_codes``. Defining a class registers its declarations in :data:`registry`
+(``__init_subclass__``, as google-api-core does with its metaclass), which answers "which class
+for this answer" for the HTTP transport and the listening stream; no other table picks a class.
+A second class claiming the same status or code is a ``TypeError`` at definition time.
 """
 
 from __future__ import annotations
@@ -54,14 +61,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-if TYPE_CHECKING:
-    from synapse_sdk.envelopes import ErrorEnvelope
+from synapse_sdk.envelopes import ErrorEnvelope, ItemId, find_envelope
 
 __all__ = [
     "INSTANCE_ID_PATTERN",
     "AgentUnavailableError",
+    "AnswerMatch",
     "AttemptRecord",
     "AuthenticationError",
     "BackendAgentUnavailableError",
@@ -83,10 +90,10 @@ __all__ = [
     "CertificateExpiredError",
     "CertificateRenewalError",
     "ContextNotFoundError",
+    "ErrorRegistry",
     "InvalidConversationIdError",
     "InvalidInputError",
     "InvalidInstanceIdError",
-    "ItemId",
     "ListeningAlreadyActiveError",
     "ListeningNotActiveError",
     "NetworkTimeoutError",
@@ -97,16 +104,17 @@ __all__ = [
     "SynapPermanentError",
     "SynapTransientError",
     "backend_error_class",
+    "build_error",
+    "registry",
     "validate_instance_id",
 ]
-
-#: An item id as the backend sends it (the v2 API uses strings or integers).
-ItemId = str | int
 
 #: The ``inst_<hex16>`` instance id format.
 INSTANCE_ID_PATTERN = re.compile(r"inst_[0-9a-f]{16}")
 
 _MAX_ID_IN_MESSAGE = 64
+
+SynapErrorT = TypeVar("SynapErrorT", bound="SynapError")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +132,106 @@ class AttemptRecord:
     wait: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerMatch:
+    """The class an HTTP error answer stands for, and whether the request may have been applied.
+
+    ``error`` is the semantic class (``RateLimitError``) or plain ``BackendError``;
+    :func:`backend_error_class` gives the class to raise for a backend answer.
+    """
+
+    error: type[SynapError]
+    #: True when only the status class matched (500, 502, 504, other 5xx): the server failed
+    #: part-way and the request may have been applied.
+    outcome_unknown: bool
+
+
+class ErrorRegistry:
+    """Answer → error class, filled by the classes' own declarations as they are defined.
+
+    Look-ups, most specific first: a backend code the answered operation gives its own meaning
+    (``operation_codes``), a backend code (``backend_codes``), the exact status
+    (``http_statuses`` / ``grpc_statuses``), the status class (``http_status_class``).
+    """
+
+    def __init__(self) -> None:
+        self._http: dict[int, type[SynapError]] = {}
+        self._http_class: dict[int, type[SynapError]] = {}
+        self._grpc: dict[str, type[SynapError]] = {}
+        self._codes: dict[str, type[SynapError]] = {}
+        self._operation_codes: dict[tuple[str, str], type[SynapError]] = {}
+        self._backend_forms: dict[type[SynapError], type[BackendError]] = {}
+
+    def register(self, cls: type[SynapError]) -> None:
+        """Record what ``cls`` itself declares (inherited declarations are its parents').
+
+        Raises:
+            TypeError: another class already claims one of the statuses or codes.
+        """
+        own = vars(cls)
+        status_class = own.get("http_status_class")
+        self._claim(
+            cls,
+            (self._http, own.get("http_statuses", ()), "HTTP status"),
+            (self._http_class, () if status_class is None else (status_class,), "status class"),
+            (self._grpc, own.get("grpc_statuses", ()), "gRPC status"),
+            (self._codes, own.get("backend_codes", ()), "backend code"),
+            (self._operation_codes, own.get("operation_codes", ()), "operation code"),
+        )
+
+    def register_backend_form(self, semantic: type[SynapError], cls: type[BackendError]) -> None:
+        """Record ``cls`` as the class raised when the backend answers with ``semantic``."""
+        self._claim(cls, (self._backend_forms, (semantic,), "backend form of"))
+
+    @staticmethod
+    def _claim(cls: type, *claims: tuple[dict[Any, Any], Iterable[Any], str]) -> None:
+        """Enter every claim of ``cls``, or none if one is already another class's."""
+        for table, keys, what in claims:
+            for key in keys:
+                holder = table.get(key)
+                if holder is not None and holder is not cls:
+                    raise TypeError(
+                        f"{cls.__name__} and {holder.__name__} both claim the {what} {key!r}"
+                    )
+        for table, keys, _ in claims:
+            table.update(dict.fromkeys(keys, cls))
+
+    def for_http(
+        self, status: int, code: str | None = None, operation: str | None = None
+    ) -> AnswerMatch:
+        """The class an HTTP error answer ``status`` (with the envelope's ``code``, to the
+        call ``operation``) stands for; plain ``BackendError`` when nothing claims it."""
+        exact = self._http.get(status)
+        by_class = None if exact is not None else self._http_class.get(status // 100)
+        chosen = self.for_code(code, operation) or exact or by_class or BackendError
+        return AnswerMatch(chosen, by_class is not None)
+
+    def for_grpc(self, status_name: str, code: str | None = None) -> type[SynapError] | None:
+        """The class a gRPC status (``StatusCode.X.name``) with a details ``code`` stands for."""
+        return self.for_code(code) or self._grpc.get(status_name)
+
+    def for_code(self, code: str | None, operation: str | None = None) -> type[SynapError] | None:
+        """The class a backend error code stands for (in the answer to ``operation``)."""
+        if code is None:
+            return None
+        if operation is not None:
+            scoped = self._operation_codes.get((operation, code))
+            if scoped is not None:
+                return scoped
+        return self._codes.get(code)
+
+    def backend_form(self, semantic: type[SynapError] | None) -> type[BackendError]:
+        """The class that is both ``BackendError`` and ``semantic`` (plain ``BackendError``
+        when ``semantic`` is None or has no backend-reported form)."""
+        if semantic is None:
+            return BackendError
+        return self._backend_forms.get(semantic, BackendError)
+
+
+#: The one registry every class registers in as it is defined.
+registry = ErrorRegistry()
+
+
 def _rebuild(cls: type[SynapError], message: str, state: dict[str, Any]) -> SynapError:
     """Recreate an error on unpickling without calling its (subclass-specific) ``__init__``."""
     obj = cls.__new__(cls)
@@ -138,6 +246,24 @@ class SynapError(Exception):
     code: ClassVar[str] = "synap_error"
     #: Whether the outcome of the failed operation is unknown (the request may have been applied).
     outcome_unknown: bool = False
+
+    # What answers this class stands for (see ErrorRegistry); each class declares its own.
+    #: HTTP error statuses.
+    http_statuses: ClassVar[tuple[int, ...]] = ()
+    #: A status class (5 for 5xx) for statuses no class claims exactly; their outcome is unknown.
+    http_status_class: ClassVar[int | None] = None
+    #: gRPC status names (``StatusCode.X.name``).
+    grpc_statuses: ClassVar[tuple[str, ...]] = ()
+    #: Backend error codes (the envelope's ``code``), whatever the status.
+    backend_codes: ClassVar[tuple[str, ...]] = ()
+    #: ``(operation, code)``: a code that means this class in the answer to one operation only.
+    operation_codes: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The id the error is about, passed first to the constructor (``instance_id``), if any.
+    subject: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        registry.register(cls)
 
     def __init__(self, message: str = "", *, correlation_id: str | None = None) -> None:
         super().__init__(message)
@@ -201,6 +327,7 @@ class NetworkTimeoutError(SynapTransientError):
     """A network request to Synap Cloud timed out before completing."""
 
     code: ClassVar[str] = "network_timeout"
+    grpc_statuses: ClassVar[tuple[str, ...]] = ("DEADLINE_EXCEEDED",)
 
 
 def _check_retry_after(value: float | None) -> float | None:
@@ -217,6 +344,9 @@ class RateLimitError(SynapTransientError):
     """The API rate limit was exceeded; ``retry_after_seconds`` says how long to wait."""
 
     code: ClassVar[str] = "rate_limited"
+    http_statuses: ClassVar[tuple[int, ...]] = (429,)
+    grpc_statuses: ClassVar[tuple[str, ...]] = ("RESOURCE_EXHAUSTED",)
+    backend_codes: ClassVar[tuple[str, ...]] = ("rate_limited",)
 
     def __init__(
         self,
@@ -237,12 +367,19 @@ class ServiceUnavailableError(SynapTransientError):
     """Synap Cloud is temporarily unavailable (maintenance, deployment or an outage)."""
 
     code: ClassVar[str] = "service_unavailable"
+    #: 408: the server gave up waiting for the request (outcome known); other 5xx: see the
+    #: transport's table (501 and 505 are plain ``BackendError``).
+    http_statuses: ClassVar[tuple[int, ...]] = (408, 503)
+    http_status_class: ClassVar[int | None] = 5
+    grpc_statuses: ClassVar[tuple[str, ...]] = ("UNAVAILABLE",)
+    backend_codes: ClassVar[tuple[str, ...]] = ("service_unavailable", "stream_dropped")
 
 
 class AgentUnavailableError(SynapTransientError):
     """The Synap agent backing the instance is temporarily unavailable (restarting or busy)."""
 
     code: ClassVar[str] = "agent_unavailable"
+    backend_codes: ClassVar[tuple[str, ...]] = ("agent_unavailable",)
 
 
 # --- permanent -------------------------------------------------------------------------------
@@ -252,6 +389,10 @@ class InvalidInputError(SynapPermanentError):
     """The request contains invalid parameters or data that fails validation."""
 
     code: ClassVar[str] = "invalid_input"
+    #: 404: the addressed resource does not exist, the request named something wrong.
+    http_statuses: ClassVar[tuple[int, ...]] = (400, 404, 422)
+    grpc_statuses: ClassVar[tuple[str, ...]] = ("INVALID_ARGUMENT", "NOT_FOUND")
+    backend_codes: ClassVar[tuple[str, ...]] = ("invalid_input",)
 
 
 def _shown_id(value: object) -> str:
@@ -265,6 +406,8 @@ class InvalidInstanceIdError(InvalidInputError):
     """The ``instance_id`` does not exist or does not match the ``inst_<hex16>`` format."""
 
     code: ClassVar[str] = "invalid_instance_id"
+    backend_codes: ClassVar[tuple[str, ...]] = ("invalid_instance_id",)
+    subject: ClassVar[str | None] = "instance_id"
 
     def __init__(
         self,
@@ -303,6 +446,8 @@ class InvalidConversationIdError(InvalidInputError):
     """The ``conversation_id`` does not exist or cannot be found."""
 
     code: ClassVar[str] = "invalid_conversation_id"
+    backend_codes: ClassVar[tuple[str, ...]] = ("invalid_conversation_id",)
+    subject: ClassVar[str | None] = "conversation_id"
 
     def __init__(
         self,
@@ -324,42 +469,59 @@ class AuthenticationError(SynapPermanentError):
     """The SDK cannot authenticate: credentials invalid, revoked, rotated, missing or corrupt."""
 
     code: ClassVar[str] = "authentication_failed"
+    http_statuses: ClassVar[tuple[int, ...]] = (401, 403)
+    grpc_statuses: ClassVar[tuple[str, ...]] = ("UNAUTHENTICATED", "PERMISSION_DENIED")
+    backend_codes: ClassVar[tuple[str, ...]] = (
+        "authentication_failed",
+        "client_certificate_required",
+        "certificate_unknown",
+        "credentials_rotated",
+        "binding_revoked",
+    )
 
 
 class CertificateExpiredError(AuthenticationError):
     """The mTLS client certificate expired beyond its TTL plus the 48-hour grace period."""
 
     code: ClassVar[str] = "certificate_expired"
+    backend_codes: ClassVar[tuple[str, ...]] = ("certificate_expired",)
 
 
 class CertificateRenewalError(AuthenticationError):
     """Renewing an expiring client certificate failed (authority unreachable or binding revoked)."""
 
     code: ClassVar[str] = "certificate_renewal_failed"
+    backend_codes: ClassVar[tuple[str, ...]] = ("certificate_renewal_failed",)
+    #: A revoked binding found while renewing is a failed renewal (elsewhere: authentication).
+    operation_codes: ClassVar[tuple[tuple[str, str], ...]] = (("renew", "binding_revoked"),)
 
 
 class BootstrapKeyInvalidError(AuthenticationError):
     """The bootstrap token is invalid, expired, malformed or already consumed."""
 
     code: ClassVar[str] = "bootstrap_key_invalid"
+    backend_codes: ClassVar[tuple[str, ...]] = ("bootstrap_key_invalid",)
 
 
 class BootstrapError(SynapPermanentError):
     """Initialization failed for a reason other than the bootstrap token itself."""
 
     code: ClassVar[str] = "bootstrap_failed"
+    backend_codes: ClassVar[tuple[str, ...]] = ("bootstrap_failed",)
 
 
 class ContextNotFoundError(SynapPermanentError):
     """No stored memories exist for the user or conversation; treat it as an empty state."""
 
     code: ClassVar[str] = "context_not_found"
+    backend_codes: ClassVar[tuple[str, ...]] = ("context_not_found",)
 
 
 class SessionExpiredError(SynapPermanentError):
     """The session expired (idle too long or invalidated server-side) and must be re-established."""
 
     code: ClassVar[str] = "session_expired"
+    backend_codes: ClassVar[tuple[str, ...]] = ("session_expired",)
 
 
 class ListeningAlreadyActiveError(SynapPermanentError):
@@ -387,6 +549,8 @@ class BackendError(SynapError):
     """
 
     code: ClassVar[str] = "backend_error"
+    #: 501, 505: the server will never support this request; not retried.
+    http_statuses: ClassVar[tuple[int, ...]] = (501, 505)
 
     def __init__(
         self,
@@ -406,8 +570,6 @@ class BackendError(SynapError):
         # next class in the MRO has a different signature; BackendError sets every field itself.
         SynapError.__init__(self, message, correlation_id=correlation_id)
         if envelope is None and error_code is None and message:
-            from synapse_sdk.envelopes import find_envelope
-
             envelope = find_envelope(message)
         failed = tuple(failed_ids)
         codes = dict(failed_codes or {})
@@ -430,6 +592,14 @@ class BackendError(SynapError):
         self.succeeded: list[dict[str, Any]] = []
         if outcome_unknown:
             self.outcome_unknown = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A combined Backend<Semantic>Error registers as the backend-reported form of the
+        # semantic class it names right after BackendError.
+        super().__init_subclass__(**kwargs)
+        semantic = [b for b in cls.__bases__ if issubclass(b, SynapError) and b is not BackendError]
+        if BackendError in cls.__bases__ and len(semantic) == 1:
+            registry.register_backend_form(semantic[0], cls)
 
     def _repr_fields(self) -> list[tuple[str, Any]]:
         failed: Any = self.failed_ids
@@ -544,29 +714,17 @@ class BackendInvalidConversationIdError(BackendError, InvalidConversationIdError
         self.conversation_id = conversation_id
 
 
-_BACKEND_CLASSES: dict[type[SynapError], type[BackendError]] = {
-    cls.__mro__[2]: cls
-    for cls in (
-        BackendRateLimitError,
-        BackendServiceUnavailableError,
-        BackendAgentUnavailableError,
-        BackendInvalidInputError,
-        BackendAuthenticationError,
-        BackendContextNotFoundError,
-        BackendSessionExpiredError,
-        BackendBootstrapKeyInvalidError,
-        BackendBootstrapError,
-        BackendCertificateExpiredError,
-        BackendCertificateRenewalError,
-        BackendInvalidInstanceIdError,
-        BackendInvalidConversationIdError,
-    )
-}
-
-
 def backend_error_class(semantic: type[SynapError] | None) -> type[BackendError]:
     """Return the class that is both ``BackendError`` and ``semantic`` (plain ``BackendError``
     when ``semantic`` is None or has no backend-reported form)."""
-    if semantic is None:
-        return BackendError
-    return _BACKEND_CLASSES.get(semantic, BackendError)
+    return registry.backend_form(semantic)
+
+
+def build_error(
+    cls: type[SynapErrorT], message: str, subjects: Mapping[str, object], **fields: Any
+) -> SynapErrorT:
+    """``cls(message, **fields)``, passing first the id the class is about (its ``subject``,
+    looked up in ``subjects``; None when the caller does not know it)."""
+    if cls.subject is not None:
+        return cls(subjects.get(cls.subject), message, **fields)  # type: ignore[arg-type,call-arg]
+    return cls(message, **fields)

@@ -7,10 +7,12 @@ original by the callers:
 * httpx and OS errors: :func:`synapse_sdk.clients._transport.map_transport_error` (connect
   failures and timeouts before sending → outcome known; read timeouts and broken connections →
   ``outcome_unknown``; an untrusted server certificate → ``AuthenticationError``).
-* HTTP error answers: the envelope's ``code`` picks the class (:data:`ERROR_CODES`), an
-  operation may override it (a revoked binding during renewal is a ``CertificateRenewalError``,
-  elsewhere an ``AuthenticationError``), and an unknown code falls back to the status.
+* HTTP error answers: the transport's :func:`~synapse_sdk.clients._transport.error_for_status`,
+  told the operation (a revoked binding during renewal is a ``CertificateRenewalError``,
+  elsewhere an ``AuthenticationError``) and the ids an error may name.
 * gRPC statuses of the listening stream: :func:`error_from_grpc`, using the JSON details.
+
+Both pick the class in :data:`synapse_sdk.exceptions.registry`.
 """
 
 from __future__ import annotations
@@ -24,32 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from synapse_sdk.clients._transport import error_for_status
-from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
+from synapse_sdk.clients._transport import ErrorContext, error_for_status
 from synapse_sdk.exceptions import (
-    AgentUnavailableError,
-    AuthenticationError,
     BackendError,
-    BackendInvalidConversationIdError,
-    BackendInvalidInstanceIdError,
-    BootstrapError,
-    BootstrapKeyInvalidError,
-    CertificateExpiredError,
-    CertificateRenewalError,
-    ContextNotFoundError,
-    InvalidInputError,
-    InvalidInstanceIdError,
-    NetworkTimeoutError,
     RateLimitError,
     ServiceUnavailableError,
-    SessionExpiredError,
     SynapError,
-    backend_error_class,
+    build_error,
+    registry,
 )
-from synapse_sdk.retry_after import parse_retry_after, retry_after_from_headers
+from synapse_sdk.retry_after import parse_retry_after
 
 __all__ = [
-    "ERROR_CODES",
     "SESSION_HEADER",
     "Request",
     "client_ssl_context",
@@ -66,35 +54,6 @@ SESSION_HEADER: Final = "x-synap-session"
 _MAX_DETAIL = 300
 
 Auth = Literal["none", "certificate", "session"]
-
-#: Envelope code → the semantic error it means.
-ERROR_CODES: Final[Mapping[str, type[SynapError]]] = {
-    "invalid_input": InvalidInputError,
-    "rate_limited": RateLimitError,
-    "service_unavailable": ServiceUnavailableError,
-    "agent_unavailable": AgentUnavailableError,
-    "stream_dropped": ServiceUnavailableError,
-    "context_not_found": ContextNotFoundError,
-    "session_expired": SessionExpiredError,
-    "authentication_failed": AuthenticationError,
-    "client_certificate_required": AuthenticationError,
-    "certificate_unknown": AuthenticationError,
-    "credentials_rotated": AuthenticationError,
-    "binding_revoked": AuthenticationError,
-    "certificate_expired": CertificateExpiredError,
-    "certificate_renewal_failed": CertificateRenewalError,
-    "bootstrap_key_invalid": BootstrapKeyInvalidError,
-    "bootstrap_failed": BootstrapError,
-}
-
-#: Codes naming an id the caller passed: the error carries that id.
-_ID_CODES: Final = frozenset({"invalid_conversation_id", "invalid_instance_id"})
-
-#: (operation, code) → the error that code means for that operation.
-_OPERATION_CODES: Final[Mapping[tuple[str, str], type[SynapError]]] = {
-    ("renew", "binding_revoked"): CertificateRenewalError,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -149,75 +108,21 @@ def error_from_response(
     content: bytes,
     *,
     instance_id: str,
-) -> SynapError:
-    """The error for a non-2xx answer to ``request`` (the caller raises it).
-
-    Known envelope codes give the combined ``Backend<Semantic>Error`` (caught by both
-    ``except BackendError`` and ``except <Semantic>Error``); unknown conversation and instance
-    ids give :class:`InvalidConversationIdError` / :class:`InvalidInstanceIdError` naming the
-    id; anything else is classified by status.
-    """
-    envelope = find_envelope(content) if content else None
-    code = envelope.code if envelope is not None else None
-    semantic = None
-    if code is not None:
-        semantic = _OPERATION_CODES.get((request.operation, code)) or ERROR_CODES.get(code)
-    if envelope is None or code is None or (semantic is None and code not in _ID_CODES):
-        return error_for_status(
-            status,
-            headers,
-            content,
-            method=request.method,
-            path=request.path,
-            correlation_id=request.correlation_id,
-        )
-    message = f"Synap {request.operation} refused (HTTP {status}): {_envelope_text(envelope)}"
-    backend_fields: dict[str, Any] = {
-        "status_code": status,
-        "error_code": code,
-        "detail": _shorten(envelope.message),
-        "correlation_id": request.correlation_id,
-        "envelope": envelope,
-    }
-    if code == "invalid_conversation_id":
-        return BackendInvalidConversationIdError(
-            request.conversation_id, message, **backend_fields
-        )
-    if semantic is None:  # invalid_instance_id
-        return BackendInvalidInstanceIdError(instance_id, message, **backend_fields)
-    retry_after = retry_after_from_headers(headers)
-    if retry_after is None:
-        retry_after = envelope.retry_after_seconds
-    return backend_error_class(semantic)(
-        message,
-        status_code=status,
-        error_code=code,
-        detail=_shorten(envelope.message),
-        retry_after_seconds=retry_after,
+) -> BackendError:
+    """The error for a non-2xx answer to ``request`` (the caller raises it): the transport's
+    mapping, told the operation and the ids the error may be about."""
+    return error_for_status(
+        status,
+        headers,
+        content,
+        method=request.method,
+        path=request.path,
         correlation_id=request.correlation_id,
-        envelope=envelope,
+        context=ErrorContext(
+            request.operation,
+            {"instance_id": instance_id, "conversation_id": request.conversation_id},
+        ),
     )
-
-
-def _envelope_text(envelope: ErrorEnvelope) -> str:
-    body: dict[str, Any] = {"code": envelope.code}
-    if envelope.message:
-        body["detail"] = _shorten(envelope.message)
-    if envelope.retry_after_seconds is not None:
-        body["retry_after"] = envelope.retry_after_seconds
-    return json.dumps({"error": body})
-
-
-#: gRPC status name → the error when the details carry no known code.
-_GRPC_STATUS: Final[Mapping[str, type[SynapError]]] = {
-    "UNAUTHENTICATED": AuthenticationError,
-    "PERMISSION_DENIED": AuthenticationError,
-    "RESOURCE_EXHAUSTED": RateLimitError,
-    "UNAVAILABLE": ServiceUnavailableError,
-    "DEADLINE_EXCEEDED": NetworkTimeoutError,
-    "INVALID_ARGUMENT": InvalidInputError,
-    "NOT_FOUND": InvalidInputError,
-}
 
 
 def error_from_grpc(
@@ -225,7 +130,8 @@ def error_from_grpc(
 ) -> SynapError:
     """The error for a failed listening stream (``status_name`` as in ``StatusCode.X.name``).
 
-    Unknown statuses (INTERNAL, UNKNOWN, ...) count as a broken stream: a transient
+    The details' ``code``, else the status, picks the class in the error registry. Unknown
+    statuses (INTERNAL, UNKNOWN, ...) count as a broken stream: a transient
     ``ServiceUnavailableError`` whose reconnect may succeed.
     """
     code: str | None = None
@@ -242,16 +148,11 @@ def error_from_grpc(
         if isinstance(value, str | int | float):  # read like a Retry-After header
             retry_after = parse_retry_after(value)
     message = f"Synap listening stream ended with {status_name}: {_shorten(detail)}"
-    if code == "invalid_instance_id":
-        return InvalidInstanceIdError(instance_id, message, correlation_id=correlation_id)
-    semantic = (ERROR_CODES.get(code) if code else None) or _GRPC_STATUS.get(
-        status_name, ServiceUnavailableError
-    )
+    semantic = registry.for_grpc(status_name, code) or ServiceUnavailableError
+    fields: dict[str, Any] = {"correlation_id": correlation_id}
     if issubclass(semantic, RateLimitError):
-        return RateLimitError(
-            message, retry_after_seconds=retry_after, correlation_id=correlation_id
-        )
-    return semantic(message, correlation_id=correlation_id)
+        fields["retry_after_seconds"] = retry_after
+    return build_error(semantic, message, {"instance_id": instance_id}, **fields)
 
 
 def load_trust_root(value: bytes | str | Path | None) -> bytes | None:

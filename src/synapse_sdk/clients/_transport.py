@@ -15,7 +15,10 @@ failure classifier walks stays intact. Every call made through them:
   success body; the error's message quotes at most about 4 KiB of the body (the envelope's
   detail cut at 500 characters, its first 20 failed items).
 
-Status mapping (the backend answered):
+Status mapping (the backend answered). The class is looked up in
+:data:`synapse_sdk.exceptions.registry`, which the error classes fill with their declarations: a
+known envelope code wins over the status (``agent_unavailable`` on a 503 is a
+``BackendAgentUnavailableError``), then the exact status, then the status class:
 
 =============================  =====================================================  =========
 status                         raised                                                 retried
@@ -79,16 +82,16 @@ import httpx
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import (
-    AgentUnavailableError,
     AuthenticationError,
     BackendError,
     InvalidInputError,
     NetworkTimeoutError,
-    RateLimitError,
     ServiceUnavailableError,
     SynapError,
     SynapTransientError,
     backend_error_class,
+    build_error,
+    registry,
 )
 from synapse_sdk.retry import Retrying, remaining_time
 from synapse_sdk.retry_after import retry_after_from_headers
@@ -100,6 +103,7 @@ __all__ = [
     "HTTPX_NOT_MAPPED",
     "AsyncTransport",
     "ClientStats",
+    "ErrorContext",
     "ErrorMapping",
     "Response",
     "Transport",
@@ -137,6 +141,23 @@ VerifyTypes = ssl.SSLContext | str | os.PathLike[str]
 SyncSleep = Callable[[float], None]
 AsyncSleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorContext:
+    """What a call tells the answer → error mapping beyond the answer itself.
+
+    ``operation`` names the call for codes whose meaning depends on it (the registry's
+    ``operation_codes``: a revoked binding while renewing is a ``CertificateRenewalError``);
+    ``subjects`` holds the ids an error may be about (``instance_id``, ``conversation_id``),
+    named by ``InvalidInstanceIdError`` and ``InvalidConversationIdError``.
+    """
+
+    operation: str | None = None
+    subjects: Mapping[str, object] = field(default_factory=dict)
+
+
+_NO_CONTEXT: Final = ErrorContext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,25 +424,6 @@ def map_transport_error(
     return mapping.error(message, correlation_id=correlation_id)
 
 
-def _status_class(status: int, envelope: ErrorEnvelope | None) -> tuple[type[BackendError], bool]:
-    """(error class, outcome_unknown) for an error status."""
-    if status == 429:
-        return backend_error_class(RateLimitError), False
-    if status == 503:
-        if envelope is not None and envelope.code == AgentUnavailableError.code:
-            return backend_error_class(AgentUnavailableError), False
-        return backend_error_class(ServiceUnavailableError), False
-    if status == 408:
-        return backend_error_class(ServiceUnavailableError), False
-    if status in (400, 404, 422):
-        return backend_error_class(InvalidInputError), False
-    if status in (401, 403):
-        return backend_error_class(AuthenticationError), False
-    if status >= 500 and status not in (501, 505):
-        return backend_error_class(ServiceUnavailableError), True
-    return BackendError, False
-
-
 def error_for_status(
     status: int,
     headers: Mapping[str, str],
@@ -431,15 +433,22 @@ def error_for_status(
     path: str,
     correlation_id: str | None = None,
     secret: str | None = None,
+    context: ErrorContext | None = None,
 ) -> BackendError:
     """The ``BackendError`` (semantic subclass per the module table) for an error answer.
 
-    ``body`` is at most :data:`ERROR_BODY_LIMIT` bytes of the error body; a malformed or non-JSON
-    body still gives the right class, with ``envelope=None``. The message contains the envelope's
-    canonical JSON (so text classification sees it) and never the token.
+    The class comes from :data:`synapse_sdk.exceptions.registry`: the envelope's code (read in
+    the light of ``context.operation``) first, then the status. ``body`` is at most
+    :data:`ERROR_BODY_LIMIT` bytes of the error body; a malformed or non-JSON body still gives
+    the right class, with ``envelope=None``. The message contains the envelope's canonical JSON
+    (so text classification sees it) and never the token.
     """
+    context = context if context is not None else _NO_CONTEXT
     envelope = find_envelope(body) if body else None
-    cls, outcome_unknown = _status_class(status, envelope)
+    match = registry.for_http(
+        status, envelope.code if envelope is not None else None, context.operation
+    )
+    cls, outcome_unknown = backend_error_class(match.error), match.outcome_unknown
     request_id = headers.get("x-request-id")
     if request_id is not None and len(request_id) > _REQUEST_ID_SHOWN:
         request_id = request_id[:_REQUEST_ID_SHOWN] + "…"
@@ -455,8 +464,10 @@ def error_for_status(
     if request_id:
         message += f" (request_id={_redact(request_id, secret)})"
     retry_after = retry_after_from_headers(headers)
-    return cls(
+    return build_error(
+        cls,
         message,
+        context.subjects,
         status_code=status,
         error_code=envelope.code if envelope is not None else None,
         detail=_redact(envelope.message, secret) if envelope and envelope.message else None,

@@ -63,8 +63,8 @@ from synapse_sdk.clients._transport import (
     malformed_response,
 )
 from synapse_sdk.config import RetryPolicy, SDKConfig
-from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, find_envelope
-from synapse_sdk.exceptions import BackendError, ItemId, SynapError
+from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, ItemId, find_envelope
+from synapse_sdk.exceptions import BackendError, SynapError
 from synapse_sdk.retry import backoff_delay
 
 __all__ = [

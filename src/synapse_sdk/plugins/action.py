@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar, cast
 from pydantic import BaseModel, ConfigDict
 
 from synapse_sdk.config import SDKConfig
-from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
-from synapse_sdk.exceptions import BackendError, ItemId
+from synapse_sdk.envelopes import ErrorEnvelope, ItemId, find_envelope
+from synapse_sdk.exceptions import BackendError
 from synapse_sdk.failures import walk_chain
 from synapse_sdk.i18n import normalize_language
 from synapse_sdk.plugins.ledger import Ledger

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal
 
-from synapse_sdk.exceptions import ItemId
+from synapse_sdk.envelopes import ItemId
 
 __all__ = [
     "LEDGER_FILENAME",

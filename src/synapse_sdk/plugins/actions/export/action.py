@@ -63,10 +63,10 @@ from pydantic import (
     field_validator,
 )
 
+from synapse_sdk.envelopes import ItemId
 from synapse_sdk.exceptions import (
     AuthenticationError,
     BackendError,
-    ItemId,
     SynapError,
     SynapTransientError,
 )

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from synapse_sdk.exceptions import ItemId
+from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry_after import retry_after_from_headers
 
 if TYPE_CHECKING:
