@@ -1,140 +1,26 @@
 #!/usr/bin/env python3
-"""Fuzz ``synapse_sdk.retry_after.parse_retry_after``, ``parse_retry_after_ms`` and
-``retry_after_from_headers``.
+"""libFuzzer entry point of the ``retry_after`` fuzz target.
 
-The first input byte picks a shape: the payload as text, as bytes, as a number (float or a
-big int), an HTTP-date with fuzzed fields, or a header mapping with fuzzed names and values.
+The target itself (its inputs, invariants and docs) is
+``tests/synapse_testkit/fuzz_targets/retry_after.py``,
+shared with the test suite, which replays it on the seeds in ``fuzz/seeds/``. Here it runs
+under atheris with the SDK instrumented for coverage.
 
-Invariants (an ``AssertionError`` is a libFuzzer crash):
-
-* none of them raises on str, bytes, numbers, None or a str → str mapping;
-* the result is None or a finite ``float`` in [0, 86400];
-* plain decimal seconds are read exactly (``"120"`` → 120.0 when at most a day), plain
-  decimal milliseconds too (``"250"`` → 0.25), and milliseconds are never dates;
-* an ASCII text of at most 64 characters gives the same answer as its bytes;
-* a finite number in range is returned as itself, anything else as None;
-* ``retry-after-ms`` with a usable value wins over ``retry-after``, names are
-  case-insensitive, and the answer is the one ``parse_retry_after`` gives for the value used.
-
-Run: ``python fuzz/fuzz_retry_after.py -max_total_time=60 CORPUS_DIR [SEED_DIR]``.
+Run: ``python fuzz/fuzz_retry_after.py -max_total_time=60 CORPUS_DIR [SEED_DIR]``
+(or ``fuzz/run.py``).
 """
 
 from __future__ import annotations
 
-import math
-import re
 import sys
+from pathlib import Path
 
 import atheris
 
-from _hostile import pick, text
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 with atheris.instrument_imports(include=["synapse_sdk"]):
-    from synapse_sdk.retry_after import (
-        MAX_RETRY_AFTER_SECONDS,
-        parse_retry_after,
-        parse_retry_after_ms,
-        retry_after_from_headers,
-    )
-
-NOW = 1_700_000_000.0
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "", "Xyz")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "")
-_ZONES = ("GMT", "UTC", "+0900", "-1200", "EST", "Z", "", "+99999", "-0000")
-_NAMES = ("retry-after", "Retry-After", "RETRY-AFTER", "retry-after-ms", "Retry-After-Ms", "x")
-
-
-def check_delay(result: object) -> None:
-    assert result is None or (
-        type(result) is float and math.isfinite(result) and 0 <= result <= MAX_RETRY_AFTER_SECONDS
-    ), repr(result)
-
-
-def check_text(value: str) -> None:
-    result = parse_retry_after(value, now=NOW)
-    check_delay(result)
-    milliseconds = parse_retry_after_ms(value)
-    check_delay(milliseconds)
-    stripped = value.strip()
-    if len(stripped) <= 64 and _DECIMAL.fullmatch(stripped):
-        number = float(stripped)
-        assert result == (number if number <= MAX_RETRY_AFTER_SECONDS else None), (value, result)
-        number /= 1000
-        assert milliseconds == (number if number <= MAX_RETRY_AFTER_SECONDS else None), value
-    else:
-        assert milliseconds is None, (value, milliseconds)  # never a date, sign or exponent
-    if value.isascii() and len(value) <= 64:
-        assert parse_retry_after(value.encode(), now=NOW) == result, value
-        assert parse_retry_after_ms(value.encode()) == milliseconds, value
-
-
-def check_number(value: float) -> None:
-    result = parse_retry_after(value)
-    check_delay(result)
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    in_range = math.isfinite(number) and 0 <= number <= MAX_RETRY_AFTER_SECONDS
-    assert result == (number if in_range else None), (value, result)
-    milliseconds = parse_retry_after_ms(value)
-    number /= 1000
-    in_range = math.isfinite(number) and 0 <= number <= MAX_RETRY_AFTER_SECONDS
-    assert milliseconds == (number if in_range else None), (value, milliseconds)
-
-
-def check_headers(headers: dict[str, str]) -> None:
-    result = retry_after_from_headers(headers)
-    check_delay(result)
-    lowered: dict[str, str] = {}
-    for key, value in headers.items():
-        lowered.setdefault(key.lower(), value)
-    milliseconds = lowered.get("retry-after-ms", "").strip()
-    if len(milliseconds) <= 64 and _DECIMAL.fullmatch(milliseconds):
-        seconds = float(milliseconds) / 1000
-        if seconds <= MAX_RETRY_AFTER_SECONDS:
-            assert result == seconds, (headers, result)
-            return
-    if "retry-after" not in lowered:
-        assert result is None, (headers, result)
-    elif _DECIMAL.fullmatch(lowered["retry-after"].strip()):
-        assert result == parse_retry_after(lowered["retry-after"]), (headers, result)
-
-
-def TestOneInput(data: bytes) -> None:
-    if not data:
-        return
-    mode, payload = data[0] % 6, data[1:]
-    if mode == 0:
-        check_text(payload.decode("utf-8", "surrogateescape"))
-    elif mode == 1:
-        check_delay(parse_retry_after(payload, now=NOW))
-        check_delay(parse_retry_after(bytearray(payload), now=NOW))
-        check_delay(parse_retry_after_ms(payload))
-    elif mode == 2:
-        fdp = atheris.FuzzedDataProvider(payload)
-        check_number(fdp.ConsumeFloat())
-        check_number(fdp.ConsumeInt(fdp.ConsumeIntInRange(1, 200)))
-    elif mode == 3:
-        fdp = atheris.FuzzedDataProvider(payload)
-        date = (
-            f"{pick(fdp, _DAYS)}, {fdp.ConsumeIntInRange(-5, 40):02d} {pick(fdp, _MONTHS)} "
-            f"{fdp.ConsumeIntInRange(-1, 10_000)} {fdp.ConsumeIntInRange(0, 99):02d}:"
-            f"{fdp.ConsumeIntInRange(0, 99):02d}:{fdp.ConsumeIntInRange(0, 99):02d} "
-            f"{pick(fdp, _ZONES)}{text(fdp, 4)}"
-        )
-        check_text(date)
-        check_text(date[: fdp.ConsumeIntInRange(0, len(date))])
-    elif mode == 4:
-        fdp = atheris.FuzzedDataProvider(payload)
-        headers = {}
-        for _ in range(fdp.ConsumeIntInRange(0, 4)):
-            name = pick(fdp, _NAMES) if fdp.ConsumeBool() else text(fdp, 16)
-            headers[name] = text(fdp, 40)
-        check_headers(headers)
-    else:
-        check_text(payload.decode("latin-1"))
+    from synapse_testkit.fuzz_targets.retry_after import TestOneInput
 
 
 def main() -> None:

@@ -7,23 +7,23 @@ of *found* envelopes, Retry-After semantics (exact decimals, HTTP-dates, header 
 the chain walk against an independent reachability search on hostile exception graphs, the
 documented classification layers recomputed from public functions for all four categories,
 rendering of every message code in any language with hostile parameters, and the traceback
-reader's coverage of its input. Exceptions and values are built by ``fuzz/_hostile.py``, the
-same builders the atheris harnesses use, driven here by hypothesis draws; the harnesses
-themselves are run on random inputs at the end when atheris is installed.
+reader's coverage of its input. Exceptions and values are built by ``synapse_testkit.hostile``,
+the same builders the atheris harnesses use, driven here by hypothesis draws; the fuzz targets
+themselves (``synapse_testkit.fuzz_targets``) are replayed on their seeds and random inputs at
+the end.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
+import pkgutil
 import re
 import string
-import sys
 from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -55,21 +55,10 @@ from synapse_sdk.retry_after import (
     parse_retry_after_ms,
     retry_after_from_headers,
 )
+from synapse_testkit import fuzz_targets, hostile
 
+#: The fuzz folder: its seeds are replayed here (data, not code) and its harness names checked.
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The harnesses import it as ``_hostile``; registering it under that name serves both.
-hostile = sys.modules.get("_hostile") or _load("_hostile", FUZZ / "_hostile.py")
 
 CATEGORIES: tuple[FailureCategory[Any], ...] = tuple(get_category(n) for n in CATEGORY_NAMES)
 IDS = [c.name for c in CATEGORIES]
@@ -82,8 +71,8 @@ _any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=6
 
 
 class _Draws:
-    """The ``atheris.FuzzedDataProvider`` calls ``fuzz/_hostile.py`` makes, as hypothesis draws
-    (so failures shrink)."""
+    """The ``atheris.FuzzedDataProvider`` calls ``synapse_testkit.hostile`` makes, as hypothesis
+    draws (so failures shrink)."""
 
     def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
         self._draw = draw
@@ -470,7 +459,7 @@ def test_regression_str_returning_a_str_subclass_whose_methods_raise() -> None:
     # fuzz_flatten / fuzz_classifiers: str(exc) may return a str subclass; len(), slicing and
     # format() on it raised out of flatten_exception, every classifier and extract_failed_step.
     exc = hostile.StrReturnsHostileStr("disk full")
-    assert flatten_exception(exc) == "_hostile.StrReturnsHostileStr: disk full"
+    assert flatten_exception(exc) == "synapse_testkit.hostile.StrReturnsHostileStr: disk full"
     for category in CATEGORIES:
         category.classify(exc)
     exc.step = None
@@ -798,27 +787,33 @@ def test_a_real_traceback_between_log_lines_is_one_record_with_its_last_line(
     assert records[1].summary == last
 
 
-# --- the fuzz harnesses themselves ----------------------------------------------------------------
+# --- the fuzz targets themselves ----------------------------------------------------------------
 
-HARNESSES = sorted(path.stem for path in FUZZ.glob("fuzz_*.py"))
-
-
-@pytest.fixture(scope="module")
-def harness_modules() -> dict[str, ModuleType]:
-    pytest.importorskip("atheris")
-    return {name: sys.modules.get(name) or _load(name, FUZZ / f"{name}.py") for name in HARNESSES}
+TARGETS = sorted(info.name for info in pkgutil.iter_modules(fuzz_targets.__path__))
 
 
-@pytest.mark.parametrize("name", HARNESSES)
-def test_fuzz_harness_invariants_hold_on_its_seeds_and_random_inputs(
-    name: str, harness_modules: dict[str, ModuleType]
-) -> None:
-    """The harnesses' invariants, on their seeds and on inputs hypothesis picks: a harness that
-    no longer matches the code fails here, not only in a nightly fuzzing run."""
-    run = harness_modules[name].TestOneInput
-    seeds = FUZZ / "seeds" / name.removeprefix("fuzz_")
+def test_every_fuzz_harness_has_its_target_here() -> None:
+    """Each ``fuzz/fuzz_NAME.py`` runs ``synapse_testkit.fuzz_targets.NAME`` under atheris, so the
+    replay below covers every harness CI fuzzes."""
+    harnesses = sorted(p.stem.removeprefix("fuzz_") for p in FUZZ.glob("fuzz_*.py"))
+    assert harnesses == TARGETS
+    for name in TARGETS:
+        wrapper = (FUZZ / f"fuzz_{name}.py").read_text()
+        assert f"from synapse_testkit.fuzz_targets.{name} import TestOneInput" in wrapper
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_fuzz_target_invariants_hold_on_its_seeds_and_random_inputs(name: str) -> None:
+    """The targets' invariants, on their seeds and on inputs hypothesis picks: a target that no
+    longer matches the code fails here, not only in a fuzzing run. The bytes are read by
+    atheris's own provider where atheris is installed (the test extra installs it)."""
+    run = importlib.import_module(f"synapse_testkit.fuzz_targets.{name}").TestOneInput
+    seeds = FUZZ / "seeds" / name
+    replayed = 0
     for seed in sorted(seeds.iterdir()) if seeds.is_dir() else []:
         run(seed.read_bytes())
+        replayed += 1
+    assert replayed or not seeds.exists()
 
     @given(st.binary(max_size=600))
     @settings(max_examples=40, deadline=None)
@@ -826,3 +821,18 @@ def test_fuzz_harness_invariants_hold_on_its_seeds_and_random_inputs(
         run(data)
 
     random_inputs()
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=60, deadline=None)
+def test_the_plain_provider_stays_in_range(data: bytes) -> None:
+    """:class:`BytesProvider` (the targets' reader without atheris) keeps atheris's contract."""
+    fdp = hostile.BytesProvider(data)
+    while fdp.remaining_bytes():
+        low = fdp.ConsumeIntInRange(-5, 5)
+        assert -5 <= low <= 5
+        assert 0 <= fdp.ConsumeIntInRange(0, 2**40) <= 2**40
+        assert isinstance(fdp.ConsumeBool(), bool)
+        assert len(fdp.ConsumeUnicode(8)) <= 8
+        assert isinstance(fdp.ConsumeFloat(), float)
+    assert fdp.ConsumeIntInRange(3, 9) == 3  # exhausted input reads as zeros

@@ -1,8 +1,9 @@
 """Security proofs: secrets, file permissions, TLS verification, loopback, unsafe ids, bounds.
 
-The suite-wide secret sink (``secret_sink.py``, registered by ``tests/conftest.py``) watches
-every test; the tests here first prove the sink sees what it must, then drive the backend,
-export, CLI and emulator paths with planted secrets and check the remaining promises directly.
+The suite-wide secret sink (``synapse_testkit/secret_sink.py``, registered by
+``tests/conftest.py``) watches every test; the tests here first prove the sink sees what it
+must, then drive the backend, export, CLI and emulator paths with planted secrets and check the
+remaining promises directly.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fault soak, CI-sized: ``synapse export`` under ~20 % faults, SIGKILLed 3 times, resumed.
 
-It runs the very code of ``benchmarks/soak_export.py`` (loaded by path): an emulator on
-127.0.0.1 with seeded faults (207 partial failures, corrupted ids, dropped connections, a rate
+It runs the soak of ``benchmarks/soak_export.py`` (``synapse_testkit.soak``): an emulator
+on 127.0.0.1 with seeded faults (207 partial failures, corrupted ids, dropped connections, a rate
 limit, outage windows, latency), the export as a ``synapse export`` subprocess killed with
 SIGKILL once a seeded number of records is on disk (no wall-clock kill moments: nothing here
 depends on timing), rerun until it completes, then every check of the soak: each item exported
@@ -11,34 +11,18 @@ agreement. No timing is asserted.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_export.py"
+from synapse_testkit import soak
+
 ITEMS = 2000
 KILLS = 3
 
 
-def _load_soak() -> ModuleType:
-    name = "soak_export_under_test"
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
-
-
 @pytest.mark.slow
 def test_sigkilled_export_under_faults_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    soak = _load_soak()
     config = soak.SoakConfig(
         items=ITEMS,
         kills=KILLS,

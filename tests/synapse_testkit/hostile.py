@@ -1,10 +1,12 @@
-"""Hostile exceptions and values the harnesses build from fuzz bytes.
+"""Hostile exceptions and values the fuzz targets and the property tests build from bytes.
 
-Nothing from ``synapse_sdk`` is imported here: each harness imports the SDK inside
+Nothing from ``synapse_sdk`` is imported here: each harness in ``fuzz/`` imports the SDK inside
 ``atheris.instrument_imports()``, and a module imported earlier would not be instrumented.
 
 The builders read from anything shaped like ``atheris.FuzzedDataProvider`` (see
-:class:`Provider`), so the same code serves the harnesses and a plain ``random`` driver.
+:class:`Provider`), so the same code serves the harnesses, hypothesis draws and
+:func:`provider`, which reads fuzz bytes with atheris's provider when atheris is installed and
+with :class:`BytesProvider` (plain Python, the same calls) when it is not.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any, Protocol
 
 __all__ = [
     "HOSTILE_EXCEPTION_TYPES",
+    "BytesProvider",
     "HostileStr",
     "Provider",
     "build_chain",
     "children",
     "make_exception",
     "make_value",
+    "provider",
     "reachable",
     "text",
 ]
@@ -39,6 +43,67 @@ class Provider(Protocol):
     def ConsumeUnicode(self, count: int) -> str: ...
     def ConsumeFloat(self) -> float: ...
     def remaining_bytes(self) -> int: ...
+
+
+class BytesProvider:
+    """The :class:`Provider` calls read from a byte string in plain Python: how the fuzz targets
+    run without atheris's native part. Not byte-compatible with atheris (a crash found by
+    libFuzzer replays with atheris installed); exhausted input reads as zeros, as atheris's does.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def _take(self, count: int) -> bytes:
+        chunk = self._data[self._pos : self._pos + count]
+        self._pos += len(chunk)
+        return chunk
+
+    def remaining_bytes(self) -> int:
+        return len(self._data) - self._pos
+
+    def ConsumeInt(self, size: int) -> int:
+        return int.from_bytes(self._take(size).ljust(size, b"\0"), "little", signed=True)
+
+    def ConsumeIntInRange(self, low: int, high: int) -> int:
+        span = high - low
+        if span <= 0:
+            return low
+        size = (span.bit_length() + 7) // 8
+        return low + int.from_bytes(self._take(size), "little") % (span + 1)
+
+    def ConsumeBool(self) -> bool:
+        return bool(self.ConsumeIntInRange(0, 1))
+
+    def ConsumeFloat(self) -> float:
+        kind = self.ConsumeIntInRange(0, 5)
+        specials = (0.0, -0.0, float("inf"), float("-inf"), float("nan"))
+        if kind < len(specials):
+            return specials[kind]
+        return float(self.ConsumeInt(8)) / float(1 + self.ConsumeIntInRange(0, 1 << 16))
+
+    def ConsumeUnicode(self, count: int) -> str:
+        width = self.ConsumeIntInRange(0, 2)  # ASCII, 2-byte or 4-byte code points
+        chars = []
+        for _ in range(count):
+            if not self.remaining_bytes():
+                break
+            if width == 0:
+                chars.append(chr(self.ConsumeIntInRange(0, 0x7F)))
+            else:
+                chars.append(chr(self.ConsumeIntInRange(0, 0xFFFF if width == 1 else 0x10FFFF)))
+        return "".join(chars)
+
+
+def provider(data: bytes) -> Provider:
+    """A provider over fuzz bytes: atheris's when it is installed, else :class:`BytesProvider`."""
+    try:
+        import atheris
+    except ImportError:
+        return BytesProvider(data)
+    made: Provider = atheris.FuzzedDataProvider(data)
+    return made
 
 
 def text(fdp: Provider, limit: int = 64) -> str:

@@ -1,0 +1,7 @@
+"""Helpers the test suite shares with ``fuzz/`` and ``benchmarks/``: the secret sink, the hostile
+exception builders, the fuzz targets and the fault soak.
+
+pytest puts ``tests/`` on ``sys.path`` (``pythonpath`` in ``pyproject.toml``); the fuzz harnesses
+and the soak script add it themselves. Nothing here is imported at package import time, so a fuzz
+harness can import a target inside ``atheris.instrument_imports()`` and have the SDK instrumented.
+"""
