@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from synapse_sdk import exceptions as exc
 from synapse_sdk.clients._synap_credentials import CertificateMeta, new_key_and_csr
 from synapse_sdk.clients._synap_protocol import Request, error_from_grpc, error_from_response
+from synapse_sdk.emulator import FakeClock
 from synapse_sdk.emulator.synap import (
     CertificateAuthority,
     FaultPlan,
     Lifetimes,
-    ManualClock,
     SynapEmulator,
 )
 from synapse_sdk.emulator.synap._service import ApiError
@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 Env = Any
 
 
-# --- the manual clock and the fault plan ----------------------------------------------------
+# --- the fake clock and the fault plan ----------------------------------------------------
 
 
-def test_manual_clock_moves_only_when_told() -> None:
-    clock = ManualClock(100.0)
+def test_fake_clock_moves_only_when_told() -> None:
+    clock = FakeClock(100.0)
     assert clock() == 100.0
     clock.sleep(2.5)
     assert clock.advance(0.5) == 103.0 and clock.sleeps == [2.5]
@@ -155,7 +155,7 @@ def test_dashboard_operations_refuse_unknown_instances(env: Env) -> None:
 
 
 def test_emulator_state_survives_a_restart(tmp_path: Path) -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     with SynapEmulator(clock=clock, state_dir=tmp_path) as first:
         instance_id = first.register_instance()
         ca = first.ca_pem
