@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from synapse_sdk import exceptions as exc
 from synapse_sdk.clients._synap_credentials import CertificateMeta, new_key_and_csr
 from synapse_sdk.clients._synap_protocol import Request, error_from_grpc, error_from_response
-from synapse_sdk.emulator import FakeClock
+from synapse_sdk.emulator import Emulator, FakeClock
+from synapse_sdk.emulator._serving import ServedEmulator
 from synapse_sdk.emulator.synap import (
     CertificateAuthority,
     FaultPlan,
@@ -166,6 +168,24 @@ def test_emulator_state_survives_a_restart(tmp_path: Path) -> None:
     assert repr(second) == "SynapEmulator(stopped)"
     with pytest.raises(RuntimeError):
         second.url  # noqa: B018 - reading it is the test
+
+
+def test_the_synap_emulator_shares_the_backend_emulators_lifecycle() -> None:
+    """Start, TLS and stop are the one lifecycle: the server key is on disk only while it is
+    loaded, the private directory and the thread are gone after stop, and it starts once."""
+    before = {t.name for t in threading.enumerate()}
+    emu = SynapEmulator(clock=FakeClock())
+    assert isinstance(emu, ServedEmulator) and isinstance(Emulator(), ServedEmulator)
+    with emu:
+        work = Path(emu.describe()["ca_file"]).parent
+        names = {p.name for p in work.iterdir()}  # without state_dir, the state lives here too
+        assert {"ca.pem", "server.pem", "synap.sqlite3"} <= names and "server.key" not in names
+        assert work.stat().st_mode & 0o077 == 0
+        assert any(t.name.startswith("synap-emulator:") for t in threading.enumerate())
+    assert not work.exists() and not emu.running
+    assert {t.name for t in threading.enumerate()} <= before
+    with pytest.raises(RuntimeError, match="only once"):
+        emu.start()
 
 
 # --- the client's error mapping -------------------------------------------------------------

@@ -67,7 +67,7 @@ class Emulator(ServedEmulator):
       (e.g. ``BackendV2Client(base_url=emu.url, token=emu.token, verify=emu.ca_file)``), and
       :meth:`client` / :meth:`async_client` trust it already. The server's private key never
       leaves the server: it is not kept on the object, not logged, and its file is deleted as
-      soon as uvicorn has loaded it; the CA file is removed on stop.
+      soon as the server has loaded it; the CA file is removed on stop.
 
     Raises ``ValueError`` for a non-loopback host without ``allow_non_loopback`` and for bad
     item counts or fault settings; ``OSError`` when the address cannot be bound;
