@@ -192,7 +192,7 @@ def check_output(folder: Path, items: int) -> tuple[int, int]:
     return len(expected - set(ids)), len(set(ids) - expected)
 
 
-def run_one(side: str, items: int, db: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
     from synapse_sdk.emulator import Emulator, FaultProfile, RateLimit
 
     profile = FaultProfile(
@@ -201,7 +201,7 @@ def run_one(side: str, items: int, db: Path, args: argparse.Namespace) -> dict[s
         rate_limit=RateLimit(per_second=args.rate, burst=args.burst),
     )
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as out, Emulator(
-        items=items, seed=args.seed, faults=profile, db=db
+        items=items, seed=args.seed, faults=profile
     ) as emu:
         command = [
             sys.executable, __file__, "--worker", side, "--url", emu.url, "--out", out,
@@ -258,23 +258,21 @@ def main() -> None:
         f"{'on' if args.originals else 'off'}, naive pause {args.pause:g}s"
     )
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-db-") as folder:
-        for items in sizes:
-            db = Path(folder) / f"emulator-{items}.sqlite3"
-            for side in ("ours", "naive"):
-                result = run_one(side, items, db, args)
-                results.append(result)
-                print(
-                    f"  {side:<5} {items:>6} items: {result['items_per_s']:7.1f} items/s "
-                    f"({result['ceiling_fraction']:5.1%} of ceiling {result['ceiling']:.1f}/s), "
-                    f"{result['api_requests']} API requests = "
-                    f"{result['api_requests'] / items:.4f}/item vs minimum "
-                    f"{result['min_api_requests'] / items:.4f} ({result['extra_requests']:+.1%}), "
-                    f"{result['rate_limited']} x 429, peak RSS {result['peak_rss_mb']:.1f} MB, "
-                    f"reported failed {result.get('failed', 0)}, lost {result['lost']}, "
-                    f"duplicated {result['extra']}",
-                    flush=True,
-                )
+    for items in sizes:
+        for side in ("ours", "naive"):
+            result = run_one(side, items, args)
+            results.append(result)
+            print(
+                f"  {side:<5} {items:>6} items: {result['items_per_s']:7.1f} items/s "
+                f"({result['ceiling_fraction']:5.1%} of ceiling {result['ceiling']:.1f}/s), "
+                f"{result['api_requests']} API requests = "
+                f"{result['api_requests'] / items:.4f}/item vs minimum "
+                f"{result['min_api_requests'] / items:.4f} ({result['extra_requests']:+.1%}), "
+                f"{result['rate_limited']} x 429, peak RSS {result['peak_rss_mb']:.1f} MB, "
+                f"reported failed {result.get('failed', 0)}, lost {result['lost']}, "
+                f"duplicated {result['extra']}",
+                flush=True,
+            )
     ours = [r for r in results if r["side"] == "ours"]
     naive = [r for r in results if r["side"] == "naive"]
     print("summary")

@@ -17,7 +17,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from clients_support import Clock
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator
+from synapse_sdk.emulator._ca import CertificateAuthority
 from synapse_sdk.exceptions import AuthenticationError, BackendError
 from synapse_sdk.failures import flatten_exception, walk_chain
 from synapse_sdk.plugins.actions.export import classify_export_error
@@ -56,10 +57,11 @@ class _TestEmulator(Emulator):
     def _tls_names(self) -> list[str]:
         return self._names if self._names is not None else super()._tls_names()
 
-    def _prepare_tls(self) -> dict[str, Any]:
-        files = super()._prepare_tls()
-        self.server_key = Path(files["ssl_keyfile"]).read_bytes()
-        return files
+    def _server_certificate(
+        self, authority: CertificateAuthority, names: Sequence[str], common_name: str
+    ) -> tuple[bytes, bytes]:
+        self.server_key, cert_pem = super()._server_certificate(authority, names, common_name)
+        return self.server_key, cert_pem
 
 
 @pytest.fixture(scope="module")

@@ -153,15 +153,6 @@ def test_preset_names_are_seeded_from_the_emulator_seed() -> None:
     assert "faults='mild'" in repr(emu)
 
 
-def test_a_file_database_keeps_the_data(tmp_path: Path) -> None:
-    path = tmp_path / "emu.sqlite"
-    with Emulator(items=5, db=path) as emu:
-        digest = emu.store.digest()
-    assert path.exists()
-    with Emulator(items=5, db=path) as emu:
-        assert emu.store.digest() == digest
-
-
 @pytest.mark.anyio
 async def test_async_context_manager() -> None:
     async with Emulator(items=3) as emu:
@@ -216,7 +207,7 @@ def test_tls_mode_serves_https_with_a_throwaway_ca_and_cleans_up(
         secret_sink.plant(data, "backend emulator server key")
         write_private(path, data)
 
-    monkeypatch.setattr("synapse_sdk.emulator.server.write_private", capture)
+    monkeypatch.setattr("synapse_sdk.emulator._serving.write_private", capture)
     with Emulator(items=3, tls=True) as emu:
         assert emu.url == f"https://127.0.0.1:{emu.port}"
         directory = Path(emu.ca_file).parent

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -107,16 +107,16 @@ def test_original_files_are_small_valid_and_match_their_digest() -> None:
     assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + 3 * width)
 
 
-def test_file_database_is_reused_and_refuses_other_parameters(tmp_path: Path) -> None:
-    path = tmp_path / "demo.sqlite"
-    first = Store(path, items=12, seed=3)
-    digest = first.digest()
-    first.close()
-    again = Store(path, items=12, seed=3)
-    assert again.digest() == digest
-    again.close()
-    with pytest.raises(ValueError, match="seeded with seed=3 items=12"):
-        Store(path, items=12, seed=4)
+def test_items_are_built_on_demand_so_a_million_costs_nothing_up_front() -> None:
+    store = Store(items=1_000_000, seed=0)
+    assert store.count("tasks") == 1_000_000
+    bodies, last = store.page("tasks", 999_998, 100)
+    assert len(bodies) == 2 and last is None
+    assert json.loads(bodies[-1])["id"] == 1_000_000
+    assert store.item("tasks", 1) == Store(items=20, seed=0).item("tasks", 1)
+    assert store.item("tasks", 1_000_001) is None and store.original("tasks", 0) is None
+    store.close()
+    assert store.fetch("tasks", [5]) == Store(items=5, seed=0).fetch("tasks", [5])
 
 
 @pytest.mark.parametrize(

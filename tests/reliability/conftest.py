@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from synapse_sdk.clients.synap import AsyncSynapClient, SynapClient
-from synapse_sdk.emulator.synap import Lifetimes, ManualClock, SynapEmulator
+from synapse_sdk.emulator import FakeClock
+from synapse_sdk.emulator.synap import Lifetimes, SynapEmulator
 
 #: Certificates live an hour (renewal is due after 42 minutes) and sessions outlive that, so a
 #: test can cross the renewal point with a session still open.
@@ -22,7 +23,7 @@ LIFETIMES = Lifetimes(certificate_ttl=3_600.0, session_idle=4 * 3_600.0, session
 
 @pytest.fixture(scope="session")
 def reliability_synap() -> Iterator[SynapEmulator]:
-    with SynapEmulator(clock=ManualClock(), lifetimes=LIFETIMES) as emulator:
+    with SynapEmulator(clock=FakeClock(), lifetimes=LIFETIMES) as emulator:
         yield emulator
 
 
@@ -31,7 +32,7 @@ class SynapWorld:
 
     def __init__(self, emu: SynapEmulator, tmp_path: Path) -> None:
         self.emu = emu
-        self.clock: ManualClock = emu.clock  # type: ignore[assignment]
+        self.clock: FakeClock = emu.clock  # type: ignore[assignment]
         self.tmp_path = tmp_path
         self._count = 0
         self._clients: list[SynapClient] = []

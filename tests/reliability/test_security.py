@@ -37,7 +37,7 @@ from synapse_sdk.clients import synap as synap_module
 from synapse_sdk.clients._transport import ERROR_BODY_LIMIT, AsyncTransport, Transport
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
-from synapse_sdk.emulator.synap import ManualClock, SynapEmulator
+from synapse_sdk.emulator.synap import SynapEmulator
 from synapse_sdk.exceptions import (
     BackendAuthenticationError,
     BackendError,
@@ -291,7 +291,7 @@ def test_emulator_ca_key_and_cli_token_file_are_private_whatever_the_umask(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = tmp_path / "state"
-    with _umask(0), SynapEmulator(clock=ManualClock(), state_dir=state):
+    with _umask(0), SynapEmulator(clock=FakeClock(), state_dir=state):
         pass
     assert _mode(state) == 0o700 and _mode(state / "ca.key") == 0o600
 
@@ -416,7 +416,7 @@ def test_the_emulator_binds_loopback_by_default() -> None:
         assert emu.url.startswith("http://127.0.0.1:")
     with Emulator(items=2, host="localhost") as emu:
         assert emu._socket is not None and emu._socket.getsockname()[0] == "127.0.0.1"
-    with SynapEmulator(clock=ManualClock()) as synap_emu:
+    with SynapEmulator(clock=FakeClock()) as synap_emu:
         assert synap_emu.url.startswith("https://127.0.0.1:")
         assert synap_emu.listen_target.startswith("127.0.0.1:")
 

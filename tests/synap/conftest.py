@@ -15,22 +15,23 @@ from typing import Any
 import pytest
 
 from synapse_sdk.clients.synap import AsyncSynapClient, SynapClient
-from synapse_sdk.emulator.synap import ManualClock, SynapEmulator
+from synapse_sdk.emulator import FakeClock
+from synapse_sdk.emulator.synap import SynapEmulator
 
 
 @pytest.fixture(scope="session")
-def synap_clock() -> ManualClock:
-    return ManualClock()
+def synap_clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture(scope="session")
-def synap_emulator(synap_clock: ManualClock) -> Iterator[SynapEmulator]:
+def synap_emulator(synap_clock: FakeClock) -> Iterator[SynapEmulator]:
     with SynapEmulator(clock=synap_clock) as emulator:
         yield emulator
 
 
 @pytest.fixture
-def clock(synap_clock: ManualClock) -> ManualClock:
+def clock(synap_clock: FakeClock) -> FakeClock:
     synap_clock.sleeps.clear()
     return synap_clock
 
@@ -45,7 +46,7 @@ def emu(synap_emulator: SynapEmulator) -> Iterator[SynapEmulator]:
 class Env:
     """One test's world: the emulator, the clock, a temp dir and the clients it made."""
 
-    def __init__(self, emu: SynapEmulator, clock: ManualClock, tmp_path: Path) -> None:
+    def __init__(self, emu: SynapEmulator, clock: FakeClock, tmp_path: Path) -> None:
         self.emu = emu
         self.clock = clock
         self.tmp_path = tmp_path
@@ -104,7 +105,7 @@ class Env:
 
 
 @pytest.fixture
-def env(emu: SynapEmulator, clock: ManualClock, tmp_path: Path) -> Iterator[Env]:
+def env(emu: SynapEmulator, clock: FakeClock, tmp_path: Path) -> Iterator[Env]:
     world = Env(emu, clock, tmp_path)
     yield world
     world.close()

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from synapse_sdk import exceptions as exc
 from synapse_sdk.clients._synap_credentials import CertificateMeta, new_key_and_csr
 from synapse_sdk.clients._synap_protocol import Request, error_from_grpc, error_from_response
+from synapse_sdk.emulator import Emulator, FakeClock
+from synapse_sdk.emulator._serving import ServedEmulator
 from synapse_sdk.emulator.synap import (
     CertificateAuthority,
     FaultPlan,
     Lifetimes,
-    ManualClock,
     SynapEmulator,
 )
 from synapse_sdk.emulator.synap._service import ApiError
@@ -31,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 Env = Any
 
 
-# --- the manual clock and the fault plan ----------------------------------------------------
+# --- the fake clock and the fault plan ----------------------------------------------------
 
 
-def test_manual_clock_moves_only_when_told() -> None:
-    clock = ManualClock(100.0)
+def test_fake_clock_moves_only_when_told() -> None:
+    clock = FakeClock(100.0)
     assert clock() == 100.0
     clock.sleep(2.5)
     assert clock.advance(0.5) == 103.0 and clock.sleeps == [2.5]
@@ -155,7 +157,7 @@ def test_dashboard_operations_refuse_unknown_instances(env: Env) -> None:
 
 
 def test_emulator_state_survives_a_restart(tmp_path: Path) -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     with SynapEmulator(clock=clock, state_dir=tmp_path) as first:
         instance_id = first.register_instance()
         ca = first.ca_pem
@@ -166,6 +168,24 @@ def test_emulator_state_survives_a_restart(tmp_path: Path) -> None:
     assert repr(second) == "SynapEmulator(stopped)"
     with pytest.raises(RuntimeError):
         second.url  # noqa: B018 - reading it is the test
+
+
+def test_the_synap_emulator_shares_the_backend_emulators_lifecycle() -> None:
+    """Start, TLS and stop are the one lifecycle: the server key is on disk only while it is
+    loaded, the private directory and the thread are gone after stop, and it starts once."""
+    before = {t.name for t in threading.enumerate()}
+    emu = SynapEmulator(clock=FakeClock())
+    assert isinstance(emu, ServedEmulator) and isinstance(Emulator(), ServedEmulator)
+    with emu:
+        work = Path(emu.describe()["ca_file"]).parent
+        names = {p.name for p in work.iterdir()}  # without state_dir, the state lives here too
+        assert {"ca.pem", "server.pem", "synap.sqlite3"} <= names and "server.key" not in names
+        assert work.stat().st_mode & 0o077 == 0
+        assert any(t.name.startswith("synap-emulator:") for t in threading.enumerate())
+    assert not work.exists() and not emu.running
+    assert {t.name for t in threading.enumerate()} <= before
+    with pytest.raises(RuntimeError, match="only once"):
+        emu.start()
 
 
 # --- the client's error mapping -------------------------------------------------------------

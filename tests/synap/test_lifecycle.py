@@ -11,7 +11,8 @@ import pytest
 from synapse_sdk import exceptions as exc
 from synapse_sdk.clients.synap import SynapClient
 from synapse_sdk.config import RetryPolicy, SDKConfig
-from synapse_sdk.emulator.synap import CertificateAuthority, Lifetimes, ManualClock, SynapEmulator
+from synapse_sdk.emulator import FakeClock
+from synapse_sdk.emulator.synap import CertificateAuthority, Lifetimes, SynapEmulator
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -67,7 +68,7 @@ def test_a_call_renews_the_certificate_by_itself(tmp_path: Any) -> None:
     # Production lifetimes put renewal (day 4.9) far beyond a session's life (12 h), so this
     # test runs its own emulator with a one-hour TTL and a longer idle window: a live session
     # meets a certificate that needs renewing, and the call renews it before it is sent.
-    clock = ManualClock()
+    clock = FakeClock()
     lifetimes = Lifetimes(certificate_ttl=HOUR, grace=600, session_idle=2 * HOUR)
     with SynapEmulator(clock=clock, lifetimes=lifetimes) as emu:
         instance_id = emu.register_instance()
@@ -110,7 +111,7 @@ def test_a_fresh_bootstrap_recovers_from_an_expired_certificate(env: Env) -> Non
 
 def test_the_authority_enforces_expiry_when_the_client_clock_lags(env: Env) -> None:
     instance_id, token = env.fresh()
-    lagging = ManualClock(env.clock())  # the client's own clock, not advanced below
+    lagging = FakeClock(env.clock())  # the client's own clock, not advanced below
     client = env.client(instance_id, clock=lagging)
     client.initialize(bootstrap_token=token)
     env.clock.advance(7 * DAY + 1)  # only the server's time moves

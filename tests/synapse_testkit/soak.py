@@ -608,7 +608,6 @@ def soak(config: SoakConfig, log: Callable[[str], None] = print) -> SoakResult:
             seed=config.seed,
             faults=profile,
             host="127.0.0.1",
-            db=workdir / f"emulator-{config.items}-{config.seed}.sqlite3",
         )
         with emu:
             seed_seconds = time.monotonic() - seeding

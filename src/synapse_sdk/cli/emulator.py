@@ -1,7 +1,8 @@
 """``synapse emulator``: run the local backend emulator.
 
-``synapse emulator serve`` prints the URL and bearer token, then serves until Ctrl-C or
-SIGTERM and exits 0 after a clean shutdown. Binding to anything but loopback needs
+``synapse emulator serve`` prints the URL and bearer token (in English or Korean, ``--lang``),
+then serves until Ctrl-C or SIGTERM and exits 0 after a clean shutdown; Ctrl-C before it serves
+exits 130 with nothing left running. Binding to anything but loopback needs
 ``--allow-non-loopback`` and prints a warning: the emulator has no real security.
 """
 
@@ -11,12 +12,59 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 _POLL_SECONDS = 0.2
+_INTERRUPTED = 130  # the shell's exit status for a process ended by Ctrl-C (128 + SIGINT)
+
+#: The banner and status lines of ``serve``, per language.
+_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "starting": "starting the emulator ({items} items per resource)...",
+        "serving": "synapse emulator serving at {url}",
+        "url": "  url:    {url}",
+        "token": "  token:  {token}",
+        "items": "  items:  {items} per resource (tasks, assignments, ground-truths), seed {seed}",
+        "faults": "  faults: {faults}",
+        "ca": "  ca:     {ca_file} (the CA that signed the server certificate)",
+        "stop": "Press Ctrl-C to stop.",
+        "stopped": "stopped after {requests} requests",
+        "interrupted": "interrupted before the emulator was serving; nothing is left running",
+    },
+    "ko": {
+        "starting": "에뮬레이터를 시작하는 중입니다 (리소스마다 항목 {items}개)...",
+        "serving": "synapse 에뮬레이터가 {url}에서 실행 중입니다",
+        "url": "  주소:   {url}",
+        "token": "  토큰:   {token}",
+        "items": "  항목:   리소스마다 {items}개 (tasks, assignments, ground-truths), 시드 {seed}",
+        "faults": "  장애:   {faults}",
+        "ca": "  CA:     {ca_file} (서버 인증서에 서명한 CA)",
+        "stop": "멈추려면 Ctrl-C를 누르세요.",
+        "stopped": "요청 {requests}건을 처리하고 멈췄습니다",
+        "interrupted": (
+            "에뮬레이터가 준비되기 전에 중단했습니다. 실행 중인 서버는 남아 있지 않습니다"
+        ),
+    },
+}
+
+
+def _check_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """Click callback: the language of the banner (``--lang``, else ``$SYNAPSE_LANGUAGE``,
+    else English). A tag without a translation falls back to English, saying so on stderr;
+    a malformed tag is a usage error."""
+    from synapse_sdk.i18n import locale_candidates, normalize_language, resolve_language
+
+    try:
+        language = resolve_language() if value is None else normalize_language(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+    chosen = next(c for c in locale_candidates(language) if c in _TEXT)  # ends with "en"
+    if chosen != language.split("-")[0]:
+        click.echo(f"unknown language {language!r}; using {chosen}", err=True)
+    return chosen
 
 
 def check_faults(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -68,12 +116,6 @@ def emulator() -> None:
     "such as 'heavy,drop_rate=0,rate_limit=10/20'.",
 )
 @click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Keep the data in this SQLite file (default: in memory).",
-)
-@click.option(
     "--token",
     envvar="SYNAPSE_EMULATOR_TOKEN",
     default=None,
@@ -91,19 +133,30 @@ def emulator() -> None:
     "clients at it, e.g. SSL_CERT_FILE=<ca_file> synapse export --backend <url> ...",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line with url and token.")
+@click.option(
+    "--lang",
+    "language",
+    callback=_check_language,
+    help="Language of the banner: en, ko, ko-KR... [default: $SYNAPSE_LANGUAGE, then en]",
+)
+@click.pass_context
 def serve(
+    ctx: click.Context,
     host: str,
     port: int,
     items: int,
     seed: int,
     faults: str,
-    db: Path | None,
     token: str | None,
     allow_non_loopback: bool,
     tls: bool,
     as_json: bool,
+    language: str,
 ) -> None:
-    """Serve the emulator until Ctrl-C or SIGTERM."""
+    """Serve the emulator until Ctrl-C or SIGTERM (Ctrl-C before it serves: exit 130).
+
+    Items are built on demand from the seed, so even a million per resource serve at once.
+    """
     from synapse_sdk.emulator import Emulator, is_loopback
 
     if not is_loopback(host):
@@ -117,6 +170,7 @@ def serve(
             "with the printed token; the emulator is for tests and demos only",
             err=True,
         )
+    text = _TEXT[language]
     try:
         emu = Emulator(
             items=items,
@@ -124,13 +178,11 @@ def serve(
             faults=faults,
             host=host,
             port=port,
-            db=db,
             token=token,
             allow_non_loopback=allow_non_loopback,
             tls=tls,
         )
-        emu.start()
-    except (OSError, ValueError, RuntimeError) as exc:
+    except ValueError as exc:
         raise click.ClickException(f"cannot start the emulator: {exc}") from exc
 
     stopping: list[int] = []
@@ -138,7 +190,22 @@ def serve(
     def _stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, Any] = {}
+    try:
+        if not as_json:
+            click.echo(text["starting"].format(items=items), err=True)
+        emu.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _stop)
+    except KeyboardInterrupt:
+        emu.stop()
+        _restore(previous)
+        click.echo(text["interrupted"], err=True)
+        ctx.exit(_INTERRUPTED)
+    except (OSError, ValueError, RuntimeError) as exc:
+        emu.stop()
+        _restore(previous)
+        raise click.ClickException(f"cannot start the emulator: {exc}") from exc
     try:
         if as_json:
             click.echo(
@@ -154,25 +221,27 @@ def serve(
                 )
             )
         else:
-            click.echo(f"synapse emulator serving at {emu.url}")
-            click.echo(f"  url:    {emu.url}")
-            click.echo(f"  token:  {emu.token}")
-            click.echo(
-                f"  items:  {items} per resource (tasks, assignments, ground-truths), seed {seed}"
-            )
-            click.echo(f"  faults: {emu.faults.describe()}")
-            click.echo(f"  data:   {db if db is not None else 'in memory'}")
+            click.echo(text["serving"].format(url=emu.url))
+            click.echo(text["url"].format(url=emu.url))
+            click.echo(text["token"].format(token=emu.token))
+            click.echo(text["items"].format(items=items, seed=seed))
+            click.echo(text["faults"].format(faults=emu.faults.describe(language)))
             if tls:
-                click.echo(f"  ca:     {emu.ca_file} (the CA that signed the server certificate)")
-            click.echo("Press Ctrl-C to stop.")
+                click.echo(text["ca"].format(ca_file=emu.ca_file))
+            click.echo(text["stop"])
         sys.stdout.flush()
         while not stopping and emu.running:
             time.sleep(_POLL_SECONDS)
     finally:
         emu.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
     if not stopping:
         raise click.ClickException("the emulator's server stopped unexpectedly")
     if not as_json:
-        click.echo(f"stopped after {len(emu.requests)} requests")
+        click.echo(text["stopped"].format(requests=len(emu.requests)))
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Put back the signal handlers ``serve`` replaced."""
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

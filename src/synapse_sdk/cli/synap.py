@@ -8,6 +8,7 @@ certificate authority and data. Pass ``--url`` and ``--trust-root`` to use a rea
 ::
 
     synapse synap init                               # registers an instance, bootstraps it
+                                                     # (once: again needs --force)
     synapse synap ingest "likes tea" --user-id u-1
     synapse synap context --user-id u-1
     synapse synap listen --count 1                   # prints stream events (backlog first)
@@ -18,9 +19,11 @@ exit 1; a bootstrap token or key material is never printed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,8 +52,10 @@ RESOLUTIONS: dict[str, str] = {
     "InvalidInputError": "fix the input parameters",
     "InvalidInstanceIdError": "verify the instance id in the Dashboard",
     "InvalidConversationIdError": "check that the conversation exists",
-    "AuthenticationError": "re-bootstrap (synapse synap init) or check the configuration",
-    "CertificateExpiredError": "re-bootstrap the instance (synapse synap init)",
+    "AuthenticationError": "bootstrap the instance again with a new token "
+    "(synapse synap init --instance-id {instance}) or check the configuration",
+    "CertificateExpiredError": "bootstrap the instance again with a new token "
+    "(synapse synap init --instance-id {instance})",
     "CertificateRenewalError": "contact support with the correlation id",
     "BootstrapKeyInvalidError": "generate a new bootstrap token in the Dashboard",
     "BootstrapError": "check connectivity; run init again",
@@ -76,10 +81,33 @@ def _semantic_name(error: SynapError) -> str:
     return type(error).__name__
 
 
-def _fail(error: SynapError) -> click.ClickException:
+#: The advice for a server certificate this machine does not trust: no bootstrap can fix that.
+TLS_RESOLUTION = (
+    "the server's certificate is not signed by a CA this machine trusts: pass the CA "
+    "certificate (PEM) that signed it, synapse synap --url URL --trust-root CA.pem ..."
+)
+
+
+def _untrusted_server(error: BaseException) -> bool:
+    """Whether ``error`` comes from a server certificate that failed verification."""
+    from synapse_sdk.failures import walk_chain
+
+    # httpcore keeps the ssl error as a suppressed context, which walk_chain does not follow.
+    return any(
+        isinstance(candidate, ssl.SSLCertVerificationError)
+        for link in walk_chain(error)
+        for candidate in (link, link.__context__)
+    )
+
+
+def _fail(error: SynapError, instance_id: str | None = None) -> click.ClickException:
+    """The CLI error for ``error``: its class, whether it is transient, and what to do."""
     name = _semantic_name(error)
     kind = "transient" if isinstance(error, SynapTransientError) else "permanent"
-    hint = RESOLUTIONS.get(name, "see docs/synap.md")
+    if _untrusted_server(error):
+        hint = TLS_RESOLUTION
+    else:
+        hint = RESOLUTIONS.get(name, "see docs/synap.md").format(instance=instance_id or "ID")
     return click.ClickException(f"{name} ({kind}): {error}\n  what to do: {hint}")
 
 
@@ -143,15 +171,19 @@ def _instance_file(settings: _Settings) -> Path:
     return settings.credentials_dir / _DEFAULT_INSTANCE_FILE
 
 
-def _resolve_instance(settings: _Settings, instance_id: str | None) -> str:
-    if instance_id is not None:
-        return instance_id
+def _default_instance(settings: _Settings) -> str | None:
+    """The instance ``init`` made the default, or None when there is none."""
     try:
-        return _instance_file(settings).read_text().strip()
+        return _instance_file(settings).read_text().strip() or None
     except FileNotFoundError:
-        raise click.UsageError(
-            "no instance: pass --instance-id or run `synapse synap init` first"
-        ) from None
+        return None
+
+
+def _resolve_instance(settings: _Settings, instance_id: str | None) -> str:
+    found = instance_id if instance_id is not None else _default_instance(settings)
+    if found is None:
+        raise click.UsageError("no instance: pass --instance-id or run `synapse synap init` first")
+    return found
 
 
 def _client(settings: _Settings, target: _Target, instance_id: str) -> Any:
@@ -174,9 +206,28 @@ _instance_option = click.option(
     help="Single-use bootstrap token (prefer the environment variable). The embedded "
     "emulator issues one when omitted.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Register a new instance and make it the default even though one is set up already.",
+)
 @click.pass_obj
-def init(settings: _Settings, instance_id: str | None, bootstrap_token: str | None) -> None:
-    """Bootstrap an instance: key, CSR, client certificate, first session."""
+def init(
+    settings: _Settings, instance_id: str | None, bootstrap_token: str | None, force: bool
+) -> None:
+    """Bootstrap an instance: key, CSR, client certificate, first session.
+
+    Without --instance-id it sets up a new instance and makes it the default, once: when a
+    default instance exists already it refuses (--instance-id bootstraps that one again,
+    --force sets up another).
+    """
+    existing = _default_instance(settings)
+    if instance_id is None and existing is not None and not force:
+        raise click.UsageError(
+            f"instance {existing} is already set up ({_instance_file(settings)}). "
+            f"`synapse synap init --instance-id {existing}` bootstraps it again; "
+            "`synapse synap init --force` sets up a new instance and makes it the default."
+        )
     try:
         if instance_id is not None:
             validate_instance_id(instance_id)
@@ -193,15 +244,21 @@ def init(settings: _Settings, instance_id: str | None, bootstrap_token: str | No
             with _client(settings, target, instance_id) as client:
                 info = client.initialize(bootstrap_token=bootstrap_token)
     except SynapError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, instance_id) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     _instance_file(settings).write_text(info.instance_id + "\n")
     cert = info.certificate
     click.echo(f"instance:     {info.instance_id}")
     click.echo(f"credentials:  {settings.credentials_dir / info.instance_id}")
-    click.echo(f"certificate:  {cert.state}, expires at {cert.expires_at:.0f} (epoch seconds)")
+    click.echo(f"certificate:  {cert.state}, expires {_local_time(cert.expires_at)}")
     click.echo(f"session:      {info.session_id}")
+
+
+def _local_time(epoch_seconds: float) -> str:
+    """An epoch time as ISO 8601 in the local zone, with its offset and name."""
+    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).astimezone()
+    return f"{moment.isoformat(timespec='seconds')} ({moment.tzname()})"
 
 
 @synap.command()
@@ -229,7 +286,7 @@ def ingest(
                 click.echo(f"conversation: {conversation_id}")
             result = client.ingest(list(memories), user_id=user_id, conversation_id=conversation_id)
     except SynapError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, instance) from exc
     for memory_id in result.memory_ids:
         click.echo(memory_id)
 
@@ -265,7 +322,7 @@ def context(
             except ContextNotFoundError:
                 memories = []  # the seed's advice: no context is an empty state, not a failure
     except SynapError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, instance) from exc
     if as_json:
         click.echo(json.dumps({"memories": memories}, indent=2))
     elif not memories:
@@ -319,9 +376,9 @@ def listen(
             if client.listening:
                 client.stop_listening()
     except SynapError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc, instance) from exc
     if failure:
-        raise _fail(failure[0])
+        raise _fail(failure[0], instance)
 
 
 @synap.command()

@@ -1,8 +1,9 @@
-"""The emulator's ASGI app: Starlette routes from each area, behind one gate.
+"""The backend emulator's ASGI app: the v2 routes behind one gate.
 
 The gate is plain ASGI (it must be able to cut a response mid-body). For every HTTP request it
-assigns a request id and sequence number, then, following the policy of the request's
-:class:`~synapse_sdk.emulator.areas.Area`:
+assigns a request id and sequence number, then, following the :class:`Policy` of the request's
+path (:func:`policy_for`: ``/v2/`` is gated fully, ``/v2/files/`` is not rate limited, other
+paths such as ``/healthz`` are open):
 
 1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
 2. bearer token → 401 ``unauthorized`` when missing or wrong;
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,11 +30,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from synapse_sdk.emulator.areas import Area, default_areas
+from synapse_sdk.emulator import backend_v2
 from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
 from synapse_sdk.emulator.state import EmulatorState, RecordedResponse, RequestContext
 
-__all__ = ["MAX_BODY_BYTES", "FaultGate", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "FaultGate", "Policy", "create_app", "policy_for"]
 
 #: Request bodies above this size are refused with 413 before any route runs.
 MAX_BODY_BYTES = 1 << 20
@@ -48,6 +49,29 @@ def _request_key(ctx: RequestContext, body: bytes) -> str:
     """A request's identity for fault decisions: method, path, query and a body digest."""
     digest = hashlib.sha256(body).hexdigest()[:16] if body else "-"
     return f"{ctx.method} {ctx.path}?{ctx.query} {digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How the gate treats a path: whether a request needs a bearer token
+    (``authenticated``), takes one from the per-token bucket (``rate_limited``) and is subject
+    to outages, latency and drops (``faulted``)."""
+
+    authenticated: bool
+    rate_limited: bool
+    faulted: bool
+
+
+_OPEN = Policy(authenticated=False, rate_limited=False, faulted=False)
+_API = Policy(authenticated=True, rate_limited=True, faulted=True)
+_FILES = Policy(authenticated=True, rate_limited=False, faulted=True)  # a CDN: no rate limit
+
+
+def policy_for(path: str) -> Policy:
+    """The gate's policy for ``path``: file downloads, the rest of ``/v2/``, or open."""
+    if path.startswith("/v2/files/"):
+        return _FILES
+    return _API if path.startswith("/v2/") else _OPEN
 
 
 class _DroppedConnection(ConnectionAbortedError):
@@ -125,19 +149,11 @@ class _Sender:
 
 
 class FaultGate:
-    """The ASGI middleware applying each area's policy and the fault profile (see module doc)."""
+    """The ASGI middleware applying each path's policy and the fault profile (see module doc)."""
 
-    def __init__(self, app: ASGIApp, state: EmulatorState, areas: Sequence[Area]) -> None:
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app = app
         self.state = state
-        self.areas = sorted(areas, key=lambda area: len(area.prefix), reverse=True)
-
-    def area_for(self, path: str) -> Area | None:
-        """The area whose prefix is the longest match for ``path``, if any."""
-        for area in self.areas:
-            if path.startswith(area.prefix):
-                return area
-        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -163,21 +179,19 @@ class FaultGate:
             state.record(ctx)  # if the response did not log it already
 
     def _refusal(
-        self, ctx: RequestContext, headers: Headers, area: Area | None, body: bytes
+        self, ctx: RequestContext, headers: Headers, policy: Policy, body: bytes
     ) -> Response | None:
         """The response refusing this request (413, 503, 401, 429), or None to serve it."""
         state = self.state
         if len(body) > MAX_BODY_BYTES:
             detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
             return error_response(ctx, 413, "payload_too_large", detail)
-        if area is None:
-            return None
-        remaining = state.outage_remaining() if area.faulted else None
+        remaining = state.outage_remaining() if policy.faulted else None
         if remaining is not None:
             ctx.faults.append("outage")
             detail = "the backend is unavailable (emulated outage)"
             return error_response(ctx, 503, "service_unavailable", detail, retry_after=remaining)
-        if not area.authenticated:
+        if not policy.authenticated:
             return None
         fingerprint = state.authenticate(headers.get("authorization"))
         if fingerprint is None:
@@ -187,7 +201,7 @@ class FaultGate:
             return error_response(ctx, 401, "unauthorized", detail, headers=challenge)
         ctx.authenticated = True
         ctx.token_fingerprint = fingerprint
-        wait = state.take_rate_token(fingerprint) if area.rate_limited else 0.0
+        wait = state.take_rate_token(fingerprint) if policy.rate_limited else 0.0
         if wait > 0:
             ctx.faults.append("rate_limited")
             detail = "too many requests for this token; retry after the advertised wait"
@@ -207,12 +221,12 @@ class FaultGate:
         if body is None:  # the client went away before sending its whole request
             ctx.error_code = "client_disconnected"
             return
-        area = self.area_for(ctx.path)
-        refusal = self._refusal(ctx, headers, area, body)
+        policy = policy_for(ctx.path)
+        refusal = self._refusal(ctx, headers, policy, body)
         if refusal is not None:
             await refusal(scope, receive, sender)
             return
-        if area is not None and area.faulted:
+        if policy.faulted:
             key = _request_key(ctx, body)
             attempt = state.request_attempt(key)
             ctx.latency = state.faults.latency_for(key, attempt)
@@ -292,16 +306,15 @@ def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(state: EmulatorState, areas: Sequence[Area] | None = None) -> ASGIApp:
-    """Build the emulator's ASGI app over ``state`` from ``areas`` (default: the v2 backend).
-
-    The result is the gate wrapping a Starlette app; ``GET /healthz`` answers without a token.
-    """
-    chosen = default_areas() if areas is None else list(areas)
-    routes: list[BaseRoute] = [Route("/healthz", _health, methods=["GET"], name="health")]
-    for area in chosen:
-        routes.extend(area.routes(state))
+def create_app(state: EmulatorState) -> ASGIApp:
+    """Build the backend emulator's ASGI app over ``state``: the gate wrapping a Starlette app
+    with the v2 API, file downloads and ``GET /healthz`` (which answers without a token)."""
+    routes: list[BaseRoute] = [
+        Route("/healthz", _health, methods=["GET"], name="health"),
+        *backend_v2.api_routes(state),
+        *backend_v2.file_routes(state),
+    ]
     handlers: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.emulator = state
-    return FaultGate(app, state, chosen)
+    return FaultGate(app, state)

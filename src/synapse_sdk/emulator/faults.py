@@ -219,26 +219,28 @@ class FaultProfile:
             and self.drop_rate == 0
         )
 
-    def describe(self) -> str:
-        """A one-line human summary, used by the CLI."""
+    def describe(self, language: str = "en") -> str:
+        """A one-line human summary, used by the CLI banner: in Korean when ``language`` is
+        ``ko`` (or ``ko-KR``...), else in English."""
+        words = _DESCRIBE_KO if language.split("-")[0].lower() == "ko" else _DESCRIBE_EN
         if self.is_clean:
-            return "none (no faults)"
+            return f"none ({words['clean']})"
         bits = []
         if self.partial_failure_rate:
-            bits.append(f"{self.partial_failure_rate:.0%} retryable item failures")
+            bits.append(words["partial"].format(f"{self.partial_failure_rate:.0%}"))
         if self.permanent_failure_rate:
-            bits.append(f"{self.permanent_failure_rate:.1%} corrupted items")
+            bits.append(words["corrupted"].format(f"{self.permanent_failure_rate:.1%}"))
         if self.rate_limit is not None:
-            bits.append(
-                f"rate limit {self.rate_limit.per_second:g}/s burst {self.rate_limit.burst}"
-            )
+            rate, burst = self.rate_limit.per_second, self.rate_limit.burst
+            bits.append(words["rate"].format(f"{rate:g}", burst))
         if self.outages:
-            spans = ", ".join(f"{start:g}-{end:g}s" for start, end in self.outages)
-            bits.append(f"outages at {spans}")
+            spans = ", ".join(f"{start:g}-{end:g}" for start, end in self.outages)
+            bits.append(words["outages"].format(spans))
         if self.latency != (0.0, 0.0):
-            bits.append(f"latency {self.latency[0] * 1000:g}-{self.latency[1] * 1000:g} ms")
+            low, high = self.latency[0] * 1000, self.latency[1] * 1000
+            bits.append(words["latency"].format(f"{low:g}-{high:g}"))
         if self.drop_rate:
-            bits.append(f"{self.drop_rate:.1%} dropped connections")
+            bits.append(words["drops"].format(f"{self.drop_rate:.1%}"))
         return f"{self.name or 'custom'} ({'; '.join(bits)})"
 
     # -- decisions -----------------------------------------------------------------------
@@ -305,6 +307,26 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "rate_limit": _parse_rate_limit,
     "latency": _parse_span,
     "outages": _parse_outages,
+}
+
+#: The phrases of :meth:`FaultProfile.describe`, in English and Korean.
+_DESCRIBE_EN = {
+    "clean": "no faults",
+    "partial": "{} retryable item failures",
+    "corrupted": "{} corrupted items",
+    "rate": "rate limit {}/s burst {}",
+    "outages": "outages at {} s",
+    "latency": "latency {} ms",
+    "drops": "{} dropped connections",
+}
+_DESCRIBE_KO = {
+    "clean": "장애 없음",
+    "partial": "재시도할 수 있는 항목 실패 {}",
+    "corrupted": "손상된 항목 {}",
+    "rate": "요청 제한 초당 {}건, 버스트 {}건",
+    "outages": "{}초 구간 서비스 중단",
+    "latency": "지연 {} ms",
+    "drops": "연결 끊김 {}",
 }
 
 #: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate

@@ -1,4 +1,5 @@
-"""Response helpers shared by the emulator's areas: v2 bodies, error envelopes, request context."""
+"""Response helpers of the backend emulator's gate and routes: v2 bodies, error envelopes and
+the request context."""
 
 from __future__ import annotations
 

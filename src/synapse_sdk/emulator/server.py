@@ -1,39 +1,27 @@
-"""Run the emulator app with uvicorn on a background thread: :class:`Emulator`.
+"""The backend v2 emulator: :class:`Emulator`, the seeded store behind its app on uvicorn.
 
-The listening socket is bound before the server starts (port 0 picks a free port, known at
-once), uvicorn runs on its own event loop in a daemon thread, :meth:`Emulator.start` returns only
-once it is serving, and :meth:`Emulator.stop` shuts it down and joins the thread, so tests can
-start and stop many emulators without leaking threads or sockets.
+Serving (a socket bound before the server starts, uvicorn on its own loop in a daemon thread,
+``start`` returning once it serves, ``stop`` joining the thread) is the lifecycle both emulators
+share, :class:`~synapse_sdk.emulator._serving.ServedEmulator`.
 
-With ``tls=True`` it serves HTTPS instead: a throwaway certificate authority (the one the Synap
-emulator uses, :mod:`synapse_sdk.emulator._ca`) is made at every start and signs a server
-certificate for the served address; clients trust the CA through :attr:`Emulator.ca_file` or
-:attr:`Emulator.ca_pem`. The server key exists on disk (0600, in a private temporary directory)
-only until uvicorn has loaded it, and everything is removed on stop.
+With ``tls=True`` it serves HTTPS instead: a throwaway certificate authority
+(:mod:`synapse_sdk.emulator._ca`) is made at every start and signs a server certificate for the
+served address; clients trust the CA through :attr:`Emulator.ca_file` or :attr:`Emulator.ca_pem`.
+The server key exists on disk (0600, in a private temporary directory) only while it is loaded,
+and everything is removed on stop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import ipaddress
 import logging
-import shutil
-import socket
 import ssl
-import tempfile
-import threading
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
+from starlette.types import ASGIApp
 
-from synapse_sdk.emulator._ca import CertificateAuthority, write_private
+from synapse_sdk.emulator._ca import CertificateAuthority
+from synapse_sdk.emulator._serving import ServedEmulator, is_loopback
 from synapse_sdk.emulator.app import create_app
-from synapse_sdk.emulator.areas import Area
 from synapse_sdk.emulator.clock import FakeClock
 from synapse_sdk.emulator.faults import FaultProfile
 from synapse_sdk.emulator.state import (
@@ -49,76 +37,12 @@ from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Emulator", "is_loopback"]
+__all__ = ["Emulator"]
 
 logger = logging.getLogger("synapse_sdk.emulator")
 
-_STARTUP_TIMEOUT = 30.0
-_STOP_TIMEOUT = 10.0
 
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling a thread when it is serving and waking at once on stop."""
-
-    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
-        super().__init__(config)
-        self._ready = ready
-        self._wakeup: asyncio.Event | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        await super().startup(sockets=sockets)
-        self._ready.set()
-
-    async def main_loop(self) -> None:
-        # uvicorn polls should_exit every 0.1 s; also wake as soon as stop() asks.
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864_000
-            assert self._wakeup is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), 0.1)
-
-    def request_exit(self) -> None:
-        """Ask the server to shut down; safe from any thread."""
-        self.should_exit = True
-        loop, wakeup = self.loop, self._wakeup
-        if loop is not None and wakeup is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(wakeup.set)
-
-    def find_connection(self, scope: Any) -> Callable[[], Awaitable[None]] | None:
-        """A closer for the connection serving ``scope``, or None when it is not found."""
-        client = scope.get("client") if isinstance(scope, dict) else None
-        if client is None:
-            return None
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if getattr(connection, "client", None) == tuple(client) and transport is not None:
-                return functools.partial(_close, transport)
-        return None
-
-
-async def _close(transport: asyncio.BaseTransport) -> None:
-    """Close a connection without a (further) response; let uvicorn see it is gone."""
-    transport.close()
-    for _ in range(3):  # connection_lost runs on the next loop iterations
-        await asyncio.sleep(0)
-
-
-class Emulator:
+class Emulator(ServedEmulator):
     """A local backend v2 server with seeded data and deterministic faults.
 
     Use it as a context manager (sync or async)::
@@ -134,7 +58,7 @@ class Emulator:
       used for injected latency; inject a :class:`~synapse_sdk.emulator.FakeClock` in tests
       (its ``sleep`` is then the default, so latency advances it instead of sleeping).
     * ``host`` / ``port`` — loopback only unless ``allow_non_loopback=True``; port 0 picks a
-      free port. ``db`` — a SQLite file to keep the data in (default: memory).
+      free port.
     * ``token`` — the bearer token to accept (default: a random one). It never appears in
       ``repr``.
     * ``tls`` — serve HTTPS (default: plain HTTP). A throwaway CA and a server certificate for
@@ -143,7 +67,7 @@ class Emulator:
       (e.g. ``BackendV2Client(base_url=emu.url, token=emu.token, verify=emu.ca_file)``), and
       :meth:`client` / :meth:`async_client` trust it already. The server's private key never
       leaves the server: it is not kept on the object, not logged, and its file is deleted as
-      soon as uvicorn has loaded it; the CA file is removed on stop.
+      soon as the server has loaded it; the CA file is removed on stop.
 
     Raises ``ValueError`` for a non-loopback host without ``allow_non_loopback`` and for bad
     item counts or fault settings; ``OSError`` when the address cannot be bound;
@@ -164,10 +88,8 @@ class Emulator:
         sleep: Sleep | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        db: str | Path | None = None,
         token: str | None = None,
         allow_non_loopback: bool = False,
-        areas: list[Area] | None = None,
         log_limit: int | None = 200_000,
         tls: bool = False,
     ) -> None:
@@ -193,193 +115,58 @@ class Emulator:
         self.items = validate_items(items)
         self.seed = seed
         self.faults = FaultProfile.resolve(faults, seed=seed)
-        self.host = host
-        self._requested_port = port
-        self._db = db
+        super().__init__(host=host, port=port)
         self._clock = clock
         # With a fake clock, injected latency must advance it, never sleep for real.
         self._sleep = clock.sleep if sleep is None and isinstance(clock, FakeClock) else sleep
-        self._areas = areas
         self._log_limit = log_limit
         self._token = new_token() if token is None else validate_token(token)
         self._state: EmulatorState | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
-        self._error: BaseException | None = None
-        self._stopped = False
         self.tls = tls
-        self._tls_dir: Path | None = None
+        self._tls: ssl.SSLContext | None = None
         self._ca_pem: bytes | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- the lifecycle's hooks (see synapse_sdk.emulator._serving) -----------------------
 
-    def start(self) -> Emulator:
-        """Seed the store, bind the socket and serve; returns once requests are accepted.
-
-        Raises ``RuntimeError`` if called twice or if the server does not come up.
-        """
-        if self._state is not None or self._stopped:
-            raise RuntimeError("an Emulator can be started only once")
-        store = Store(self._db, items=self.items, seed=self.seed)
-        try:
-            state = EmulatorState(
-                store=store,
-                faults=self.faults,
-                tokens=[self._token],
-                clock=self._clock,
-                sleep=self._sleep,
-                log_limit=self._log_limit,
-            )
-            sock = self._bind()
-        except BaseException:
-            store.close()
-            raise
-        ssl_files: dict[str, Any] = {}
+    def _prepare(self) -> None:
+        store = Store(items=self.items, seed=self.seed)
+        self._state = EmulatorState(
+            store=store,
+            faults=self.faults,
+            tokens=[self._token],
+            clock=self._clock,
+            sleep=self._sleep,
+            log_limit=self._log_limit,
+        )
         if self.tls:
-            try:
-                ssl_files = self._prepare_tls()
-            except BaseException:
-                sock.close()
-                store.close()
-                raise
-        self._state, self._socket = state, sock
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(state, self._areas),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=2,
-            **ssl_files,
-        )
-        ready = threading.Event()
-        self._server = server = _Server(config, ready)
-        state.find_connection = server.find_connection
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(server, sock),
-            name=f"synapse-emulator:{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        if not ready.wait(_STARTUP_TIMEOUT) or self._error is not None or not server.started:
-            error = self._error
-            self.stop()
-            raise RuntimeError(f"the emulator failed to start on {self.host}") from error
-        if "ssl_keyfile" in ssl_files:
-            # uvicorn loaded the key into its SSL context at startup: the file is not needed.
-            Path(ssl_files["ssl_keyfile"]).unlink(missing_ok=True)
-        return self
-
-    def _served_host(self) -> str:
-        """The address clients connect to (what ``url`` names), without IPv6 brackets."""
-        return "127.0.0.1" if self.host == "localhost" else self.host.strip("[]")
+            authority = CertificateAuthority.generate("Synapse Backend Emulator Root CA")
+            self._tls, _, _ = self._tls_context(
+                authority, self._tls_names(), common_name="Synapse Backend Emulator"
+            )
+            self._ca_pem = authority.certificate_pem
 
     def _tls_names(self) -> list[str]:
         """The names the server certificate is valid for: the address ``url`` names."""
         return [self._served_host()]
 
-    def _prepare_tls(self) -> dict[str, Any]:
-        """Make a throwaway CA and a server certificate in a private temporary directory.
+    def _app(self) -> ASGIApp:
+        assert self._state is not None
+        return create_app(self._state)
 
-        Returns uvicorn's SSL settings (``ssl_certfile``, ``ssl_keyfile``). The key file is
-        written 0600 and deleted once the server has started; the directory on stop.
-        """
-        directory = Path(tempfile.mkdtemp(prefix="synapse-emulator-tls-"))  # mode 0700
-        try:
-            authority = CertificateAuthority.generate("Synapse Backend Emulator Root CA")
-            key_pem, cert_pem = authority.issue_server_certificate(
-                self._tls_names(), common_name="Synapse Backend Emulator"
-            )
-            key_file, cert_file = directory / "server.key", directory / "server.pem"
-            write_private(key_file, key_pem)
-            cert_file.write_bytes(cert_pem)
-            (directory / "ca.pem").write_bytes(authority.certificate_pem)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        self._tls_dir, self._ca_pem = directory, authority.certificate_pem
-        return {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file)}
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return self._tls
 
-    def _bind(self) -> socket.socket:
-        host = self._served_host()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
-        # without it every small response waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, self._requested_port))
-        except OSError as exc:
-            sock.close()
-            message = f"cannot bind {host}:{self._requested_port}: {exc.strerror}"
-            raise OSError(exc.errno, message) from exc
-        return sock
+    async def _start_companions(self) -> None:
+        # The gate closes connections it drops through the server (set once it exists).
+        assert self._state is not None and self._server is not None
+        self._state.find_connection = self._server.find_connection
 
-    def _run(self, server: _Server, sock: socket.socket) -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # reported to start(); SystemExit from uvicorn included
-            self._error = exc
-        finally:
-            server._ready.set()
-
-    def stop(self) -> None:
-        """Stop serving, join the server thread and close the socket and store. Idempotent."""
-        self._stopped = True
-        server, thread = self._server, self._thread
-        if server is not None:
-            server.request_exit()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_STOP_TIMEOUT)
-            if thread.is_alive() and server is not None:
-                server.force_exit = True
-                server.request_exit()
-                thread.join(_STOP_TIMEOUT)
-        if self._socket is not None:
-            self._socket.close()
+    def _release(self) -> None:
+        self._tls = None
         if self._state is not None:
             self._state.store.close()
-        if self._tls_dir is not None:
-            shutil.rmtree(self._tls_dir, ignore_errors=True)
-            self._tls_dir = None
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Emulator:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- what callers read ---------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop` (or a server crash)."""
-        return self._thread is not None and self._thread.is_alive() and not self._stopped
 
     def _started(self) -> EmulatorState:
         if self._state is None:
@@ -438,9 +225,9 @@ class Emulator:
         start, after stop or without ``tls=True``.
         """
         self._require_tls()
-        if self._tls_dir is None:
+        if self._work_dir is None:
             raise RuntimeError("the emulator is stopped; its CA file was removed")
-        return str(self._tls_dir / "ca.pem")
+        return str(self._work_dir / "ca.pem")
 
     @property
     def token(self) -> str:

@@ -1,9 +1,7 @@
-"""The emulator's shared state: store, fault profile, clock, tokens, counters and request log.
+"""The backend emulator's shared state: store, fault profile, clock, tokens, counters and log.
 
-Every area of the app (the v2 API today; certificates, sessions and the memory store later)
-receives the one :class:`EmulatorState` and keeps whatever else it needs in
-:attr:`EmulatorState.extensions`. Mutations happen on the server's event loop; a lock guards
-what tests read from other threads.
+The gate and the v2 routes receive the one :class:`EmulatorState`. Mutations happen on the
+server's event loop; a lock guards what tests read from other threads.
 """
 
 from __future__ import annotations
@@ -211,10 +209,10 @@ class RecordedResponse:
 
 
 class EmulatorState:
-    """Everything the emulator's areas share.
+    """Everything the gate and the v2 routes share.
 
     ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the bearer
-    tokens accepted (kept out of ``repr``). ``extensions`` is where later areas keep their state.
+    tokens accepted (kept out of ``repr``).
     """
 
     def __init__(
@@ -235,7 +233,6 @@ class EmulatorState:
         self.sleep: Sleep = asyncio.sleep if sleep is None else sleep
         self.started_at = self.clock()
         self.log = RequestLog(log_limit)
-        self.extensions: dict[str, Any] = {}
         #: Set by the server: finds the connection serving an ASGI scope and returns a coroutine
         #: function that closes it without a (further) response, or None if it cannot.
         self.find_connection: Callable[[Any], Callable[[], Awaitable[None]] | None] | None = None

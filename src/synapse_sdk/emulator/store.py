@@ -1,20 +1,19 @@
-"""The emulator's SQLite store of the demo project.
+"""The emulator's store of the demo project: every item made on demand from the seed.
 
-One table holds every item as its ready-to-send v2 JSON text plus its original file, keyed by
-``(resource, id)``. The store is seeded once from :mod:`synapse_sdk.emulator.seed`; a file
-database (``path=``) keeps the seed parameters and is reused when they match. One connection is
-shared behind a lock: the server's event loop and a test's thread may both read.
+Item ``n`` of a resource depends only on ``(seed, resource, n)`` (:mod:`synapse_sdk.emulator.seed`),
+so nothing is generated up front: a page, a bulk fetch or a download builds just the items it
+names, and a million-item project starts at once in constant memory. A small cache of recently
+built items keeps a retried page or a download after a list from building them again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from synapse_sdk.emulator.seed import DEMO_PROJECT_ID, RESOURCES, generate_item
@@ -24,10 +23,10 @@ __all__ = ["DEFAULT_ITEMS", "MAX_ITEMS", "Original", "Store", "validate_items"]
 #: Items per resource when the caller does not say (so 2000 tasks, 2000 assignments and 2000
 #: ground truths).
 DEFAULT_ITEMS = 2000
-#: The largest project the store agrees to seed.
+#: The largest project the store agrees to serve.
 MAX_ITEMS = 1_000_000
-_SCHEMA_VERSION = "1"
-_BATCH = 2000
+#: Built items kept for reuse (about 1.5 KB each).
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +37,12 @@ class Original:
     content_type: str
     filename: str
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    body: str  # the item's v2 JSON text, ready to send
+    original: Original
 
 
 def validate_items(items: object) -> int:
@@ -55,84 +60,55 @@ def _check_resource(resource: str) -> str:
     return resource
 
 
-def _rows(seed: int, resource: str, first: int, last: int) -> Iterator[tuple[Any, ...]]:
-    for item_id in range(first, last + 1):
-        item = generate_item(seed, resource, item_id)
-        digest = hashlib.sha256(item.content).hexdigest()
-        body = {
-            "id": item_id,
-            "resource": resource,
-            "project_id": DEMO_PROJECT_ID,
-            "data": item.data,
-            "original": {
-                "url": f"/v2/files/{resource}/{item_id}/original",
-                "size": len(item.content),
-                "sha256": digest,
-            },
-        }
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        yield (resource, item_id, text, item.content, item.content_type, item.filename, digest)
+def _build(seed: int, resource: str, item_id: int) -> _Built:
+    item = generate_item(seed, resource, item_id)
+    digest = hashlib.sha256(item.content).hexdigest()
+    body = {
+        "id": item_id,
+        "resource": resource,
+        "project_id": DEMO_PROJECT_ID,
+        "data": item.data,
+        "original": {
+            "url": f"/v2/files/{resource}/{item_id}/original",
+            "size": len(item.content),
+            "sha256": digest,
+        },
+    }
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return _Built(text, Original(item.content, item.content_type, item.filename, digest))
 
 
 class Store:
-    """The demo project's items in SQLite: ``items`` per resource, seeded from ``seed``.
+    """The demo project: ids ``1..items`` of each resource, built on demand from ``seed``.
 
-    ``path`` None keeps the database in memory; a path creates or reuses a file (reuse requires
-    the same seed and item count, else ``ValueError``). Raises ``TypeError``/``ValueError`` for
-    a bad ``items`` or ``seed``. Safe to call from several threads.
+    Raises ``TypeError``/``ValueError`` for a bad ``items`` or ``seed``; the accessors raise
+    ``ValueError`` for an unknown resource. Safe to call from several threads.
     """
 
-    def __init__(
-        self, path: str | Path | None = None, *, items: int = DEFAULT_ITEMS, seed: int = 0
-    ) -> None:
+    def __init__(self, *, items: int = DEFAULT_ITEMS, seed: int = 0) -> None:
         self.items = validate_items(items)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed
-        self.path = None if path is None else Path(path)
-        self._lock = threading.RLock()
-        target = ":memory:" if self.path is None else str(self.path)
-        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        try:
-            self._prepare()
-        except BaseException:
-            self._db.close()
-            raise
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, int], _Built] = OrderedDict()
 
-    def _prepare(self) -> None:
-        db = self._db
-        db.execute("PRAGMA journal_mode=MEMORY" if self.path is None else "PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS items ("
-            " resource TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,"
-            " content BLOB NOT NULL, content_type TEXT NOT NULL, filename TEXT NOT NULL,"
-            " sha256 TEXT NOT NULL, PRIMARY KEY (resource, id)) WITHOUT ROWID"
-        )
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        wanted = {"schema": _SCHEMA_VERSION, "seed": str(self.seed), "items": str(self.items)}
-        if meta == wanted:
-            return
-        if meta:
-            raise ValueError(
-                f"database {self.path} was seeded with seed={meta.get('seed')} "
-                f"items={meta.get('items')} (schema {meta.get('schema')}); asked for "
-                f"seed={self.seed} items={self.items}: use another path or delete the file"
-            )
-        db.execute("BEGIN")
-        try:
-            for resource in RESOURCES:
-                for first in range(1, self.items + 1, _BATCH):
-                    last = min(self.items, first + _BATCH - 1)
-                    db.executemany(
-                        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        _rows(self.seed, resource, first, last),
-                    )
-            db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(wanted.items()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    def _get(self, resource: str, item_id: int) -> _Built | None:
+        """The built item, or None when ``item_id`` is not in ``1..items``."""
+        if not 1 <= item_id <= self.items:
+            return None
+        key = (resource, item_id)
+        with self._lock:
+            built = self._cache.get(key)
+            if built is not None:
+                self._cache.move_to_end(key)
+                return built
+        built = _build(self.seed, resource, item_id)  # outside the lock: pure and deterministic
+        with self._lock:
+            self._cache[key] = built
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return built
 
     def page(self, resource: str, after: int, limit: int) -> tuple[list[str], int | None]:
         """Up to ``limit`` item JSON texts with id > ``after``, and the last id if more follow.
@@ -140,14 +116,14 @@ class Store:
         Raises ``ValueError`` for an unknown resource.
         """
         _check_resource(resource)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, body FROM items WHERE resource = ? AND id > ? ORDER BY id LIMIT ?",
-                (resource, after, limit + 1),
-            ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [body for _, body in rows], (rows[-1][0] if more and rows else None)
+        first, last = max(after, 0) + 1, min(after + limit, self.items)
+        bodies = [self._body(resource, item_id) for item_id in range(first, last + 1)]
+        return bodies, (last if bodies and last < self.items else None)
+
+    def _body(self, resource: str, item_id: int) -> str:
+        built = self._get(resource, item_id)
+        assert built is not None
+        return built.body
 
     def fetch(self, resource: str, ids: Sequence[int]) -> dict[int, str]:
         """The JSON text of each existing id among ``ids`` (unknown ids are simply absent).
@@ -155,18 +131,11 @@ class Store:
         Raises ``ValueError`` for an unknown resource.
         """
         _check_resource(resource)
-        wanted = sorted(set(ids))
         found: dict[int, str] = {}
-        with self._lock:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    self._db.execute(
-                        f"SELECT id, body FROM items WHERE resource = ? AND id IN ({marks})",
-                        (resource, *chunk),
-                    ).fetchall()
-                )
+        for item_id in sorted(set(ids)):
+            built = self._get(resource, item_id)
+            if built is not None:
+                found[item_id] = built.body
         return found
 
     def item(self, resource: str, item_id: int) -> dict[str, Any] | None:
@@ -177,38 +146,30 @@ class Store:
     def original(self, resource: str, item_id: int) -> Original | None:
         """The original file of an item, or None when the item does not exist."""
         _check_resource(resource)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT content, content_type, filename, sha256 FROM items"
-                " WHERE resource = ? AND id = ?",
-                (resource, item_id),
-            ).fetchone()
-        return None if row is None else Original(bytes(row[0]), row[1], row[2], row[3])
+        built = self._get(resource, item_id)
+        return None if built is None else built.original
 
     def count(self, resource: str) -> int:
         """How many items ``resource`` holds."""
         _check_resource(resource)
-        with self._lock:
-            (total,) = self._db.execute(
-                "SELECT COUNT(*) FROM items WHERE resource = ?", (resource,)
-            ).fetchone()
-        return int(total)
+        return self.items
 
     def digest(self) -> str:
-        """A sha256 over every item's JSON and file: equal digests mean identical data."""
+        """A sha256 over every item's JSON and file: equal digests mean identical data.
+
+        Builds every item: meant for tests of small projects.
+        """
         hasher = hashlib.sha256()
-        with self._lock:
-            for resource, body, sha in self._db.execute(
-                "SELECT resource, body, sha256 FROM items ORDER BY resource, id"
-            ):
-                hasher.update(f"{resource}\x1f{body}\x1f{sha}\x1e".encode())
+        for resource in sorted(RESOURCES):
+            for item_id in range(1, self.items + 1):
+                built = _build(self.seed, resource, item_id)
+                hasher.update(f"{resource}\x1f{built.body}\x1f{built.original.sha256}\x1e".encode())
         return hasher.hexdigest()
 
     def close(self) -> None:
-        """Close the database (an in-memory store is gone afterwards). Idempotent."""
+        """Drop the cache of built items. Idempotent; the store stays usable."""
         with self._lock:
-            self._db.close()
+            self._cache.clear()
 
     def __repr__(self) -> str:
-        where = "memory" if self.path is None else str(self.path)
-        return f"Store({where}, items={self.items} per resource, seed={self.seed})"
+        return f"Store(items={self.items} per resource, seed={self.seed})"

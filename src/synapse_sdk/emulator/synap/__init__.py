@@ -3,10 +3,10 @@
 :class:`SynapEmulator` runs the Synap HTTPS API (uvicorn) and the gRPC listening stream on
 127.0.0.1, with its own certificate authority, single-use bootstrap tokens, certificate renewal
 with the grace rule, revocation, credential rotation, sessions, a SQLite memory/context store and
-deterministic fault injection for every transient error. Share a :class:`ManualClock` between the
-emulator and the client to travel in time::
+deterministic fault injection for every transient error. Share a
+:class:`~synapse_sdk.emulator.FakeClock` between the emulator and the client to travel in time::
 
-    clock = ManualClock()
+    clock = FakeClock(1_767_225_600)  # 2026-01-01T00:00:00Z
     with SynapEmulator(clock=clock) as emu:
         instance_id = emu.register_instance()
         token = emu.issue_bootstrap_token(instance_id)
@@ -15,8 +15,7 @@ emulator and the client to travel in time::
         clock.advance(6 * 86_400)      # six days later: the next call renews the certificate
 """
 
-from synapse_sdk.emulator.synap._ca import CertificateAuthority
-from synapse_sdk.emulator.synap._clock import ManualClock
+from synapse_sdk.emulator._ca import CertificateAuthority
 from synapse_sdk.emulator.synap._faults import OPERATIONS, Fault, FaultKind, FaultPlan
 from synapse_sdk.emulator.synap._server import SynapEmulator
 from synapse_sdk.emulator.synap._service import Lifetimes
@@ -28,6 +27,5 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "Lifetimes",
-    "ManualClock",
     "SynapEmulator",
 ]

@@ -3,9 +3,11 @@
 The server requires a client certificate signed by the emulator's CA (TLS checks the chain; the
 service then applies the SDK lifetime rules on the injected clock) and a session token in the
 ``x-synap-session`` metadata. Events are replayed from SQLite after the requested sequence and
-then pushed live; heartbeats keep an idle stream observably alive. The emulator can cut streams
-(``drop``) to exercise a client's reconnect, and ends them with UNAUTHENTICATED when the instance's
-credentials change (rotation, revocation, session invalidation).
+then pushed live: at once when this process ingested them, within :data:`STORE_POLL_SECONDS`
+when another process sharing the state directory did. Heartbeats keep an idle stream observably
+alive. The emulator can cut streams (``drop``) to exercise a client's reconnect, and ends them
+with UNAUTHENTICATED when the instance's credentials change (rotation, revocation, session
+invalidation).
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from synapse_sdk.emulator.synap._faults import FaultPlan
 from synapse_sdk.emulator.synap._service import ApiError, SynapService
 from synapse_sdk.emulator.synap._store import EventRow
 
-__all__ = ["ListenerService", "StreamHub", "grpc_status_for"]
+__all__ = ["STORE_POLL_SECONDS", "ListenerService", "StreamHub", "grpc_status_for"]
 
 logger = logging.getLogger("synapse_sdk.emulator.synap")
 
 _SESSION_METADATA = "x-synap-session"
+#: How often an open stream looks in the store for events another process added (this
+#: process's own events arrive at once through the :class:`StreamHub`).
+STORE_POLL_SECONDS = 0.5
 
 _STATUS_BY_HTTP: dict[int, Any] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -174,17 +179,31 @@ class ListenerService(listen_pb2_grpc.ListenerServicer):
                 last = event.sequence
                 yield _event(event)
             interval = self._service.lifetimes.heartbeat_interval
+            loop = asyncio.get_running_loop()
+            quiet_since = loop.time()
             while True:
+                wait = min(STORE_POLL_SECONDS, max(0.0, quiet_since + interval - loop.time()))
                 try:
-                    item = await asyncio.wait_for(queue.get(), interval)
+                    item = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    yield listen_pb2.ListenEvent(kind="heartbeat", created_at=self._service.clock())
+                    # Events this process did not publish: another emulator on the same state
+                    # directory wrote them (`synapse synap ingest` in another terminal).
+                    for event in self._service.store.events_after(instance_id, last):
+                        last = event.sequence
+                        quiet_since = loop.time()
+                        yield _event(event)
+                    if loop.time() - quiet_since >= interval:
+                        quiet_since = loop.time()
+                        yield listen_pb2.ListenEvent(
+                            kind="heartbeat", created_at=self._service.clock()
+                        )
                     continue
                 if isinstance(item, _End):
                     await context.abort(item.status, _details(item.code, item.detail))
                     return
                 if item.sequence > last:
                     last = item.sequence
+                    quiet_since = loop.time()
                     yield _event(item)
         finally:
             self._hub.unsubscribe(instance_id, queue)

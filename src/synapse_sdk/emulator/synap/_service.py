@@ -2,7 +2,7 @@
 
 Transport-free: the HTTPS app and the gRPC listener both call these methods and turn an
 :class:`ApiError` into their own status. Every time-dependent rule reads the injected clock, so
-a test that advances a :class:`~synapse_sdk.emulator.synap.ManualClock` moves certificate
+a test that advances a :class:`~synapse_sdk.emulator.FakeClock` moves certificate
 lifetimes, token windows and session idle timers without sleeping.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from synapse_sdk.emulator.synap._ca import CertificateAuthority, InvalidCSRError
+from synapse_sdk.emulator._ca import CertificateAuthority, InvalidCSRError
 from synapse_sdk.emulator.synap._store import (
     CertificateRow,
     EventRow,
