@@ -629,7 +629,7 @@ def test_the_synap_client_reads_bounded_bodies(
         return httpx.Response(status, content=stream(size))
 
     fake = httpx.Client(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(client, "_client_for", lambda request: fake)
+    monkeypatch.setattr(client._transport, "_client_for", lambda call: fake)
 
     answers.append((500, 8 * 1024 * 1024))  # an 8 MiB error body
     with pytest.raises(SynapError) as info:
@@ -638,7 +638,7 @@ def test_the_synap_client_reads_bounded_bodies(
     assert len(str(info.value)) < 1_000
 
     pulled.clear()
-    monkeypatch.setattr(synap_module, "DEFAULT_MAX_RESPONSE_BYTES", 256 * 1024)
+    monkeypatch.setattr(client._transport._core, "max_response_bytes", 256 * 1024)
     answers.append((200, 8 * 1024 * 1024))  # an 8 MiB success body over a 256 KiB bound
     with pytest.raises(BackendError) as too_large:
         client.get_context(user_id="u")

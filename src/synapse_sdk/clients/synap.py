@@ -16,8 +16,9 @@ inside the 48-hour grace period it can still be renewed; beyond that,
 :class:`~synapse_sdk.exceptions.CertificateExpiredError` until a fresh bootstrap. Transient
 failures (rate limits, outages, the agent restarting, timeouts) are retried under
 ``SDKConfig.retry_policy`` and surface only when the policy gives up. See ``docs/synap.md``.
-Answers are read up to a bound, never whole: at most 64 KiB of an error body (enough for any
-envelope) and 32 MiB of a success body (more is a ``BackendError("response_too_large")``).
+Every call goes through the SDK's HTTP transport (:mod:`synapse_sdk.clients._transport`), like
+the backend client's: it maps errors, retries, and reads answers up to a bound, never whole (at
+most 64 KiB of an error body and 32 MiB of a success body).
 
 :class:`SynapClient` is synchronous (its listening stream runs on a private event loop in a
 thread); :class:`AsyncSynapClient` is the asyncio twin with the same methods as coroutines.
@@ -31,11 +32,10 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-
-import httpx
 
 from synapse_sdk.clients._synap_core import (
     DEFAULT_CREDENTIALS_DIR,
@@ -55,12 +55,7 @@ from synapse_sdk.clients._synap_listen import (
     ThreadedStream,
     report_first,
 )
-from synapse_sdk.clients._synap_protocol import (
-    Request,
-    client_ssl_context,
-    data_from_response,
-    error_from_response,
-)
+from synapse_sdk.clients._synap_protocol import SESSION_HEADER, Request, data_from_response
 from synapse_sdk.clients._synap_types import (
     CertificateStatus,
     Context,
@@ -70,12 +65,7 @@ from synapse_sdk.clients._synap_types import (
     Memory,
     SessionInfo,
 )
-from synapse_sdk.clients._transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    ERROR_BODY_LIMIT,
-    _Read,
-    map_transport_error,
-)
+from synapse_sdk.clients._transport import AsyncTransport, Transport
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
     BackendError,
@@ -84,7 +74,6 @@ from synapse_sdk.exceptions import (
     SessionExpiredError,
     SynapError,
 )
-from synapse_sdk.retry import Retrying
 
 __all__ = [
     "DEFAULT_CREDENTIALS_DIR",
@@ -104,16 +93,6 @@ logger = logging.getLogger("synapse_sdk.clients.synap")
 T = TypeVar("T")
 
 
-def _stale(clients: Mapping[str, object], current: str) -> list[str]:
-    """Cached TLS clients of certificates replaced by renewal (the bootstrap one stays)."""
-    return [key for key in clients if key not in (current, "bootstrap")]
-
-
-def _timeout(config: SDKConfig) -> httpx.Timeout:
-    t = config.timeouts
-    return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.connect)
-
-
 def _parsed(
     request: Request, parse: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]
 ) -> T:
@@ -127,30 +106,8 @@ def _parsed(
         ) from exc
 
 
-def _bounded_body(response: httpx.Response) -> _Read:
-    """The transport's bounded reader for one answer: :data:`ERROR_BODY_LIMIT` bytes of an error
-    answer (enough for any envelope), :data:`DEFAULT_MAX_RESPONSE_BYTES` of a success."""
-    limit = DEFAULT_MAX_RESPONSE_BYTES if response.is_success else ERROR_BODY_LIMIT
-    return _Read(response, limit)
-
-
-def _log_answer(request: Request, status: int | None, started: float) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "synap.request",
-            extra={
-                "operation": request.operation,
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "correlation_id": request.correlation_id,
-                "elapsed": time.monotonic() - started,
-            },
-        )
-
-
 class _ClientBase:
-    """What both clients share: the core, the retry engine and argument checks."""
+    """What both clients share: the core, the transport's options and argument checks."""
 
     def __init__(
         self,
@@ -161,7 +118,6 @@ class _ClientBase:
         trust_root: bytes | str | Path | None,
         credentials_dir: str | Path | None,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
         asleep: Callable[[float], Awaitable[None]] | None,
         rng: random.Random | None,
     ) -> None:
@@ -177,13 +133,18 @@ class _ClientBase:
             asleep if asleep is not None else asyncio.sleep
         )
         self._rng = rng
-        self._retrying = Retrying(
-            self._core.config.retry_policy,
-            sleep=sleep,
-            asleep=self._asleep,
-            rng=rng,
-            name="synap",
-        )
+
+    def _transport_options(self) -> dict[str, Any]:
+        """The options of this client's transport: Synap's URL and trust root, the session
+        header as a secret, and the configuration without the backend's token."""
+        core = self._core
+        return {
+            "config": replace(core.config, token=None),
+            "base_url": core.url,
+            "verify": core.trust_root,
+            "rng": self._rng,
+            "secret_headers": (SESSION_HEADER,),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._core!r})"
@@ -210,48 +171,6 @@ class _ClientBase:
             AuthenticationError: no usable credentials are stored.
         """
         return self._core.certificate_status()
-
-    def _httpx_options(self, identity: Path | None) -> dict[str, Any]:
-        """Options of the httpx client presenting ``identity`` (None: no client certificate)."""
-        return {
-            "verify": client_ssl_context(self._core.trust_root, identity),
-            "timeout": _timeout(self._core.config),
-        }
-
-    def _transport_error(self, request: Request, exc: BaseException, started: float) -> SynapError:
-        """The SDK error for an httpx/OS error of one attempt (raised ``from exc``)."""
-        _log_answer(request, None, started)
-        return map_transport_error(
-            exc, method=request.method, path=request.path, correlation_id=request.correlation_id
-        )
-
-    def _answer(
-        self, request: Request, response: httpx.Response, body: _Read, started: float
-    ) -> dict[str, Any]:
-        """The ``data`` of a 2xx answer.
-
-        Raises:
-            SynapError: the error the answer stands for.
-            BackendError: ``response_too_large``; a success body over its bound.
-        """
-        _log_answer(request, response.status_code, started)
-        if 200 <= response.status_code < 300:
-            if body.exceeded:
-                raise BackendError(
-                    f"Synap {request.operation} answered HTTP {response.status_code} with a body "
-                    f"larger than the {body.limit}-byte bound",
-                    status_code=response.status_code,
-                    error_code="response_too_large",
-                    correlation_id=request.correlation_id,
-                )
-            return data_from_response(request, response.status_code, body.body)
-        raise error_from_response(
-            request,
-            response.status_code,
-            response.headers,
-            body.body,
-            instance_id=self._core.instance_id,
-        )
 
     def _listener(
         self,
@@ -330,45 +249,19 @@ class SynapClient(_ClientBase):
             trust_root=trust_root,
             credentials_dir=credentials_dir,
             clock=clock,
-            sleep=sleep,
             asleep=asleep,
             rng=rng,
         )
+        self._transport = Transport(**self._transport_options(), sleep=sleep)
         self._lock = threading.RLock()
         self._listen_lock = threading.Lock()
-        self._http: dict[str, httpx.Client] = {}
-        # Clients of certificates replaced by renewal: another thread may still be sending on
-        # one, so they are closed by close(), not when the new certificate takes over.
-        self._retired: list[httpx.Client] = []
         self._stream: ThreadedStream | None = None
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _client_for(self, request: Request) -> httpx.Client:
-        key, identity = self._core.tls_identity(request)
-        with self._lock:
-            client = self._http.get(key)
-            if client is None:
-                for stale in _stale(self._http, key):
-                    self._retired.append(self._http.pop(stale))
-                client = self._http[key] = httpx.Client(**self._httpx_options(identity))
-            return client
-
-    def _send(self, request: Request) -> dict[str, Any]:
-        client = self._client_for(request)
-        started = time.monotonic()
-        try:
-            with client.stream(**self._core.http_arguments(request)) as response:
-                body = _bounded_body(response)
-                for chunk in response.iter_bytes():
-                    if body.take(chunk):
-                        break
-        except (httpx.HTTPError, OSError) as exc:
-            raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, body, started)
-
     def _execute(self, request: Request) -> dict[str, Any]:
-        return self._retrying.call(self._send, request, idempotent=request.idempotent)
+        response = self._transport.request(**self._core.call_options(request))
+        return data_from_response(response)
 
     def _run(self, flow: Flow[T]) -> T:
         with self._lock:
@@ -429,11 +322,7 @@ class SynapClient(_ClientBase):
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
-        with self._lock:
-            clients, self._http = self._http, {}
-            retired, self._retired = self._retired, []
-        for client in [*retired, *clients.values()]:
-            client.close()
+        self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -621,13 +510,11 @@ class AsyncSynapClient(_ClientBase):
             trust_root=trust_root,
             credentials_dir=credentials_dir,
             clock=clock,
-            sleep=time.sleep,
             asleep=asleep,
             rng=rng,
         )
+        self._transport = AsyncTransport(**self._transport_options(), sleep=self._asleep)
         self._lock: asyncio.Lock | None = None
-        self._http: dict[str, httpx.AsyncClient] = {}
-        self._retired: list[httpx.AsyncClient] = []
         self._task: asyncio.Task[None] | None = None
         self._stream: StreamListener | None = None
 
@@ -636,32 +523,9 @@ class AsyncSynapClient(_ClientBase):
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def _client_for(self, request: Request) -> httpx.AsyncClient:
-        key, identity = self._core.tls_identity(request)
-        client = self._http.get(key)
-        if client is None:
-            # No await in here: another task may still be sending on a replaced certificate's
-            # client (closed by aclose()), and two tasks must not both build the new one.
-            for stale in _stale(self._http, key):
-                self._retired.append(self._http.pop(stale))
-            client = self._http[key] = httpx.AsyncClient(**self._httpx_options(identity))
-        return client
-
-    async def _send(self, request: Request) -> dict[str, Any]:
-        client = await self._client_for(request)
-        started = time.monotonic()
-        try:
-            async with client.stream(**self._core.http_arguments(request)) as response:
-                body = _bounded_body(response)
-                async for chunk in response.aiter_bytes():
-                    if body.take(chunk):
-                        break
-        except (httpx.HTTPError, OSError) as exc:
-            raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, body, started)
-
     async def _execute(self, request: Request) -> dict[str, Any]:
-        return await self._retrying.acall(self._send, request, idempotent=request.idempotent)
+        response = await self._transport.request(**self._core.call_options(request))
+        return data_from_response(response)
 
     async def _run(self, flow: Flow[T]) -> T:
         async with self._get_lock():
@@ -704,10 +568,7 @@ class AsyncSynapClient(_ClientBase):
                 await task
             except asyncio.CancelledError:
                 pass
-        clients, self._http = self._http, {}
-        retired, self._retired = self._retired, []
-        for client in [*retired, *clients.values()]:
-            await client.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
