@@ -47,14 +47,6 @@ from synapse_sdk.clients._synap_core import (
     parse_conversation,
     parse_ingest,
 )
-from synapse_sdk.clients._synap_listen import (
-    OnError,
-    OnMessage,
-    StreamEndpoint,
-    StreamListener,
-    ThreadedStream,
-    report_first,
-)
 from synapse_sdk.clients._synap_protocol import SESSION_HEADER, Request, data_from_response
 from synapse_sdk.clients._synap_types import (
     CertificateStatus,
@@ -66,6 +58,14 @@ from synapse_sdk.clients._synap_types import (
     SessionInfo,
 )
 from synapse_sdk.clients._transport import AsyncTransport, Transport
+from synapse_sdk.clients.synap._listen import (
+    OnError,
+    OnMessage,
+    StreamEndpoint,
+    StreamListener,
+    ThreadedStream,
+    report_first,
+)
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
     BackendError,
