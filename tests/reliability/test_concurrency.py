@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client, succeeded_items
-from synapse_sdk.clients import synap as synap_module
+from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
+from synapse_sdk.clients.backend_v2 import succeeded_items
+from synapse_sdk.clients.synap import _client as synap_module
 from synapse_sdk.config import RetryBudget, RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile
 from synapse_sdk.exceptions import (

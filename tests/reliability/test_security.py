@@ -32,8 +32,8 @@ from rich.console import Console
 
 from synapse_sdk.cli import main as cli_main
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
-from synapse_sdk.clients import synap as synap_module
 from synapse_sdk.clients._transport import ERROR_BODY_LIMIT, AsyncTransport, Transport
+from synapse_sdk.clients.synap import _client as synap_module
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
 from synapse_sdk.emulator.synap import ManualClock, SynapEmulator

@@ -17,10 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from synapse_sdk import exceptions as exc
-from synapse_sdk.clients._synap_core import SynapCore
-from synapse_sdk.clients._synap_credentials import CertificateMeta, new_key_and_csr
-from synapse_sdk.clients._synap_protocol import Request, error_from_grpc
 from synapse_sdk.clients._transport import Transport
+from synapse_sdk.clients.synap._core import SynapCore
+from synapse_sdk.clients.synap._credentials import CertificateMeta, new_key_and_csr
+from synapse_sdk.clients.synap._protocol import Request, error_from_grpc
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.emulator.synap import (
     CertificateAuthority,

@@ -114,7 +114,7 @@ def test_synap_code_never_turns_certificate_verification_off() -> None:
         r"|ssl_target_name_override"
     )
     synap_code = [
-        *SRC.glob("clients/*synap*.py"),
+        *SRC.glob("clients/synap/*.py"),
         *(SRC / "emulator" / "synap").rglob("*.py"),
         SRC / "cli" / "synap.py",
     ]

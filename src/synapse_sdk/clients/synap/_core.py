@@ -1,7 +1,7 @@
 """The Synap client's state and its multi-step procedures, shared by the sync and async clients.
 
 A procedure (bootstrap, renewal, opening a session, ``initialize``) is written once, as a
-generator that *yields* each :class:`~synapse_sdk.clients._synap_protocol.Request` it needs and
+generator that *yields* each :class:`~synapse_sdk.clients.synap._protocol.Request` it needs and
 receives the answer's ``data`` (or has the call's :class:`~synapse_sdk.exceptions.SynapError`
 thrown in at the ``yield``). The sync client drives it through the SDK's HTTP transport, the async
 one through its asyncio twin; neither duplicates the rules. Retries happen inside each yielded
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from synapse_sdk.clients._synap_credentials import Credentials, CredentialStore, new_key_and_csr
-from synapse_sdk.clients._synap_protocol import SESSION_HEADER, Request, load_trust_root
-from synapse_sdk.clients._synap_types import (
+from synapse_sdk.clients._transport import ClientCertificate, ErrorContext
+from synapse_sdk.clients.synap._credentials import Credentials, CredentialStore, new_key_and_csr
+from synapse_sdk.clients.synap._protocol import SESSION_HEADER, Request, load_trust_root
+from synapse_sdk.clients.synap._types import (
     CertificateStatus,
     Context,
     IngestResult,
     Memory,
     SessionInfo,
 )
-from synapse_sdk.clients._transport import ClientCertificate, ErrorContext
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
     AuthenticationError,
