@@ -752,6 +752,8 @@ def test_a_client_certificate_gets_a_client_of_its_own(tmp_path: Path) -> None:
     transport.close()
     assert plain.is_closed and one.is_closed and two.is_closed
     transport.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        transport._client_for(_call_with(transport, ClientCertificate("1", first)))
 
 
 def test_client_certificates_need_a_transport_that_builds_its_clients(tmp_path: Path) -> None:

@@ -1030,6 +1030,7 @@ class _TransportBase(Generic[_C, _S]):
         self._lock = threading.Lock()
         #: Clients presenting a client certificate, by certificate name.
         self._certified: dict[str, _C] = {}
+        self._closed = False
 
     def _client_for(self, call: _Call) -> _C:
         """The httpx client that sends ``call``: the transport's own, or one presenting the
@@ -1038,6 +1039,7 @@ class _TransportBase(Generic[_C, _S]):
         Raises:
             ValueError: a certificate with a caller's ``http_client`` or ``ssl.SSLContext``.
             OSError, ssl.SSLError: the certificate file cannot be used.
+            RuntimeError: a certificate after the transport was closed (a usage error).
         """
         certificate = call.certificate
         if certificate is None:
@@ -1045,6 +1047,8 @@ class _TransportBase(Generic[_C, _S]):
         if not self._owns_client:
             raise ValueError("a call presenting a client certificate needs no http_client=")
         with self._lock:  # no await inside: also safe between the tasks of one event loop
+            if self._closed:
+                raise RuntimeError("the transport is closed")
             if certificate.name not in self._certified:
                 context = _certificate_context(self._verify, certificate)
                 built = self._client_type(verify=context, follow_redirects=False)
@@ -1055,7 +1059,7 @@ class _TransportBase(Generic[_C, _S]):
         """Every client this transport built and must close (emptied: closing is idempotent)."""
         with self._lock:
             owned = list(self._certified.values())
-            self._certified = {}
+            self._certified, self._closed = {}, True
         if self._owns_client:
             owned.append(self._client)
         return owned

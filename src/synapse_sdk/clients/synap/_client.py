@@ -284,7 +284,8 @@ class SynapClient(_ClientBase):
         return CertificateStatus.of(creds.meta, self._core.clock())
 
     def close(self) -> None:
-        """Stop listening (if active) and close the HTTP connections. Idempotent."""
+        """Stop listening (if active) and close the HTTP connections. Idempotent; the client
+        sends nothing afterwards."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
@@ -526,7 +527,8 @@ class AsyncSynapClient(_ClientBase):
         return CertificateStatus.of(creds.meta, self._core.clock())
 
     async def aclose(self) -> None:
-        """Stop listening (if active) and close the HTTP connections. Idempotent."""
+        """Stop listening (if active) and close the HTTP connections. Idempotent; the client
+        sends nothing afterwards."""
         task, self._task, self._stream = self._task, None, None
         if task is not None:
             task.cancel()
