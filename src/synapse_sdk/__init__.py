@@ -1,8 +1,9 @@
 """synapse-sdk: a Python SDK that handles failure right.
 
-The public surface re-exported here is the core: the error tree and the configuration values.
-Clients, the emulator, actions and the CLI live in submodules and load only when imported, so
-``import synapse_sdk`` stays light.
+The public surface re-exported here is the core: the error tree, the configuration values and
+the retry engine (:class:`Retrying`; its decorator and testing switch live in
+:mod:`synapse_sdk.retry`). Clients (:mod:`synapse_sdk.clients`), the emulator, actions and the CLI
+live in submodules and load only when imported, so ``import synapse_sdk`` stays light.
 """
 
 import logging
@@ -30,6 +31,7 @@ from synapse_sdk.exceptions import (
     SynapPermanentError,
     SynapTransientError,
 )
+from synapse_sdk.retry import Retrying
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,7 @@ __all__ = [
     "NetworkTimeoutError",
     "RateLimitError",
     "RetryPolicy",
+    "Retrying",
     "SDKConfig",
     "ServiceUnavailableError",
     "SessionExpiredError",

@@ -26,8 +26,8 @@ from clients_support import (
     sync_client,
 )
 
-from synapse_sdk.clients import BackendV2Client, Page, succeeded_items
-from synapse_sdk.clients.backend_v2 import validate_ids
+from synapse_sdk.clients import BackendV2Client
+from synapse_sdk.clients.backend_v2 import Page, succeeded_items, validate_ids
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.envelopes import find_envelope
 from synapse_sdk.exceptions import (

@@ -21,7 +21,8 @@ from clients_support import (
     reply,
 )
 
-from synapse_sdk.clients import AsyncBackendV2Client, succeeded_items
+from synapse_sdk.clients import AsyncBackendV2Client
+from synapse_sdk.clients.backend_v2 import succeeded_items
 from synapse_sdk.exceptions import (
     BackendError,
     BackendInvalidInputError,
@@ -128,7 +129,7 @@ async def test_async_client_construction_and_close() -> None:
     assert not http.is_closed  # the caller's client stays open
     await http.aclose()
     own = AsyncBackendV2Client(config())
-    await own.close()
+    await own.aclose()
     assert own.transport._client.is_closed
 
 

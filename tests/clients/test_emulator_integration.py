@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client, succeeded_items
+from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
+from synapse_sdk.clients.backend_v2 import succeeded_items
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit, RequestRecord
 from synapse_sdk.exceptions import (

@@ -4,10 +4,12 @@ ids and idempotency keys reused across retries, Retry-After honoured, secrets ke
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 import logging
 import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,8 @@ from synapse_sdk.clients._transport import (
     HTTPX_ERROR_MAP,
     HTTPX_NOT_MAPPED,
     AsyncTransport,
+    ClientCertificate,
+    ErrorContext,
     Response,
     Transport,
     map_transport_error,
@@ -39,13 +43,16 @@ from synapse_sdk.exceptions import (
     AuthenticationError,
     BackendAgentUnavailableError,
     BackendAuthenticationError,
+    BackendCertificateRenewalError,
     BackendError,
+    BackendInvalidConversationIdError,
     BackendInvalidInputError,
     BackendRateLimitError,
     BackendServiceUnavailableError,
     InvalidInputError,
     NetworkTimeoutError,
     ServiceUnavailableError,
+    SessionExpiredError,
     SynapError,
     SynapTransientError,
 )
@@ -687,3 +694,116 @@ def test_http_status_error_with_an_unread_stream_is_mapped_by_status() -> None:
     error = map_transport_error(exc, method="GET", path="/p", correlation_id="c")
     assert isinstance(error, BackendServiceUnavailableError)
     assert error.envelope is None and error.correlation_id == "c"
+
+
+# --- per-call options: extra and secret headers, client certificates, error context ---------
+
+
+def _certificate_file(tmp_path: Path, name: str) -> tuple[Path, bytes]:
+    """A self-signed certificate with its key in one PEM file, and the certificate alone."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(key_pem + cert_pem)
+    return path, cert_pem
+
+
+def _call_with(transport: Transport, certificate: ClientCertificate | None) -> Any:
+    call = transport._core.new_call(
+        "GET", "/x", params=None, json_body=None, correlation_id=None, idempotency_key=None,
+        max_bytes=None,
+    )
+    return transport._core.add_options(call, None, certificate, None)
+
+
+def test_a_client_certificate_gets_a_client_of_its_own(tmp_path: Path) -> None:
+    first, ca_pem = _certificate_file(tmp_path, "first")
+    second, _ = _certificate_file(tmp_path, "second")
+    transport = Transport(config(), verify=ca_pem)  # PEM bytes: the CA to trust
+    plain = transport._client_for(_call_with(transport, None))
+    one = transport._client_for(_call_with(transport, ClientCertificate("1", first)))
+    assert one is not plain
+    assert transport._client_for(_call_with(transport, ClientCertificate("1", first))) is one
+    context = one._transport._pool._ssl_context  # type: ignore[attr-defined]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "first"),),)]
+    # A renewed certificate: a new client; the earlier one stays open for calls still on it.
+    two = transport._client_for(_call_with(transport, ClientCertificate("2", second)))
+    assert two is not one and not one.is_closed
+    transport.close()
+    assert plain.is_closed and one.is_closed and two.is_closed
+    transport.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        transport._client_for(_call_with(transport, ClientCertificate("1", first)))
+
+
+def test_client_certificates_need_a_transport_that_builds_its_clients(tmp_path: Path) -> None:
+    path, _ = _certificate_file(tmp_path, "c")
+    certificate = ClientCertificate("c", path)
+    with Transport(config(), http_client=httpx.Client()) as theirs, \
+            pytest.raises(ValueError, match="http_client"):
+        theirs._client_for(_call_with(theirs, certificate))
+    with Transport(config(), verify=ssl.create_default_context()) as context_given, \
+            pytest.raises(ValueError, match=r"ssl\.SSLContext"):
+        context_given._client_for(_call_with(context_given, certificate))
+    with pytest.raises(ValueError, match="PEM"):
+        Transport(config(), verify=b"not a certificate")
+    with Transport(config()) as transport, pytest.raises(TypeError, match="ClientCertificate"):
+        _call_with(transport, path)  # type: ignore[arg-type]
+
+
+def test_secret_headers_are_sent_and_kept_out_of_logs_and_messages(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = "sess-SECRET-0987654321"
+    handler = Scripted([reply(401, {"error": {"code": "session_expired",
+                                              "detail": f"session {session} is idle"}})])
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    transport = Transport(NO_RETRY, http_client=http, secret_headers=("X-Session",))
+    caplog.set_level(logging.DEBUG, logger="synapse_sdk.http")
+    with pytest.raises(SessionExpiredError) as info:
+        transport.request("GET", "/v1/context", headers={"X-Session": session})
+    assert handler.requests[0].headers["x-session"] == session
+    assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    texts = [str(info.value), repr(info.value), *(str(r.__dict__) for r in caplog.records)]
+    assert session not in "\n".join(texts)
+    with pytest.raises(ValueError):
+        transport.request("GET", "/x", headers={"X-Bad": "a\nb"})
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "operation", "expected"),
+    [
+        (403, "binding_revoked", None, BackendAuthenticationError),
+        (403, "binding_revoked", "renew", BackendCertificateRenewalError),
+        (404, "invalid_conversation_id", None, BackendInvalidConversationIdError),
+    ],
+)
+def test_the_error_context_reaches_the_registry(
+    call: Callable[..., Call], status: int, code: str, operation: str | None, expected: type
+) -> None:
+    send = call(Scripted([envelope(code, status)]), NO_RETRY)
+    context = ErrorContext(operation, {"conversation_id": "conv-7"})
+    with pytest.raises(expected) as info:
+        send(context=context)
+    if isinstance(info.value, BackendInvalidConversationIdError):
+        assert info.value.conversation_id == "conv-7"

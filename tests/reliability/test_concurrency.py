@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client, succeeded_items
-from synapse_sdk.clients import synap as synap_module
+from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
+from synapse_sdk.clients.backend_v2 import succeeded_items
+from synapse_sdk.clients.synap import _client as synap_module
 from synapse_sdk.config import RetryBudget, RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile
 from synapse_sdk.exceptions import (
@@ -598,12 +599,13 @@ def test_a_second_export_over_the_same_folder_is_refused_while_one_runs(tmp_path
 def test_renewal_never_closes_a_connection_another_thread_is_about_to_use(synap: Any) -> None:
     client = synap.ready()
     client.ingest(["prefers tea"], user_id="u")
-    core = client._core
-    original = core.http_arguments
+    transport = client._transport
+    original = transport._client_for
     renewed: list[str] = []
 
-    def http_arguments(request: Any) -> dict[str, Any]:
-        if request.operation == "context" and not renewed:
+    def client_for(call: Any) -> Any:
+        http = original(call)
+        if call.path == "/v1/context" and not renewed:
             # This call holds the HTTP client of the current certificate and is about to send.
             # Meanwhile another thread renews the certificate and calls with the new one.
             def renew_and_call() -> None:
@@ -613,9 +615,9 @@ def test_renewal_never_closes_a_connection_another_thread_is_about_to_use(synap:
             other = threading.Thread(target=renew_and_call)
             other.start()
             other.join()
-        return original(request)
+        return http
 
-    core.http_arguments = http_arguments
+    transport._client_for = client_for
     context = client.get_context(user_id="u")
     assert renewed and {m.content for m in context.memories} >= {"prefers tea"}
     assert client.certificate_status().serial == renewed[0]

@@ -33,8 +33,8 @@ from rich.console import Console
 
 from synapse_sdk.cli import main as cli_main
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
-from synapse_sdk.clients import synap as synap_module
 from synapse_sdk.clients._transport import ERROR_BODY_LIMIT, AsyncTransport, Transport
+from synapse_sdk.clients.synap import _client as synap_module
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
 from synapse_sdk.emulator.synap import SynapEmulator
@@ -630,7 +630,7 @@ def test_the_synap_client_reads_bounded_bodies(
         return httpx.Response(status, content=stream(size))
 
     fake = httpx.Client(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(client, "_client_for", lambda request: fake)
+    monkeypatch.setattr(client._transport, "_client_for", lambda call: fake)
 
     answers.append((500, 8 * 1024 * 1024))  # an 8 MiB error body
     with pytest.raises(SynapError) as info:
@@ -639,7 +639,7 @@ def test_the_synap_client_reads_bounded_bodies(
     assert len(str(info.value)) < 1_000
 
     pulled.clear()
-    monkeypatch.setattr(synap_module, "DEFAULT_MAX_RESPONSE_BYTES", 256 * 1024)
+    monkeypatch.setattr(client._transport._core, "max_response_bytes", 256 * 1024)
     answers.append((200, 8 * 1024 * 1024))  # an 8 MiB success body over a 256 KiB bound
     with pytest.raises(BackendError) as too_large:
         client.get_context(user_id="u")

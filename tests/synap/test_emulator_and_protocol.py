@@ -12,13 +12,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from synapse_sdk import exceptions as exc
-from synapse_sdk.clients._synap_credentials import CertificateMeta, new_key_and_csr
-from synapse_sdk.clients._synap_protocol import Request, error_from_grpc, error_from_response
+from synapse_sdk.clients._transport import Transport
+from synapse_sdk.clients.synap._core import SynapCore
+from synapse_sdk.clients.synap._credentials import CertificateMeta, new_key_and_csr
+from synapse_sdk.clients.synap._protocol import Request, error_from_grpc
+from synapse_sdk.config import SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock
 from synapse_sdk.emulator._serving import ServedEmulator
 from synapse_sdk.emulator.synap import (
@@ -195,6 +199,30 @@ _REQUEST = Request("context", "GET", "/v1/context", "session", conversation_id="
 
 def _envelope(code: str, detail: str = "d") -> bytes:
     return json.dumps({"error": {"code": code, "detail": detail}}).encode()
+
+
+def error_from_response(
+    request: Request, status: int, headers: dict[str, str], content: bytes, *, instance_id: str
+) -> exc.SynapError:
+    """The error the Synap client's call options make the one HTTP transport raise for this
+    answer (a request without authentication, so no session is needed)."""
+    core = SynapCore(
+        instance_id, config=None, url="https://synap.test", trust_root=None,
+        credentials_dir="/nonexistent", clock=lambda: 0.0,
+    )
+    request = Request(
+        request.operation, request.method, request.path, "none",
+        conversation_id=request.conversation_id, correlation_id=request.correlation_id,
+    )
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(status, headers=headers,
+                                                               content=content)),
+    )
+    transport = Transport(SDKConfig(retry_policy=None), base_url=core.url, http_client=http)
+    with transport, pytest.raises(exc.SynapError) as raised:
+        transport.request(**core.call_options(request))
+    http.close()
+    return raised.value
 
 
 @pytest.mark.parametrize(

@@ -450,3 +450,26 @@ def test_seed_situation_raises_its_error(case: Case, env: Env) -> None:
     assert isinstance(error, SynapPermanentError) is not transient
     assert RetryPolicy().is_retryable(error) is transient
     case.sees(error, env)
+
+
+# --- one HTTP boundary ----------------------------------------------------------------------
+
+
+def test_every_http_call_goes_through_the_one_transport(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="synapse_sdk.http")
+    client = env.ready()
+    client.ingest(["prefers tea"], user_id="u-1")
+    sent = [r for r in caplog.records if r.getMessage() == "synapse_sdk.http.request"]
+    paths = [r.path for r in sent]  # type: ignore[attr-defined]
+    assert paths == ["/v1/bootstrap", "/v1/sessions", "/v1/memories"]
+    assert client._transport.stats.requests == 3
+    # The session token travels as a header the transport redacts in its logs.
+    assert all(r.headers.get("x-synap-session", "[REDACTED]") == "[REDACTED]"  # type: ignore[attr-defined]
+               for r in sent)
+    assert not hasattr(SynapClient, "_send")
+    env.emu.faults.inject("ingest", "agent_unavailable", times=99)
+    with pytest.raises(exc.BackendAgentUnavailableError) as info:  # mapped by the registry
+        client.ingest(["and biscuits"], user_id="u-1")
+    assert info.value.status_code == 503 and info.value.error_code == "agent_unavailable"

@@ -216,7 +216,8 @@ def _wrap(owner: Any, name: str, after: Callable[..., None]) -> None:
 
 def _install_planting() -> None:
     from synapse_sdk import exceptions
-    from synapse_sdk.clients import _synap_core, _synap_credentials, _transport
+    from synapse_sdk.clients import _transport
+    from synapse_sdk.clients.synap import _core, _credentials
     from synapse_sdk.emulator import state
     from synapse_sdk.emulator.synap import _service
 
@@ -237,7 +238,7 @@ def _install_planting() -> None:
         lambda answer, *a, **k: SINK.plant(answer.get("session_token"), "Synap session token"),
     )
     _wrap(
-        _synap_core,
+        _core,
         "new_key_and_csr",
         lambda pair, *a, **k: SINK.plant(pair[0], "Synap private key"),
     )
@@ -245,7 +246,7 @@ def _install_planting() -> None:
     def stored(creds: Any, self: Any, key_pem: bytes, response: Any) -> None:
         SINK.plant(creds.cert_pem, "Synap client certificate")
 
-    _wrap(_synap_credentials.CredentialStore, "save", stored)
+    _wrap(_credentials.CredentialStore, "save", stored)
 
     original_init = exceptions.SynapError.__init__
 

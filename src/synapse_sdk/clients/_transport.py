@@ -73,8 +73,9 @@ import random
 import ssl
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import httpx
@@ -102,6 +103,7 @@ __all__ = [
     "HTTPX_ERROR_MAP",
     "HTTPX_NOT_MAPPED",
     "AsyncTransport",
+    "ClientCertificate",
     "ClientStats",
     "ErrorContext",
     "ErrorMapping",
@@ -136,11 +138,24 @@ _SENSITIVE_HEADERS: Final = frozenset(
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
 
-#: A custom CA bundle (path) or SSL context; verification itself cannot be turned off.
-VerifyTypes = ssl.SSLContext | str | os.PathLike[str]
+#: A custom CA bundle (path), CA certificates as PEM bytes, or an SSL context; verification
+#: itself cannot be turned off.
+VerifyTypes = ssl.SSLContext | str | os.PathLike[str] | bytes
 SyncSleep = Callable[[float], None]
 AsyncSleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A TLS client certificate a call presents (mutual TLS).
+
+    ``path`` is a PEM file holding the private key and the certificate; ``name`` tells
+    certificates apart (a renewed certificate has a new name, such as its serial).
+    """
+
+    name: str
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,10 +355,17 @@ def malformed_response(response: Response, what: str) -> BackendError:
     )
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` with credentials (Authorization, cookies, API keys) redacted."""
+def redact_headers(
+    headers: Mapping[str, str], secret_headers: Collection[str] = ()
+) -> dict[str, str]:
+    """A copy of ``headers`` with credentials (Authorization, cookies, API keys and the
+    lower-case names in ``secret_headers``) redacted."""
     return {
-        key: (_REDACTED if key.lower() in _SENSITIVE_HEADERS else value)
+        key: (
+            _REDACTED
+            if key.lower() in _SENSITIVE_HEADERS or key.lower() in secret_headers
+            else value
+        )
         for key, value in headers.items()
     }
 
@@ -544,12 +566,42 @@ def _check_verify(verify: object) -> ssl.SSLContext | None:
                 "the ssl.SSLContext passed as verify= does not verify certificates and host names"
             )
         return verify
+    if isinstance(verify, bytes):
+        if b"-----BEGIN CERTIFICATE-----" not in verify:
+            raise ValueError("verify= as bytes must hold PEM CA certificates")
+        return _client_context(cadata=verify.decode("ascii"))
     if isinstance(verify, str | os.PathLike):
         path = os.fspath(verify)
         if os.path.isdir(path):
-            return ssl.create_default_context(capath=path)
-        return ssl.create_default_context(cafile=path)
-    raise TypeError(f"verify must be a CA bundle path or an ssl.SSLContext, not {verify!r}")
+            return _client_context(capath=path)
+        return _client_context(cafile=path)
+    raise TypeError(
+        f"verify must be a CA bundle path, PEM bytes or an ssl.SSLContext, not {verify!r}"
+    )
+
+
+def _client_context(**trust: str) -> ssl.SSLContext:
+    """A verifying client context (chain and host name checked, TLS 1.2 or later)."""
+    context = ssl.create_default_context(**trust)  # type: ignore[arg-type]
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _certificate_context(verify: object, certificate: ClientCertificate) -> ssl.SSLContext:
+    """A fresh verifying context trusting what ``verify`` names and presenting ``certificate``.
+
+    Raises:
+        ValueError: ``verify`` is a caller's ``ssl.SSLContext`` (it would be changed).
+        OSError, ssl.SSLError: the certificate file cannot be read or does not match its key.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        raise ValueError(
+            "a call presenting a client certificate needs verify= as a CA path or PEM bytes, "
+            "not an ssl.SSLContext"
+        )
+    context = _check_verify(verify) or _client_context()
+    context.load_cert_chain(certificate.path)
+    return context
 
 
 def _client_disables_tls(client: httpx.Client | httpx.AsyncClient) -> bool:
@@ -577,6 +629,12 @@ class _Call:
     idempotency_key: str | None
     max_bytes: int
     attempt: int = 0
+    #: Extra headers of this call (credentials among them are named by ``secret_headers``).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: The TLS client certificate this call presents, if any.
+    certificate: ClientCertificate | None = None
+    #: What the answer → error mapping needs to know about this call.
+    context: ErrorContext | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -643,6 +701,7 @@ class _Core:
         self.max_response_bytes = max_response_bytes
         self.clock = clock
         self.rng = rng
+        self.secret_headers: frozenset[str] = frozenset()
         self.stats = ClientStats()
         base = httpx.URL(self.base_url)
         self._origin = (base.scheme, base.host, base.port)
@@ -708,6 +767,31 @@ class _Core:
             max_bytes=limit,
         )
 
+    def add_options(
+        self,
+        call: _Call,
+        headers: Mapping[str, str] | None,
+        certificate: ClientCertificate | None,
+        context: ErrorContext | None,
+    ) -> _Call:
+        """Give ``call`` its extra headers, client certificate and error context."""
+        if headers:
+            call.headers = {
+                _header_value("header name", k): _header_value(k, v) for k, v in headers.items()
+            }
+        if certificate is not None and not isinstance(certificate, ClientCertificate):
+            raise TypeError(f"certificate must be a ClientCertificate, not {certificate!r}")
+        call.certificate, call.context = certificate, context
+        return call
+
+    def secret(self, call: _Call) -> str | None:
+        """The credential of ``call`` (a secret header's value, else the token): redacted from
+        every message."""
+        for key, value in call.headers.items():
+            if key.lower() in self.secret_headers:
+                return value
+        return self.token
+
     def attempt_timeout(self, call: _Call) -> httpx.Timeout:
         """Configured timeouts, each capped by the time left before the policy's deadline.
 
@@ -740,7 +824,11 @@ class _Core:
         timeout = self.attempt_timeout(call)
         call.attempt += 1
         self.stats.add(requests=1, retries=1 if call.attempt > 1 else 0)
-        headers = {"X-Correlation-ID": call.correlation_id, "Accept": "application/json"}
+        headers = {
+            **call.headers,
+            "X-Correlation-ID": call.correlation_id,
+            "Accept": "application/json",
+        }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
         if self.token is not None and call.send_token:
@@ -752,7 +840,7 @@ class _Core:
                 "path": call.path,
                 "correlation_id": call.correlation_id,
                 "attempt": call.attempt,
-                "headers": redact_headers(headers),
+                "headers": redact_headers(headers, self.secret_headers),
             },
         )
         return client.build_request(
@@ -793,7 +881,7 @@ class _Core:
             method=call.method,
             path=call.path,
             correlation_id=call.correlation_id,
-            secret=self.token,
+            secret=self.secret(call),
         )
         self._log_error(call, error, status=None)
         return error
@@ -818,7 +906,7 @@ class _Core:
         response = read.response
         request_id = response.headers.get("x-request-id")
         if request_id is not None:
-            request_id = _redact(request_id, self.token)
+            request_id = _redact(request_id, self.secret(call))
         logger.debug(
             "synapse_sdk.http.response",
             extra={
@@ -849,7 +937,8 @@ class _Core:
             method=call.method,
             path=call.path,
             correlation_id=call.correlation_id,
-            secret=self.token,
+            secret=self.secret(call),
+            context=call.context,
         )
         self._log_error(call, error, status=response.status_code)
         raise error
@@ -872,7 +961,13 @@ class _TransportBase(Generic[_C, _S]):
     verification); without it the transport owns a client built with ``verify`` (a CA bundle path
     or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
     following. ``sleep``, ``clock`` and ``rng`` go to the retry engine; ``max_response_bytes``
-    bounds success bodies unless a call passes its own ``max_bytes``.
+    bounds success bodies unless a call passes its own ``max_bytes``. ``secret_headers`` names
+    headers that carry credentials (redacted in logs and messages like the token).
+
+    A call may present a TLS client certificate (``certificate=``): the transport then sends it
+    on a client of its own built for that certificate, trusting what ``verify`` names. Clients of
+    earlier certificates (before a renewal) stay open for calls still using them until the
+    transport closes.
 
     Raises:
         ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
@@ -894,6 +989,7 @@ class _TransportBase(Generic[_C, _S]):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        secret_headers: Collection[str] = (),
     ) -> None:
         client_type = self._client_type
         if http_client is not None:
@@ -920,7 +1016,9 @@ class _TransportBase(Generic[_C, _S]):
             rng=rng,
             max_response_bytes=max_response_bytes,
         )
+        self._core.secret_headers = frozenset(h.lower() for h in secret_headers)
         context = _check_verify(verify)
+        self._verify = verify
         self._owns_client = http_client is None
         if http_client is None:
             http_client = client_type(  # type: ignore[assignment]
@@ -929,6 +1027,42 @@ class _TransportBase(Generic[_C, _S]):
         assert http_client is not None
         self._client: _C = http_client
         self._sleep: _S | None = sleep
+        self._lock = threading.Lock()
+        #: Clients presenting a client certificate, by certificate name.
+        self._certified: dict[str, _C] = {}
+        self._closed = False
+
+    def _client_for(self, call: _Call) -> _C:
+        """The httpx client that sends ``call``: the transport's own, or one presenting the
+        call's client certificate (built on first use).
+
+        Raises:
+            ValueError: a certificate with a caller's ``http_client`` or ``ssl.SSLContext``.
+            OSError, ssl.SSLError: the certificate file cannot be used.
+            RuntimeError: a certificate after the transport was closed (a usage error).
+        """
+        certificate = call.certificate
+        if certificate is None:
+            return self._client
+        if not self._owns_client:
+            raise ValueError("a call presenting a client certificate needs no http_client=")
+        with self._lock:  # no await inside: also safe between the tasks of one event loop
+            if self._closed:
+                raise RuntimeError("the transport is closed")
+            if certificate.name not in self._certified:
+                context = _certificate_context(self._verify, certificate)
+                built = self._client_type(verify=context, follow_redirects=False)
+                self._certified[certificate.name] = built  # type: ignore[assignment]
+            return self._certified[certificate.name]
+
+    def _owned_clients(self) -> list[_C]:
+        """Every client this transport built and must close (emptied: closing is idempotent)."""
+        with self._lock:
+            owned = list(self._certified.values())
+            self._certified, self._closed = {}, True
+        if self._owns_client:
+            owned.append(self._client)
+        return owned
 
     @property
     def stats(self) -> ClientStats:
@@ -994,13 +1128,18 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,
         max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        certificate: ClientCertificate | None = None,
+        context: ErrorContext | None = None,
     ) -> Response:
         """Send one logical call, retried per the policy, and return its 2xx response.
 
         ``path`` starts with ``/`` (joined to the base URL) or is an absolute URL (the token is
         sent only to the base URL's origin). ``idempotency_key``: None generates one for
         POST/PATCH, a string is used as is, False sends none (the call is then not retried after
-        an outcome-unknown failure). ``max_bytes`` bounds the success body.
+        an outcome-unknown failure). ``max_bytes`` bounds the success body. ``headers`` are
+        sent besides the SDK's own, ``certificate`` is presented in the TLS handshake, and
+        ``context`` tells the error mapping the operation and the ids an error may name.
 
         Raises:
             SynapError: the mapped error of the last attempt (see the module docstring), with
@@ -1010,12 +1149,14 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
+        self._core.add_options(call, headers, certificate, context)
         return retrying.call(self._attempt, call, idempotent=call.idempotent)
 
     def _attempt(self, call: _Call) -> Response:
+        client = self._client_for(call)
         try:
-            request = self._core.build_request(self._client, call)
-            response = self._client.send(request, stream=True)
+            request = self._core.build_request(client, call)
+            response = client.send(request, stream=True)
             try:
                 read = self._core.start_read(call, response)
                 for chunk in response.iter_bytes():
@@ -1028,9 +1169,9 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         return self._core.finish(call, read)
 
     def close(self) -> None:
-        """Close the underlying client if this transport created it."""
-        if self._owns_client:
-            self._client.close()
+        """Close the clients this transport created."""
+        for client in self._owned_clients():
+            client.close()
 
     def __enter__(self) -> Transport:
         return self
@@ -1058,17 +1199,22 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,
         max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        certificate: ClientCertificate | None = None,
+        context: ErrorContext | None = None,
     ) -> Response:
         """Async :meth:`Transport.request`: same arguments, same errors."""
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
+        self._core.add_options(call, headers, certificate, context)
         return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
 
     async def _attempt(self, call: _Call) -> Response:
+        client = self._client_for(call)
         try:
-            request = self._core.build_request(self._client, call)
-            response = await self._client.send(request, stream=True)
+            request = self._core.build_request(client, call)
+            response = await client.send(request, stream=True)
             try:
                 read = self._core.start_read(call, response)
                 async for chunk in response.aiter_bytes():
@@ -1081,9 +1227,9 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         return self._core.finish(call, read)
 
     async def aclose(self) -> None:
-        """Close the underlying client if this transport created it."""
-        if self._owns_client:
-            await self._client.aclose()
+        """Close the clients this transport created."""
+        for client in self._owned_clients():
+            await client.aclose()
 
     async def __aenter__(self) -> AsyncTransport:
         return self

@@ -805,10 +805,6 @@ class AsyncBackendV2Client(
         """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
         await self._transport.aclose()
 
-    async def close(self) -> None:
-        """The same as :meth:`aclose`."""
-        await self.aclose()
-
     async def __aenter__(self) -> AsyncBackendV2Client:
         return self
 

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import grpc  # type: ignore[import-untyped]
 
 from synapse_sdk._proto.synap.v1 import listen_pb2, listen_pb2_grpc
-from synapse_sdk.clients._synap_protocol import SESSION_HEADER, error_from_grpc
-from synapse_sdk.clients._synap_types import ListenMessage, ListenStatus
+from synapse_sdk.clients.synap._protocol import SESSION_HEADER, error_from_grpc
+from synapse_sdk.clients.synap._types import ListenMessage, ListenStatus
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import (
     NetworkTimeoutError,

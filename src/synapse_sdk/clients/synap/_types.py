@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synapse_sdk.clients._synap_credentials import CertificateMeta, CertificateState
+from synapse_sdk.clients.synap._credentials import CertificateMeta, CertificateState
 
 __all__ = [
     "CertificateStatus",

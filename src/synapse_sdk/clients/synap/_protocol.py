@@ -1,34 +1,25 @@
-"""What the Synap client sends and how it reads answers: requests, errors, TLS contexts.
+"""What the Synap client sends and how it reads answers: requests, answers, gRPC errors.
 
 Transport-free pieces shared by :class:`~synapse_sdk.clients.synap.SynapClient` and its asyncio
-twin. Foreign errors become the SDK's tree here (and only here), always raised ``from`` the
-original by the callers:
-
-* httpx and OS errors: :func:`synapse_sdk.clients._transport.map_transport_error` (connect
-  failures and timeouts before sending → outcome known; read timeouts and broken connections →
-  ``outcome_unknown``; an untrusted server certificate → ``AuthenticationError``).
-* HTTP error answers: the transport's :func:`~synapse_sdk.clients._transport.error_for_status`,
-  told the operation (a revoked binding during renewal is a ``CertificateRenewalError``,
-  elsewhere an ``AuthenticationError``) and the ids an error may name.
-* gRPC statuses of the listening stream: :func:`error_from_grpc`, using the JSON details.
-
-Both pick the class in :data:`synapse_sdk.exceptions.registry`.
+twin. Every HTTP call goes through :mod:`synapse_sdk.clients._transport`, which maps httpx and
+OS errors and error answers (told each call's operation, so a revoked binding during renewal is
+a ``CertificateRenewalError`` and elsewhere an ``AuthenticationError``, and the ids an error may
+name). The listening stream's gRPC statuses are mapped here, by :func:`error_from_grpc`. Both
+pick the class in :data:`synapse_sdk.exceptions.registry`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from synapse_sdk.clients._transport import ErrorContext, error_for_status
+from synapse_sdk.clients._transport import Response, malformed_response
 from synapse_sdk.exceptions import (
-    BackendError,
     RateLimitError,
     ServiceUnavailableError,
     SynapError,
@@ -40,10 +31,8 @@ from synapse_sdk.retry_after import parse_retry_after
 __all__ = [
     "SESSION_HEADER",
     "Request",
-    "client_ssl_context",
     "data_from_response",
     "error_from_grpc",
-    "error_from_response",
     "load_trust_root",
 ]
 
@@ -68,7 +57,6 @@ class Request:
     auth: Auth
     body: Mapping[str, Any] | None = field(default=None, repr=False)
     params: Mapping[str, str] | None = None
-    idempotent: bool = True
     idempotency_key: str | None = None
     conversation_id: str | None = None
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -80,49 +68,17 @@ def _shorten(text: str | None) -> str | None:
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
 
 
-def data_from_response(request: Request, status: int, content: bytes) -> dict[str, Any]:
+def data_from_response(response: Response) -> dict[str, Any]:
     """The ``data`` object of a 2xx answer.
 
     Raises:
         BackendError: the body is not ``{"data": {...}}`` (code ``malformed_response``).
     """
-    try:
-        document = json.loads(content)
-        data = document["data"]
-        if not isinstance(data, dict):
-            raise TypeError("data is not an object")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BackendError(
-            f"Synap {request.operation} answered HTTP {status} with a malformed body",
-            status_code=status,
-            error_code="malformed_response",
-            correlation_id=request.correlation_id,
-        ) from exc
+    document = response.json()
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict):
+        raise malformed_response(response, 'no "data" object')
     return data
-
-
-def error_from_response(
-    request: Request,
-    status: int,
-    headers: Mapping[str, str],
-    content: bytes,
-    *,
-    instance_id: str,
-) -> BackendError:
-    """The error for a non-2xx answer to ``request`` (the caller raises it): the transport's
-    mapping, told the operation and the ids the error may be about."""
-    return error_for_status(
-        status,
-        headers,
-        content,
-        method=request.method,
-        path=request.path,
-        correlation_id=request.correlation_id,
-        context=ErrorContext(
-            request.operation,
-            {"instance_id": instance_id, "conversation_id": request.conversation_id},
-        ),
-    )
 
 
 def error_from_grpc(
@@ -180,19 +136,3 @@ def load_trust_root(value: bytes | str | Path | None) -> bytes | None:
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise ValueError("trust_root holds no PEM certificate")
     return data
-
-
-def client_ssl_context(trust_root: bytes | None, identity_file: Path | None) -> ssl.SSLContext:
-    """A verifying TLS context: hostname and chain checked against ``trust_root`` (or the system
-    store), presenting the client certificate in ``identity_file`` (key + certificate PEM).
-
-    Verification is never turned off.
-    """
-    if trust_root is not None:
-        context = ssl.create_default_context(cadata=trust_root.decode("ascii"))
-    else:
-        context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if identity_file is not None:
-        context.load_cert_chain(identity_file)
-    return context

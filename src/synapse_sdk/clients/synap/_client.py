@@ -1,26 +1,6 @@
-"""The Synap client: bootstrap, mutual-TLS certificates, sessions, memories, context, listening.
+"""The Synap clients themselves: :class:`SynapClient` and its asyncio twin.
 
-::
-
-    client = SynapClient("inst_0123456789abcdef", url="https://synap.example", trust_root=ca_pem)
-    client.initialize(bootstrap_token=token)        # first run: key, CSR, certificate, session
-    client.ingest(["prefers tea"], user_id="u-1")
-    context = client.get_context(user_id="u-1")     # ContextNotFoundError: treat as empty state
-    client.listen(on_message=print)                 # gRPC server stream, reconnects by itself
-    client.stop_listening()
-
-Every call after ``initialize`` goes over mutual TLS with the stored client certificate and
-carries the session token. Before each call the certificate's lifetime is checked on the
-client's clock: with less than 30 % of its 7-day TTL left it is renewed first; past the TTL but
-inside the 48-hour grace period it can still be renewed; beyond that,
-:class:`~synapse_sdk.exceptions.CertificateExpiredError` until a fresh bootstrap. Transient
-failures (rate limits, outages, the agent restarting, timeouts) are retried under
-``SDKConfig.retry_policy`` and surface only when the policy gives up. See ``docs/synap.md``.
-Answers are read up to a bound, never whole: at most 64 KiB of an error body (enough for any
-envelope) and 32 MiB of a success body (more is a ``BackendError("response_too_large")``).
-
-:class:`SynapClient` is synchronous (its listening stream runs on a private event loop in a
-thread); :class:`AsyncSynapClient` is the asyncio twin with the same methods as coroutines.
+See the package docstring (:mod:`synapse_sdk.clients.synap`) and ``docs/synap.md``.
 """
 
 from __future__ import annotations
@@ -31,13 +11,13 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import httpx
-
-from synapse_sdk.clients._synap_core import (
+from synapse_sdk.clients._transport import AsyncTransport, Transport
+from synapse_sdk.clients.synap._core import (
     DEFAULT_CREDENTIALS_DIR,
     Finished,
     Flow,
@@ -47,7 +27,7 @@ from synapse_sdk.clients._synap_core import (
     parse_conversation,
     parse_ingest,
 )
-from synapse_sdk.clients._synap_listen import (
+from synapse_sdk.clients.synap._listen import (
     OnError,
     OnMessage,
     StreamEndpoint,
@@ -55,26 +35,13 @@ from synapse_sdk.clients._synap_listen import (
     ThreadedStream,
     report_first,
 )
-from synapse_sdk.clients._synap_protocol import (
-    Request,
-    client_ssl_context,
-    data_from_response,
-    error_from_response,
-)
-from synapse_sdk.clients._synap_types import (
+from synapse_sdk.clients.synap._protocol import SESSION_HEADER, Request, data_from_response
+from synapse_sdk.clients.synap._types import (
     CertificateStatus,
     Context,
     IngestResult,
-    ListenMessage,
     ListenStatus,
-    Memory,
     SessionInfo,
-)
-from synapse_sdk.clients._transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    ERROR_BODY_LIMIT,
-    _Read,
-    map_transport_error,
 )
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import (
@@ -84,34 +51,12 @@ from synapse_sdk.exceptions import (
     SessionExpiredError,
     SynapError,
 )
-from synapse_sdk.retry import Retrying
 
-__all__ = [
-    "DEFAULT_CREDENTIALS_DIR",
-    "AsyncSynapClient",
-    "CertificateStatus",
-    "Context",
-    "IngestResult",
-    "ListenMessage",
-    "ListenStatus",
-    "Memory",
-    "SessionInfo",
-    "SynapClient",
-]
+__all__ = ["DEFAULT_CREDENTIALS_DIR", "AsyncSynapClient", "SynapClient"]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
 T = TypeVar("T")
-
-
-def _stale(clients: Mapping[str, object], current: str) -> list[str]:
-    """Cached TLS clients of certificates replaced by renewal (the bootstrap one stays)."""
-    return [key for key in clients if key not in (current, "bootstrap")]
-
-
-def _timeout(config: SDKConfig) -> httpx.Timeout:
-    t = config.timeouts
-    return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.connect)
 
 
 def _parsed(
@@ -127,30 +72,8 @@ def _parsed(
         ) from exc
 
 
-def _bounded_body(response: httpx.Response) -> _Read:
-    """The transport's bounded reader for one answer: :data:`ERROR_BODY_LIMIT` bytes of an error
-    answer (enough for any envelope), :data:`DEFAULT_MAX_RESPONSE_BYTES` of a success."""
-    limit = DEFAULT_MAX_RESPONSE_BYTES if response.is_success else ERROR_BODY_LIMIT
-    return _Read(response, limit)
-
-
-def _log_answer(request: Request, status: int | None, started: float) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "synap.request",
-            extra={
-                "operation": request.operation,
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "correlation_id": request.correlation_id,
-                "elapsed": time.monotonic() - started,
-            },
-        )
-
-
 class _ClientBase:
-    """What both clients share: the core, the retry engine and argument checks."""
+    """What both clients share: the core, the transport's options and argument checks."""
 
     def __init__(
         self,
@@ -161,7 +84,6 @@ class _ClientBase:
         trust_root: bytes | str | Path | None,
         credentials_dir: str | Path | None,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
         asleep: Callable[[float], Awaitable[None]] | None,
         rng: random.Random | None,
     ) -> None:
@@ -177,13 +99,18 @@ class _ClientBase:
             asleep if asleep is not None else asyncio.sleep
         )
         self._rng = rng
-        self._retrying = Retrying(
-            self._core.config.retry_policy,
-            sleep=sleep,
-            asleep=self._asleep,
-            rng=rng,
-            name="synap",
-        )
+
+    def _transport_options(self) -> dict[str, Any]:
+        """The options of this client's transport: Synap's URL and trust root, the session
+        header as a secret, and the configuration without the backend's token."""
+        core = self._core
+        return {
+            "config": replace(core.config, token=None),
+            "base_url": core.url,
+            "verify": core.trust_root,
+            "rng": self._rng,
+            "secret_headers": (SESSION_HEADER,),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._core!r})"
@@ -210,48 +137,6 @@ class _ClientBase:
             AuthenticationError: no usable credentials are stored.
         """
         return self._core.certificate_status()
-
-    def _httpx_options(self, identity: Path | None) -> dict[str, Any]:
-        """Options of the httpx client presenting ``identity`` (None: no client certificate)."""
-        return {
-            "verify": client_ssl_context(self._core.trust_root, identity),
-            "timeout": _timeout(self._core.config),
-        }
-
-    def _transport_error(self, request: Request, exc: BaseException, started: float) -> SynapError:
-        """The SDK error for an httpx/OS error of one attempt (raised ``from exc``)."""
-        _log_answer(request, None, started)
-        return map_transport_error(
-            exc, method=request.method, path=request.path, correlation_id=request.correlation_id
-        )
-
-    def _answer(
-        self, request: Request, response: httpx.Response, body: _Read, started: float
-    ) -> dict[str, Any]:
-        """The ``data`` of a 2xx answer.
-
-        Raises:
-            SynapError: the error the answer stands for.
-            BackendError: ``response_too_large``; a success body over its bound.
-        """
-        _log_answer(request, response.status_code, started)
-        if 200 <= response.status_code < 300:
-            if body.exceeded:
-                raise BackendError(
-                    f"Synap {request.operation} answered HTTP {response.status_code} with a body "
-                    f"larger than the {body.limit}-byte bound",
-                    status_code=response.status_code,
-                    error_code="response_too_large",
-                    correlation_id=request.correlation_id,
-                )
-            return data_from_response(request, response.status_code, body.body)
-        raise error_from_response(
-            request,
-            response.status_code,
-            response.headers,
-            body.body,
-            instance_id=self._core.instance_id,
-        )
 
     def _listener(
         self,
@@ -330,45 +215,19 @@ class SynapClient(_ClientBase):
             trust_root=trust_root,
             credentials_dir=credentials_dir,
             clock=clock,
-            sleep=sleep,
             asleep=asleep,
             rng=rng,
         )
+        self._transport = Transport(**self._transport_options(), sleep=sleep)
         self._lock = threading.RLock()
         self._listen_lock = threading.Lock()
-        self._http: dict[str, httpx.Client] = {}
-        # Clients of certificates replaced by renewal: another thread may still be sending on
-        # one, so they are closed by close(), not when the new certificate takes over.
-        self._retired: list[httpx.Client] = []
         self._stream: ThreadedStream | None = None
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _client_for(self, request: Request) -> httpx.Client:
-        key, identity = self._core.tls_identity(request)
-        with self._lock:
-            client = self._http.get(key)
-            if client is None:
-                for stale in _stale(self._http, key):
-                    self._retired.append(self._http.pop(stale))
-                client = self._http[key] = httpx.Client(**self._httpx_options(identity))
-            return client
-
-    def _send(self, request: Request) -> dict[str, Any]:
-        client = self._client_for(request)
-        started = time.monotonic()
-        try:
-            with client.stream(**self._core.http_arguments(request)) as response:
-                body = _bounded_body(response)
-                for chunk in response.iter_bytes():
-                    if body.take(chunk):
-                        break
-        except (httpx.HTTPError, OSError) as exc:
-            raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, body, started)
-
     def _execute(self, request: Request) -> dict[str, Any]:
-        return self._retrying.call(self._send, request, idempotent=request.idempotent)
+        response = self._transport.request(**self._core.call_options(request))
+        return data_from_response(response)
 
     def _run(self, flow: Flow[T]) -> T:
         with self._lock:
@@ -425,15 +284,12 @@ class SynapClient(_ClientBase):
         return CertificateStatus.of(creds.meta, self._core.clock())
 
     def close(self) -> None:
-        """Stop listening (if active) and close the HTTP connections. Idempotent."""
+        """Stop listening (if active) and close the HTTP connections. Idempotent; the client
+        sends nothing afterwards."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
-        with self._lock:
-            clients, self._http = self._http, {}
-            retired, self._retired = self._retired, []
-        for client in [*retired, *clients.values()]:
-            client.close()
+        self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -621,13 +477,11 @@ class AsyncSynapClient(_ClientBase):
             trust_root=trust_root,
             credentials_dir=credentials_dir,
             clock=clock,
-            sleep=time.sleep,
             asleep=asleep,
             rng=rng,
         )
+        self._transport = AsyncTransport(**self._transport_options(), sleep=self._asleep)
         self._lock: asyncio.Lock | None = None
-        self._http: dict[str, httpx.AsyncClient] = {}
-        self._retired: list[httpx.AsyncClient] = []
         self._task: asyncio.Task[None] | None = None
         self._stream: StreamListener | None = None
 
@@ -636,32 +490,9 @@ class AsyncSynapClient(_ClientBase):
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def _client_for(self, request: Request) -> httpx.AsyncClient:
-        key, identity = self._core.tls_identity(request)
-        client = self._http.get(key)
-        if client is None:
-            # No await in here: another task may still be sending on a replaced certificate's
-            # client (closed by aclose()), and two tasks must not both build the new one.
-            for stale in _stale(self._http, key):
-                self._retired.append(self._http.pop(stale))
-            client = self._http[key] = httpx.AsyncClient(**self._httpx_options(identity))
-        return client
-
-    async def _send(self, request: Request) -> dict[str, Any]:
-        client = await self._client_for(request)
-        started = time.monotonic()
-        try:
-            async with client.stream(**self._core.http_arguments(request)) as response:
-                body = _bounded_body(response)
-                async for chunk in response.aiter_bytes():
-                    if body.take(chunk):
-                        break
-        except (httpx.HTTPError, OSError) as exc:
-            raise self._transport_error(request, exc, started) from exc
-        return self._answer(request, response, body, started)
-
     async def _execute(self, request: Request) -> dict[str, Any]:
-        return await self._retrying.acall(self._send, request, idempotent=request.idempotent)
+        response = await self._transport.request(**self._core.call_options(request))
+        return data_from_response(response)
 
     async def _run(self, flow: Flow[T]) -> T:
         async with self._get_lock():
@@ -696,7 +527,8 @@ class AsyncSynapClient(_ClientBase):
         return CertificateStatus.of(creds.meta, self._core.clock())
 
     async def aclose(self) -> None:
-        """Stop listening (if active) and close the HTTP connections. Idempotent."""
+        """Stop listening (if active) and close the HTTP connections. Idempotent; the client
+        sends nothing afterwards."""
         task, self._task, self._stream = self._task, None, None
         if task is not None:
             task.cancel()
@@ -704,10 +536,7 @@ class AsyncSynapClient(_ClientBase):
                 await task
             except asyncio.CancelledError:
                 pass
-        clients, self._http = self._http, {}
-        retired, self._retired = self._retired, []
-        for client in [*retired, *clients.values()]:
-            await client.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self

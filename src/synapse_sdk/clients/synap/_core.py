@@ -1,11 +1,11 @@
 """The Synap client's state and its multi-step procedures, shared by the sync and async clients.
 
 A procedure (bootstrap, renewal, opening a session, ``initialize``) is written once, as a
-generator that *yields* each :class:`~synapse_sdk.clients._synap_protocol.Request` it needs and
+generator that *yields* each :class:`~synapse_sdk.clients.synap._protocol.Request` it needs and
 receives the answer's ``data`` (or has the call's :class:`~synapse_sdk.exceptions.SynapError`
-thrown in at the ``yield``). The sync client drives it with httpx, the async one with
-``httpx.AsyncClient``; neither duplicates the rules. Retries happen inside each yielded request,
-under the SDK's retry policy.
+thrown in at the ``yield``). The sync client drives it through the SDK's HTTP transport, the async
+one through its asyncio twin; neither duplicates the rules. Retries happen inside each yielded
+request, under the SDK's retry policy.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from synapse_sdk.clients._synap_credentials import Credentials, CredentialStore, new_key_and_csr
-from synapse_sdk.clients._synap_protocol import SESSION_HEADER, Request, load_trust_root
-from synapse_sdk.clients._synap_types import (
+from synapse_sdk.clients._transport import ClientCertificate, ErrorContext
+from synapse_sdk.clients.synap._credentials import Credentials, CredentialStore, new_key_and_csr
+from synapse_sdk.clients.synap._protocol import SESSION_HEADER, Request, load_trust_root
+from synapse_sdk.clients.synap._types import (
     CertificateStatus,
     Context,
     IngestResult,
@@ -183,33 +184,38 @@ class SynapCore:
         creds = self.credentials if self.credentials is not None else self.store.load()
         return CertificateStatus.of(creds.meta, self.clock())
 
-    def tls_identity(self, request: Request) -> tuple[str, Path | None]:
-        """``(cache key, identity file)`` of the TLS client for ``request``: no client
-        certificate for bootstrap, the current certificate for everything else."""
+    def certificate(self, request: Request) -> ClientCertificate | None:
+        """The TLS client certificate ``request`` presents: none for bootstrap, the current
+        certificate for everything else."""
         if request.auth == "none":
-            return "bootstrap", None
+            return None
         creds = self.credentials
         assert creds is not None, "credentials are loaded before any authenticated request"
-        return creds.meta.serial, creds.identity_file
+        return ClientCertificate(creds.meta.serial, creds.identity_file)
 
-    def http_arguments(self, request: Request) -> dict[str, Any]:
-        """Keyword arguments of ``httpx.Client.request`` for one attempt of ``request``."""
+    def call_options(self, request: Request) -> dict[str, Any]:
+        """Keyword arguments of ``Transport.request`` for ``request`` (the same on every retry).
+
+        Raises:
+            RuntimeError: a session call before ``initialize()`` succeeded.
+        """
+        headers = None
+        if request.auth == "session":
+            headers = {SESSION_HEADER: self.require_session().token}
         return {
             "method": request.method,
-            "url": self.url + request.path,
-            "json": request.body,
+            "path": request.path,
             "params": request.params,
-            "headers": self.headers(request),
+            "json": request.body,
+            "correlation_id": request.correlation_id,
+            "idempotency_key": request.idempotency_key,
+            "headers": headers,
+            "certificate": self.certificate(request),
+            "context": ErrorContext(
+                request.operation,
+                {"instance_id": self.instance_id, "conversation_id": request.conversation_id},
+            ),
         }
-
-    def headers(self, request: Request) -> dict[str, str]:
-        """The headers of one attempt (the same for every retry of the request)."""
-        headers = {"X-Correlation-ID": request.correlation_id, "Accept": "application/json"}
-        if request.idempotency_key is not None:
-            headers["Idempotency-Key"] = request.idempotency_key
-        if request.auth == "session":
-            headers[SESSION_HEADER] = self.require_session().token
-        return headers
 
     # --- procedures ----------------------------------------------------------------------
 
