@@ -166,7 +166,7 @@ def backoff_delay(
       ``retry_number``;
     * ``"none"``: exactly the ceiling (predictable, but synchronized clients retry together).
 
-    The backend client reuses this to pace re-fetching failed items.
+    :func:`decide_wait` uses it when no server hint names the wait.
 
     Raises:
         TypeError: ``policy`` is not a RetryPolicy, ``retry_number`` not an int, or ``rng`` not a
