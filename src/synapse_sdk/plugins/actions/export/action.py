@@ -546,10 +546,11 @@ class ExportAction(BaseAction[ExportParams]):
         self.ledger.fail_pending()
 
     def _drain_policy(self) -> RetryPolicy:
-        """The configuration's retry policy with the drain's own backoff base
-        (``retry_delay``); its rounds are bounded by the ledger (``retry_rounds`` fetches per
-        item), not by ``max_attempts``, and a per-call deadline does not apply."""
-        return self.config.effective_retry_policy.replace(
+        """The client's retry policy with the drain's own backoff base (``retry_delay``); its
+        rounds are bounded by the ledger (``retry_rounds`` fetches per item), not by
+        ``max_attempts``, a per-call deadline does not apply, and the copy has a retry budget
+        of its own (the same capacity), so the drain cannot starve the client's calls."""
+        return self.v2_client.config.effective_retry_policy.replace(
             backoff_base=self.params.retry_delay, max_attempts=sys.maxsize, deadline=None
         )
 
