@@ -136,6 +136,7 @@ class StreamListener:
         def connected() -> None:
             nonlocal told, failures
             failures = 0
+            self._previous_wait = None
             if not told:
                 told = True
                 first(None)
