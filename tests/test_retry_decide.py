@@ -257,3 +257,21 @@ def test_testing_records_the_decided_waits() -> None:
         with pytest.raises(ServiceUnavailableError):
             r.call(lambda: (_ for _ in ()).throw(ServiceUnavailableError("down")))
     assert waits == [0.5, 1.0]
+
+
+def test_a_garbage_explicit_hint_falls_back_to_the_errors_hint() -> None:
+    limited = RateLimitError("slow down", retry_after_seconds=4.0)
+    assert decide_wait(POLICY, 1, error=limited, hint=math.nan) == WaitDecision(4.0, None, True)
+
+
+class _Foreign(Exception):
+    """A foreign retryable error whose hint attribute raises."""
+
+    @property
+    def retry_after_seconds(self) -> float:
+        raise RuntimeError("broken property")
+
+
+def test_a_foreign_errors_broken_hint_is_no_hint() -> None:
+    policy = POLICY.replace(retryable_errors=(_Foreign,))
+    assert decide_wait(policy, 1, error=_Foreign()) == WaitDecision(0.5, None, False)

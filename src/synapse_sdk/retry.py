@@ -283,10 +283,8 @@ def decide_wait(
             raise TypeError(f"attempt must be an int or None, not {type(attempt).__name__}")
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt}")
-    return _decision(
-        WaitDecision, _decide(policy, attempt, error, hint, previous, remaining, idempotent, rng,
-                              charge)
-    )
+    fields = _decide(policy, attempt, error, hint, previous, remaining, idempotent, rng, charge)
+    return _decision(WaitDecision, fields)
 
 
 def _decide(
@@ -309,14 +307,16 @@ def _decide(
             return _SURFACE_OUTCOME_UNKNOWN
     if attempt is not None and attempt >= policy.max_attempts:
         return _SURFACE_MAX_ATTEMPTS if policy.max_attempts > 1 else _SURFACE_DISABLED
-    if hint is None and error is not None:
+    wait = None if hint is None else _hint(hint)
+    if wait is None and error is not None:
         # Our errors validate the attribute (a float or None); foreign ones may hold anything.
-        hint = (
+        carried = (
             getattr(error, "retry_after_seconds", None)
             if isinstance(error, SynapError)
             else _safe_attr(error, "retry_after_seconds")
         )
-    wait = None if hint is None else _hint(hint)
+        if carried is not None:
+            wait = _hint(carried)
     hinted = wait is not None
     if wait is None:
         wait = (
@@ -478,8 +478,8 @@ class Retrying:
 
     ``policy=None`` means one attempt (retries off). ``sleep``/``asleep``/``clock``/``rng`` are
     injectable for tests (``asleep`` defaults to ``asyncio.sleep``); ``name`` labels log events.
-    Everything per-policy is computed here so a successful call costs a clock read and one
-    try/except. Thread- and task-safe: a Retrying holds no per-call state.
+    A successful call costs a clock read and one try/except; every wait after a failure is
+    :func:`decide_wait`'s. Thread- and task-safe: a Retrying holds no per-call state.
 
     Raises:
         TypeError: ``policy`` is not a RetryPolicy or None, a hook is not callable, ``rng`` is
