@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import threading
 from typing import Any
 
@@ -54,7 +55,6 @@ INVALID_POLICY_FIELDS: list[tuple[str, Any]] = [
     ("backoff_base", "1"),
     ("backoff_max", -1.0),
     ("backoff_max", math.nan),
-    ("backoff_max", 0.1),  # below backoff_base
     ("multiplier", math.nan),
     ("multiplier", 0.5),
     ("multiplier", -2),
@@ -242,3 +242,16 @@ def test_policies_and_configs_survive_pickle_and_deepcopy() -> None:
         assert budget.try_spend() and budget.try_spend()
     no_budget = RetryPolicy(budget_capacity=None)
     assert pickle.loads(pickle.dumps(no_budget)).budget is None
+
+
+@pytest.mark.parametrize("jitter", ["none", "full", "equal", "decorrelated"])
+def test_backoff_base_above_backoff_max_is_accepted_and_every_wait_capped(jitter: Any) -> None:
+    from synapse_sdk.retry import backoff_delay
+
+    policy = RetryPolicy(backoff_base=5.0, backoff_max=1.0, jitter=jitter, max_attempts=10)
+    rng = random.Random(7)
+    waits = [backoff_delay(policy, n, rng=rng, previous=prev) for n, prev in
+             ((0, None), (1, 1.0), (5, 1.0), (60, 0.5))]
+    assert all(0.0 <= wait <= 1.0 for wait in waits)
+    if jitter in ("none", "decorrelated"):
+        assert waits == [1.0] * 4

@@ -19,6 +19,7 @@ from synapse_sdk.envelopes import (
     iter_envelopes,
 )
 from synapse_sdk.exceptions import BackendError
+from synapse_sdk.retry_after import MAX_RETRY_AFTER_SECONDS
 
 PARTIAL = {
     "error": {
@@ -267,23 +268,25 @@ def test_message_prefers_message_then_detail_then_title() -> None:
         ({"retry_after_ms": 1500}, 1.5),
         ({"retry_after_ms": "250"}, 0.25),
         ({"retry_after": -1}, None),
-        ({"retry_after": float("inf")}, None),
+        # Huge is a hint (the policy refuses to wait that long), saturated past a float.
+        ({"retry_after": float("inf")}, MAX_RETRY_AFTER_SECONDS),
+        ({"retry_after": 86_401}, 86_401.0),
+        ({"retry_after_ms": 86_401_000}, 86_401.0),
+        ({"retry_after": 10**400}, MAX_RETRY_AFTER_SECONDS),
+        ({"retry_after": "1e999"}, MAX_RETRY_AFTER_SECONDS),
         ({"retry_after": float("nan")}, None),
         ({"retry_after": "soon"}, None),
         ({"retry_after": True}, None),
-        ({"retry_after": 86_401}, None),
-        ({"retry_after_ms": 86_401_000}, None),
-        ({"retry_after": 10**400}, None),
         ({"retry_after": "x" * 1000}, None),
         ({"retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),  # a date in the past
         ({"retry_after": -1, "retry_after_ms": 500}, 0.5),  # garbage in one, sense in the next
-        # Body strings are read exactly like the header: float() would accept all of these.
-        ({"retry_after": "1e3"}, None),
+        # Body strings are read exactly like the header: float() would accept these too.
+        ({"retry_after": "1e3"}, 1000.0),  # an exponent is a number
         ({"retry_after": "1_0"}, None),
         ({"retry_after": "+5"}, None),
         ({"retry_after": "\u0663"}, None),  # an Arabic-Indic digit three
         ({"retry_after": " 2 "}, 2.0),
-        ({"retry_after_ms": "1e3"}, None),
+        ({"retry_after_ms": "1e3"}, 1.0),
         ({"retry_after_ms": "Wed, 21 Oct 2035 07:28:00 GMT"}, None),  # ms are never dates
         ({"retry_after": [1]}, None),
     ],

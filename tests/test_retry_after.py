@@ -18,6 +18,7 @@ from synapse_sdk.retry_after import (
 )
 
 NOW = 1_700_000_000.0  # a fixed "now" for HTTP-dates
+HUGE = MAX_RETRY_AFTER_SECONDS  # a hint too large for a float, saturated
 
 
 def http_date(offset: float) -> str:
@@ -41,12 +42,20 @@ TABLE: list[tuple[Any, float | None]] = [
     (2.5, 2.5),
     (7, 7.0),
     (0, 0.0),
-    # absurd, negative, non-finite
-    ("86401", None),
-    ("999999999999", None),
-    ("9" * 400, None),  # float() would make this inf
-    (10**400, None),  # too large for a float
-    (86400.5, None),
+    # huge: a hint all the same (the policy refuses to wait that long), saturated past a float
+    ("86401", 86401.0),
+    ("172800", 172800.0),  # two days
+    ("999999999999", 999999999999.0),
+    ("9" * 400, HUGE),  # float() makes this inf
+    ("0" * 400 + "5", 5.0),  # leading zeros: still five seconds
+    ("1e999", HUGE),
+    ("1e3", 1000.0),
+    ("1E3", 1000.0),
+    ("2.5e-1", 0.25),
+    (10**400, HUGE),  # too large for a float
+    (math.inf, HUGE),  # what json.loads makes of a body's 1e999
+    (86400.5, 86400.5),
+    # negative, NaN
     ("-1", None),
     ("-0.5", None),
     (-3, None),
@@ -57,7 +66,6 @@ TABLE: list[tuple[Any, float | None]] = [
     ("-inf", None),
     ("nan", None),
     ("NaN", None),
-    (math.inf, None),
     (-math.inf, None),
     (math.nan, None),
     # garbage
@@ -67,8 +75,9 @@ TABLE: list[tuple[Any, float | None]] = [
     ("", None),
     ("   ", None),
     ("abc", None),
-    ("1e3", None),
-    ("1E3", None),
+    ("1e", None),
+    ("e3", None),
+    ("1e+", None),
     ("1_000", None),
     ("0x10", None),
     ("1.2.3", None),
@@ -79,15 +88,15 @@ TABLE: list[tuple[Any, float | None]] = [
     (b"\xff\xfe", None),
     (b"", None),
     ("x" * 10_000, None),
-    (b"1" * 10_000, None),
+    (b"1" * 10_000, HUGE),  # a number, however long
     # HTTP-dates, relative to NOW
     (http_date(30), 30.0),
     (http_date(0.0), 0.0),
     (http_date(86_400), 86400.0),
-    (http_date(86_401), None),  # absurd
+    (http_date(86_401), 86401.0),  # a day and a second: a hint the default policy refuses
     (http_date(-30), None),  # in the past: no hint (clock skew), backoff instead
-    (http_date(10 * 365 * 86_400), None),  # far future
-    ("Fri, 31 Dec 9999 23:59:59 GMT", None),
+    (http_date(10 * 365 * 86_400), 10 * 365 * 86_400.0),  # far future: huge, not garbage
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 253402300799.0 - NOW),
     ("Thu, 01 Jan 1970 00:00:00 GMT", None),
     ("Mon, 99 Foo 2024 99:99:99 GMT", None),
     ("Tue, 14 Nov 2023 22:13:50", 30.0),  # no zone: HTTP-dates are GMT
@@ -136,7 +145,7 @@ HEADERS: list[tuple[dict[str, Any], float | None]] = [
     ({"retry-after-ms": "inf", "retry-after": "3"}, 3.0),  # unusable ms: fall back
     ({"retry-after-ms": "-5", "retry-after": "2"}, 2.0),
     ({"retry-after-ms": "soon", "retry-after": "nan"}, None),
-    ({"retry-after-ms": "86400001"}, None),  # more than a day
+    ({"retry-after-ms": "86400001"}, 86400.001),  # more than a day: huge, still a hint
     ({"retry-after-ms": http_date(10)}, None),  # milliseconds are never dates
     ({"retry-after": b"4"}, 4.0),
     ({"retry-after-ms": b"100"}, 0.1),
@@ -172,16 +181,17 @@ MS_TABLE: list[tuple[Any, float | None]] = [
     (" 10.5 ", 0.0105),
     (750, 0.75),
     (0.5, 0.0005),
-    ("1e3", None),
+    ("1e3", 1.0),
     ("+5", None),
     ("-5", None),
     ("inf", None),
     ("NaN", None),
-    (float("inf"), None),
+    (float("inf"), HUGE),  # huge stays huge (not divided by 1000)
     (float("nan"), None),
     (-1, None),
-    (86_400_001, None),  # over a day
-    (10**400, None),
+    (86_400_001, 86400.001),  # over a day
+    (10**400, HUGE),
+    ("9" * 400, HUGE),
     ("Wed, 21 Oct 2035 07:28:00 GMT", None),  # milliseconds are never dates
     (True, None),
     (None, None),

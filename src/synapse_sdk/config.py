@@ -190,8 +190,13 @@ class RetryPolicy(_Replaceable):
       ``backoff_max``;
     * ``"none"``: exactly ``backoff``.
 
-    A :class:`~synapse_sdk.exceptions.RateLimitError` with ``retry_after_seconds`` waits exactly
-    that long instead, unless it exceeds ``retry_after_max``: then the error surfaces at once.
+    ``backoff_max`` caps every backoff wait, even below ``backoff_base`` (then each wait is at
+    most ``backoff_max``, as in stamina).
+
+    A server hint (a :class:`~synapse_sdk.exceptions.RateLimitError`'s ``retry_after_seconds``, a
+    ``Retry-After`` header, a 207's ``retry_after``) is waited exactly instead, unless it exceeds
+    ``retry_after_max``: then the error surfaces at once, however large the hint. Every wait the
+    SDK takes is decided by :func:`synapse_sdk.retry.decide_wait` from this policy.
     ``max_attempts`` counts the first attempt, so ``1`` means no retries. ``deadline`` (seconds)
     bounds the whole call, waits included. Each policy instance owns one :class:`RetryBudget`
     shared by every call using it (``budget_capacity=None`` turns the budget off).
@@ -231,11 +236,6 @@ class RetryPolicy(_Replaceable):
         _check_number("RetryPolicy", "multiplier", self.multiplier)
         if self.multiplier < 1:
             raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
-        if self.backoff_max < self.backoff_base:
-            raise ValueError(
-                f"RetryPolicy.backoff_max ({self.backoff_max!r}) must be >= backoff_base "
-                f"({self.backoff_base!r})"
-            )
         if self.jitter not in _JITTER_MODES:
             raise ValueError(
                 f"RetryPolicy.jitter must be one of {sorted(_JITTER_MODES)}, got {self.jitter!r}"

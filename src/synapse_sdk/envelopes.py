@@ -16,7 +16,8 @@ Only string codes are codes: a numeric ``code`` is an HTTP status and goes to ``
 Per-item failures come from ``failed`` (objects or bare ids), ``failed_ids``, ``errors[]`` entries
 that carry an ``id``, and ``invalid_ids`` (each becomes code ``"invalid_id"``, not retryable).
 The retry delay comes from ``retry_after`` (seconds or an HTTP date), ``retry_after_seconds`` or
-``retry_after_ms``; negative, non-finite or absurd (more than a day) values are dropped.
+``retry_after_ms``, read as :mod:`synapse_sdk.retry_after` reads headers: negative, NaN and
+garbage values are dropped; a huge one is kept (saturated), for the retry policy to refuse.
 
 Parsing never raises on malformed input; it returns ``None``. The work is bounded so hostile input
 cannot make it slow (see the ``MAX_*`` constants): at most :data:`MAX_TEXT_CHARS` characters of a
@@ -174,7 +175,7 @@ class ErrorEnvelope:
         """The canonical ``{"error": {...}}`` text of this envelope.
 
         ``BackendError`` messages embed it so text classification sees the envelope; parsing the
-        text with :func:`find_envelope` gives back an equal envelope (for delays up to a day).
+        text with :func:`find_envelope` gives back an equal envelope.
         Unset fields are left out; ``message`` is written as ``detail``.
         """
         body: dict[str, Any] = {}
@@ -442,6 +443,8 @@ def _literal_value(node: ast.expr, depth: int) -> object:
         return result
     if isinstance(node, ast.List | ast.Tuple | ast.Set):
         return [_literal_value(element, depth + 1) for element in node.elts]
+    if isinstance(node, ast.Name) and node.id in ("inf", "nan"):
+        return float(node.id)  # how repr() writes a float that is infinite or NaN
     if (
         isinstance(node, ast.UnaryOp)
         and isinstance(node.op, ast.USub)

@@ -12,7 +12,9 @@ Four ways in, one behaviour::
     @retry(policy)                              # a decorator, for sync and async functions
     def fetch(item_id): ...
 
-What happens when an attempt fails, in order:
+What happens when an attempt fails is decided by :func:`decide_wait`, the one function that
+decides every wait the SDK takes (the bulk-fetch rounds, the stream reconnects, the export's
+retry drain and its rate pacer ask it too). In order:
 
 1. An error that is not an instance of ``policy.retryable_errors`` (by default every
    :class:`~synapse_sdk.exceptions.SynapTransientError`) surfaces at once.
@@ -21,9 +23,9 @@ What happens when an attempt fails, in order:
    idempotent or carries an idempotency key that the caller reuses on every attempt.
 3. After ``policy.max_attempts`` attempts the error surfaces (``synapse_sdk.retry.exhausted``).
 4. The wait: an error carrying ``retry_after_seconds`` (a rate limit, or a 503 with
-   ``Retry-After``) waits exactly that long; above ``policy.retry_after_max`` it surfaces at once.
-   Otherwise :func:`backoff_delay`: ``min(backoff_max, backoff_base * multiplier ** n)`` with the
-   policy's jitter, ``n = 0`` for the first retry.
+   ``Retry-After``) waits exactly that long; above ``policy.retry_after_max`` it surfaces at
+   once, however large the hint. Otherwise :func:`backoff_delay`: ``min(backoff_max,
+   backoff_base * multiplier ** n)`` with the policy's jitter, ``n = 0`` for the first retry.
 5. If ``policy.deadline`` is set and the wait would end past it, the error surfaces now.
 6. The policy's shared :class:`~synapse_sdk.config.RetryBudget` must give one token for the retry;
    an empty budget surfaces the error (this stops retry storms under overload). Each successful
@@ -67,10 +69,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Final, NoReturn, TypeVar, cast
+from typing import Any, Final, NamedTuple, NoReturn, TypeVar, cast
 
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import AttemptRecord, SynapError
+from synapse_sdk.retry_after import MAX_RETRY_AFTER_SECONDS
 
 __all__ = [
     "EVENT_EXHAUSTED",
@@ -78,8 +81,10 @@ __all__ = [
     "EVENT_SCHEDULED",
     "Attempt",
     "Retrying",
+    "WaitDecision",
     "aretry_call",
     "backoff_delay",
+    "decide_wait",
     "remaining_time",
     "retry",
     "retry_call",
@@ -97,20 +102,9 @@ EVENT_SCHEDULED: Final = "synapse_sdk.retry.scheduled"
 EVENT_EXHAUSTED: Final = "synapse_sdk.retry.exhausted"
 EVENT_GIVING_UP: Final = "synapse_sdk.retry.giving_up"
 
-# Reasons the engine stops (the ``reason`` log field).
-_NOT_RETRYABLE: Final = "not_retryable"
-_RETRIES_DISABLED: Final = "retries_disabled"
-_OUTCOME_UNKNOWN: Final = "outcome_unknown"
-_MAX_ATTEMPTS: Final = "max_attempts"
-_RETRY_AFTER_TOO_LONG: Final = "retry_after_too_long"
-_DEADLINE: Final = "deadline"
-_BUDGET_EXHAUSTED: Final = "budget_exhausted"
-_QUIET_REASONS: Final = frozenset({_NOT_RETRYABLE, _RETRIES_DISABLED})
 
 _INFO: Final = logging.INFO
 _DISABLED_POLICY: Final = RetryPolicy.disabled()
-# Backoff ceilings precomputed per Retrying, for the first retries (later ones are computed).
-_CEILING_TABLE_SIZE: Final = 32
 
 SleepFn = Callable[[float], object]
 AsyncSleepFn = Callable[[float], Awaitable[object]]
@@ -120,38 +114,35 @@ ClockFn = Callable[[], float]
 # --- backoff -------------------------------------------------------------------------------
 
 
-def _ceiling(base: float, cap: float, multiplier: float, retry_number: int) -> float:
-    """``min(cap, base * multiplier ** retry_number)`` without overflowing."""
-    if base <= 0.0:
-        return 0.0
-    try:
-        # float ** int raises OverflowError instead of building a huge integer.
-        value = base * float(multiplier) ** retry_number
-    except OverflowError:
-        return cap
-    return cap if value > cap else value
-
-
-def _jittered(
-    mode: str,
-    ceiling: float,
-    base: float,
-    cap: float,
-    previous: float | None,
-    rand: Callable[[], float],
+def _backoff(
+    policy: RetryPolicy, retry_number: int, previous: float | None, rand: Callable[[], float]
 ) -> float:
-    """Apply jitter ``mode`` to the backoff ``ceiling`` (see :func:`backoff_delay`)."""
-    if mode == "full":
-        return rand() * ceiling
-    if mode == "equal":
-        half = ceiling / 2.0
-        return half + rand() * half
+    """:func:`backoff_delay` without the argument checks (see it for the formula)."""
+    base = policy.backoff_base
+    cap = policy.backoff_max
+    mode = policy.jitter
     if mode == "decorrelated":
         upper = 3.0 * (base if previous is None else previous)
         if upper < base:
             upper = base
         value = base + rand() * (upper - base)
         return cap if value > cap else value
+    # The ceiling: min(cap, base * multiplier ** retry_number), without overflowing.
+    if base <= 0.0:
+        ceiling = 0.0
+    else:
+        try:
+            # float ** int raises OverflowError instead of building a huge integer.
+            ceiling = base * float(policy.multiplier) ** retry_number
+        except OverflowError:
+            ceiling = cap
+        if ceiling > cap:
+            ceiling = cap
+    if mode == "full":
+        return rand() * ceiling
+    if mode == "equal":
+        half = ceiling / 2.0
+        return half + rand() * half
     return ceiling
 
 
@@ -175,7 +166,7 @@ def backoff_delay(
       ``retry_number``;
     * ``"none"``: exactly the ceiling (predictable, but synchronized clients retry together).
 
-    The backend client reuses this to pace re-fetching failed items.
+    :func:`decide_wait` uses it when no server hint names the wait.
 
     Raises:
         TypeError: ``policy`` is not a RetryPolicy, ``retry_number`` not an int, or ``rng`` not a
@@ -197,11 +188,167 @@ def backoff_delay(
         raise ValueError(f"previous must be a finite number >= 0 or None, got {previous!r}")
     if rng is not None and not isinstance(rng, random.Random):
         raise TypeError(f"rng must be a random.Random or None, not {type(rng).__name__}")
-    ceiling = _ceiling(policy.backoff_base, policy.backoff_max, policy.multiplier, retry_number)
     rand = rng.random if rng is not None else random.random
-    return _jittered(
-        policy.jitter, ceiling, policy.backoff_base, policy.backoff_max, previous, rand
-    )
+    return _backoff(policy, retry_number, previous, rand)
+
+
+# --- the one wait decision ---------------------------------------------------------------------
+
+# Reasons a wait is refused and the error surfaces (the ``reason`` log field).
+NOT_RETRYABLE: Final = "not_retryable"
+RETRIES_DISABLED: Final = "retries_disabled"
+OUTCOME_UNKNOWN: Final = "outcome_unknown"
+MAX_ATTEMPTS: Final = "max_attempts"
+RETRY_AFTER_TOO_LONG: Final = "retry_after_too_long"
+DEADLINE: Final = "deadline"
+BUDGET_EXHAUSTED: Final = "budget_exhausted"
+
+
+class WaitDecision(NamedTuple):
+    """What :func:`decide_wait` decided: wait ``seconds``, or surface the error now.
+
+    ``reason`` is None to wait, else why the error surfaces (one of the module's reason
+    constants). ``seconds`` is the wait to take; when surfacing, the wait that was refused
+    (0.0 when none was computed). ``hinted`` tells whether it is the server's hint.
+    """
+
+    seconds: float
+    reason: str | None = None
+    hinted: bool = False
+
+    @property
+    def surface(self) -> bool:
+        """Whether the error surfaces now instead of waiting."""
+        return self.reason is not None
+
+
+def _hint(value: object) -> float | None:
+    """A server hint as a wait: a number >= 0 (not NaN); anything else is no hint."""
+    if type(value) is float:  # the common case: a parsed hint
+        return value if value >= 0.0 else None  # NaN compares false
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float: huge
+        return _HUGE if value > 0 else None
+    return value if value >= 0.0 else None
+
+
+def decide_wait(
+    policy: RetryPolicy,
+    attempt: int | None,
+    *,
+    error: BaseException | None = None,
+    hint: float | None = None,
+    previous: float | None = None,
+    remaining: float | None = None,
+    idempotent: bool = True,
+    rng: random.Random | None = None,
+    charge: bool = True,
+) -> WaitDecision:
+    """Decide how long to wait before trying again, or that the error surfaces now.
+
+    Every loop of the SDK that waits asks this function and nothing else: the retry engine,
+    the bulk-fetch rounds, the listening stream's reconnects, the export's retry drain and its
+    rate pacer. In order:
+
+    1. ``error`` (when given) that ``policy`` does not retry surfaces (``not_retryable``); with
+       ``idempotent=False``, one whose ``outcome_unknown`` is true surfaces
+       (``outcome_unknown``).
+    2. ``attempt`` is the number (from 1) of the attempt that just failed: at
+       ``policy.max_attempts`` the error surfaces (``max_attempts``; ``retries_disabled`` when
+       the policy allows one attempt). ``attempt=None`` is a pause that is not a retry (the
+       pacer): no attempt limit, no backoff and no budget; it waits only on a hint.
+    3. The wait: the server's ``hint`` (else ``error.retry_after_seconds``) exactly, whatever
+       its size up to ``policy.retry_after_max``; above it the error surfaces
+       (``retry_after_too_long``), however large the hint. A hint that is not a number >= 0
+       (NaN, negative, a string) is no hint. Without a hint: :func:`backoff_delay` for retry
+       ``attempt - 1`` (``previous`` is the last wait, for decorrelated jitter).
+    4. ``remaining`` (seconds left before a deadline; None: none) smaller than the wait
+       surfaces the error (``deadline``).
+    5. With ``charge`` (the default) a retry takes one token from ``policy.budget``; an empty
+       budget surfaces the error (``budget_exhausted``).
+
+    Pure but for the budget it charges and ``rng`` (default: the ``random`` module).
+
+    Raises:
+        TypeError: ``policy`` is not a RetryPolicy or ``attempt`` is not an int or None.
+        ValueError: ``attempt`` is below 1.
+    """
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be a RetryPolicy, not {type(policy).__name__}")
+    if attempt is not None:
+        if isinstance(attempt, bool) or not isinstance(attempt, int):
+            raise TypeError(f"attempt must be an int or None, not {type(attempt).__name__}")
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+    fields = _decide(policy, attempt, error, hint, previous, remaining, idempotent, rng, charge)
+    return _decision(WaitDecision, fields)
+
+
+def _decide(
+    policy: RetryPolicy,
+    attempt: int | None,
+    error: BaseException | None,
+    hint: float | None,
+    previous: float | None,
+    remaining: float | None,
+    idempotent: bool,
+    rng: random.Random | None,
+    charge: bool,
+) -> tuple[float, str | None, bool]:
+    """:func:`decide_wait` without the argument checks, positional, its fields as a plain
+    tuple (the engine's hot path)."""
+    if error is not None:
+        if not isinstance(error, policy.retryable_errors):
+            return _SURFACE_NOT_RETRYABLE
+        if not idempotent and _safe_attr(error, "outcome_unknown") is True:
+            return _SURFACE_OUTCOME_UNKNOWN
+    if attempt is not None and attempt >= policy.max_attempts:
+        return _SURFACE_MAX_ATTEMPTS if policy.max_attempts > 1 else _SURFACE_DISABLED
+    wait = None if hint is None else _hint(hint)
+    if wait is None and error is not None:
+        # Our errors validate the attribute (a float or None); foreign ones may hold anything.
+        carried = (
+            getattr(error, "retry_after_seconds", None)
+            if isinstance(error, SynapError)
+            else _safe_attr(error, "retry_after_seconds")
+        )
+        if carried is not None:
+            wait = _hint(carried)
+    hinted = wait is not None
+    if wait is None:
+        wait = (
+            0.0
+            if attempt is None
+            else _backoff(
+                policy, attempt - 1, previous, rng.random if rng is not None else random.random
+            )
+        )
+    elif wait > policy.retry_after_max or wait >= _HUGE:
+        return wait, RETRY_AFTER_TOO_LONG, True
+    if remaining is not None and wait > remaining:
+        return wait, DEADLINE, hinted
+    if charge and attempt is not None:
+        budget = policy.budget
+        if budget is not None and not budget.try_spend():
+            return wait, BUDGET_EXHAUSTED, hinted
+    return wait, None, hinted
+
+
+# Builds a WaitDecision from a plain tuple without NamedTuple's Python-level ``__new__``.
+_decision: Final[Callable[[type[WaitDecision], tuple[float, str | None, bool]], WaitDecision]] = (
+    tuple.__new__
+)
+
+
+_HUGE: Final = MAX_RETRY_AFTER_SECONDS
+_QUIET_REASONS: Final = frozenset({NOT_RETRYABLE, RETRIES_DISABLED})
+_SURFACE_NOT_RETRYABLE: Final = (0.0, NOT_RETRYABLE, False)
+_SURFACE_OUTCOME_UNKNOWN: Final = (0.0, OUTCOME_UNKNOWN, False)
+_SURFACE_MAX_ATTEMPTS: Final = (0.0, MAX_ATTEMPTS, False)
+_SURFACE_DISABLED: Final = (0.0, RETRIES_DISABLED, False)
 
 
 # --- per-call state, deadline and testing switch ----------------------------------------------
@@ -323,15 +470,6 @@ def _describe(exc: BaseException) -> tuple[str | None, str | None]:
     )
 
 
-def _retry_after_hint(exc: BaseException) -> float | None:
-    """The server's requested wait carried by ``exc``, when it is a sane number."""
-    hint = _safe_attr(exc, "retry_after_seconds")
-    if hint is None or isinstance(hint, bool) or not isinstance(hint, int | float):
-        return None
-    hint = float(hint)
-    return hint if math.isfinite(hint) and hint >= 0.0 else None
-
-
 # --- the engine ----------------------------------------------------------------------------
 
 
@@ -340,17 +478,16 @@ class Retrying:
 
     ``policy=None`` means one attempt (retries off). ``sleep``/``asleep``/``clock``/``rng`` are
     injectable for tests (``asleep`` defaults to ``asyncio.sleep``); ``name`` labels log events.
-    Everything per-policy is computed here so a successful call costs a clock read and one
-    try/except. Thread- and task-safe: a Retrying holds no per-call state.
+    A successful call costs a clock read and one try/except; every wait after a failure is
+    :func:`decide_wait`'s. Thread- and task-safe: a Retrying holds no per-call state.
 
     Raises:
         TypeError: ``policy`` is not a RetryPolicy or None, a hook is not callable, ``rng`` is
             not a ``random.Random`` or ``name`` is not a string.
     """
 
-    __slots__ = ("_asleep", "_base", "_budget", "_cap", "_catch", "_ceilings", "_clock",
-                 "_deadline", "_jitter", "_max_attempts", "_multiplier", "_random",
-                 "_retry_after_max", "_retryable", "_sleep", "_success_hook", "name", "policy")
+    __slots__ = ("_asleep", "_catch", "_clock", "_deadline", "_max_attempts", "_rng", "_sleep",
+                 "_success_hook", "name", "policy")
 
     def __init__(
         self,
@@ -378,40 +515,21 @@ class Retrying:
         self._sleep = sleep
         self._asleep = asleep
         self._clock = clock
-        self._random: Callable[[], float] = rng.random if rng is not None else random.random
+        self._rng = rng
         self._max_attempts = policy.max_attempts
-        self._retryable = policy.retryable_errors
         # Caught at all: what may be retried, plus our own errors (to attach their history).
         # Anything else (a bug, cancellation) passes through untouched.
         self._catch: tuple[type[BaseException], ...] = (*policy.retryable_errors, SynapError)
         self._deadline = policy.deadline
-        self._budget = policy.budget if policy.max_attempts > 1 else None
-        budget = self._budget
+        budget = policy.budget if policy.max_attempts > 1 else None
         self._success_hook = (
             budget.record_success if budget is not None and budget.refill_per_success else None
-        )
-        self._jitter = policy.jitter
-        self._base = policy.backoff_base
-        self._cap = policy.backoff_max
-        self._multiplier = policy.multiplier
-        self._retry_after_max = policy.retry_after_max
-        self._ceilings = tuple(
-            _ceiling(self._base, self._cap, self._multiplier, n)
-            for n in range(min(policy.max_attempts - 1, _CEILING_TABLE_SIZE))
         )
 
     def __repr__(self) -> str:
         return f"Retrying({self.policy!r}, name={self.name!r})"
 
     # -- decisions shared by every style --
-
-    def _backoff(self, retry_number: int, previous: float | None) -> float:
-        ceilings = self._ceilings
-        if retry_number < len(ceilings):
-            ceiling = ceilings[retry_number]
-        else:
-            ceiling = _ceiling(self._base, self._cap, self._multiplier, retry_number)
-        return _jittered(self._jitter, ceiling, self._base, self._cap, previous, self._random)
 
     def _new_state(self) -> _CallState:
         """State for a call starting now, bounded by the tighter of this policy's deadline and
@@ -443,47 +561,24 @@ class Retrying:
         return None if outer_left is None else self._clock() + outer_left
 
     def _plan(self, state: _CallState, exc: BaseException, idempotent: bool) -> float | None:
-        """Decide what follows the failed attempt ``state.attempt``: the seconds to sleep before
-        the next one (0.0 when the wait is zero or :func:`testing` recorded it), or None after
-        attaching the history to ``exc`` and logging why the engine gives up."""
+        """Decide what follows the failed attempt ``state.attempt`` (:func:`decide_wait`): the
+        seconds to sleep before the next one (0.0 when the wait is zero or :func:`testing`
+        recorded it), or None after attaching the history to ``exc`` and logging why the engine
+        gives up."""
         now = self._clock()
         number = state.attempt
-        reason: str | None = None
-        wait = 0.0
-        if not isinstance(exc, self._retryable):
-            reason = _NOT_RETRYABLE
-        elif not idempotent and _safe_attr(exc, "outcome_unknown") is True:
-            reason = _OUTCOME_UNKNOWN
-        elif number >= self._max_attempts:
-            reason = _MAX_ATTEMPTS if self._max_attempts > 1 else _RETRIES_DISABLED
-        else:
-            if isinstance(exc, SynapError):
-                # Our errors validate retry_after_seconds on construction (a float or None).
-                hint = getattr(exc, "retry_after_seconds", None)
-                if hint is not None and type(hint) is not float:
-                    hint = _retry_after_hint(exc)
-            else:
-                hint = _retry_after_hint(exc)
-            if hint is None:
-                ceilings = self._ceilings
-                if self._jitter == "full" and number <= len(ceilings):
-                    wait = self._random() * ceilings[number - 1]
-                else:
-                    wait = self._backoff(number - 1, state.previous)
-            elif hint > self._retry_after_max:
-                reason = _RETRY_AFTER_TOO_LONG
-                wait = hint
-            else:
-                wait = hint
-            if (
-                reason is None
-                and state.deadline_at is not None
-                and now + state.offset + wait > state.deadline_at
-            ):
-                reason = _DEADLINE
-            budget = self._budget
-            if reason is None and budget is not None and not budget.try_spend():
-                reason = _BUDGET_EXHAUSTED
+        deadline_at = state.deadline_at
+        wait, reason, _ = _decide(
+            self.policy,
+            number,
+            exc,
+            None,
+            state.previous,
+            None if deadline_at is None else deadline_at - now - state.offset,
+            idempotent,
+            self._rng,
+            True,
+        )
         if reason is not None:
             state.history.append((number, exc, now - state.attempt_start, None))
             self._give_up(state, exc, reason, wait)
@@ -535,14 +630,14 @@ class Retrying:
                 setattr(exc, "attempts", records)  # noqa: B010 - foreign type, unknown to mypy
             except (AttributeError, TypeError):
                 pass  # an exception type that refuses new attributes keeps none
-        if reason == _MAX_ATTEMPTS:
+        if reason == MAX_ATTEMPTS:
             event, level = EVENT_EXHAUSTED, logging.WARNING
         elif reason in _QUIET_REASONS:
             event, level = EVENT_GIVING_UP, logging.DEBUG
         else:
             event, level = EVENT_GIVING_UP, logging.WARNING
         if logger.isEnabledFor(level):
-            shown_wait = wait if reason in (_RETRY_AFTER_TOO_LONG, _DEADLINE) else None
+            shown_wait = wait if reason in (RETRY_AFTER_TOO_LONG, DEADLINE) else None
             self._log(level, event, reason, state.attempt, shown_wait, exc)
 
     def _succeeded(self, state: _CallState) -> None:
@@ -732,6 +827,7 @@ class Retrying:
 
         Raises:
             RuntimeError: as :meth:`attempts`.
+            TypeError: (on iteration) a plain ``for`` instead of ``async for``.
         """
         return _AsyncAttempts(self, idempotent)
 
@@ -744,7 +840,7 @@ class Attempt:
 
     __slots__ = ("_owner", "_state", "_token", "finished", "number")
 
-    def __init__(self, owner: _Attempts, state: _CallState) -> None:
+    def __init__(self, owner: _AttemptSeries, state: _CallState) -> None:
         self._owner = owner
         self._state = state
         self._token: contextvars.Token[_CallState | None] | None = None
@@ -774,8 +870,8 @@ class Attempt:
         return self._owner._settle(self._state, exc)
 
 
-class _Attempts:
-    """The iterator behind :meth:`Retrying.attempts` (and base of the async one)."""
+class _AttemptSeries:
+    """What both attempt iterators share: handing out attempts and settling their outcomes."""
 
     __slots__ = ("_current", "_done", "_idempotent", "_pending", "_retrying")
 
@@ -785,9 +881,6 @@ class _Attempts:
         self._current: Attempt | None = None
         self._pending = 0.0
         self._done = False
-
-    def __iter__(self) -> _Attempts:
-        return self
 
     def _advance(self) -> tuple[Attempt, float]:
         """The next attempt and the wait due before it; checks the ``with attempt:`` protocol."""
@@ -804,14 +897,6 @@ class _Attempts:
             wait = self._pending
         attempt = self._current = Attempt(self, state)
         return attempt, wait
-
-    def __next__(self) -> Attempt:
-        if self._done:
-            raise StopIteration
-        attempt, wait = self._advance()
-        if wait > 0.0:
-            self._retrying._sleep(wait)
-        return attempt
 
     def _settle(self, state: _CallState, exc: BaseException | None) -> bool:
         """Called by ``Attempt.__exit__``: True suppresses ``exc`` (a retry follows)."""
@@ -831,8 +916,26 @@ class _Attempts:
         return True
 
 
-class _AsyncAttempts(_Attempts):
-    """The async iterator behind :meth:`Retrying.aattempts`."""
+class _Attempts(_AttemptSeries):
+    """The iterator behind :meth:`Retrying.attempts`."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> _Attempts:
+        return self
+
+    def __next__(self) -> Attempt:
+        if self._done:
+            raise StopIteration
+        attempt, wait = self._advance()
+        if wait > 0.0:
+            self._retrying._sleep(wait)
+        return attempt
+
+
+class _AsyncAttempts(_AttemptSeries):
+    """The async iterator behind :meth:`Retrying.aattempts`; a plain ``for`` over it raises
+    TypeError (its waits must be awaited, never slept on the event loop's thread)."""
 
     __slots__ = ()
 
@@ -846,6 +949,12 @@ class _AsyncAttempts(_Attempts):
         if wait > 0.0:
             await self._retrying._async_sleep()(wait)
         return attempt
+
+    def __iter__(self) -> NoReturn:
+        raise TypeError(
+            "Retrying.aattempts() is an async iterator: use `async for attempt in "
+            "r.aattempts():` (or `for attempt in r.attempts():` in sync code)"
+        )
 
 
 # --- decorator and one-shot helpers ---------------------------------------------------------
@@ -893,10 +1002,25 @@ def retry(
             name=name or getattr(fn, "__qualname__", None) or type(fn).__qualname__,
         )
         if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call):
-            return cast(F, functools.wraps(fn)(_async_wrapper(retrying, fn, idempotent)))
-        return cast(F, functools.wraps(fn)(_sync_wrapper(retrying, fn, idempotent)))
+            wrapper: Callable[..., Any] = _async_wrapper(retrying, fn, idempotent)
+        else:
+            wrapper = _sync_wrapper(retrying, fn, idempotent)
+        return cast(F, _look_like(wrapper, fn))
 
     return decorate
+
+
+def _look_like(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``wrapper`` the face of ``fn``: what :func:`functools.wraps` copies (name, doc,
+    ``__wrapped__``, so :func:`inspect.signature` shows ``fn``'s) plus ``__defaults__`` and
+    ``__kwdefaults__``, which it does not. The wrapper takes ``*args, **kwargs`` only, so the
+    copied defaults are for introspection and never change how a call binds."""
+    functools.update_wrapper(wrapper, fn)
+    for name in ("__defaults__", "__kwdefaults__"):
+        value = getattr(fn, name, None)
+        if value is not None:
+            setattr(wrapper, name, value)
+    return wrapper
 
 
 # The wrappers repeat Retrying.call's success path with everything bound in closure cells:

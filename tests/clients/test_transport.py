@@ -8,7 +8,9 @@ import datetime
 import inspect
 import logging
 import ssl
+import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from clients_support import (
     reply,
 )
 
+from synapse_sdk.clients import _transport as transport_module
 from synapse_sdk.clients._transport import (
     ERROR_BODY_LIMIT,
     HTTPX_ERROR_MAP,
@@ -462,6 +465,50 @@ def test_retry_after_over_the_policy_cap_surfaces_at_once(
         call(handler)()
     assert info.value.retry_after_seconds == 600
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3600", None),
+        ("DAY_AHEAD", None),
+        ("1e999", None),
+        ("9" * 400, None),
+        ("0", 0.0),
+        ("garbage", 0.5),  # no hint: the policy's backoff
+    ],
+)
+def test_hostile_retry_after_headers_never_wait_past_the_policy(
+    call: Callable[..., Call], clock: Clock, header: str, expected: float | None
+) -> None:
+    if header == "DAY_AHEAD":
+        header = formatdate(time.time() + 86_400, usegmt=True)
+    handler = Scripted([reply(429, {}, {"Retry-After": header}), reply(200, {})])
+    if expected is None:
+        with pytest.raises(BackendRateLimitError):
+            call(handler)()
+        assert clock.sleeps == [] and len(handler.requests) == 1
+    else:
+        call(handler)()
+        assert clock.sleeps == ([expected] if expected else [])
+
+
+def test_the_transport_builds_its_retry_engine_once(
+    monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    built: list[object] = []
+    original = transport_module.Retrying.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(transport_module.Retrying, "__init__", counting)
+    handler = Scripted([reply(200, {})] * 3)
+    transport = make_sync(handler, clock)
+    for _ in range(3):
+        transport.request("GET", "/v2/tasks/")
+    assert len(built) == 1
 
 
 # --- deadline and per-attempt timeouts -----------------------------------------------------------

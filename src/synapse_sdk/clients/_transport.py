@@ -9,8 +9,11 @@ failure classifier walks stays intact. Every call made through them:
   attached to the error it may raise;
 * on ``POST``/``PATCH`` gets one ``Idempotency-Key`` reused on every attempt, which makes the call
   safe to retry after an outcome-unknown failure;
-* is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy,
-  each attempt's timeouts capped by the time left before the policy's deadline;
+* is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy
+  (one engine per transport, built with it), each attempt's timeouts capped by the time left
+  before the policy's deadline;
+* with a ``pacer`` (a :class:`Pacer`, e.g. the export's rate pacer), waits before each attempt
+  as long as the pacer says and tells it every answer;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
   success body; the error's message quotes at most about 4 KiB of the body (the envelope's
   detail cut at 500 characters, its first 20 failed items).
@@ -72,11 +75,12 @@ import os
 import random
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -107,6 +111,7 @@ __all__ = [
     "ClientStats",
     "ErrorContext",
     "ErrorMapping",
+    "Pacer",
     "Response",
     "Transport",
     "VerifyTypes",
@@ -144,6 +149,23 @@ VerifyTypes = ssl.SSLContext | str | os.PathLike[str] | bytes
 SyncSleep = Callable[[float], None]
 AsyncSleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+class Pacer(Protocol):
+    """Paces a transport's requests: asked before each attempt, told each answer.
+
+    Both methods are called from the transport's threads or tasks and must be thread-safe; they
+    must not block (the transport does the waiting, with its own sleep).
+    """
+
+    def before_request(self, path: str) -> float:
+        """Seconds to wait before sending an attempt for ``path`` (the call's path: relative
+        to the base URL, or an absolute URL); 0.0 sends it at once."""
+        ...
+
+    def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from the answer to an attempt for ``path`` (its status and headers)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -950,6 +972,13 @@ class _Core:
 _FOREIGN_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
 
 
+def _asyncio_sleep() -> AsyncSleep:
+    """:func:`asyncio.sleep`, imported when an async transport first paces."""
+    import asyncio
+
+    return asyncio.sleep
+
+
 _C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 _S = TypeVar("_S", SyncSleep, AsyncSleep)
 
@@ -960,8 +989,9 @@ class _TransportBase(Generic[_C, _S]):
     ``http_client`` is used as given and not closed on close (it must not disable TLS
     verification); without it the transport owns a client built with ``verify`` (a CA bundle path
     or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
-    following. ``sleep``, ``clock`` and ``rng`` go to the retry engine; ``max_response_bytes``
-    bounds success bodies unless a call passes its own ``max_bytes``. ``secret_headers`` names
+    following. ``sleep``, ``clock`` and ``rng`` go to the retry engine (``sleep`` also takes the
+    ``pacer``'s pauses); ``max_response_bytes`` bounds success bodies unless a call passes its
+    own ``max_bytes``; ``pacer`` (a :class:`Pacer`) paces every attempt. ``secret_headers`` names
     headers that carry credentials (redacted in logs and messages like the token).
 
     A call may present a TLS client certificate (``certificate=``): the transport then sends it
@@ -990,6 +1020,7 @@ class _TransportBase(Generic[_C, _S]):
         rng: random.Random | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         secret_headers: Collection[str] = (),
+        pacer: Pacer | None = None,
     ) -> None:
         client_type = self._client_type
         if http_client is not None:
@@ -1007,6 +1038,11 @@ class _TransportBase(Generic[_C, _S]):
                 )
         if sleep is not None and not callable(sleep):
             raise TypeError(f"sleep must be callable, got {sleep!r}")
+        if pacer is not None and not (
+            callable(getattr(pacer, "before_request", None))
+            and callable(getattr(pacer, "after_response", None))
+        ):
+            raise TypeError(f"pacer must have before_request and after_response, got {pacer!r}")
         self._core = _Core(
             config,
             base_url=base_url,
@@ -1027,6 +1063,12 @@ class _TransportBase(Generic[_C, _S]):
         assert http_client is not None
         self._client: _C = http_client
         self._sleep: _S | None = sleep
+        self._pacer = pacer
+        kwargs = self._core.retry_kwargs()
+        if sleep is not None:
+            kwargs["asleep" if client_type is httpx.AsyncClient else "sleep"] = sleep
+        # One engine for every call: the policy, sleep, clock and rng are the transport's.
+        self._retrying = Retrying(self._core.policy, name="http", **kwargs)
         self._lock = threading.Lock()
         #: Clients presenting a client certificate, by certificate name.
         self._certified: dict[str, _C] = {}
@@ -1089,7 +1131,7 @@ class _TransportBase(Generic[_C, _S]):
         idempotency_key: str | Literal[False] | None,
         max_bytes: int | None,
     ) -> tuple[_Call, Retrying]:
-        """The call's fixed parts and the retry engine that will run its attempts."""
+        """The call's fixed parts and the transport's retry engine, which runs its attempts."""
         call = self._core.new_call(
             method,
             path,
@@ -1099,11 +1141,7 @@ class _TransportBase(Generic[_C, _S]):
             idempotency_key=idempotency_key,
             max_bytes=max_bytes,
         )
-        kwargs = self._core.retry_kwargs()
-        if self._sleep is not None:
-            kwargs["asleep" if self._client_type is httpx.AsyncClient else "sleep"] = self._sleep
-        retrying = Retrying(self._core.policy, name=f"{call.method} {call.path}", **kwargs)
-        return call, retrying
+        return call, self._retrying
 
     def __repr__(self) -> str:
         return self._core.repr(type(self).__name__)
@@ -1153,11 +1191,18 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         return retrying.call(self._attempt, call, idempotent=call.idempotent)
 
     def _attempt(self, call: _Call) -> Response:
+        pacer = self._pacer
+        if pacer is not None:
+            wait = pacer.before_request(call.path)
+            if wait > 0.0:
+                (self._sleep or time.sleep)(wait)
         client = self._client_for(call)
         try:
             request = self._core.build_request(client, call)
             response = client.send(request, stream=True)
             try:
+                if pacer is not None:
+                    pacer.after_response(call.path, response.status_code, response.headers)
                 read = self._core.start_read(call, response)
                 for chunk in response.iter_bytes():
                     if read.take(chunk):
@@ -1211,11 +1256,18 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
 
     async def _attempt(self, call: _Call) -> Response:
+        pacer = self._pacer
+        if pacer is not None:
+            wait = pacer.before_request(call.path)
+            if wait > 0.0:
+                await (self._sleep or _asyncio_sleep())(wait)
         client = self._client_for(call)
         try:
             request = self._core.build_request(client, call)
             response = await client.send(request, stream=True)
             try:
+                if pacer is not None:
+                    pacer.after_response(call.path, response.status_code, response.headers)
                 read = self._core.start_read(call, response)
                 async for chunk in response.aiter_bytes():
                     if read.take(chunk):

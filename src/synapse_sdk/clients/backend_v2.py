@@ -14,9 +14,12 @@ Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths``
 goes through the transport, so 429s, 503s and dropped connections are retried by the retry policy
 (one ``Idempotency-Key`` per request body, one correlation id for the whole call). A 207 answer
 names per-item failures: the retryable ones (``item_unavailable``) are requested again by
-themselves, after a backoff (:func:`synapse_sdk.retry.backoff_delay`, or the 207's own
-``retry_after``), for up to ``max_attempts`` rounds in all. The result keeps the input order.
-The policy's ``deadline`` bounds each request (with its retries), not the whole bulk fetch.
+themselves, for up to ``max_attempts`` rounds in all, after the wait
+:func:`synapse_sdk.retry.decide_wait` decides: the 207's own ``retry_after`` exactly, else the
+policy's backoff. A ``retry_after`` above the policy's ``retry_after_max``, a wait that would end
+past the policy's ``deadline`` (counted from the start of the bulk fetch) or an empty retry
+budget ends the rounds at once: the items still failing are reported as failed. The policy's
+``deadline`` also bounds each request (with its retries). The result keeps the input order.
 
 When items still fail (a non-retryable per-item code such as ``item_corrupted``, retryable ones
 whose rounds ran out, or a transient error that outlasted the retry policy after some items were
@@ -56,6 +59,7 @@ from synapse_sdk.clients._transport import (
     AsyncTransport,
     ClientStats,
     Clock,
+    Pacer,
     Response,
     SyncSleep,
     Transport,
@@ -65,7 +69,7 @@ from synapse_sdk.clients._transport import (
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, ItemId, find_envelope
 from synapse_sdk.exceptions import BackendError, SynapError
-from synapse_sdk.retry import backoff_delay
+from synapse_sdk.retry import decide_wait
 
 __all__ = [
     "BULK_FETCH_LIMIT",
@@ -79,6 +83,7 @@ __all__ = [
     "Item",
     "Page",
     "Resource",
+    "rate_limited_paths",
     "sort_answer",
     "succeeded_items",
     "validate_ids",
@@ -97,6 +102,19 @@ DEFAULT_MAX_ORIGINAL_BYTES: Final = 64 * 1024 * 1024
 #: Failed items shown in a partial-failure message (the ``envelope`` attribute holds them all).
 _FAILED_SHOWN = 20
 _MAX_ID_CHARS = 256
+#: The v2 resources a client serves (``tasks``, ``assignments``, ``ground-truths``).
+_RESOURCE_NAMES: Final = ("tasks", "assignments", "ground-truths")
+
+
+def _resource_paths(name: str) -> tuple[str, str]:
+    """The list and bulk-fetch paths of resource ``name``."""
+    return f"/v2/{name}/", f"/v2/{name}/bulk-fetch/"
+
+
+def rate_limited_paths() -> frozenset[str]:
+    """The call paths that share the backend's rate limit (every resource's list and bulk-fetch
+    paths): what a :class:`~synapse_sdk.clients._transport.Pacer` paces."""
+    return frozenset(path for name in _RESOURCE_NAMES for path in _resource_paths(name))
 _PARTIAL = "partial_failure"
 _MISSING = "missing_from_response"
 
@@ -277,6 +295,7 @@ class _BulkFetch:
         policy: RetryPolicy,
         rng: random.Random | None,
         stats: ClientStats,
+        clock: Callable[[], float],
     ) -> None:
         self.resource = resource
         self.correlation_id = uuid.uuid4().hex
@@ -296,6 +315,8 @@ class _BulkFetch:
         self.previous_delay: float | None = None
         self.abort_error: SynapError | None = None
         self.settled_before_abort = True
+        self.clock = clock
+        self.started = clock()
 
     def chunks(self) -> Iterator[list[ItemId]]:
         """This round's requests: the pending ids (input order) in slices of the backend limit."""
@@ -330,22 +351,31 @@ class _BulkFetch:
         self.retry = {}
 
     def next_round(self) -> float | None:
-        """Start the next round and return the wait before it, or None when the call is done."""
+        """Start the next round and return the wait before it, or None when the call is done.
+
+        The wait is :func:`~synapse_sdk.retry.decide_wait`'s: the 207's ``retry_after`` exactly,
+        else the policy's backoff. When it refuses to wait (the rounds are spent, the hint is
+        above ``retry_after_max``, the wait would cross the policy's deadline, the budget is
+        empty) the items still failing settle as failed, retryable, at once.
+        """
         if self.abort_error is not None or not self.retry:
             return None
-        if self.round >= self.policy.max_attempts:
+        deadline = self.policy.deadline
+        decision = decide_wait(
+            self.policy,
+            self.round,
+            hint=self.retry_hint,
+            previous=self.previous_delay,
+            remaining=None if deadline is None else deadline - (self.clock() - self.started),
+            rng=self.rng,
+        )
+        self.retry_hint = None
+        if decision.surface:
             for key, code in self.retry.items():
                 self.failed[key] = (code, True)
             self.retry = {}
             return None
-        if self.retry_hint is not None:
-            delay = self.retry_hint
-        else:
-            delay = backoff_delay(
-                self.policy, self.round - 1, rng=self.rng, previous=self.previous_delay
-            )
-        self.previous_delay = delay
-        self.retry_hint = None
+        delay = self.previous_delay = decision.seconds
         self.pending = [key for key in self.order if key in self.retry]
         self.retry = {}
         self.round += 1
@@ -502,14 +532,21 @@ class _ResourceBase(Generic[_T]):
 
     _transport: _T
 
-    def __init__(self, transport: _T, name: str, sleep: Any, rng: random.Random | None) -> None:
+    def __init__(
+        self,
+        transport: _T,
+        name: str,
+        sleep: Any,
+        rng: random.Random | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._transport = transport
         self._sleep = sleep
         self._rng = rng
+        self._clock = clock
         #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
         self.name = name
-        self.list_path = f"/v2/{name}/"
-        self.bulk_path = f"/v2/{name}/bulk-fetch/"
+        self.list_path, self.bulk_path = _resource_paths(name)
 
     @staticmethod
     def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
@@ -522,7 +559,7 @@ class _ResourceBase(Generic[_T]):
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
             self.name, ids, self._transport.config.effective_retry_policy, self._rng,
-            self._transport.stats,
+            self._transport.stats, self._clock,
         )
 
     def __repr__(self) -> str:
@@ -670,8 +707,9 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     ``base_url``/``token`` override ``config.backend_url``/``config.token``. ``http_client`` is a
     caller-owned httpx client (not closed on close); ``verify`` a CA bundle path or
     ``ssl.SSLContext`` for the client built otherwise (TLS verification cannot be turned off).
-    ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's and the pause between
-    bulk-fetch rounds.
+    ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's, the pause between
+    bulk-fetch rounds and the ``pacer``'s (a :class:`~synapse_sdk.clients._transport.Pacer` the
+    transport asks before each request, e.g. the export's rate pacer).
 
     Raises:
         ValueError: no backend URL, a bad URL or token, ``verify`` or an ``http_client`` that
@@ -702,16 +740,19 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         verify: VerifyTypes | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         cls = type(self)
         self._transport = cls._transport_type(
             config, base_url=base_url, token=token, http_client=http_client, verify=verify,
-            sleep=sleep, clock=clock, rng=rng,
+            sleep=sleep, clock=clock, rng=rng, pacer=pacer,
         )
         pause = sleep if sleep is not None else cls._default_sleep
-        self.tasks = cls._resource_type(self._transport, "tasks", pause, rng)
-        self.assignments = cls._resource_type(self._transport, "assignments", pause, rng)
-        self.ground_truths = cls._resource_type(self._transport, "ground-truths", pause, rng)
+        now = clock if clock is not None else time.monotonic
+        tasks, assignments, ground_truths = (
+            cls._resource_type(self._transport, name, pause, rng, now) for name in _RESOURCE_NAMES
+        )
+        self.tasks, self.assignments, self.ground_truths = tasks, assignments, ground_truths
 
     @property
     def stats(self) -> ClientStats:

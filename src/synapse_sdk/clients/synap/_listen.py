@@ -6,9 +6,11 @@ the session token, delivers events to ``on_message`` and, when the stream drops 
 rate limit, an idle stream, a server that ends it), reconnects after a backoff, resuming after
 the last sequence it delivered so nothing is lost or repeated. Consecutive failed connection
 attempts are bounded by the retry policy's ``max_attempts`` (a successful connection resets the
-count); waits follow :func:`synapse_sdk.retry.backoff_delay`, or a rate limit's
-``retry_after_seconds``. A permanent error (expired session or certificate, rotated
-credentials, ...) or exhausted reconnects end the stream and go to ``on_error``.
+count); each wait is :func:`synapse_sdk.retry.decide_wait`'s: the error's
+``retry_after_seconds`` (a rate limit's gRPC detail) exactly, else the policy's backoff. A
+permanent error (expired session or certificate, rotated credentials, ...), exhausted
+reconnects, a hint above ``retry_after_max`` or an empty retry budget end the stream and go to
+``on_error``.
 
 :class:`ThreadedStream` runs a listener for the sync client on one process-wide event loop in a
 daemon thread (``synap-listen``).
@@ -35,11 +37,10 @@ from synapse_sdk.clients.synap._types import ListenMessage, ListenStatus
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import (
     NetworkTimeoutError,
-    RateLimitError,
     ServiceUnavailableError,
     SynapError,
 )
-from synapse_sdk.retry import backoff_delay
+from synapse_sdk.retry import decide_wait
 
 __all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
 
@@ -112,6 +113,7 @@ class StreamListener:
         self.last_sequence = 0
         self.last_error: SynapError | None = None
         self.finished = False
+        self._previous_wait: float | None = None
 
     def status(self) -> ListenStatus:
         """A snapshot of the stream's counters."""
@@ -134,6 +136,7 @@ class StreamListener:
         def connected() -> None:
             nonlocal told, failures
             failures = 0
+            self._previous_wait = None
             if not told:
                 told = True
                 first(None)
@@ -187,14 +190,15 @@ class StreamListener:
                 logger.exception("synap.listen.on_error_failed")
 
     def _plan(self, error: SynapError, failures: int) -> float | None:
-        """The wait before reconnecting, or None to stop."""
-        policy = self._policy
-        if not policy.is_retryable(error) or failures >= policy.max_attempts:
+        """The wait before reconnecting after ``failures`` failed connections in a row
+        (:func:`~synapse_sdk.retry.decide_wait`), or None to stop."""
+        decision = decide_wait(
+            self._policy, failures, error=error, previous=self._previous_wait, rng=self._rng
+        )
+        if decision.surface:
             return None
-        if isinstance(error, RateLimitError) and error.retry_after_seconds is not None:
-            hint = error.retry_after_seconds
-            return None if hint > policy.retry_after_max else hint
-        return backoff_delay(policy, failures - 1, rng=self._rng)
+        self._previous_wait = decision.seconds
+        return decision.seconds
 
     async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
         correlation_id = uuid.uuid4().hex

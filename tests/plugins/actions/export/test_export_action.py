@@ -11,15 +11,18 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from synapse_sdk.clients._transport import Transport
 from synapse_sdk.clients.backend_v2 import BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import (
@@ -30,7 +33,7 @@ from synapse_sdk.emulator import (
     RequestRecord,
     Store,
 )
-from synapse_sdk.exceptions import AuthenticationError
+from synapse_sdk.exceptions import AuthenticationError, BackendRateLimitError
 from synapse_sdk.plugins.action import JOB_LOG_FILENAME, ActionStepError, read_job_log
 from synapse_sdk.plugins.actions.export import action as export_action
 from synapse_sdk.plugins.actions.export.action import (
@@ -597,6 +600,19 @@ def test_chunked_reads_lazily_and_checks_the_size() -> None:
         list(chunked([1], 0))
 
 
+def _paced_transport(
+    backend: Any, clock: FakeClock, pacer: RatePacer, policy: RetryPolicy
+) -> Transport:
+    """A transport over ``backend`` whose attempts ``pacer`` paces, on the fake clock."""
+    return Transport(
+        SDKConfig(retry_policy=policy, backend_url="http://b"),
+        http_client=httpx.Client(transport=httpx.MockTransport(backend)),
+        sleep=clock.sleep,
+        clock=clock,
+        pacer=pacer,
+    )
+
+
 def test_rate_pacer_learns_the_interval_from_retry_after(clock: FakeClock) -> None:
     bucket = {"tokens": 2.0, "at": 0.0}
     rate = 4.0  # requests per second, burst 2
@@ -612,23 +628,66 @@ def test_rate_pacer_learns_the_interval_from_retry_after(clock: FakeClock) -> No
         wait = (1 - bucket["tokens"]) / rate
         return httpx.Response(429, headers={"Retry-After": f"{wait:.6f}"})
 
-    pacer = RatePacer(["/bulk/"], sleep=clock.sleep, clock=clock)
-    client = pacer.install(httpx.Client(transport=httpx.MockTransport(backend), base_url="http://b"))
-    statuses = []
+    policy = RetryPolicy(budget_capacity=None)
+    pacer = RatePacer(["/bulk/"], clock=clock, policy=policy)
+    transport = _paced_transport(backend, clock, pacer, policy)
     for _ in range(40):
-        response = client.post("/bulk/")
-        if response.status_code == 429:
-            clock.sleep(float(response.headers["Retry-After"]))
-            response = client.post("/bulk/")
-        statuses.append(response.status_code)
-        client.get("/files/1")  # never paced: downloads are not rate limited
-    assert statuses == [200] * 40
+        # A 429 is retried by the transport after exactly its Retry-After.
+        assert transport.request("POST", "/bulk/").status_code == 200
+        transport.request("GET", "/files/1")  # never paced: downloads are not rate limited
+    assert transport.stats.requests - 40 - pacer.rejections == 40
     assert pacer.rejections <= 3
     assert 0.25 <= pacer.interval <= 0.25 * 1.02
     assert clock() == pytest.approx(40 / rate, rel=0.1)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "learned"),
+    [
+        ("3600", False),
+        ("DAY_AHEAD", False),
+        ("1e999", False),
+        ("61", False),
+        ("60", True),
+        ("0", True),
+        ("garbage", False),
+    ],
+)
+def test_rate_pacer_never_paces_past_the_policy(
+    clock: FakeClock, retry_after: str, learned: bool
+) -> None:
+    """A 429's hint above ``retry_after_max`` surfaces the 429 at once and is not learned: no
+    later request waits for it; a hint within the cap is waited exactly, once."""
+    if retry_after == "DAY_AHEAD":
+        retry_after = formatdate(time.time() + 86_400, usegmt=True)
+    answers = [httpx.Response(429, headers={"Retry-After": retry_after})]
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/bulk/" and answers:
+            return answers.pop(0)
+        return httpx.Response(200, json={})
+
+    policy = RetryPolicy(retry_after_max=60.0, max_attempts=1, budget_capacity=None)
+    pacer = RatePacer(["/bulk/"], clock=clock, policy=policy)
+    transport = _paced_transport(backend, clock, pacer, policy)
+    transport.request("GET", "/other/")  # a request let in: the pacer's reference point
+    with pytest.raises(BackendRateLimitError):
+        transport.request("POST", "/bulk/")  # one attempt: the 429 surfaces
+    assert transport.request("POST", "/bulk/").status_code == 200
+    assert all(wait <= policy.retry_after_max for wait in clock.sleeps)
+    if learned:
+        hint = float(retry_after)
+        assert clock.sleeps == ([hint] if hint else [])  # the next request waited its slot
+    else:
+        assert clock.sleeps == [] and pacer.interval == 0.0
+    assert pacer.rejections == 1
+
+
 def test_rate_pacer_refuses_bad_settings() -> None:
+    with pytest.raises(TypeError):
+        RatePacer(["/x"], policy="fast")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pacer"):
+        Transport(SDKConfig(backend_url="http://b"), pacer=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         RatePacer([])
     with pytest.raises(ValueError):

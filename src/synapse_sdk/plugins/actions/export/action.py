@@ -25,8 +25,10 @@ Steps::
   them again and replaces the same files with the same bytes.
 * **retries** — after the main pass, whatever still waits in the ledger is fetched again, oldest
   first, in full chunks; an item is fetched again at most ``retry_rounds`` times, and whatever
-  still fails is marked failed with its last code. A pause (``retry_delay``, doubling) is taken
-  only after whole requests failed, or when the backend asked for one.
+  still fails is marked failed with its last code. A pause is taken only after whole requests
+  failed (``retry_delay``, doubling, capped at the retry policy's ``backoff_max``) or when the
+  backend asked for one (exactly; one above the policy's ``retry_after_max`` ends the retries
+  at once): :func:`~synapse_sdk.retry.decide_wait` decides it.
 * **finalize** — an :class:`ExportSummary` (exported, skipped, failed by code, retried, requests
   sent, rate-limited answers, duration) and the completion message.
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -63,6 +66,7 @@ from pydantic import (
     field_validator,
 )
 
+from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.exceptions import (
     AuthenticationError,
@@ -87,10 +91,9 @@ from synapse_sdk.plugins.actions.export.steps import (
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
+from synapse_sdk.retry import decide_wait
 
 if TYPE_CHECKING:
-    import httpx
-
     from synapse_sdk.clients.backend_v2 import BackendV2Client
 
 __all__ = [
@@ -167,7 +170,7 @@ class ExportParams(BaseModel):
     * ``retry_rounds`` — how many times an item that failed retryably is fetched again (0-10,
       default 6: retries ride along in full requests, so they cost little);
       ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
-      each time;
+      each time up to the retry policy's ``backoff_max``;
     * ``originals`` — download each item's original file beside its JSON (default yes);
     * ``workers`` — concurrent downloads and writes per chunk (1-32).
 
@@ -343,7 +346,6 @@ class ExportAction(BaseAction[ExportParams]):
         self._not_before = float("-inf")
         self._phase = "main"
         self._pacer: RatePacer | None = None
-        self._http_client: httpx.Client | None = None
         self._console_seen: set[LogMessageCode] = set()
 
     # -- folders and client ---------------------------------------------------------------------
@@ -358,45 +360,23 @@ class ExportAction(BaseAction[ExportParams]):
         return self.params.out_dir / JOB_FOLDER / self.params.target.value
 
     def _build_v2_client(self) -> BackendV2Client:
-        """A client on the action's sleep and clock whose rate-limited requests are paced."""
-        import httpx
+        """A client on the action's sleep and clock whose rate-limited requests are paced (its
+        transport's ``pacer`` option)."""
+        from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 
-        from synapse_sdk.clients.backend_v2 import BackendV2Client
-
-        http_client = httpx.Client(follow_redirects=False)
-        try:
-            client = BackendV2Client(
-                config=self.config,
-                http_client=http_client,
-                sleep=self._sleep,
-                clock=self._monotonic,
-            )
-        except BaseException:
-            http_client.close()
-            raise
-        paths = [
-            path
-            for resource in (client.tasks, client.assignments, client.ground_truths)
-            for path in (resource.list_path, resource.bulk_path)
-        ]
         self._pacer = RatePacer(
-            paths, sleep=self._sleep, clock=self._monotonic, on_rejection=self._rate_limited
+            rate_limited_paths(),
+            policy=self.config.effective_retry_policy,
+            clock=self._monotonic,
+            on_rejection=self._rate_limited,
         )
-        self._pacer.install(http_client)
-        self._http_client = http_client
-        return client
+        return BackendV2Client(
+            config=self.config, sleep=self._sleep, clock=self._monotonic, pacer=self._pacer
+        )
 
     def _rate_limited(self, wait: float) -> None:
         """Tell the user the backend is limiting the rate (on the console once per run)."""
         self._note(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=round(wait, 2))
-
-    def close(self) -> None:
-        """Close what :class:`BaseAction` closes, and the HTTP client built for the pacer."""
-        super().close()
-        http_client = self._http_client
-        if http_client is not None:
-            self._http_client = None
-            http_client.close()
 
     def classify_failure(self, exc: BaseException) -> LogMessageCode | None:
         """Export failures are classified with ``classify_export_error``."""
@@ -524,20 +504,36 @@ class ExportAction(BaseAction[ExportParams]):
         return self.ledger.oldest_pending(limit, max_attempts=self.params.retry_rounds)
 
     def _drain(self) -> None:
-        """After the main pass: fetch what still waits for a retry, pausing (``retry_delay``,
-        doubled each time) only after failures of whole requests, and honouring a pause the
-        backend asked for; what is still pending at the end is marked failed with its code."""
-        delay = self.params.retry_delay
+        """After the main pass: fetch what still waits for a retry; what is still pending at
+        the end is marked failed with its code.
+
+        The pause before a round is :func:`~synapse_sdk.retry.decide_wait`'s under
+        :meth:`_drain_policy`: the pause the backend asked for (a 207's ``retry_after``)
+        exactly; else, after failures of whole requests, a backoff from ``retry_delay``
+        (doubling, capped at the policy's ``backoff_max``); else none. When the policy refuses
+        the pause (a ``retry_after`` above ``retry_after_max``, an empty retry budget) the
+        drain stops at once.
+        """
+        policy = self._drain_policy()
+        failures = 0
+        previous: float | None = None
         while True:
-            wait = self._not_before - self._monotonic()
-            if self._whole_request_failed and delay > 0:
-                wait = max(wait, delay)
-                delay *= 2
             records = self.ledger.oldest_pending(
                 self.params.batch_size, max_attempts=self.params.retry_rounds
             )
             if not records:
                 break
+            hint = self._not_before - self._monotonic()
+            wait = 0.0
+            if hint > 0 or self._whole_request_failed:
+                if self._whole_request_failed:
+                    failures += 1
+                decision = decide_wait(
+                    policy, max(failures, 1), hint=hint if hint > 0 else None, previous=previous
+                )
+                if decision.surface:
+                    break
+                wait = previous = decision.seconds
             if self._counts.rounds == 0 or self._whole_request_failed:
                 pending = self.ledger.summary().pending
                 self.log_message(ExportLogMessageCode.EXPORT_RETRYING_FAILED_ITEMS, count=pending)
@@ -548,6 +544,15 @@ class ExportAction(BaseAction[ExportParams]):
             self._counts.retried += len(records)
             self._process([record.id for record in records])
         self.ledger.fail_pending()
+
+    def _drain_policy(self) -> RetryPolicy:
+        """The client's retry policy with the drain's own backoff base (``retry_delay``); its
+        rounds are bounded by the ledger (``retry_rounds`` fetches per item), not by
+        ``max_attempts``, a per-call deadline does not apply, and the copy has a retry budget
+        of its own (the same capacity), so the drain cannot starve the client's calls."""
+        return self.v2_client.config.effective_retry_policy.replace(
+            backoff_base=self.params.retry_delay, max_attempts=sys.maxsize, deadline=None
+        )
 
     def _process(self, chunk: list[ItemId]) -> None:
         """Fetch, convert and save one chunk of ids."""

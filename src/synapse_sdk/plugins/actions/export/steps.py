@@ -9,8 +9,8 @@ Everything here is free of backend and logging concerns so each piece can be tes
   ``os.replace``; :func:`clean_temp_files` removes temporaries a killed run left behind;
 * :func:`convert_item` turns a backend item into the export JSON record;
 * :func:`chunked` groups an iterable into lists without reading ahead;
-* :class:`RatePacer` paces the requests of an ``httpx.Client`` to the rate limit the backend
-  advertised through its 429 answers, so a long export stops being rejected.
+* :class:`RatePacer` paces a backend client's requests (a transport ``pacer``) to the rate limit
+  the backend advertised through its 429 answers, so a long export stops being rejected.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
+from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
+from synapse_sdk.retry import decide_wait
 from synapse_sdk.retry_after import retry_after_from_headers
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = [
     "TEMP_PREFIX",
@@ -331,30 +330,40 @@ def _brief(value: object) -> str:
 
 
 class RatePacer:
-    """Paces an ``httpx.Client``'s rate-limited requests to the rate its 429 answers reveal.
+    """Paces a backend client's rate-limited requests to the rate its 429 answers reveal.
 
-    ``paths`` are the URL paths that share the backend's rate limit (for an export: the list and
+    A :class:`~synapse_sdk.clients._transport.Pacer`: pass it as ``pacer=`` to the client (the
+    export action does); the transport asks :meth:`before_request` before each attempt, sleeps
+    what it answers with its own ``sleep``, and tells :meth:`after_response` every answer.
+    ``paths`` are the call paths that share the backend's rate limit (for an export: the list and
     bulk-fetch paths of the resource; file downloads are not rate limited and never wait).
-    Attach the pacer with :meth:`install` (httpx event hooks). It learns from each 429 on those
-    paths: the answer's ``Retry-After`` says when the next request will be let through, so
-    ``429 time + Retry-After - time of the last request let through`` is at most the backend's
-    interval between requests (it never overestimates it). The largest observation, plus a small
-    margin, becomes the pace: every later request on those paths waits for its slot (slots are
-    handed out in order, so threads share one schedule, as the backend's per-token bucket is
-    shared) and the client stops spending requests on rejections. A client that never sees a
-    429 is never delayed. ``sleep`` and ``clock`` are injectable so tests run on a fake clock;
-    ``on_rejection`` is called with the advertised wait of every 429 (to tell the user).
+
+    It learns from each 429 on those paths: the answer's ``Retry-After`` says when the next
+    request will be let through, so ``429 time + Retry-After - time of the last request let
+    through`` is at most the backend's interval between requests (it never overestimates it).
+    The largest observation, plus a small margin, becomes the pace: every later request on those
+    paths waits for its slot (slots are handed out in order, so threads share one schedule, as
+    the backend's per-token bucket is shared) and the client stops spending requests on
+    rejections. A client that never sees a 429 is never delayed.
+
+    Every pause is :func:`~synapse_sdk.retry.decide_wait`'s, under ``policy`` (default
+    :class:`~synapse_sdk.config.RetryPolicy()`): a ``Retry-After`` above its
+    ``retry_after_max`` is not learned (the transport surfaces that 429 at once), and a pause
+    the policy refuses is not taken. ``clock`` is injectable so tests run on a fake clock;
+    ``on_rejection`` is called with the advertised wait of every 429 the pacer honours (to tell
+    the user).
 
     Raises:
         ValueError: no ``paths``, a path not starting with ``/``, ``margin`` below 1 or
             ``max_interval`` not positive.
+        TypeError: ``policy`` is not a RetryPolicy or None.
     """
 
     def __init__(
         self,
         paths: Iterable[str],
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         margin: float = 1.01,
         max_interval: float = 60.0,
@@ -367,7 +376,9 @@ class RatePacer:
             raise ValueError(f"margin must be >= 1, got {margin!r}")
         if not max_interval > 0:
             raise ValueError(f"max_interval must be > 0, got {max_interval!r}")
-        self._sleep = sleep
+        if policy is not None and not isinstance(policy, RetryPolicy):
+            raise TypeError(f"policy must be a RetryPolicy or None, not {type(policy).__name__}")
+        self._policy = policy if policy is not None else RetryPolicy()
         self._clock = clock
         self._margin = margin
         self._max_interval = max_interval
@@ -384,38 +395,33 @@ class RatePacer:
         """Seconds between paced requests (0 until a 429 was seen)."""
         return self._interval
 
-    def install(self, client: httpx.Client) -> httpx.Client:
-        """Add the pacer's hooks to ``client``'s event hooks and return the client."""
-        hooks = client.event_hooks
-        hooks.setdefault("request", []).append(self.before_request)
-        hooks.setdefault("response", []).append(self.after_response)
-        client.event_hooks = hooks
-        return client
-
-    def before_request(self, request: httpx.Request) -> None:
-        """Wait for this request's slot when its path is paced and a pace is known."""
-        if request.url.path not in self._paths:
-            return
+    def before_request(self, path: str) -> float:
+        """The seconds this request waits for its slot (0.0 when ``path`` is not paced, no pace
+        is known yet, or the policy refuses so long a pause); takes the slot."""
+        if path not in self._paths:
+            return 0.0
         with self._lock:
             now = self._clock()
             slot = max(now, self._next_at)
+            decision = decide_wait(self._policy, None, hint=slot - now)
+            if decision.surface:
+                return 0.0  # sent now: a 429 then surfaces through the transport
             if self._interval > 0:
                 self._next_at = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
+        return decision.seconds
 
-    def after_response(self, response: httpx.Response) -> None:
+    def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
         """Learn from an answer on a paced path: a 429's ``Retry-After``, or a request let in."""
-        if response.request.url.path not in self._paths:
+        if path not in self._paths:
             return
         now = self._clock()
         with self._lock:
-            if response.status_code != 429:
+            if status != 429:
                 self._last_ok = now
                 return
             self.rejections += 1
-            wait = retry_after_from_headers(response.headers)
-            if wait is None:
+            wait = retry_after_from_headers(headers)
+            if wait is None or decide_wait(self._policy, None, hint=wait).surface:
                 return
             allowed_at = now + wait
             self._next_at = max(self._next_at, allowed_at)
