@@ -14,8 +14,8 @@ Invariants (an ``AssertionError`` is a libFuzzer crash), for every category:
 * the answer is the documented layering, recomputed from public pieces: the first exception of
   ``walk_chain`` with a string ``error_code`` the catalog knows; else the first envelope of
   ``iter_envelopes(flatten_exception(...))`` whose code the catalog knows; else the first
-  *declared* pattern that ``re.search`` finds in the text (so the literal prefilter never
-  hides a match and never reorders them);
+  *declared* pattern that ``re.search`` finds in the text (so the gates never hide a
+  match and never reorder the patterns);
 * an envelope with a catalog code right after a brace-free prefix is always found;
 * ``extract_failed_step`` never raises; from text it gives None or a name matching
   ``[\\w.-]{1,64}``; from an exception, None or a non-empty str.
