@@ -9,7 +9,14 @@ A category (export, upload, train, inference, or a plugin's own) supplies data o
    knows wins at once. The chain is searched in :func:`walk_chain` order.
 2. **The envelope in the text.** The chain is flattened into one text blob
    (:func:`flatten_exception`); a v2 envelope found in it (:mod:`synapse_sdk.envelopes`) whose
-   string ``code`` the catalog knows wins. An unknown code falls through.
+   string ``code`` the catalog knows wins. An unknown code falls through. When the cap cut the
+   blob, the head of a code-first envelope (``{"error": {"code": "partial_failure", ...``
+   followed by a 100 KB id list) counts too: the head survives the cap, the rest would not parse.
+
+   A context hidden by ``raise X from None`` is not part of the chain, but the backend's word
+   in it still counts after the visible chain's: its exceptions' ``error_code`` (layer 1), then
+   envelopes in their text (layer 2). Its text never reaches the patterns, so a missing file or
+   a "429" the code chose to hide cannot name the failure.
 3. **Patterns, in declaration order.** The first *declared* pattern that matches anywhere in the
    blob wins (not the leftmost match). No match: ``None``.
 
@@ -227,6 +234,34 @@ def flatten_exception(
     return _flatten(walk_chain(exc, max_depth=max_depth), limit)
 
 
+# --- what the visible chain hides and what the cap cuts -----------------------------------------
+
+
+def _suppressed(chain: Sequence[BaseException], max_depth: int) -> list[BaseException]:
+    """The exceptions reachable only through a suppressed ``__context__`` (``raise X from
+    None``) of a ``chain`` member, each walked like a chain, in chain order; at most
+    DEFAULT_MAX_NODES in all."""
+    seen = {id(node) for node in chain}
+    hidden: list[BaseException] = []
+    for node in chain:
+        context = _attribute(node, "__context__")
+        if not isinstance(context, BaseException) or not _attribute(node, "__suppress_context__"):
+            continue
+        for inner in _walk(context, max_depth, DEFAULT_MAX_NODES):
+            if id(inner) not in seen and len(hidden) < DEFAULT_MAX_NODES:
+                seen.add(id(inner))
+                hidden.append(inner)
+    return hidden
+
+
+# The head of a code-first envelope, '{"error": {"code": "partial_failure", ...' (JSON or a dict
+# repr), read when the cap cut the rest (a failed-ids list of 100 KB, say): the blob keeps its
+# head, but an envelope cut in the middle no longer parses. (JSON's and repr's spacing only.)
+_ENVELOPE_HEAD = re.compile(
+    r"""\{ ?["']error["'] ?: ?\{ ?["']code["'] ?: ?["']([\w.:-]{1,128})["']"""
+)
+
+
 # --- gates ------------------------------------------------------------------------------------
 
 
@@ -412,13 +447,10 @@ class FailureClassifier(Generic[C]):
             raise TypeError(f"exc must be an exception or None, not {type(exc).__name__}")
         if message is not None and not isinstance(message, str):
             raise TypeError(f"message must be a str or None, not {type(message).__name__}")
-        catalog = self._catalog
         chain = _walk(exc, self._max_depth, DEFAULT_MAX_NODES) if exc is not None else []
-        if catalog:
-            for node in chain:
-                code = _attribute(node, self._attribute)
-                if isinstance(code, str) and code in catalog:
-                    return catalog[code], "attribute", code, None, None
+        decision = self._backend_word(chain)
+        if decision is not None:
+            return decision
         limit = self._limit
         if chain:
             blob = _flatten(chain, limit)
@@ -428,11 +460,41 @@ class FailureClassifier(Generic[C]):
             blob = _cap(message, limit)
         else:
             return None  # nothing to classify
-        if catalog and "code" in blob:
-            for envelope in iter_envelopes(blob):
-                if envelope.code is not None and envelope.code in catalog:
-                    return catalog[envelope.code], "envelope", envelope.code, envelope, None
-        return self._first_pattern(blob)
+        decision = self._envelope(blob, capped=len(blob) == limit and _OMITTED in blob)
+        if decision is None and chain and self._catalog:
+            # The backend's word in a context hidden by `raise ... from None` still counts (the
+            # request did fail that way); its text does not reach the patterns.
+            hidden = _suppressed(chain, self._max_depth)
+            if hidden:
+                decision = self._backend_word(hidden) or self._envelope(
+                    _flatten(hidden, limit), capped=False
+                )
+        return decision if decision is not None else self._first_pattern(blob)
+
+    def _backend_word(self, chain: Sequence[BaseException]) -> _Decision[C] | None:
+        """Layer 1: the first exception of ``chain`` whose structured code the catalog knows."""
+        catalog = self._catalog
+        if catalog:
+            for node in chain:
+                code = _attribute(node, self._attribute)
+                if isinstance(code, str) and code in catalog:
+                    return catalog[code], "attribute", code, None, None
+        return None
+
+    def _envelope(self, blob: str, *, capped: bool) -> _Decision[C] | None:
+        """Layer 2: the first envelope in ``blob`` whose code the catalog knows; in a capped
+        blob also the head of a code-first envelope the cap cut short."""
+        catalog = self._catalog
+        if not catalog or "code" not in blob:
+            return None
+        for envelope in iter_envelopes(blob):
+            if envelope.code is not None and envelope.code in catalog:
+                return catalog[envelope.code], "envelope", envelope.code, envelope, None
+        for head in _ENVELOPE_HEAD.finditer(blob) if capped else ():
+            code = head.group(1)
+            if code in catalog:
+                return catalog[code], "envelope", code, ErrorEnvelope(code), None
+        return None
 
     def _first_pattern(self, blob: str) -> _Decision[C] | None:
         """The first declared pattern that matches ``blob``, skipping those whose gate words

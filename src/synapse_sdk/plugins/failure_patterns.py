@@ -32,10 +32,13 @@ __all__ = [
     "AUTHENTICATION",
     "CONFIGURATION",
     "CONNECTION_LOST",
+    "DATA_SHAPE",
     "DISK_FULL",
+    "FILES_MISSING",
     "FILE_EXISTS",
     "FILE_NOT_FOUND",
     "INCOMPLETE_RESPONSE",
+    "JOB_RUNNING",
     "MALFORMED_DATA",
     "NETWORK",
     "NETWORK_FAILURES",
@@ -43,6 +46,7 @@ __all__ = [
     "PAYLOAD_TOO_LARGE",
     "PERMISSION_DENIED",
     "RATE_LIMITED",
+    "SDK_MISMATCH",
     "SERVER_UNREACHABLE",
     "SERVICE_UNAVAILABLE",
     "STEP_FAILED",
@@ -102,13 +106,18 @@ SERVER_UNREACHABLE = Gated(
     "new connection", "cannot connect to host", "failed to resolve",
 )
 
-# HTTP 502/503/504 and the backend's "service_unavailable" code; our
-# (Backend)ServiceUnavailableError. Declared before TIMEOUT: a 504 is the gateway's timeout.
+# HTTP 500/502/503/504 and the backend's "service_unavailable" code; our
+# (Backend)ServiceUnavailableError; requests' raise_for_status() "504 Server Error: Gateway
+# Timeout for url: ..."; httpx "Server error '500 Internal Server Error'"; retries already spent
+# below us: urllib3 MaxRetryError / requests RetryError "(Caused by ResponseError('too many 503
+# error responses'))". Declared before TIMEOUT: a 504 is the gateway's timeout. (4xx "Client
+# Error"s are not here: a 404 is not worth retrying.)
 SERVICE_UNAVAILABLE = Gated(
     r"\b(?:Backend)?ServiceUnavailableError\b"
     r"|(?i:\b(?:50[234] (?:service unavailable|bad gateway|gateway time-?out)\b"
+    r"|50[0234] server error\b|500 internal server error\b|too many 50[0234] error responses\b"
     r"|service[ _]?(?:is )?(?:temporarily )?unavailable|bad gateway\b))",
-    "unavailable", "bad gateway", "gateway time",
+    "unavailable", "bad gateway", "gateway time", "server error", "error responses",
 )
 
 # httpx.ReadTimeout / WriteTimeout / PoolTimeout "timed out"; builtin TimeoutError;
@@ -123,11 +132,13 @@ TIMEOUT = Gated(
 )
 
 # HTTP 429 "Client error '429 Too Many Requests'"; "rate limit exceeded"; our
-# (Backend)RateLimitError.
+# (Backend)RateLimitError; urllib3's retries spent on 429s: "too many 429 error responses".
 RATE_LIMITED = Gated(
     r"\b(?:Backend)?RateLimitError\b"
-    r"|(?i:\b(?:429 too many requests|too many requests|rate[ _-]?limit(?:ed|ing|s)?)\b)",
-    "too many requests", "rate limit", "rate_limit", "rate-limit", "ratelimit",
+    r"|(?i:\b(?:429 too many requests|too many requests|too many 429 error responses"
+    r"|rate[ _-]?limit(?:ed|ing|s)?)\b)",
+    "too many requests", "429 error responses", "rate limit", "rate_limit", "rate-limit",
+    "ratelimit",
 )
 
 # HTTP 401 "401 Unauthorized"; "unauthenticated"; "invalid token", "token expired"; our
@@ -218,15 +229,54 @@ PAYLOAD_TOO_LARGE = Gated(
 
 # json.JSONDecodeError "Expecting value: line 1 column 1 (char 0)" and its siblings;
 # UnicodeDecodeError "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte";
-# "malformed ...".
+# "malformed ..."; an archive that does not open: tarfile.ReadError "file could not be opened
+# successfully", gzip.BadGzipFile, zipfile.BadZipFile, shutil.ReadError.
 MALFORMED_DATA = Gated(
-    r"\b(?:JSONDecodeError|UnicodeDecodeError|DecodingError|ParserError)\b"
+    r"\b(?:JSONDecodeError|UnicodeDecodeError|DecodingError|ParserError|BadGzipFile|BadZipFile"
+    r"|(?:tarfile|shutil)\.ReadError)\b"
     r"|(?i:\b(?:expecting value: line \d|expecting (?:property name|',' delimiter|':' delimiter)"
     r"|unterminated string starting at|extra data: line \d|invalid control character at"
     r"|invalid (?:json|utf-8)|can't decode byte|invalid start byte|malformed\b))",
-    "decodeerror", "decodingerror", "parsererror", "expecting", "unterminated string",
-    "extra data", "invalid control character", "invalid json", "invalid utf-8",
-    "can't decode byte", "invalid start byte", "malformed",
+    "decodeerror", "decodingerror", "parsererror", "badgzipfile", "badzipfile", "readerror",
+    "expecting", "unterminated string", "extra data", "invalid control character", "invalid json",
+    "invalid utf-8", "can't decode byte", "invalid start byte", "malformed",
+)
+
+# Data that does not have the shape the converter expects, as Python reports it: TypeError
+# "cannot unpack non-iterable int object", "'<=' not supported between instances of 'int' and
+# 'list'"; ValueError "too many values to unpack (expected 2)", "not enough values to unpack".
+DATA_SHAPE = Gated(
+    r"(?i:\bcannot unpack non-iterable \w{1,64} object\b"
+    r"|'[<>=!]{1,2}' not supported between instances of '\w{1,64}' and '\w{1,64}'"
+    r"|\b(?:too many|not enough) values to unpack\b)",
+    "cannot unpack non-iterable", "not supported between instances of", "values to unpack",
+)
+
+# An item without file information: "'NoneType' object is not iterable" (or subscriptable)
+# next to a "files" field the converter reads ("item 17 files: 'NoneType' object is not ...").
+FILES_MISSING = Gated(
+    r"(?i:\bfiles\b[^\n]{0,80}?'NoneType' object is not (?:iterable|subscriptable)"
+    r"|'NoneType' object is not (?:iterable|subscriptable)[^\n]{0,80}?\bfiles\b)",
+    "'nonetype' object is not",
+)
+
+# A plugin built for another SDK version: ModuleNotFoundError "No module named
+# 'synapse_sdk.plugins.categories'", ImportError "cannot import name 'X' from 'synapse_sdk...'",
+# AttributeError "'NoneType' object has no attribute 'export'" / "'dict' object has no attribute
+# 'export'" (a client the plugin expects), a missing "log_dev_event", click "No such option:
+# --debug" (a flag the SDK's runner no longer takes).
+SDK_MISMATCH = Gated(
+    r"(?i:\bno module named '?synapse_sdk\b|\bcannot import name '\w{1,64}' from '?synapse_sdk\b"
+    r"|'(?:NoneType|dict)' object has no attribute 'export'|\bhas no attribute 'log_dev_event'"
+    r"|\bno such option: --debug\b)",
+    "no module named", "cannot import name", "has no attribute 'export'", "log_dev_event",
+    "no such option: --debug",
+)
+
+# The backend refuses a second run of a job it still has running: "Job is currently running".
+JOB_RUNNING = Gated(
+    r"(?i:\bjob (?:is )?(?:currently|already|still) running\b)",
+    "currently running", "already running", "still running",
 )
 
 # pydantic ValidationError "1 validation error for ExportParams"; HTTP 422 "Unprocessable
@@ -253,10 +303,13 @@ CONFIGURATION = Gated(
 )
 
 # Transport errors no more specific fragment named: httpx.NetworkError / TransportError /
-# ProtocolError / ProxyError, requests ConnectionError, builtin ConnectionError, SSL failures.
+# ProtocolError / ProxyError / ReadError / WriteError, requests ConnectionError, builtin
+# ConnectionError, SSL failures. ReadError and WriteError only as httpx's and httpcore's: a
+# tarfile.ReadError or shutil.ReadError is a bad archive, not the network.
 NETWORK = Gated(
     r"\b(?:NetworkError|TransportError|ProtocolError|RemoteProtocolError|LocalProtocolError"
-    r"|ProxyError|ConnectionError|ClientOSError|SSLError|ReadError|WriteError)\b"
+    r"|ProxyError|ConnectionError|ClientOSError|SSLError"
+    r"|(?:httpx|httpcore)\.(?:ReadError|WriteError))\b"
     r"|(?i:\b(?:network (?:error|is down)|connection error|certificate verify failed)\b)",
     "networkerror", "transporterror", "protocolerror", "proxyerror", "connectionerror",
     "clientoserror", "sslerror", "readerror", "writeerror", "network error", "network is down",

@@ -238,6 +238,17 @@ V1_CASES: list[tuple[str, ExportLogMessageCode]] = [
     ),
     ("ActionStepError: step 'convert' failed", E.EXPORT_FAILED_STEP),
     ("RuntimeError: export failed", E.EXPORT_FAILED),
+    # issue 14's families (the real libraries raise these in test_real_world_families.py)
+    ("BackendError: Job is currently running", E.EXPORT_FAILED_JOB_RUNNING),
+    (
+        "ModuleNotFoundError: No module named 'synapse_sdk.plugins.categories'",
+        E.EXPORT_FAILED_SDK_MISMATCH,
+    ),
+    (
+        "TypeError: item 7 files: 'NoneType' object is not iterable",
+        E.EXPORT_FAILED_FILES_MISSING,
+    ),
+    ("TypeError: cannot unpack non-iterable int object", E.EXPORT_FAILED_MALFORMED_DATA),
 ]
 
 

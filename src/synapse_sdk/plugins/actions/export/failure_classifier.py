@@ -42,6 +42,11 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _E.EXPORT_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _E.EXPORT_FAILED_SDK_MISMATCH),
     # Storage backend the export cannot write to: "Unsupported storage type 's3x'",
     # "storage provider 'ftp' is not supported", "No storage provider for scheme 'gopher'".
     (
@@ -56,6 +61,11 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
     (Gated(r"\bKeyError\b", "keyerror"), _E.EXPORT_FAILED_INVALID_KEY),
     # Data that does not parse: json.JSONDecodeError "Expecting value", UnicodeDecodeError.
     (fp.MALFORMED_DATA, _E.EXPORT_FAILED_MALFORMED_DATA),
+    # An item without its files: "'NoneType' object is not iterable" next to a "files" field.
+    (fp.FILES_MISSING, _E.EXPORT_FAILED_FILES_MISSING),
+    # Data without the shape the converter expects: "cannot unpack non-iterable int object",
+    # "'<=' not supported between instances of 'int' and 'list'" (a data-format problem too).
+    (fp.DATA_SHAPE, _E.EXPORT_FAILED_MALFORMED_DATA),
     # An output file from an earlier run is in the way: FileExistsError "[Errno 17] File exists".
     (fp.FILE_EXISTS, _E.EXPORT_FAILED_FILE_EXISTS),
     # A file the export reads is missing: FileNotFoundError "[Errno 2] No such file or directory".
@@ -122,6 +132,11 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_VALIDATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_CONFIGURATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_OS_TRANSIENT: RetrySemantics.BACKOFF_THEN_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _E.EXPORT_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _E.EXPORT_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_FILES_MISSING: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_STEP: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED: RetrySemantics.NO_RETRY,
 }

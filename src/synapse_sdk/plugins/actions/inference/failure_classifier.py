@@ -29,6 +29,11 @@ _V2_ERROR_CODE_TO_INFERENCE_CODE: dict[str, InferenceLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _I.INFERENCE_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _I.INFERENCE_FAILED_SDK_MISMATCH),
     # The model server is up but the model is not: "model 'resnet' is not loaded yet", "model
     # not ready", KServe/Triton "ModelNotReady". Before the not-found pattern ("model ... not").
     (
@@ -73,6 +78,8 @@ _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
     ),
     # Request rejected by validation (pydantic, HTTP 422): also the input's fault.
     (fp.VALIDATION, _I.INFERENCE_FAILED_INVALID_INPUT),
+    # Data without the shape the code expects: "cannot unpack non-iterable int object".
+    (fp.DATA_SHAPE, _I.INFERENCE_FAILED_INVALID_INPUT),
     # A response or input that does not parse: JSONDecodeError, UnicodeDecodeError.
     (fp.MALFORMED_DATA, _I.INFERENCE_FAILED_MALFORMED_DATA),
     # Weights or an input file missing: FileNotFoundError "[Errno 2] No such file".
@@ -120,6 +127,10 @@ INFERENCE_RETRY_SEMANTICS: dict[InferenceLogMessageCode, RetrySemantics] = {
     _I.INFERENCE_FAILED_SERVER_UNREACHABLE: RetrySemantics.BACKOFF_THEN_RETRY,
     _I.INFERENCE_FAILED_SERVICE_UNAVAILABLE: RetrySemantics.BACKOFF_THEN_RETRY,
     _I.INFERENCE_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _I.INFERENCE_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _I.INFERENCE_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
     _I.INFERENCE_FAILED_STEP: RetrySemantics.NO_RETRY,
     _I.INFERENCE_FAILED: RetrySemantics.NO_RETRY,
 }

@@ -28,6 +28,11 @@ _V2_ERROR_CODE_TO_TRAIN_CODE: dict[str, TrainLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _T.TRAIN_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _T.TRAIN_FAILED_SDK_MISMATCH),
     # Host or GPU memory exhausted: torch.cuda.OutOfMemoryError "CUDA out of memory",
     # MemoryError, "[Errno 12] Cannot allocate memory", OOMKilled.
     (fp.OUT_OF_MEMORY, _T.TRAIN_FAILED_OUT_OF_MEMORY),
@@ -113,6 +118,9 @@ _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
     (fp.FILE_NOT_FOUND, _T.TRAIN_FAILED_FILE_NOT_FOUND),
     # Annotations that do not parse: JSONDecodeError, UnicodeDecodeError.
     (fp.MALFORMED_DATA, _T.TRAIN_FAILED_MALFORMED_DATA),
+    # Data without the shape the converter expects: "cannot unpack non-iterable int object",
+    # "'<=' not supported between instances of 'int' and 'list'" (a data-format problem too).
+    (fp.DATA_SHAPE, _T.TRAIN_FAILED_MALFORMED_DATA),
     # Denied locally or by the backend: PermissionError, HTTP 401/403.
     (fp.PERMISSION_DENIED, _T.TRAIN_FAILED_PERMISSION),
     (fp.AUTHENTICATION, _T.TRAIN_FAILED_PERMISSION),
@@ -161,6 +169,10 @@ TRAIN_RETRY_SEMANTICS: dict[TrainLogMessageCode, RetrySemantics] = {
     _T.TRAIN_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
     _T.TRAIN_FAILED_VALIDATION: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_CONFIGURATION: RetrySemantics.NO_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _T.TRAIN_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _T.TRAIN_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_STEP: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED: RetrySemantics.NO_RETRY,
 }

@@ -29,6 +29,11 @@ _V2_ERROR_CODE_TO_UPLOAD_CODE: dict[str, UploadLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, UploadLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _U.UPLOAD_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _U.UPLOAD_FAILED_SDK_MISMATCH),
     # Integrity check failed after transfer: "checksum mismatch", S3 "BadDigest",
     # "The Content-MD5 you specified did not match what we received".
     (
@@ -77,6 +82,9 @@ _V1_PATTERNS: list[tuple[str, UploadLogMessageCode]] = [
     (fp.FILE_NOT_FOUND, _U.UPLOAD_FAILED_FILE_NOT_FOUND),
     # Metadata or a manifest that does not parse: JSONDecodeError, UnicodeDecodeError.
     (fp.MALFORMED_DATA, _U.UPLOAD_FAILED_MALFORMED_DATA),
+    # Data without the shape the converter expects: "cannot unpack non-iterable int object",
+    # "'<=' not supported between instances of 'int' and 'list'" (a data-format problem too).
+    (fp.DATA_SHAPE, _U.UPLOAD_FAILED_MALFORMED_DATA),
     # Local read permission or HTTP 403: PermissionError "[Errno 13] Permission denied".
     (fp.PERMISSION_DENIED, _U.UPLOAD_FAILED_PERMISSION),
     # Credentials refused: HTTP 401, "unauthorized", an expired token.
@@ -130,6 +138,10 @@ UPLOAD_RETRY_SEMANTICS: dict[UploadLogMessageCode, RetrySemantics] = {
     _U.UPLOAD_FAILED_TIMEOUT: RetrySemantics.BACKOFF_THEN_RETRY,
     _U.UPLOAD_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
     _U.UPLOAD_FAILED_OS_TRANSIENT: RetrySemantics.BACKOFF_THEN_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _U.UPLOAD_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _U.UPLOAD_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
     _U.UPLOAD_FAILED_STEP: RetrySemantics.NO_RETRY,
     _U.UPLOAD_FAILED: RetrySemantics.NO_RETRY,
 }
