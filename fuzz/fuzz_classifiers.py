@@ -37,7 +37,7 @@ from _hostile import Provider, build_chain, pick, text
 
 with atheris.instrument_imports(include=["synapse_sdk"]):
     from synapse_sdk.envelopes import iter_envelopes
-    from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain
+    from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain, walk_suppressed
     from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
     from synapse_sdk.plugins.failure_semantics import FailureCategory, extract_failed_step
 
@@ -89,12 +89,24 @@ def _expected(
         blob = message
     else:
         return None, None
-    if len(blob) > DEFAULT_LIMIT:
-        return ..., None  # capped: the head/tail cut is the classifier's own business
+    if len(blob) >= DEFAULT_LIMIT:
+        return ..., None  # (possibly) capped: the head/tail cut is the classifier's own business
     if "code" in blob:
         for envelope in iter_envelopes(blob):
             if envelope.code is not None and envelope.code in catalog:
                 return catalog[envelope.code], "envelope"
+    # The backend's word in a context hidden by `raise ... from None` counts next, never its text.
+    hidden = walk_suppressed(exc) if exc is not None else []
+    for node in hidden:
+        code = _attribute(node, "error_code")
+        if isinstance(code, str) and code in catalog:
+            return catalog[code], "attribute"
+    text = "\n".join(flatten_exception(node, max_depth=0) for node in hidden)
+    if len(text) >= DEFAULT_LIMIT:
+        return ..., None
+    for envelope in iter_envelopes(text) if "code" in text else ():
+        if envelope.code is not None and envelope.code in catalog:
+            return catalog[envelope.code], "envelope"
     for pattern, code in PATTERNS[category.name]:
         if pattern.search(blob):
             return code, "pattern"

@@ -22,6 +22,7 @@ from synapse_sdk.failures import (
     Gated,
     flatten_exception,
     walk_chain,
+    walk_suppressed,
 )
 
 
@@ -427,6 +428,46 @@ def test_the_blob_handed_to_the_regexes_is_capped() -> None:
         for result in (everything.explain(exc), everything.explain(message=message),
                        everything.explain(exc, message=message)):  # fmt: skip
             assert result is not None and len(result.matched) == limit
+
+
+def test_a_code_first_envelope_head_counts_only_where_the_cap_cut_it() -> None:
+    ids = ", ".join(str(i) for i in range(30_000))
+    cut = f'bulk fetch failed: {{"error": {{"code": "partial_failure", "failed_ids": [{ids}]}}}}'
+    classifier = FailureClassifier(CATALOG, PATTERNS)
+    result = classifier.explain(RuntimeError(cut))
+    assert result is not None and (result.code, result.layer) == ("PARTIAL", "envelope")
+    assert result.envelope == ErrorEnvelope("partial_failure")
+    assert classifier.classify(message=cut) == "PARTIAL"
+    # Under the cap a head that does not parse is no envelope (the envelope parser decides).
+    assert classifier.classify(message='{"error": {"code": "partial_failure", ') is None
+
+
+def test_the_backends_word_under_raise_from_none_counts_but_its_text_does_not() -> None:
+    classifier = FailureClassifier(CATALOG, PATTERNS)
+
+    def hide(inner: BaseException, outer: BaseException) -> BaseException:
+        try:
+            try:
+                raise inner
+            except BaseException:
+                raise outer from None
+        except BaseException as caught:
+            return caught
+
+    limited = BackendError("slow down", error_code="rate_limited")
+    hidden = hide(chained(RuntimeError("wrapped"), limited), ValueError("page 3 failed"))
+    assert walk_suppressed(hidden)[1] is limited
+    assert walk_chain(hidden) == [hidden]
+    explained = classifier.explain(hidden)
+    assert explained is not None and (explained.code, explained.layer) == ("RATE", "attribute")
+    in_text = hide(BackendError('{"error": {"code": "invalid_ids"}}'), ValueError("x"))
+    assert classifier.classify(in_text) == "BAD_REQUEST"
+    # The visible chain's own backend word comes first.
+    visible = hide(limited, BackendError("no", error_code="partial_failure"))
+    assert classifier.classify(visible) == "PARTIAL"
+    # Hidden text never reaches the patterns; the visible text still does.
+    assert classifier.classify(hide(KeyError("x"), ValueError("odd"))) is None
+    assert classifier.classify(hide(KeyError("x"), ValueError("connection refused"))) == "NETWORK"
 
 
 def test_ignorecase_patterns_match_special_letters_through_the_gate() -> None:

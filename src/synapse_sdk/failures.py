@@ -49,6 +49,7 @@ __all__ = [
     "Gated",
     "flatten_exception",
     "walk_chain",
+    "walk_suppressed",
 ]
 
 C = TypeVar("C")
@@ -237,10 +238,23 @@ def flatten_exception(
 # --- what the visible chain hides and what the cap cuts -----------------------------------------
 
 
+def walk_suppressed(
+    exc: BaseException, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> list[BaseException]:
+    """What ``raise ... from None`` hid: the exceptions reachable only through the suppressed
+    ``__context__`` of a member of ``walk_chain(exc)``, each context walked like a chain, in
+    chain order, at most DEFAULT_MAX_NODES in all. The classifier reads only the backend's word
+    in them (see the module docstring).
+
+    Raises:
+        TypeError: ``exc`` is not an exception.
+        ValueError: ``max_depth`` is negative.
+    """
+    chain = walk_chain(exc, max_depth=max_depth)
+    return _suppressed(chain, max_depth)
+
+
 def _suppressed(chain: Sequence[BaseException], max_depth: int) -> list[BaseException]:
-    """The exceptions reachable only through a suppressed ``__context__`` (``raise X from
-    None``) of a ``chain`` member, each walked like a chain, in chain order; at most
-    DEFAULT_MAX_NODES in all."""
     seen = {id(node) for node in chain}
     hidden: list[BaseException] = []
     for node in chain:

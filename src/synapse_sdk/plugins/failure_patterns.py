@@ -264,13 +264,13 @@ FILES_MISSING = Gated(
 # 'synapse_sdk.plugins.categories'", ImportError "cannot import name 'X' from 'synapse_sdk...'",
 # AttributeError "'NoneType' object has no attribute 'export'" / "'dict' object has no attribute
 # 'export'" (a client the plugin expects), a missing "log_dev_event", click "No such option:
-# --debug" (a flag the SDK's runner no longer takes).
+# --debug" / "No such option '--debug'." (a flag the SDK's runner does not take).
 SDK_MISMATCH = Gated(
     r"(?i:\bno module named '?synapse_sdk\b|\bcannot import name '\w{1,64}' from '?synapse_sdk\b"
     r"|'(?:NoneType|dict)' object has no attribute 'export'|\bhas no attribute 'log_dev_event'"
-    r"|\bno such option: --debug\b)",
+    r"|\bno such option:? '?--debug\b)",
     "no module named", "cannot import name", "has no attribute 'export'", "log_dev_event",
-    "no such option: --debug",
+    "no such option",
 )
 
 # The backend refuses a second run of a job it still has running: "Job is currently running".
