@@ -59,6 +59,8 @@ _WORDS = (
     "413 Request Entity Too Large", "unsupported storage", "export failed", "upload failed",
     "training failed", "inference failed", "unauthorized", "401", "ValidationError",
     "ImproperlyConfigured", "peer closed connection", "Server disconnected", "SSL",
+    "Job is currently running", "No module named 'synapse_sdk.plugins.x'", "tarfile.ReadError",
+    "too many 503 error responses", "504 Server Error", "cannot unpack non-iterable int object",
     "\u212a", "\u0130", "\u017f", "\u0131", "İ", "ſ", "{", "}", "'", '"', "code",
 )  # fmt: skip
 _SEPARATORS = (" ", "\n", ": ", "_", "-", "", "\t", "é", "\u00a0", "'", ".")
