@@ -1,200 +1,144 @@
-r"""Failure classification: our FailureClassifier against the naive loop, on one corpus, one run.
+r"""Failure classification: the four shipped categories against the naive loop, one run.
 
 The naive loop is the one the seed page describes: walk the chain, join ``Type: message`` lines
 into one blob (uncapped), then ``re.search`` every pattern in declaration order until one
-matches. Ours walks the same chain, caps the blob (8 KiB head + 8 KiB tail), and runs only the
-patterns whose required literals occur in the blob (see ``synapse_sdk.failures``).
+matches. Ours is ``category.classify``: the same walk, the blob capped (8 KiB head + 8 KiB
+tail), the patterns in declaration order, each skipped when none of its gate words is in the
+blob (see ``synapse_sdk.failures.Gated``).
 
-Patterns: one generated list of 1000 realistic regexes (word literals with alternations,
-``\s+``/``\s*``, ``\d+``, ``(?i)``, ``\b``, CamelCase exception names, ``[Errno N]``,
-snake_case codes); the first 20, 100 and 1000 are used. Corpus: two-level chains (a project error
-raised from an ``OSError``) of traceback-like text of about 200 B, 2 KB and 64 KB: function
-words, identifiers, numbers, frames, key=value pairs, and the patterns' own nouns; half of them
-carry a phrase that one or two patterns (anywhere in the list) match, in their first or last KB.
+Corpus, per category (export, upload, train, inference):
 
-The script checks that ours and the naive loop agree on every classification under the cap (at
-64 KB a match only the uncapped middle holds would be a cap difference; "agree" counts them). It
-prints CPU ns per classification (best of interleaved rounds, ``time.process_time_ns`` so other
-load on a shared machine does not count), the naive/ours ratio, our cost at 1000 patterns over
-our cost at 20, the time for one-level exceptions (``KeyError('x')``, ``ConnectionError(...)``,
-also through the export category when it is installed), then whether the targets are met:
+* **typical**: one-level exceptions as code raises them (``KeyError('annotations')``,
+  ``ConnectionRefusedError``, ``FileNotFoundError``, ``TimeoutError``, an unmatched
+  ``ValueError``);
+* **at the cap**: messages of 16 KiB (the blob cap, so the naive loop sees the same text) of
+  traceback frames and JSON records that mention steps, timeouts, pools, datasets and models
+  without naming a failure: nothing in them, the category's generic failure phrase at the end
+  (the last declared pattern), a transport failure at the end, a two-level chain with a full
+  disk at the bottom, a response body with a 15 000-id failure list;
+* **2 MB**: one 2 MB message (the cap cuts it to 16 KiB; the naive loop scans all of it).
 
-* at least 10x faster than the naive loop at 100 patterns on 2 KB blobs;
-* cost at 1000 patterns at most 3x the cost at 20 patterns (200 B and 2 KB blobs);
-* a one-level exception classified in under 5 µs (20 patterns).
+It checks that ours and the naive loop agree on every classification under the cap, and prints
+CPU ns per classification (best of interleaved rounds, ``time.process_time_ns`` so other load on
+a shared machine does not count), the naive/ours ratio, and whether the targets are met:
 
-Run: ``.venv/bin/python benchmarks/bench_classify.py`` (about 40 s) or ``--quick`` (about 15 s).
+* the worst exception at the blob cap classified in at most 2 ms;
+* a typical one-level exception classified in at most 20 µs.
+
+Run: ``.venv/bin/python benchmarks/bench_classify.py`` (about 30 s) or ``--quick``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from synapse_sdk.failures import FailureClassifier, walk_chain
+from synapse_sdk.failures import DEFAULT_LIMIT, walk_chain
+from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
+from synapse_sdk.plugins.failure_semantics import FailureCategory
 
 SEED = 20240611
-PATTERN_COUNTS = (20, 100, 1000)
-SIZES = (("200 B", 200), ("2 KB", 2048), ("64 KB", 65536))
+TARGET_CAP_NS = 2_000_000
+TARGET_TYPICAL_NS = 20_000
+# The last declared pattern of each category: its own generic failure.
+GENERIC = {"export": "export failed", "upload": "upload failed", "train": "training failed",
+           "inference": "inference failed"}  # fmt: skip
 
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-# Words exception messages are made of; patterns draw from the same pool, as real ones do.
-_WORDS = _words("""
-access account action agent aggregate allocate annotation archive assignment attempt
-authentication authorization backend batch bucket buffer cache callback certificate channel
-checksum chunk client cluster column commit compression config connection consumer container
-context conversion converter credential cursor database dataset deadline decode delete
-dependency deployment descriptor device directory disk download endpoint entity environment
-export field filesystem format gateway handler header host identifier image import index
-inference instance interval item job key label latency layer ledger limit listener loader
-manifest mapping memory metadata model module mount namespace network node object offset
-operation option output package page parameter parser partition payload permission pipeline
-plugin policy pool port process project protocol provider proxy queue quota reader record
-region registry replica request resource response result retry route runtime sample scheduler
-schema scope secret segment serializer server service session shard signature snapshot socket
-source storage stream subscription task template tenant thread token topic trainer transfer
-transport upload user validator value version volume worker workspace writer
-""")
-_VERBS = _words("""
-refused reset closed dropped expired exceeded failed rejected missing corrupted invalid
-unavailable unreachable timeout interrupted denied locked exhausted truncated mismatched
-unsupported malformed duplicated stale orphaned overflowed throttled aborted cancelled
-""")
-_NOISE = _words("""
-the a of to in for with while during after before on at from by and or not was is has been
-could would should cannot unable attempting processing handling received returned expected
-""")
-
-
-def _camel(words: Sequence[str]) -> str:
-    return "".join(word.capitalize() for word in words)
-
-
-def make_patterns(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
-    """``count`` realistic ``(regex, code, phrase)`` triples: word literals with alternations,
-    \\s+, \\d+, (?i) and \\b; ``phrase`` is a text the regex matches."""
-    patterns: list[tuple[str, str, str]] = []
-    for index in range(count):
-        noun, noun2 = rng.sample(_WORDS, 2)
-        verb, verb2 = rng.sample(_VERBS, 2)
-        shape = index % 10
-        if shape == 0:
-            regex, phrase = rf"{noun}\s+{verb}", f"{noun}  {verb}"
-        elif shape == 1:
-            regex = rf"(?i){noun}\s*{noun2}\s+(?:{verb}|{verb2})"
-            phrase = f"{noun.upper()} {noun2} {verb2}"
-        elif shape == 2:
-            regex = rf"\b{_camel([noun, verb])}Error\b"
-            phrase = f"raised {_camel([noun, verb])}Error:"
-        elif shape == 3:
-            regex, phrase = rf"HTTP\s+\d{{3}}\s+{noun}\s+{verb}", f"HTTP 503 {noun} {verb}"
-        elif shape == 4:
-            regex = rf"{noun} (?:{verb}|{verb2}) after \d+ (?:seconds|retries)"
-            phrase = f"{noun} {verb} after 12 retries"
-        elif shape == 5:
-            regex = rf"(?i)\b{noun}[_ ]{noun2}\b.{{0,40}}?{verb}"
-            phrase = f"{noun}_{noun2.capitalize()} was {verb}"
-        elif shape == 6:
-            regex = rf"\[Errno \d+\] {noun.capitalize()} {verb}"
-            phrase = f"[Errno 11] {noun.capitalize()} {verb}"
-        elif shape == 7:
-            regex, phrase = rf"{noun}_{verb}(?:_\d+)?", f"code={noun}_{verb}_3"
-        elif shape == 8:
-            regex = rf"{noun} '(?P<name>[\w.-]+)' (?:is|was) {verb}"
-            phrase = f"{noun} 'export.v2' is {verb}"
-        else:
-            regex = rf"(?i:{_camel([noun, noun2])}Exception|{noun} {noun2} {verb})"
-            phrase = f"{noun} {noun2} {verb}".upper()
-        if not re.search(regex, phrase):  # pragma: no cover - the generator's own check
-            raise AssertionError(f"{phrase!r} does not match {regex!r}")
-        patterns.append((regex, f"CODE_{index:04d}", phrase))
-    return patterns
-
-
-_SYLLABLES = _words("ka lo mi ne ru ta vo xi ze pu ba do fe gi ho ju sa te ri mo ly pa qu en")
-
-
-def _identifier(rng: random.Random) -> str:
-    """A code identifier that is not a pattern word: ``mo_kaxi``, ``tefe_rupa_lo``."""
-    return "_".join(
-        "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 3)))
-        for _ in range(rng.randint(1, 3))
-    )
+_FUNCS = ("run_step", "convert_item", "fetch_page", "save_json", "_request", "send", "handle",
+          "load_dataset", "prepare_model", "iter_results", "get_connection", "urlopen")  # fmt: skip
+_STATEMENTS = (
+    "response = self._pool.urlopen(method, url, timeout=timeout, retries=retries)",
+    "record = self.converter.convert(item, step=self.current_step)",
+    "return self._client.request('GET', f'/v2/datasets/{dataset_id}/items', timeout=30.0)",
+    "model = registry.load(model_name, device=self.config.device)",
+    "for page in paginate(self.client, params=self.params, page_size=500):",
+    "self.ledger.mark(item_id, status='pending', attempt=attempt)",
+)
 
 
 def noise(rng: random.Random, size: int) -> str:
-    """About ``size`` characters of traceback-like text: function words, identifiers, numbers,
-    frames, key=value pairs, and (one part in seven) the nouns the patterns are made of."""
+    """About ``size`` characters of traceback frames and JSON records: the words the gates look
+    for in part (step, timeout, pool, dataset, model, connection), no failure phrase."""
     parts: list[str] = []
     total = 0
     while total < size:
-        roll = rng.random()
-        if roll < 0.40:
-            part = rng.choice(_NOISE)
-        elif roll < 0.55:
-            part = rng.choice(_WORDS)
-        elif roll < 0.70:
-            part = _identifier(rng)
-        elif roll < 0.80:
-            part = rng.choice((str(rng.randint(0, 10**6)), f"{rng.getrandbits(64):016x}"))
-        elif roll < 0.90:
+        if rng.random() < 0.5:
             part = (
-                f'File "/srv/app/{_identifier(rng)}.py", line {rng.randint(1, 900)}, '
-                f"in {_identifier(rng)}"
+                f'  File "/srv/plugins/exporter/{rng.choice(_FUNCS)}.py", line '
+                f"{rng.randint(1, 900)}, in {rng.choice(_FUNCS)}\n    {rng.choice(_STATEMENTS)}"
             )
         else:
-            part = f"{_identifier(rng)}={rng.randint(1, 99999)}"
+            part = json.dumps({
+                "id": rng.randint(1, 10**6), "status": rng.choice(["pending", "done", "retry"]),
+                "data_unit": {"files": {"image": f"s3://bucket/{rng.getrandbits(48):012x}.jpg"}},
+                "annotations": [{"label": rng.choice(["cat", "dog", "car"]), "bbox": [1, 2, 3, 4]}],
+            })  # fmt: skip
         parts.append(part)
         total += len(part) + 1
-    return " ".join(parts)[:size]
+    return "\n".join(parts)[:size]
 
 
 class ChainedError(Exception):
-    """A project exception the corpus raises from a lower-level one."""
+    """A project exception raised from a lower-level one."""
 
 
-def make_exception(rng: random.Random, size: int, phrases: Sequence[str]) -> BaseException:
-    """A two-level chain (``ChainedError`` from an ``OSError``) of about ``size`` characters,
-    the ``phrases`` placed in the first or last KB as tracebacks usually have them."""
-    head: list[str] = []
-    tail: list[str] = []
-    for phrase in phrases:
-        (head if rng.random() < 0.5 else tail).append(phrase)
-    body = noise(rng, max(0, size - 200 - sum(len(p) + 1 for p in phrases)))
-    outer = " ".join([*head, body[: len(body) // 2]])
-    inner = " ".join([body[len(body) // 2 :], *tail])
+def _raised(outer: BaseException, cause: BaseException | None = None) -> BaseException:
     try:
         try:
-            raise OSError(inner)
-        except OSError as low:
-            raise ChainedError(outer) from low
-    except ChainedError as exc:
+            if cause is not None:
+                raise cause
+        except BaseException as low:
+            raise outer from low
+        raise outer
+    except BaseException as exc:
         return exc
 
 
-def naive_classifier(
-    patterns: Sequence[tuple[str, str]],
-) -> Callable[[BaseException], str | None]:
-    """The loop the seed describes: flatten the whole chain, then search each pattern in turn."""
-    compiled = [(re.compile(regex), code) for regex, code in patterns]
+def typical() -> list[BaseException]:
+    """One-level exceptions as plugin and library code raise them."""
+    return [
+        _raised(KeyError("annotations")),
+        _raised(ConnectionRefusedError(111, "Connection refused")),
+        _raised(FileNotFoundError(2, "No such file or directory", "/data/job/result.json")),
+        _raised(TimeoutError("timed out")),
+        _raised(ValueError("invalid literal for int() with base 10: 'x'")),
+    ]
 
-    def classify(exc: BaseException) -> str | None:
+
+def at_cap(rng: random.Random, name: str, size: int) -> list[BaseException]:
+    """Exceptions whose blob is about ``size`` characters (see the module docstring)."""
+    body = noise(rng, size - 200)
+    ids = list(range(15_000))
+    envelope = json.dumps({"error": {"code": "unknown_to_us", "failed_ids": ids}})
+    return [
+        _raised(RuntimeError(body)),
+        _raised(RuntimeError(f"{body}\n{GENERIC[name]}")),
+        _raised(RuntimeError(f"{body}\n[Errno 111] Connection refused")),
+        _raised(ChainedError(body[: size // 2]),
+                OSError(28, f"{body[size // 2 :]} No space left on device")),
+        _raised(RuntimeError(f"bulk fetch failed: {envelope}"[:size])),
+    ]  # fmt: skip
+
+
+def naive_classifier(category: FailureCategory[Any]) -> Callable[[BaseException], object]:
+    """The loop the seed describes: flatten the whole chain, then search each pattern in turn."""
+    compiled = [(re.compile(source), code) for source, code in category.patterns]
+
+    def classify(exc: BaseException) -> object:
         lines = []
         for node in walk_chain(exc):
-            message = str(node)
             name = type(node).__qualname__
             module = type(node).__module__
             if module not in ("builtins", "__main__"):
                 name = f"{module}.{name}"
+            message = str(node)
             lines.append(f"{name}: {message}" if message else name)
         blob = "\n".join(lines)
         for regex, code in compiled:
@@ -208,11 +152,8 @@ def naive_classifier(
 def per_call_ns(
     fn: Callable[[BaseException], object], items: Sequence[BaseException], budget: float
 ) -> float:
-    """Mean CPU ns per call over ``items``, looping for about ``budget`` seconds.
-
-    CPU time of this process (``time.process_time_ns``), not wall time: the numbers then hold
-    on a shared machine where other work steals the CPU between our instructions.
-    """
+    """Mean CPU ns per call over ``items``, looping for about ``budget`` seconds (CPU time of
+    this process, so other work on a shared machine does not count)."""
     start = time.process_time_ns()
     for exc in items:
         fn(exc)
@@ -231,128 +172,54 @@ def per_call_ns(
 
 def best_of(
     rounds: int,
-    contenders: dict[str, tuple[Callable[[BaseException], object], float]],
+    contenders: dict[str, Callable[[BaseException], object]],
     items: Sequence[BaseException],
+    budget: float,
 ) -> dict[str, float]:
-    """Each contender's best per-call time over ``rounds`` rounds, the contenders interleaved
-    within each round so a burst of outside load hits them alike."""
+    """Each contender's best per-call time over ``rounds`` rounds, interleaved within a round."""
     best = dict.fromkeys(contenders, float("inf"))
     for _ in range(rounds):
-        for name, (fn, budget) in contenders.items():
+        for name, fn in contenders.items():
             best[name] = min(best[name], per_call_ns(fn, items, budget))
     return best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller corpus, shorter timing")
+    parser.add_argument("--quick", action="store_true", help="shorter timing")
     args = parser.parse_args(argv)
     rng = random.Random(SEED)
-    budget, rounds = (0.03, 2) if args.quick else (0.12, 4)
-    per_size = {200: 20, 2048: 12, 65536: 3} if args.quick else {200: 60, 2048: 40, 65536: 6}
-
-    generated = make_patterns(rng, max(PATTERN_COUNTS))
-    all_patterns = [(regex, code) for regex, code, _phrase in generated]
-    phrases = [phrase for _regex, _code, phrase in generated]
-    corpora: dict[int, list[BaseException]] = {}
-    for _label, size in SIZES:
-        items = []
-        for _ in range(per_size[size]):
-            # Half the exceptions carry text for one or two patterns anywhere in the list; the
-            # rest match nothing (they mention the patterns' nouns, but not as any pattern wants).
-            chosen = rng.sample(phrases, rng.choice((1, 2))) if rng.random() < 0.5 else []
-            items.append(make_exception(rng, size, chosen))
-        corpora[size] = items
-
-    print(
-        f"Python {sys.version.split()[0]}; CPU ns per classification, best of {rounds} rounds; "
-        f"corpus: {', '.join(f'{len(corpora[s])} x {label}' for label, s in SIZES)}"
-    )
-    header = ("patterns", "blob", "naive ns", "ours ns", "naive/ours", "agree")
-    print(
-        " ".join(
-            f"{name:>{width}}" for name, width in zip(header, (8, 6, 14, 10, 10, 7), strict=True)
-        )
-    )
-    ours_ns: dict[tuple[int, int], float] = {}
-    naive_ns: dict[tuple[int, int], float] = {}
-    classifiers = {
-        count: FailureClassifier[str]({}, all_patterns[:count]) for count in PATTERN_COUNTS
-    }
-    naives = {count: naive_classifier(all_patterns[:count]) for count in PATTERN_COUNTS}
-    for label, size in SIZES:
-        items = corpora[size]
-        for count in PATTERN_COUNTS:
-            ours, naive = classifiers[count], naives[count]
-            agree = sum(ours.classify(exc) == naive(exc) for exc in items)
-            if size <= 2048 and agree != len(items):
-                print(f"DISAGREEMENT at {count} patterns, {label}: a bug", file=sys.stderr)
+    budget, rounds = (0.02, 2) if args.quick else (0.1, 4)
+    print(f"Python {sys.version.split()[0]}; CPU ns per classification, best of {rounds} rounds")
+    print(f"{'category':<10} {'corpus':<22} {'naive ns':>12} {'ours ns':>10} {'naive/ours':>10}")
+    worst_cap = worst_typical = 0.0
+    for name in CATEGORY_NAMES:
+        category = get_category(name)
+        ours, naive = category.classify, naive_classifier(category)
+        rows: list[tuple[str, list[BaseException]]] = [("typical (1 level)", typical())]
+        rows += [(f"cap #{i}", [exc]) for i, exc in enumerate(at_cap(rng, name, DEFAULT_LIMIT))]
+        for label, items in rows:
+            if any(ours(exc) != naive(exc) for exc in items):
+                print(f"DISAGREEMENT: {name} {label}: a bug", file=sys.stderr)
                 return 1
-            slow = size > 2048 and count > 100  # the naive loop takes seconds here: one round
-            best = best_of(
-                1 if slow else rounds,
-                {"naive": (naive, 0.0 if slow else budget), "ours": (ours.classify, budget)},
-                items,
-            )
-            ours_ns[(count, size)], naive_ns[(count, size)] = best["ours"], best["naive"]
-            print(
-                f"{count:>8} {label:>6} {best['naive']:>14,.0f} {best['ours']:>10,.0f} "
-                f"{best['naive'] / best['ours']:>9.1f}x {agree:>3}/{len(items):<3}"
-            )
+            for exc in items if label.startswith("typical") else ():
+                one = best_of(rounds + 2, {"ours": ours}, [exc] * 20, budget)["ours"]
+                worst_typical = max(worst_typical, one)
+            best = best_of(rounds, {"naive": naive, "ours": ours}, items, budget)
+            if not label.startswith("typical"):
+                worst_cap = max(worst_cap, best["ours"])
+            print(f"{name:<10} {label:<22} {best['naive']:>12,.0f} {best['ours']:>10,.0f} "
+                  f"{best['naive'] / best['ours']:>9.1f}x")  # fmt: skip
+        huge = [_raised(RuntimeError(noise(rng, 2 * 1024 * 1024)))]
+        best = best_of(1, {"naive": naive, "ours": ours}, huge, 0.0)
+        worst_cap = max(worst_cap, best["ours"])
+        print(f"{name:<10} {'2 MB (capped: ours)':<22} {best['naive']:>12,.0f} "
+              f"{best['ours']:>10,.0f} {best['naive'] / best['ours']:>9.1f}x")  # fmt: skip
     print()
-    print("ours at 1000 patterns / ours at 20 patterns (same corpus):")
-    scaling: dict[int, float] = {}
-    for label, size in SIZES:
-        again = best_of(
-            rounds,
-            {
-                "20": (classifiers[20].classify, budget),
-                "1000": (classifiers[1000].classify, budget),
-            },
-            corpora[size],
-        )
-        scaling[size] = again["1000"] / again["20"]
-        print(
-            f"  {label:>6}: {again['1000']:>10,.0f} / {again['20']:>8,.0f} = {scaling[size]:.2f}x"
-        )
-
-    print()
-    one_level: list[tuple[str, BaseException]] = [
-        ("KeyError('x')", KeyError("x")),
-        ("ConnectionError('[Errno 111] Connection refused')",
-         ConnectionError("[Errno 111] Connection refused")),
-    ]  # fmt: skip
-    contenders: dict[str, tuple[Callable[[BaseException], object], float]] = {
-        f"{count} generated patterns": (classifiers[count].classify, budget) for count in (20, 100)
-    }
-    try:
-        from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
-    except ImportError:
-        pass
-    else:
-        contenders["the export category"] = (classify_export_error, budget)
-    single: dict[str, float] = {}
-    for name, exc in one_level:
-        for who, ns in best_of(rounds + 2, contenders, [exc] * 20).items():
-            single[f"{name} with {who}"] = ns
-            print(f"one-level {name} with {who}: {ns:,.0f} ns")
-
-    print()
-    speedup = naive_ns[(100, 2048)] / ours_ns[(100, 2048)]
-    worst_scaling = max(scaling[size] for _label, size in SIZES if size <= 2048)
-    typical = max(ns for name, ns in single.items() if "20 generated" in name)
-    print(
-        f"target >= 10x vs naive at 100 patterns, 2 KB: {speedup:.1f}x "
-        f"{'MET' if speedup >= 10 else 'NOT MET'}"
-    )
-    print(
-        f"target 1000-pattern cost <= 3x 20-pattern cost (200 B and 2 KB): "
-        f"{worst_scaling:.2f}x {'MET' if worst_scaling <= 3 else 'NOT MET'}"
-    )
-    print(
-        f"target one-level exception < 5 us (20 patterns): {typical / 1000:.2f} us "
-        f"{'MET' if typical < 5000 else 'NOT MET'}"
-    )
+    print(f"target worst exception at the blob cap <= 2 ms: {worst_cap / 1e6:.3f} ms "
+          f"{'MET' if worst_cap <= TARGET_CAP_NS else 'NOT MET'}")  # fmt: skip
+    print(f"target typical one-level exception <= 20 us: {worst_typical / 1e3:.2f} us "
+          f"{'MET' if worst_typical <= TARGET_TYPICAL_NS else 'NOT MET'}")  # fmt: skip
     return 0
 
 

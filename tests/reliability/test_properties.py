@@ -39,7 +39,7 @@ from synapse_sdk.envelopes import (
     find_envelope,
     iter_envelopes,
 )
-from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain
+from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain, walk_suppressed
 from synapse_sdk.i18n import locale_candidates, normalize_language, safe_format, safe_str
 from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
 from synapse_sdk.plugins.failure_semantics import FailureCategory, extract_failed_step
@@ -513,12 +513,24 @@ def _documented_decision(
         blob = message
     else:
         return None, None
-    if len(blob) > DEFAULT_LIMIT:
+    if len(blob) >= DEFAULT_LIMIT:  # (possibly) capped
         return ..., None
     if "code" in blob:
         for envelope in iter_envelopes(blob):
             if envelope.code is not None and envelope.code in category.catalog:
                 return category.catalog[envelope.code], "envelope"
+    # The backend's word in a context hidden by `raise ... from None` counts next, never its text.
+    hidden = walk_suppressed(exc) if exc is not None else []
+    for node in hidden:
+        code = _attribute(node, "error_code")
+        if isinstance(code, str) and code in category.catalog:
+            return category.catalog[code], "attribute"
+    text = "\n".join(flatten_exception(node, max_depth=0) for node in hidden)
+    if len(text) > DEFAULT_LIMIT:
+        return ..., None
+    for envelope in iter_envelopes(text) if "code" in text else ():
+        if envelope.code is not None and envelope.code in category.catalog:
+            return category.catalog[envelope.code], "envelope"
     for pattern, code in category.patterns:
         if re.search(pattern, blob):
             return code, "pattern"

@@ -133,6 +133,10 @@ UPLOAD_V1 = [
     ("ValidationError: 2 validation errors for UploadParams", U.UPLOAD_FAILED_VALIDATION),
     ("ActionStepError: step 'organize' failed", U.UPLOAD_FAILED_STEP),
     ("RuntimeError: upload failed", U.UPLOAD_FAILED),
+    # issue 14's families (the real libraries raise these in test_real_world_families.py)
+    ("BackendError: Job is currently running", U.UPLOAD_FAILED_JOB_RUNNING),
+    ("AttributeError: 'dict' object has no attribute 'export'", U.UPLOAD_FAILED_SDK_MISMATCH),
+    ("TypeError: cannot unpack non-iterable int object", U.UPLOAD_FAILED_MALFORMED_DATA),
 ]
 
 TRAIN_V1 = [
@@ -193,6 +197,10 @@ TRAIN_V1 = [
      T.TRAIN_FAILED_CONFIGURATION),
     ("ActionStepError: step 'fit' failed", T.TRAIN_FAILED_STEP),
     ("TrainError: training failed", T.TRAIN_FAILED),
+    # issue 14's families (the real libraries raise these in test_real_world_families.py)
+    ("BackendError: Job is currently running", T.TRAIN_FAILED_JOB_RUNNING),
+    ("AttributeError: 'dict' object has no attribute 'export'", T.TRAIN_FAILED_SDK_MISMATCH),
+    ("TypeError: cannot unpack non-iterable int object", T.TRAIN_FAILED_MALFORMED_DATA),
 ]
 
 INFERENCE_V1 = [
@@ -247,6 +255,10 @@ INFERENCE_V1 = [
     ("httpx.LocalProtocolError: Illegal header value", I.INFERENCE_FAILED_NETWORK),
     ("ActionStepError: step 'postprocess' failed", I.INFERENCE_FAILED_STEP),
     ("InferenceError: inference failed", I.INFERENCE_FAILED),
+    # issue 14's families (the real libraries raise these in test_real_world_families.py)
+    ("BackendError: Job is currently running", I.INFERENCE_FAILED_JOB_RUNNING),
+    ("AttributeError: 'dict' object has no attribute 'export'", I.INFERENCE_FAILED_SDK_MISMATCH),
+    ("TypeError: cannot unpack non-iterable int object", I.INFERENCE_FAILED_INVALID_INPUT),
 ]
 
 

@@ -14,8 +14,8 @@ Invariants (an ``AssertionError`` is a libFuzzer crash), for every category:
 * the answer is the documented layering, recomputed from public pieces: the first exception of
   ``walk_chain`` with a string ``error_code`` the catalog knows; else the first envelope of
   ``iter_envelopes(flatten_exception(...))`` whose code the catalog knows; else the first
-  *declared* pattern that ``re.search`` finds in the text (so the literal prefilter never
-  hides a match and never reorders them);
+  *declared* pattern that ``re.search`` finds in the text (so the gates never hide a
+  match and never reorder the patterns);
 * an envelope with a catalog code right after a brace-free prefix is always found;
 * ``extract_failed_step`` never raises; from text it gives None or a name matching
   ``[\\w.-]{1,64}``; from an exception, None or a non-empty str.
@@ -31,7 +31,7 @@ import warnings
 from typing import Any
 
 from synapse_sdk.envelopes import iter_envelopes
-from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain
+from synapse_sdk.failures import DEFAULT_LIMIT, flatten_exception, walk_chain, walk_suppressed
 from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
 from synapse_sdk.plugins.failure_semantics import FailureCategory, extract_failed_step
 from synapse_testkit.hostile import Provider, build_chain, pick, provider, text
@@ -54,6 +54,8 @@ _WORDS = (
     "413 Request Entity Too Large", "unsupported storage", "export failed", "upload failed",
     "training failed", "inference failed", "unauthorized", "401", "ValidationError",
     "ImproperlyConfigured", "peer closed connection", "Server disconnected", "SSL",
+    "Job is currently running", "No module named 'synapse_sdk.plugins.x'", "tarfile.ReadError",
+    "too many 503 error responses", "504 Server Error", "cannot unpack non-iterable int object",
     "\u212a", "\u0130", "\u017f", "\u0131", "İ", "ſ", "{", "}", "'", '"', "code",
 )  # fmt: skip
 _SEPARATORS = (" ", "\n", ": ", "_", "-", "", "\t", "é", "\u00a0", "'", ".")
@@ -84,12 +86,24 @@ def _expected(
         blob = message
     else:
         return None, None
-    if len(blob) > DEFAULT_LIMIT:
-        return ..., None  # capped: the head/tail cut is the classifier's own business
+    if len(blob) >= DEFAULT_LIMIT:
+        return ..., None  # (possibly) capped: the head/tail cut is the classifier's own business
     if "code" in blob:
         for envelope in iter_envelopes(blob):
             if envelope.code is not None and envelope.code in catalog:
                 return catalog[envelope.code], "envelope"
+    # The backend's word in a context hidden by `raise ... from None` counts next, never its text.
+    hidden = walk_suppressed(exc) if exc is not None else []
+    for node in hidden:
+        code = _attribute(node, "error_code")
+        if isinstance(code, str) and code in catalog:
+            return catalog[code], "attribute"
+    text = "\n".join(flatten_exception(node, max_depth=0) for node in hidden)
+    if len(text) >= DEFAULT_LIMIT:
+        return ..., None
+    for envelope in iter_envelopes(text) if "code" in text else ():
+        if envelope.code is not None and envelope.code in catalog:
+            return catalog[envelope.code], "envelope"
     for pattern, code in PATTERNS[category.name]:
         if pattern.search(blob):
             return code, "pattern"

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_sdk.exceptions import BackendError, BackendRateLimitError
-from synapse_sdk.failures import flatten_exception
+from synapse_sdk.failures import DEFAULT_MAX_DEPTH, flatten_exception, walk_chain
 from synapse_sdk.plugins.actions.export import failure_classifier as fc
 from synapse_sdk.plugins.actions.export.failure_classifier import (
     EXPORT_FAILURES,
@@ -238,6 +238,17 @@ V1_CASES: list[tuple[str, ExportLogMessageCode]] = [
     ),
     ("ActionStepError: step 'convert' failed", E.EXPORT_FAILED_STEP),
     ("RuntimeError: export failed", E.EXPORT_FAILED),
+    # issue 14's families (the real libraries raise these in test_real_world_families.py)
+    ("BackendError: Job is currently running", E.EXPORT_FAILED_JOB_RUNNING),
+    (
+        "ModuleNotFoundError: No module named 'synapse_sdk.plugins.categories'",
+        E.EXPORT_FAILED_SDK_MISMATCH,
+    ),
+    (
+        "TypeError: item 7 files: 'NoneType' object is not iterable",
+        E.EXPORT_FAILED_FILES_MISSING,
+    ),
+    ("TypeError: cannot unpack non-iterable int object", E.EXPORT_FAILED_MALFORMED_DATA),
 ]
 
 
@@ -447,13 +458,25 @@ def test_cyclic_chains_terminate() -> None:
     assert extract_failed_step(a) is None
 
 
-def test_a_deep_chain_does_not_recurse_forever() -> None:
-    exc: BaseException = KeyError("root")
-    for i in range(5000):
+def _layers(root: BaseException, depth: int) -> BaseException:
+    exc = root
+    for i in range(depth):
         outer = RuntimeError(f"layer {i}")
         outer.__cause__ = exc
         exc = outer
-    classify_export_error(exc)  # bounded by the walk's depth cap: returns, whatever it finds
+    return exc
+
+
+def test_a_deep_chain_does_not_recurse_forever() -> None:
+    # 5000 layers: the walk stops DEFAULT_MAX_DEPTH links down (iteratively, no RecursionError),
+    # so the KeyError at the bottom is out of reach and the generic layers match nothing.
+    deep = _layers(KeyError("root"), 5000)
+    assert len(walk_chain(deep)) == DEFAULT_MAX_DEPTH + 1
+    assert classify_export_error(deep) is None
+    # Within the cap, the root cause still decides.
+    assert classify_export_error(_layers(KeyError("root"), DEFAULT_MAX_DEPTH)) is (
+        E.EXPORT_FAILED_INVALID_KEY
+    )
 
 
 def test_two_megabyte_message() -> None:

@@ -15,6 +15,7 @@ do about each failure code.
 
 from __future__ import annotations
 
+from synapse_sdk.failures import Gated
 from synapse_sdk.plugins import failure_patterns as fp
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.failure_semantics import (
@@ -41,17 +42,30 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _E.EXPORT_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _E.EXPORT_FAILED_SDK_MISMATCH),
     # Storage backend the export cannot write to: "Unsupported storage type 's3x'",
     # "storage provider 'ftp' is not supported", "No storage provider for scheme 'gopher'".
     (
-        r"(?i:\bunsupported storage\b|\bno storage provider\b"
-        r"|\bstorage (?:type|provider|backend|scheme)\b[^\n]{0,80}?\bnot supported\b)",
+        Gated(
+            r"(?i:\bunsupported storage\b|\bno storage provider\b"
+            r"|\bstorage (?:type|provider|backend|scheme)\b[^\n]{0,80}?\bnot supported\b)",
+            "unsupported storage", "no storage provider", "not supported",
+        ),
         _E.EXPORT_FAILED_STORAGE_UNSUPPORTED,
     ),
     # A field the converter expected is missing from the data: raw KeyError('annotations').
-    (r"\bKeyError\b", _E.EXPORT_FAILED_INVALID_KEY),
+    (Gated(r"\bKeyError\b", "keyerror"), _E.EXPORT_FAILED_INVALID_KEY),
     # Data that does not parse: json.JSONDecodeError "Expecting value", UnicodeDecodeError.
     (fp.MALFORMED_DATA, _E.EXPORT_FAILED_MALFORMED_DATA),
+    # An item without its files: "'NoneType' object is not iterable" next to a "files" field.
+    (fp.FILES_MISSING, _E.EXPORT_FAILED_FILES_MISSING),
+    # Data without the shape the converter expects: "cannot unpack non-iterable int object",
+    # "'<=' not supported between instances of 'int' and 'list'" (a data-format problem too).
+    (fp.DATA_SHAPE, _E.EXPORT_FAILED_MALFORMED_DATA),
     # An output file from an earlier run is in the way: FileExistsError "[Errno 17] File exists".
     (fp.FILE_EXISTS, _E.EXPORT_FAILED_FILE_EXISTS),
     # A file the export reads is missing: FileNotFoundError "[Errno 2] No such file or directory".
@@ -70,22 +84,17 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
     (fp.RATE_LIMITED, _E.EXPORT_FAILED_RATE_LIMITED),
     # OS conditions that clear by themselves: EAGAIN, EINTR, EBUSY, EMFILE, ENOBUFS.
     (fp.TRANSIENT_OS, _E.EXPORT_FAILED_OS_TRANSIENT),
-    # A download cut short: httpx "peer closed connection without sending complete message
-    # body", http.client.IncompleteRead. Before CONNECTION_LOST, which sees the same words.
-    (fp.INCOMPLETE_RESPONSE, _E.EXPORT_FAILED_INCOMPLETE_RESPONSE),
-    # An established connection dropped: httpx "Server disconnected without sending a
-    # response", "[Errno 104] Connection reset by peer", "Broken pipe".
-    (fp.CONNECTION_LOST, _E.EXPORT_FAILED_CONNECTION_LOST),
-    # No connection at all: httpx.ConnectError "All connection attempts failed", "[Errno 111]
-    # Connection refused", DNS failures, httpx.ConnectTimeout. Before TIMEOUT.
-    (fp.SERVER_UNREACHABLE, _E.EXPORT_FAILED_SERVER_UNREACHABLE),
-    # The service answered that it is down: HTTP 502/503/504, "service_unavailable".
-    (fp.SERVICE_UNAVAILABLE, _E.EXPORT_FAILED_SERVICE_UNAVAILABLE),
-    # Waiting too long on large data: httpx.ReadTimeout / WriteTimeout / PoolTimeout,
-    # TimeoutError, "timed out".
-    (fp.TIMEOUT, _E.EXPORT_FAILED_TIMEOUT),
-    # Any other transport failure: httpx.NetworkError / ProtocolError, ConnectionError, SSL.
-    (fp.NETWORK, _E.EXPORT_FAILED_NETWORK),
+    # The shared transport block (see failure_patterns.NETWORK_FAILURES for its order): a
+    # download cut short, a dropped connection, no connection at all, the service saying it is
+    # down (HTTP 502/503/504), a timeout, any other transport failure.
+    *fp.network_patterns(
+        incomplete_response=_E.EXPORT_FAILED_INCOMPLETE_RESPONSE,
+        connection_lost=_E.EXPORT_FAILED_CONNECTION_LOST,
+        server_unreachable=_E.EXPORT_FAILED_SERVER_UNREACHABLE,
+        service_unavailable=_E.EXPORT_FAILED_SERVICE_UNAVAILABLE,
+        timeout=_E.EXPORT_FAILED_TIMEOUT,
+        network=_E.EXPORT_FAILED_NETWORK,
+    ),
     # Settings or data rejected by validation (pydantic, HTTP 422): needs an administrator.
     (fp.VALIDATION, _E.EXPORT_FAILED_VALIDATION),
     # Missing or wrong configuration: "ImproperlyConfigured", "missing required setting".
@@ -93,7 +102,11 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
     # A step that failed for a reason none of the above named: "step 'convert' failed".
     (fp.STEP_FAILED, _E.EXPORT_FAILED_STEP),
     # The export's own generic failure: "export failed", an ExportError.
-    (r"\bExportError\b|(?i:\bexport(?:ing)? failed\b)", _E.EXPORT_FAILED),
+    (
+        Gated(r"\bExportError\b|(?i:\bexport(?:ing)? failed\b)",
+              "exporterror", "export failed", "exporting failed"),
+        _E.EXPORT_FAILED,
+    ),
 ]
 
 #: What a caller should do about each failure code (the seed's retry-policy column).
@@ -119,6 +132,11 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_VALIDATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_CONFIGURATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_OS_TRANSIENT: RetrySemantics.BACKOFF_THEN_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _E.EXPORT_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _E.EXPORT_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_FILES_MISSING: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_STEP: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED: RetrySemantics.NO_RETRY,
 }

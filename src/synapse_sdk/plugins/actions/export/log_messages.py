@@ -40,6 +40,9 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_VALIDATION = ("EXPORT_FAILED_VALIDATION", LogLevel.ERROR)
     EXPORT_FAILED_CONFIGURATION = ("EXPORT_FAILED_CONFIGURATION", LogLevel.ERROR)
     EXPORT_FAILED_OS_TRANSIENT = ("EXPORT_FAILED_OS_TRANSIENT", LogLevel.ERROR)
+    EXPORT_FAILED_SDK_MISMATCH = ("EXPORT_FAILED_SDK_MISMATCH", LogLevel.ERROR)
+    EXPORT_FAILED_JOB_RUNNING = ("EXPORT_FAILED_JOB_RUNNING", LogLevel.WARNING)
+    EXPORT_FAILED_FILES_MISSING = ("EXPORT_FAILED_FILES_MISSING", LogLevel.ERROR)
     EXPORT_FAILED_STEP = ("EXPORT_FAILED_STEP", LogLevel.ERROR)
     EXPORT_FAILED = ("EXPORT_FAILED", LogLevel.ERROR)
     # --- progress and status ---------------------------------------------------------------
@@ -168,6 +171,24 @@ register_log_messages({
     _E.EXPORT_FAILED_OS_TRANSIENT: {
         "en": "Export failed because of a temporary system error. Try again.",
         "ko": "일시적인 시스템 오류로 내보내기에 실패했습니다. 다시 시도하세요.",
+    },
+    _E.EXPORT_FAILED_SDK_MISMATCH: {
+        "en": "Export failed: the plugin was built for a different version of the SDK. "
+              "Reinstall the plugin, or upgrade it to a version made for this SDK.",
+        "ko": "내보내기 실패: 이 플러그인은 다른 버전의 SDK용으로 만들어졌습니다. "
+              "플러그인을 다시 설치하거나 현재 SDK에 맞는 버전으로 업그레이드하세요.",
+    },
+    _E.EXPORT_FAILED_JOB_RUNNING: {
+        "en": "Export not started: this job is already running. Wait for the running job to "
+              "finish before starting it again.",
+        "ko": "이 작업이 이미 실행 중이어서 내보내기를 시작하지 않았습니다. 실행 중인 "
+              "작업이 끝난 뒤 다시 시작하세요.",
+    },
+    _E.EXPORT_FAILED_FILES_MISSING: {
+        "en": "Export failed: an item has no file information. Check that the selected "
+              "items have their files.",
+        "ko": "내보내기 실패: 파일 정보가 없는 항목이 있습니다. 선택한 항목에 파일이 있는지 "
+              "확인하세요.",
     },
     _E.EXPORT_FAILED_STEP: {
         "en": "Export failed at the '{step}' step.",

@@ -7,6 +7,7 @@ The same two layers as the export category: the v2 catalog
 
 from __future__ import annotations
 
+from synapse_sdk.failures import Gated
 from synapse_sdk.plugins import failure_patterns as fp
 from synapse_sdk.plugins.actions.inference.log_messages import InferenceLogMessageCode
 from synapse_sdk.plugins.failure_semantics import FailureCategory, RetrySemantics
@@ -28,35 +29,57 @@ _V2_ERROR_CODE_TO_INFERENCE_CODE: dict[str, InferenceLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _I.INFERENCE_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _I.INFERENCE_FAILED_SDK_MISMATCH),
     # The model server is up but the model is not: "model 'resnet' is not loaded yet", "model
     # not ready", KServe/Triton "ModelNotReady". Before the not-found pattern ("model ... not").
     (
-        r"\bModelNotReady\b|(?i:\bmodel\b[^\n]{0,80}?\bnot (?:yet )?(?:loaded|ready)\b"
-        r"|\bmodel (?:is )?(?:still )?loading\b)",
+        Gated(
+            r"\bModelNotReady\b|(?i:\bmodel\b[^\n]{0,80}?\bnot (?:yet )?(?:loaded|ready)\b"
+            r"|\bmodel (?:is )?(?:still )?loading\b)",
+            "modelnotready", "not loaded", "not ready", "not yet loaded", "not yet ready",
+            "model loading", "model is loading", "model still loading", "model is still loading",
+        ),
         _I.INFERENCE_FAILED_MODEL_NOT_LOADED,
     ),
     # No such model: "model 'resnet-9' not found", "unknown model", ModelNotFoundError.
     (
-        r"\bModelNotFound(?:Error)?\b|(?i:\bmodel\b[^\n]{0,80}?\bnot found\b|\bno such model\b"
-        r"|\bunknown model\b)",
+        Gated(
+            r"\bModelNotFound(?:Error)?\b|(?i:\bmodel\b[^\n]{0,80}?\bnot found\b|\bno such model\b"
+            r"|\bunknown model\b)",
+            "modelnotfound", "not found", "no such model", "unknown model",
+        ),
         _I.INFERENCE_FAILED_MODEL_NOT_FOUND,
     ),
     # Host or GPU memory exhausted while running the model: "CUDA out of memory", MemoryError.
     (fp.OUT_OF_MEMORY, _I.INFERENCE_FAILED_OUT_OF_MEMORY),
     # Input over the limit: "413 Payload Too Large", "maximum context length is 4096 tokens".
     (
-        r"(?i:maximum context length|exceeds the maximum (?:input|sequence) length"
-        r"|\btoo many tokens\b)|" + fp.PAYLOAD_TOO_LARGE,
+        Gated(
+            r"(?i:maximum context length|exceeds the maximum (?:input|sequence) length"
+            r"|\btoo many tokens\b)|" + fp.PAYLOAD_TOO_LARGE,
+            "maximum context length", "exceeds the maximum", "too many tokens",
+            *fp.PAYLOAD_TOO_LARGE.words,
+        ),
         _I.INFERENCE_FAILED_INPUT_TOO_LARGE,
     ),
     # Input the model cannot take: PIL "cannot identify image file", dtype/shape mismatches.
     (
-        r"\bUnidentifiedImageError\b|(?i:cannot identify image file|\binvalid input\b"
-        r"|\bunsupported input\b|\binput (?:shape|dtype) mismatch\b)",
+        Gated(
+            r"\bUnidentifiedImageError\b|(?i:cannot identify image file|\binvalid input\b"
+            r"|\bunsupported input\b|\binput (?:shape|dtype) mismatch\b)",
+            "unidentifiedimageerror", "cannot identify image file", "invalid input",
+            "unsupported input", "input shape mismatch", "input dtype mismatch",
+        ),
         _I.INFERENCE_FAILED_INVALID_INPUT,
     ),
     # Request rejected by validation (pydantic, HTTP 422): also the input's fault.
     (fp.VALIDATION, _I.INFERENCE_FAILED_INVALID_INPUT),
+    # Data without the shape the code expects: "cannot unpack non-iterable int object".
+    (fp.DATA_SHAPE, _I.INFERENCE_FAILED_INVALID_INPUT),
     # A response or input that does not parse: JSONDecodeError, UnicodeDecodeError.
     (fp.MALFORMED_DATA, _I.INFERENCE_FAILED_MALFORMED_DATA),
     # Weights or an input file missing: FileNotFoundError "[Errno 2] No such file".
@@ -66,21 +89,24 @@ _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
     (fp.AUTHENTICATION, _I.INFERENCE_FAILED_PERMISSION),
     # The rate limiter without a v2 envelope: "429 Too Many Requests".
     (fp.RATE_LIMITED, _I.INFERENCE_FAILED_RATE_LIMITED),
-    # A response cut short or a connection dropped mid-request.
-    (fp.INCOMPLETE_RESPONSE, _I.INFERENCE_FAILED_CONNECTION_LOST),
-    (fp.CONNECTION_LOST, _I.INFERENCE_FAILED_CONNECTION_LOST),
-    # No connection to the model server at all: refused, DNS, connect timeout.
-    (fp.SERVER_UNREACHABLE, _I.INFERENCE_FAILED_SERVER_UNREACHABLE),
-    # HTTP 502/503/504, "service_unavailable".
-    (fp.SERVICE_UNAVAILABLE, _I.INFERENCE_FAILED_SERVICE_UNAVAILABLE),
-    # The model took too long: httpx.ReadTimeout, "timed out", gRPC "Deadline Exceeded".
-    (fp.TIMEOUT, _I.INFERENCE_FAILED_TIMEOUT),
-    # Any other transport failure.
-    (fp.NETWORK, _I.INFERENCE_FAILED_NETWORK),
+    # The shared transport block: a response cut short or a connection dropped mid-request, no
+    # connection to the model server, HTTP 502/503/504, a model too slow, any other failure.
+    *fp.network_patterns(
+        incomplete_response=_I.INFERENCE_FAILED_CONNECTION_LOST,
+        connection_lost=_I.INFERENCE_FAILED_CONNECTION_LOST,
+        server_unreachable=_I.INFERENCE_FAILED_SERVER_UNREACHABLE,
+        service_unavailable=_I.INFERENCE_FAILED_SERVICE_UNAVAILABLE,
+        timeout=_I.INFERENCE_FAILED_TIMEOUT,
+        network=_I.INFERENCE_FAILED_NETWORK,
+    ),
     # A named step failed for a reason none of the above named.
     (fp.STEP_FAILED, _I.INFERENCE_FAILED_STEP),
     # The action's own generic failure: "inference failed", an InferenceError.
-    (r"\bInferenceError\b|(?i:\binference failed\b)", _I.INFERENCE_FAILED),
+    (
+        Gated(r"\bInferenceError\b|(?i:\binference failed\b)",
+              "inferenceerror", "inference failed"),
+        _I.INFERENCE_FAILED,
+    ),
 ]
 
 #: What a caller should do about each failure code.
@@ -101,6 +127,10 @@ INFERENCE_RETRY_SEMANTICS: dict[InferenceLogMessageCode, RetrySemantics] = {
     _I.INFERENCE_FAILED_SERVER_UNREACHABLE: RetrySemantics.BACKOFF_THEN_RETRY,
     _I.INFERENCE_FAILED_SERVICE_UNAVAILABLE: RetrySemantics.BACKOFF_THEN_RETRY,
     _I.INFERENCE_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _I.INFERENCE_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _I.INFERENCE_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
     _I.INFERENCE_FAILED_STEP: RetrySemantics.NO_RETRY,
     _I.INFERENCE_FAILED: RetrySemantics.NO_RETRY,
 }

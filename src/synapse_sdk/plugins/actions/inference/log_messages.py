@@ -35,6 +35,8 @@ class InferenceLogMessageCode(LogMessageCode):
         LogLevel.ERROR,
     )
     INFERENCE_FAILED_NETWORK = ("INFERENCE_FAILED_NETWORK", LogLevel.ERROR)
+    INFERENCE_FAILED_SDK_MISMATCH = ("INFERENCE_FAILED_SDK_MISMATCH", LogLevel.ERROR)
+    INFERENCE_FAILED_JOB_RUNNING = ("INFERENCE_FAILED_JOB_RUNNING", LogLevel.WARNING)
     INFERENCE_FAILED_STEP = ("INFERENCE_FAILED_STEP", LogLevel.ERROR)
     INFERENCE_FAILED = ("INFERENCE_FAILED", LogLevel.ERROR)
     # --- progress and status ---------------------------------------------------------------
@@ -116,6 +118,18 @@ register_log_messages({
     _I.INFERENCE_FAILED_NETWORK: {
         "en": "Inference failed because of a network error. Try again.",
         "ko": "네트워크 오류로 추론에 실패했습니다. 다시 시도하세요.",
+    },
+    _I.INFERENCE_FAILED_SDK_MISMATCH: {
+        "en": "Inference failed: the plugin was built for a different version of the SDK. "
+              "Reinstall the plugin, or upgrade it to a version made for this SDK.",
+        "ko": "추론 실패: 이 플러그인은 다른 버전의 SDK용으로 만들어졌습니다. 플러그인을 "
+              "다시 설치하거나 현재 SDK에 맞는 버전으로 업그레이드하세요.",
+    },
+    _I.INFERENCE_FAILED_JOB_RUNNING: {
+        "en": "Inference not started: this job is already running. Wait for the running job "
+              "to finish before starting it again.",
+        "ko": "이 작업이 이미 실행 중이어서 추론을 시작하지 않았습니다. 실행 중인 작업이 "
+              "끝난 뒤 다시 시작하세요.",
     },
     _I.INFERENCE_FAILED_STEP: {
         "en": "Inference failed at the '{step}' step.",

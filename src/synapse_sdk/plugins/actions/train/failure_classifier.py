@@ -6,6 +6,7 @@ first, then the ordered v1 patterns :data:`_V1_PATTERNS` (first declared match w
 
 from __future__ import annotations
 
+from synapse_sdk.failures import Gated
 from synapse_sdk.plugins import failure_patterns as fp
 from synapse_sdk.plugins.actions.train.log_messages import TrainLogMessageCode
 from synapse_sdk.plugins.failure_semantics import FailureCategory, RetrySemantics
@@ -27,56 +28,88 @@ _V2_ERROR_CODE_TO_TRAIN_CODE: dict[str, TrainLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
+    # A second run of a job the backend still has running: "Job is currently running".
+    (fp.JOB_RUNNING, _T.TRAIN_FAILED_JOB_RUNNING),
+    # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
+    # "'NoneType' object has no attribute 'export'", no log_dev_event, "No such option: --debug".
+    (fp.SDK_MISMATCH, _T.TRAIN_FAILED_SDK_MISMATCH),
     # Host or GPU memory exhausted: torch.cuda.OutOfMemoryError "CUDA out of memory",
     # MemoryError, "[Errno 12] Cannot allocate memory", OOMKilled.
     (fp.OUT_OF_MEMORY, _T.TRAIN_FAILED_OUT_OF_MEMORY),
     # No GPU to run on: torch "No CUDA GPUs are available", "CUDA is not available".
     (
-        r"(?i:no cuda gpus are available|\bcuda (?:is )?not available\b|\bno gpus? "
-        r"(?:found|available)\b|all cuda-capable devices are busy)",
+        Gated(
+            r"(?i:no cuda gpus are available|\bcuda (?:is )?not available\b|\bno gpus? "
+            r"(?:found|available)\b|all cuda-capable devices are busy)",
+            "no cuda gpus", "cuda is not available", "cuda not available",
+            "cuda-capable devices are busy", "no gpu",
+        ),
         _T.TRAIN_FAILED_INSUFFICIENT_RESOURCES,
     ),
     # The GPU software stack is broken: "Found no NVIDIA driver on your system", "CUDA driver
     # version is insufficient for CUDA runtime version". Needs an administrator.
     (
-        r"(?i:found no nvidia driver|cuda driver version is insufficient"
-        r"|no kernel image is available for execution)",
+        Gated(
+            r"(?i:found no nvidia driver|cuda driver version is insufficient"
+            r"|no kernel image is available for execution)",
+            "nvidia driver", "cuda driver", "no kernel image",
+        ),
         _T.TRAIN_FAILED_CONFIGURATION,
     ),
     # The loss went to NaN/inf: "Loss is nan, stopping training", "non-finite loss".
     (
-        r"(?i:\bloss (?:is|became|was) (?:nan|inf)\b|\bnan loss\b|\bloss (?:has )?diverged\b"
-        r"|\bnon-finite loss\b)",
+        Gated(
+            r"(?i:\bloss (?:is|became|was) (?:nan|inf)\b|\bnan loss\b|\bloss (?:has )?diverged\b"
+            r"|\bnon-finite loss\b)",
+            "loss is ", "loss became ", "loss was ", "nan loss", "diverged", "non-finite loss",
+        ),
         _T.TRAIN_FAILED_DIVERGED,
     ),
     # Model and data do not fit: torch "mat1 and mat2 shapes cannot be multiplied",
     # "size mismatch for fc.weight", "Expected input ... to have 3 channels".
     (
-        r"(?i:shapes cannot be multiplied|\bsize mismatch for\b|\bshape mismatch\b"
-        r"|\bexpected input\b[^\n]{0,80}?\bto have \d{1,9} channels)",
+        Gated(
+            r"(?i:shapes cannot be multiplied|\bsize mismatch for\b|\bshape mismatch\b"
+            r"|\bexpected input\b[^\n]{0,80}?\bto have \d{1,9} channels)",
+            "shapes cannot be multiplied", "size mismatch for", "shape mismatch", "expected input",
+        ),
         _T.TRAIN_FAILED_MODEL_DATA_MISMATCH,
     ),
     # Saving a checkpoint failed: "failed to save checkpoint", "checkpoint write failed".
     (
-        r"(?i:\b(?:failed to|could not|cannot|unable to) (?:save|write) (?:the )?checkpoint\b"
-        r"|\bcheckpoint (?:save|write) failed\b)",
+        Gated(
+            r"(?i:\b(?:failed to|could not|cannot|unable to) (?:save|write) (?:the )?checkpoint\b"
+            r"|\bcheckpoint (?:save|write) failed\b)",
+            "save checkpoint", "write checkpoint", "save the checkpoint", "write the checkpoint",
+            "checkpoint save failed", "checkpoint write failed",
+        ),
         _T.TRAIN_FAILED_CHECKPOINT_WRITE,
     ),
     # The dataset is missing: "dataset 'cats-v2' not found", DatasetNotFoundError.
     (
-        r"\bDatasetNotFoundError\b|(?i:\bdataset\b[^\n]{0,80}?\bnot found\b|\bno such dataset\b)",
+        Gated(
+            r"\bDatasetNotFoundError\b"
+            r"|(?i:\bdataset\b[^\n]{0,80}?\bnot found\b|\bno such dataset\b)",
+            "datasetnotfounderror", "not found", "no such dataset",
+        ),
         _T.TRAIN_FAILED_DATASET_NOT_FOUND,
     ),
     # Hyperparameters out of range: "invalid hyperparameter", "learning rate must be positive".
     (
-        r"(?i:\binvalid hyperparameters?\b|\b(?:learning[ _]rate|batch[ _]size|epochs?)\b"
-        r"[^\n]{0,40}?\bmust be\b)",
+        Gated(
+            r"(?i:\binvalid hyperparameters?\b|\b(?:learning[ _]rate|batch[ _]size|epochs?)\b"
+            r"[^\n]{0,40}?\bmust be\b)",
+            "invalid hyperparameter", "must be",
+        ),
         _T.TRAIN_FAILED_INVALID_HYPERPARAMETERS,
     ),
     # The run was stopped from outside: KeyboardInterrupt, SIGTERM/SIGKILL, preemption.
     (
-        r"\bKeyboardInterrupt\b|\bSIGTERM\b|\bSIGKILL\b|(?i:\b(?:killed|terminated) by signal\b"
-        r"|\bpreempted\b)",
+        Gated(
+            r"\bKeyboardInterrupt\b|\bSIGTERM\b|\bSIGKILL\b|(?i:\b(?:killed|terminated) by signal\b"
+            r"|\bpreempted\b)",
+            "keyboardinterrupt", "sigterm", "sigkill", "by signal", "preempted",
+        ),
         _T.TRAIN_FAILED_INTERRUPTED,
     ),
     # Checkpoints and logs fill the disk: "[Errno 28] No space left on device".
@@ -85,16 +118,22 @@ _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
     (fp.FILE_NOT_FOUND, _T.TRAIN_FAILED_FILE_NOT_FOUND),
     # Annotations that do not parse: JSONDecodeError, UnicodeDecodeError.
     (fp.MALFORMED_DATA, _T.TRAIN_FAILED_MALFORMED_DATA),
+    # Data without the shape the converter expects: "cannot unpack non-iterable int object",
+    # "'<=' not supported between instances of 'int' and 'list'" (a data-format problem too).
+    (fp.DATA_SHAPE, _T.TRAIN_FAILED_MALFORMED_DATA),
     # Denied locally or by the backend: PermissionError, HTTP 401/403.
     (fp.PERMISSION_DENIED, _T.TRAIN_FAILED_PERMISSION),
     (fp.AUTHENTICATION, _T.TRAIN_FAILED_PERMISSION),
-    # Any transport failure while fetching data or reporting: refused, dropped, timed out.
-    (fp.INCOMPLETE_RESPONSE, _T.TRAIN_FAILED_NETWORK),
-    (fp.CONNECTION_LOST, _T.TRAIN_FAILED_NETWORK),
-    (fp.SERVER_UNREACHABLE, _T.TRAIN_FAILED_NETWORK),
-    (fp.SERVICE_UNAVAILABLE, _T.TRAIN_FAILED_NETWORK),
-    (fp.TIMEOUT, _T.TRAIN_FAILED_NETWORK),
-    (fp.NETWORK, _T.TRAIN_FAILED_NETWORK),
+    # The shared transport block, all one code: any transport failure while fetching data or
+    # reporting (refused, dropped, cut short, unavailable, timed out).
+    *fp.network_patterns(
+        incomplete_response=_T.TRAIN_FAILED_NETWORK,
+        connection_lost=_T.TRAIN_FAILED_NETWORK,
+        server_unreachable=_T.TRAIN_FAILED_NETWORK,
+        service_unavailable=_T.TRAIN_FAILED_NETWORK,
+        timeout=_T.TRAIN_FAILED_NETWORK,
+        network=_T.TRAIN_FAILED_NETWORK,
+    ),
     # Training parameters rejected by validation (pydantic, HTTP 422).
     (fp.VALIDATION, _T.TRAIN_FAILED_VALIDATION),
     # Environment or settings an administrator must fix.
@@ -102,7 +141,11 @@ _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
     # A named step failed for a reason none of the above named.
     (fp.STEP_FAILED, _T.TRAIN_FAILED_STEP),
     # The action's own generic failure: "training failed", a TrainError.
-    (r"\bTrainError\b|(?i:\btrain(?:ing)? failed\b)", _T.TRAIN_FAILED),
+    (
+        Gated(r"\bTrainError\b|(?i:\btrain(?:ing)? failed\b)",
+              "trainerror", "train failed", "training failed"),
+        _T.TRAIN_FAILED,
+    ),
 ]
 
 #: What a caller should do about each failure code.
@@ -126,6 +169,10 @@ TRAIN_RETRY_SEMANTICS: dict[TrainLogMessageCode, RetrySemantics] = {
     _T.TRAIN_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
     _T.TRAIN_FAILED_VALIDATION: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_CONFIGURATION: RetrySemantics.NO_RETRY,
+    # A plugin for another SDK version fails the same way until it is reinstalled or upgraded.
+    _T.TRAIN_FAILED_SDK_MISMATCH: RetrySemantics.NO_RETRY,
+    # Retrying would start a duplicate run once the running one ends: wait for it instead.
+    _T.TRAIN_FAILED_JOB_RUNNING: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_STEP: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED: RetrySemantics.NO_RETRY,
 }

@@ -37,6 +37,8 @@ class TrainLogMessageCode(LogMessageCode):
     TRAIN_FAILED_NETWORK = ("TRAIN_FAILED_NETWORK", LogLevel.ERROR)
     TRAIN_FAILED_VALIDATION = ("TRAIN_FAILED_VALIDATION", LogLevel.ERROR)
     TRAIN_FAILED_CONFIGURATION = ("TRAIN_FAILED_CONFIGURATION", LogLevel.ERROR)
+    TRAIN_FAILED_SDK_MISMATCH = ("TRAIN_FAILED_SDK_MISMATCH", LogLevel.ERROR)
+    TRAIN_FAILED_JOB_RUNNING = ("TRAIN_FAILED_JOB_RUNNING", LogLevel.WARNING)
     TRAIN_FAILED_STEP = ("TRAIN_FAILED_STEP", LogLevel.ERROR)
     TRAIN_FAILED = ("TRAIN_FAILED", LogLevel.ERROR)
     # --- progress and status ---------------------------------------------------------------
@@ -130,6 +132,18 @@ register_log_messages({
               "(for example the GPU driver). Contact your administrator.",
         "ko": "학습 실패: 학습 환경 설정이 올바르지 않습니다(예: GPU 드라이버). 관리자에게 "
               "문의하세요.",
+    },
+    _T.TRAIN_FAILED_SDK_MISMATCH: {
+        "en": "Training failed: the plugin was built for a different version of the SDK. "
+              "Reinstall the plugin, or upgrade it to a version made for this SDK.",
+        "ko": "학습 실패: 이 플러그인은 다른 버전의 SDK용으로 만들어졌습니다. 플러그인을 "
+              "다시 설치하거나 현재 SDK에 맞는 버전으로 업그레이드하세요.",
+    },
+    _T.TRAIN_FAILED_JOB_RUNNING: {
+        "en": "Training not started: this job is already running. Wait for the running job "
+              "to finish before starting it again.",
+        "ko": "이 작업이 이미 실행 중이어서 학습을 시작하지 않았습니다. 실행 중인 작업이 "
+              "끝난 뒤 다시 시작하세요.",
     },
     _T.TRAIN_FAILED_STEP: {
         "en": "Training failed at the '{step}' step.",

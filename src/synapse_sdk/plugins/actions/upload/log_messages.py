@@ -36,6 +36,8 @@ class UploadLogMessageCode(LogMessageCode):
     UPLOAD_FAILED_TIMEOUT = ("UPLOAD_FAILED_TIMEOUT", LogLevel.ERROR)
     UPLOAD_FAILED_NETWORK = ("UPLOAD_FAILED_NETWORK", LogLevel.ERROR)
     UPLOAD_FAILED_OS_TRANSIENT = ("UPLOAD_FAILED_OS_TRANSIENT", LogLevel.ERROR)
+    UPLOAD_FAILED_SDK_MISMATCH = ("UPLOAD_FAILED_SDK_MISMATCH", LogLevel.ERROR)
+    UPLOAD_FAILED_JOB_RUNNING = ("UPLOAD_FAILED_JOB_RUNNING", LogLevel.WARNING)
     UPLOAD_FAILED_STEP = ("UPLOAD_FAILED_STEP", LogLevel.ERROR)
     UPLOAD_FAILED = ("UPLOAD_FAILED", LogLevel.ERROR)
     # --- progress and status ---------------------------------------------------------------
@@ -144,6 +146,18 @@ register_log_messages({
     _U.UPLOAD_FAILED_OS_TRANSIENT: {
         "en": "Upload failed because of a temporary system error. Try again.",
         "ko": "일시적인 시스템 오류로 업로드에 실패했습니다. 다시 시도하세요.",
+    },
+    _U.UPLOAD_FAILED_SDK_MISMATCH: {
+        "en": "Upload failed: the plugin was built for a different version of the SDK. "
+              "Reinstall the plugin, or upgrade it to a version made for this SDK.",
+        "ko": "업로드 실패: 이 플러그인은 다른 버전의 SDK용으로 만들어졌습니다. 플러그인을 "
+              "다시 설치하거나 현재 SDK에 맞는 버전으로 업그레이드하세요.",
+    },
+    _U.UPLOAD_FAILED_JOB_RUNNING: {
+        "en": "Upload not started: this job is already running. Wait for the running job to "
+              "finish before starting it again.",
+        "ko": "이 작업이 이미 실행 중이어서 업로드를 시작하지 않았습니다. 실행 중인 작업이 "
+              "끝난 뒤 다시 시작하세요.",
     },
     _U.UPLOAD_FAILED_STEP: {
         "en": "Upload failed at the '{step}' step.",
