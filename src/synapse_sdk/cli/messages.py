@@ -6,14 +6,19 @@ import json
 
 import click
 
-from synapse_sdk.cli.classify import _category_option, _lang_option, _make_stdout_tolerant
+from synapse_sdk.cli._common import (
+    SynapseCommand,
+    category_option,
+    lang_option,
+    make_stdout_tolerant,
+)
 
 __all__ = ["messages"]
 
 
-@click.command()
-@_category_option()
-@_lang_option()
+@click.command(cls=SynapseCommand)
+@category_option()
+@lang_option()
 @click.option(
     "--failures-only", is_flag=True, help="Only the failure codes (those a classifier returns)."
 )
@@ -32,7 +37,7 @@ def messages(category: str, language: str, failures_only: bool, as_json: bool) -
     from synapse_sdk.plugins.actions import get_category
     from synapse_sdk.plugins.log_messages import templates_for
 
-    _make_stdout_tolerant()
+    make_stdout_tolerant()
     failures = get_category(category)
     backend_codes: dict[object, list[str]] = {}
     for backend_code, code in failures.catalog.items():

@@ -206,7 +206,9 @@ class ExportParams(BaseModel):
 class ExportProgress:
     """Where an export stands, passed to the ``on_progress`` callback after each chunk.
 
-    ``total`` is the number of ids when known up front (``params.ids``), else None.
+    ``phase`` is ``main`` (the listing pass), ``retry`` (the retry rounds) or ``done`` (the
+    final state, reported once before the closing messages). ``total`` is the number of ids
+    when known up front (``params.ids``), else None.
     """
 
     phase: str
@@ -439,6 +441,8 @@ class ExportAction(BaseAction[ExportParams]):
             self._drain()
             with self.step("finalize"):
                 summary = self._summarize(started, requests_before, rejections_before)
+                self._phase = "done"
+                self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
                 return summary
 
