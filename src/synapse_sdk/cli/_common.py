@@ -45,19 +45,37 @@ _TEXT: Final[dict[str, dict[str, str]]] = {
         "invalid_value": "Invalid value for {param}: {message}",
         "unknown_language": "unknown language {tag!r}; using en{hint}",
         "did_you_mean": " (did you mean 'ko'?)",
+        "col_code": "code",
+        "col_level": "level",
+        "col_retry": "retry",
+        "col_template": "template",
+        "col_count": "count",
+        "total": "total",
+        "unclassified": "(unclassified)",
+        "messages_title": "{category} log message codes ({language})",
+        "failures_title": "{category} failure codes",
     },
     "ko": {
         "usage": "사용법:",
         "try_help": "도움말은 '{command} --help'로 볼 수 있습니다.",
         "error": "오류: {message}",
         "invalid_value": "{param} 값이 올바르지 않습니다: {message}",
+        "col_code": "코드",
+        "col_level": "수준",
+        "col_retry": "재시도",
+        "col_template": "템플릿",
+        "col_count": "건수",
+        "total": "합계",
+        "unclassified": "(분류 안 됨)",
+        "messages_title": "{category} 로그 메시지 코드 ({language})",
+        "failures_title": "{category} 실패 코드",
     },
 }
 #: Tags people type for Korean that are not Korean's tag (kr is the country).
 _KOREAN_LOOKALIKES: Final = frozenset({"kr", "kor", "korean"})
 
 
-def cli_text(language: str | None, key: str, **params: Any) -> str:
+def cli_text(language: str | None, key: str, /, **params: Any) -> str:
     """The CLI string ``key`` in ``language`` (English when the language has none).
 
     Raises:

@@ -32,6 +32,7 @@ import click
 from synapse_sdk.cli._common import (
     SynapseCommand,
     category_option,
+    cli_text,
     lang_option,
     make_stdout_tolerant,
 )
@@ -271,11 +272,15 @@ def classify(
 
     if no_summary:
         return
-    table = Table(title=f"{category} failure codes", title_justify="left")
-    table.add_column("code")
-    table.add_column("level")
-    table.add_column("count", justify="right")
+    def say(key: str, **params: Any) -> str:
+        return cli_text(language, key, **params)
+
+    table = Table(title=say("failures_title", category=category), title_justify="left")
+    table.add_column(say("col_code"), no_wrap=True)
+    table.add_column(say("col_level"), no_wrap=True)
+    table.add_column(say("col_count"), justify="right")
     for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        table.add_row(key, levels.get(key, "-"), str(count))
-    table.add_row("total", "", str(sum(counts.values())), style="bold")
+        shown = say("unclassified") if key == "(unclassified)" else key
+        table.add_row(shown, levels.get(key, "-"), str(count))
+    table.add_row(say("total"), "", str(sum(counts.values())), style="bold")
     (err if as_json else out).print(table)

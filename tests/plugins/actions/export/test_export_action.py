@@ -428,6 +428,11 @@ def test_a_backend_that_stays_down_stops_the_export(tmp_path: Path, clock: FakeC
     # The first chunk, enqueued, was tried twice more before the run gave up; it waits for
     # the rerun (the ids never tried are listed again by it).
     assert (summary.pending, summary.exported) == (50, 0)
+    # While it was being handled the failure read as handling; the failure is logged once.
+    codes = [e["code"] for e in read_job_log(tmp_path / JOB_FOLDER / "tasks" / JOB_LOG_FILENAME)]
+    assert "EXPORT_REQUEST_RETRYING" in codes
+    failures = [c for c in codes if c.startswith("EXPORT_FAILED")]
+    assert failures == ["EXPORT_FAILED_SERVER_UNREACHABLE", "EXPORT_FAILED_STEP"], codes
 
 
 def test_a_disk_error_fails_the_save_step(

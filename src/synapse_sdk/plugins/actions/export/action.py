@@ -122,6 +122,7 @@ _CONSOLE_ONCE: Final = frozenset(
     {
         ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
         ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING,
+        ExportLogMessageCode.EXPORT_REQUEST_RETRYING,
     }
 )
 #: The message code reporting items that ended failed with a per-item code.
@@ -642,16 +643,18 @@ class ExportAction(BaseAction[ExportParams]):
                     continue
                 if not isinstance(exc, SynapTransientError):
                     raise
-                result = self._transient(exc, remaining)
+                result, answered = self._transient(exc, remaining), False
             except SynapTransientError as exc:
-                result = self._transient(exc, remaining)
+                result, answered = self._transient(exc, remaining), False
             else:
+                answered = True
                 result = _Chunk(list(answer.items), dict(answer.retry), dict(answer.failed))
                 self._transient_streak = 0
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
             result.failed.update(invalid)
-            if answer_failed := len(result.retry) + len(result.failed):
+            # A whole request put back was noted as being handled (see _transient).
+            if answered and (answer_failed := len(result.retry) + len(result.failed)):
                 self._note(
                     ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
                     succeeded=len(result.items),
@@ -670,11 +673,8 @@ class ExportAction(BaseAction[ExportParams]):
             raise exc
         code = getattr(exc, "error_code", None) or exc.code
         self._whole_request_failed = True
-        self._note(
-            classify_export_error(exc) or ExportLogMessageCode.EXPORT_FAILED,
-            count=len(ids),
-            error=type(exc).__name__,
-        )
+        # Handled, not failed: the ids ride along with the next request.
+        self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=len(ids), reason=code)
         return _Chunk(retry=dict.fromkeys(ids, code))
 
     # -- convert and save -----------------------------------------------------------------------
