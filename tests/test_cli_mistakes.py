@@ -18,23 +18,10 @@ import pytest
 
 from synapse_sdk.cli.export import EXIT_ABORTED, EXIT_OK, EXIT_USAGE
 from synapse_sdk.emulator import Emulator
+from synapse_testkit.cli import LAUNCH, run_synapse
 
-_LAUNCH = "import sys; from synapse_sdk.cli import main; sys.exit(main(prog_name=\"synapse\"))"
 EMULATOR = ("--items", "5", "--faults", "none")
-
-
-def synapse(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-    prefix: tuple[str, ...] = (),
-) -> subprocess.CompletedProcess[str]:
-    """Run ``synapse ARGS`` in a subprocess (English unless ``env`` says otherwise)."""
-    environ = {**os.environ, "SYNAPSE_LANGUAGE": "en", "SYNAPSE_TOKEN": "", **(env or {})}
-    result = subprocess.run(
-        [*prefix, sys.executable, "-c", _LAUNCH, *args],
-        capture_output=True, text=True, env=environ, cwd=cwd, timeout=120, check=False,
-    )
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    return result
+synapse = run_synapse
 
 
 def json_error(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
@@ -193,7 +180,7 @@ def test_out_on_a_read_only_file_system_is_a_clear_error(tmp_path: Path) -> None
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here: {probe.stderr!r}")
     result = subprocess.run(
-        [unshare, "--mount", "sh", "-c", script, _LAUNCH, "export", "--out",
+        [unshare, "--mount", "sh", "-c", script, LAUNCH, "export", "--out",
          str(mount / "sub"), *EMULATOR, "--json"],
         capture_output=True, text=True, check=False, timeout=120,
         env={**os.environ, "SYNAPSE_LANGUAGE": "en"},

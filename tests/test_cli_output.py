@@ -20,19 +20,10 @@ import pytest
 from synapse_sdk.cli.export import EXIT_ABORTED, EXIT_INTERRUPTED, EXIT_OK
 from synapse_sdk.emulator import Emulator, FaultProfile
 from synapse_sdk.plugins.actions import get_category
+from synapse_testkit.cli import LAUNCH, run_synapse
 
-_LAUNCH = "import sys; from synapse_sdk.cli import main; sys.exit(main(prog_name='synapse'))"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
-
-
-def synapse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "SYNAPSE_LANGUAGE": "en", "SYNAPSE_TOKEN": "", **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-c", _LAUNCH, *args],
-        capture_output=True, text=True, env=environ, timeout=120, check=False,
-    )
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    return result
+synapse = run_synapse
 
 
 class _Terminal:
@@ -43,7 +34,7 @@ class _Terminal:
         environ = {**os.environ, "SYNAPSE_LANGUAGE": "en", "TERM": "xterm", "COLUMNS": "100",
                    "LINES": "40", **env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, *args],
+            [sys.executable, "-c", LAUNCH, *args],
             stdin=slave, stdout=slave, stderr=slave, env=environ, close_fds=True,
         )
         os.close(slave)

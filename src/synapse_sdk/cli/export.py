@@ -453,7 +453,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
-    _print_summary(summary, as_json, labels)
+    _print_summary(summary, job)
     return EXIT_OK if summary.ok else EXIT_ITEMS_FAILED
 
 
@@ -500,8 +500,9 @@ def _fail(as_json: bool, err: Console, stop: _Stop, language: str) -> None:
         err.print(stop.hint, markup=False)
 
 
-def _print_summary(summary: ExportSummary, as_json: bool, labels: dict[str, str]) -> None:
-    if as_json:
+def _print_summary(summary: ExportSummary, job: _Job) -> None:
+    labels = job.labels
+    if job.as_json:
         click.echo(json.dumps({**summary.as_dict(), "exit_code": _exit_code(summary)},
                               ensure_ascii=False))
         return
@@ -511,7 +512,7 @@ def _print_summary(summary: ExportSummary, as_json: bool, labels: dict[str, str]
     table = Table(title=labels["title"], title_justify="left", show_header=False)
     table.add_column(labels["field"])
     table.add_column(labels["value"], justify="right")
-    data = summary.as_dict()
+    data = {**summary.as_dict(), "target": _term(summary.target, job.language)}
     for key in ("target", "out_dir", "exported", "skipped", "failed"):
         table.add_row(labels[key], str(data[key]))
     for code, count in sorted(summary.failed_by_code.items()):

@@ -249,3 +249,16 @@ def resolve_log_message(
             }
             return ResolvedMessage(safe_format(template, shown), code.level)
     return ResolvedMessage(code.value, code.level)
+
+
+# The steps actions share ("the 'fetch' step" reads "'가져오기' 단계").
+register_terms({
+    "ko": {
+        "initialize": "준비",
+        "fetch": "가져오기",
+        "convert": "변환",
+        "save": "저장",
+        "upload": "업로드",
+        "finalize": "마무리",
+    },
+})

@@ -239,14 +239,9 @@ register_log_messages({
     },
 })
 
-# Step and target names in messages ("the 'fetch' step", "Exporting tasks").
+# Target names in messages ("Exporting tasks"); step names are the SDK's own terms.
 register_terms({
     "ko": {
-        "initialize": "준비",
-        "fetch": "가져오기",
-        "convert": "변환",
-        "save": "저장",
-        "finalize": "마무리",
         "tasks": "작업",
         "assignments": "할당",
         "ground-truths": "정답 데이터",
