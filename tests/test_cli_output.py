@@ -130,3 +130,19 @@ def test_messages_in_korean_have_korean_headers(columns: str) -> None:
     assert result.returncode == EXIT_OK
     assert "로그 메시지 코드" in result.stdout
     assert "template" not in result.stdout and "level" not in result.stdout
+
+
+def test_demo_is_a_real_tour() -> None:
+    result = synapse("demo", "--outage", "0.4", env={"COLUMNS": "100"})
+    assert result.returncode == EXIT_OK, result.stderr
+    out = result.stdout
+    # The tree, drawn.
+    assert "SynapTransientError  transient_error  (retried)" in out
+    assert "└── " in out and "├── " in out
+    # A call against the embedded emulator, retried live with its wait shown.
+    assert re.search(r"attempt 1 failed: \w+ \(service_unavailable\); retrying in \d\.\d s", out)
+    assert "got tasks 1, 2, 3, 4, 5" in out
+    # A classification in English and Korean.
+    assert "→ EXPORT_FAILED_PERMISSION" in out
+    assert "en: Export failed: permission denied." in out
+    assert "ko: 권한이 없어 내보내기에 실패했습니다." in out
