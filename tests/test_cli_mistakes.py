@@ -242,3 +242,33 @@ def test_the_lock_error_is_said_once(tmp_path: Path) -> None:
     assert result.returncode == EXIT_ABORTED
     assert result.stderr.count("Another export is running") == 1
     assert result.stderr.count("another export") == 0
+
+
+# -- resume does not trust damaged files -------------------------------------------------------
+
+
+def test_a_rerun_repairs_a_truncated_original_and_an_emptied_record(tmp_path: Path) -> None:
+    first = synapse("export", "--out", str(tmp_path), "--items", "12", "--faults", "none")
+    assert first.returncode == EXIT_OK, first.stderr
+    tasks = tmp_path / "tasks"
+    record = json.loads((tasks / "3.json").read_text())
+    original = tasks / record["original"]["file"]
+    whole = original.read_bytes()
+    original.write_bytes(whole[: len(whole) // 2])  # truncated: its SHA-256 no longer matches
+    (tasks / "5.json").write_text("{}")  # a record replaced by an empty object
+    second = synapse("export", "--out", str(tmp_path), "--items", "12", "--faults", "none",
+                     "--json")
+    assert second.returncode == EXIT_OK, second.stderr
+    summary = json.loads(second.stdout)
+    assert (summary["exported"], summary["skipped"], summary["failed"]) == (2, 10, 0)
+    assert original.read_bytes() == whole
+    assert json.loads((tasks / "5.json").read_text())["id"] == 5
+    wide = {"COLUMNS": "200"}
+    third = synapse("export", "--out", str(tmp_path), "--items", "12", "--faults", "none",
+                    env=wide)
+    assert third.returncode == EXIT_OK
+    assert "12 items already exported are kept; 0 missing or damaged" in third.stderr
+    (tasks / "5.json").unlink()
+    fourth = synapse("export", "--out", str(tmp_path), "--items", "12", "--faults", "none",
+                     env=wide)
+    assert "11 items already exported are kept; 1 missing or damaged" in fourth.stderr

@@ -192,8 +192,10 @@ register_log_messages({
         "ko": "{target} 내보내기를 시작합니다.",
     },
     _E.EXPORT_RESUMED: {
-        "en": "Resuming the previous export; skipping {skipped} items already exported.",
-        "ko": "이전 내보내기를 이어서 진행합니다. 이미 내보낸 {skipped}건은 건너뜁니다.",
+        "en": "Resuming the previous export: {skipped} items already exported are kept; "
+        "{repaired} missing or damaged ones will be exported again.",
+        "ko": "이전 내보내기를 이어서 진행합니다. 이미 내보낸 {skipped}건은 건너뛰고, 없어졌거나 "
+        "손상된 {repaired}건은 다시 내보냅니다.",
     },
     _E.EXPORT_RESULTS_FETCHED: {
         "en": "Fetched {count} results.",
