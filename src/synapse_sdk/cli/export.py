@@ -201,7 +201,12 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     metavar="DIRECTORY",
     help="Output folder; running again over it resumes.",
 )
-@click.option("--backend", default=None, metavar="URL", help="Backend URL (default: emulator).")
+@click.option(
+    "--backend",
+    default=None,
+    metavar="URL",
+    help="Backend URL, such as https://backend.example.com (default: the embedded emulator).",
+)
 @click.option(
     "--token",
     envvar="SYNAPSE_TOKEN",
