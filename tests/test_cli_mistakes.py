@@ -129,7 +129,14 @@ def _unprivileged() -> tuple[str, ...]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("needs setpriv to run the export as an unprivileged user")
-    return (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+    prefix = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import synapse_sdk.cli"],
+        capture_output=True, check=False, timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.skip("the unprivileged user cannot load this Python environment (not readable)")
+    return prefix
 
 
 @pytest.fixture
