@@ -31,6 +31,7 @@ from contextvars import ContextVar
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGE_ENV_VAR",
+    "SUPPORTED_LANGUAGES",
     "current_language",
     "locale_candidates",
     "negotiate_language",
@@ -38,12 +39,15 @@ __all__ = [
     "resolve_language",
     "safe_format",
     "safe_str",
+    "supported_language",
     "template_fields",
     "use_language",
 ]
 
 #: The language every chain ends in.
 DEFAULT_LANGUAGE = "en"
+#: The languages the SDK's messages are written in.
+SUPPORTED_LANGUAGES: frozenset[str] = frozenset({"en", "ko"})
 #: The environment variable consulted after the explicit and context settings.
 LANGUAGE_ENV_VAR = "SYNAPSE_LANGUAGE"
 
@@ -104,6 +108,18 @@ def locale_candidates(tag: str) -> tuple[str, ...]:
     if DEFAULT_LANGUAGE not in out:
         out.append(DEFAULT_LANGUAGE)
     return tuple(out)
+
+
+def supported_language(tag: str) -> str | None:
+    """The language of :data:`SUPPORTED_LANGUAGES` that ``tag`` asks for, or None when it asks
+    for one the SDK has no messages in (``ko-KR`` → ``ko``; ``fr``, ``kr`` → None; rendering
+    would fall back to English).
+
+    Raises:
+        TypeError, ValueError: as :func:`normalize_language`.
+    """
+    primary = normalize_language(tag).split("-")[0]
+    return primary if primary in SUPPORTED_LANGUAGES else None
 
 
 def current_language() -> str | None:

@@ -96,6 +96,61 @@ def test_fail_pending_keeps_last_code(ledger: Ledger) -> None:
     assert rec is not None and (rec.state, rec.code, rec.attempts) == ("failed", "gave_up", 0)
 
 
+def test_a_permanent_code_is_not_overwritten_by_a_later_transient_one(ledger: Ledger) -> None:
+    ledger.mark_failed([1], "item_corrupted")  # learned on a first run
+    ledger.enqueue_retry([1, 2], "service_unavailable")  # a rerun: the whole request failed
+    assert ledger.get(1).code == "service_unavailable"  # type: ignore[union-attr]  # last seen
+    ledger.fail_pending()
+    assert ledger.get(1).code == "item_corrupted"  # type: ignore[union-attr]  # what it is
+    assert ledger.get(2).code == "service_unavailable"  # type: ignore[union-attr]
+    ledger.enqueue_retry([1], "service_unavailable")
+    ledger.mark_exported([1])  # it did export after all: nothing of the old code is kept
+    ledger.requeue([1])
+    ledger.fail_pending("gave_up")
+    assert ledger.get(1).code == "gave_up"  # type: ignore[union-attr]
+
+
+def test_each_run_has_its_own_attempts(ledger: Ledger) -> None:
+    for _ in range(4):
+        ledger.enqueue_retry([1], "item_unavailable")
+    ledger.mark_failed([2], "rate_limited")
+    ledger.mark_exported([3])
+    assert [r.id for r in ledger.oldest_pending(10, max_attempts=2)] == []
+    assert ledger.start_run() == 2
+    assert [(r.id, r.attempts, r.code) for r in ledger.oldest_pending(10, max_attempts=2)] == [
+        (1, 0, "item_unavailable")
+    ]
+    assert ledger.get(2).attempts == 0  # type: ignore[union-attr]
+
+
+def test_requeue_puts_only_exported_items_back(ledger: Ledger) -> None:
+    ledger.mark_exported([1, 2])
+    ledger.mark_failed([3], "x")
+    assert ledger.requeue([1, 3, 4], "damaged_on_disk") == 1
+    assert [r.id for r in ledger.iter_exported()] == [2]
+    assert [(r.id, r.code, r.attempts) for r in ledger.iter_pending()] == [
+        (1, "damaged_on_disk", 0)
+    ]
+    assert ledger.get(3).state == "failed" and ledger.get(4) is None  # type: ignore[union-attr]
+
+
+def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / LEDGER_FILENAME)
+    conn.executescript(
+        "CREATE TABLE items (id NOT NULL PRIMARY KEY, state TEXT NOT NULL, code TEXT, "
+        "attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL);"
+        "INSERT INTO items VALUES (7, 'failed', 'item_corrupted', 1, 0.0);"
+        "PRAGMA user_version=1;"
+    )
+    conn.close()
+    with Ledger(tmp_path) as led:
+        assert led.get(7) == LedgerRecord(7, "failed", "item_corrupted", 1, 0.0)
+        led.mark_failed([8], "invalid_id")
+        led.enqueue_retry([8], "service_unavailable")
+        led.fail_pending()
+        assert led.get(8).code == "invalid_id"  # type: ignore[union-attr]
+
+
 def test_add_pending_does_not_touch_known_items(ledger: Ledger) -> None:
     ledger.mark_exported(1)
     assert ledger.add_pending([1, 2]) == 1

@@ -44,10 +44,12 @@ from synapse_sdk.i18n import locale_candidates, normalize_language, safe_format,
 from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
 from synapse_sdk.plugins.failure_semantics import FailureCategory, extract_failed_step
 from synapse_sdk.plugins.log_messages import (
+    TERM_PARAMETERS,
     LogMessageCode,
     ResolvedMessage,
     resolve_log_message,
     templates_for,
+    term,
 )
 from synapse_sdk.retry_after import (
     MAX_RETRY_AFTER_SECONDS,
@@ -68,6 +70,11 @@ NOW = 1_700_000_000.0
 
 # Text with every code point, lone surrogates included (hypothesis leaves them out by default).
 _any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=60)
+
+
+def _terms_shown(params: dict[str, Any], language: str) -> dict[str, Any]:
+    """``params`` as a template shows them: step and target names translated."""
+    return {k: term(v, language) if k in TERM_PARAMETERS else v for k, v in params.items()}
 
 
 class _Draws:
@@ -637,13 +644,14 @@ def test_resolve_log_message_for_every_code_language_and_parameter(
     assert type(resolved.text) is str and resolved.level is code.level
     if language is None:
         return  # the environment picks the language: not this test's business
-    template = next((templates[c] for c in locale_candidates(language) if c in templates), None)
-    if template is None:
+    chosen = next((c for c in locale_candidates(language) if c in templates), None)
+    if chosen is None:
         assert resolved.text == code.value
         return
+    template = templates[chosen]
     fields = _fields(template)
     if all(f in params and _plain(params[f]) for f, _, _ in fields):
-        assert resolved.text == template.format(**params)
+        assert resolved.text == template.format(**_terms_shown(params, chosen))
     for field, spec, conversion in fields:
         if field not in params and not spec and conversion is None:
             assert "{" + field + "}" in resolved.text

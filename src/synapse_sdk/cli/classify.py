@@ -19,7 +19,6 @@ replaced, so the output is safe to paste into a ticket or a log.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
@@ -29,6 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import click
+
+from synapse_sdk.cli._common import (
+    SynapseCommand,
+    category_option,
+    cli_text,
+    lang_option,
+    make_stdout_tolerant,
+)
 
 __all__ = ["Record", "classify", "split_records"]
 
@@ -194,55 +201,12 @@ def _read_inputs(files: tuple[str, ...]) -> Iterable[tuple[str, str]]:
         yield name, data.decode("utf-8", errors="replace")
 
 
-def _make_stdout_tolerant() -> None:
-    """Never die on a console encoding that cannot show a character (Korean on latin-1)."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            try:
-                stream.reconfigure(errors="replace")
-            except (ValueError, OSError):  # a detached or closed stream: leave it alone
-                pass
-
-
-def _validate_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    from synapse_sdk.i18n import normalize_language, resolve_language
-
-    if value is None:
-        return resolve_language()
-    try:
-        return normalize_language(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
-def _category_option() -> Callable[[_F], _F]:
-    from synapse_sdk.plugins.actions import CATEGORY_NAMES
-
-    return click.option(
-        "--category",
-        type=click.Choice(CATEGORY_NAMES),
-        default="export",
-        show_default=True,
-        help="Which action's codes, catalog and patterns to use.",
-    )
-
-
-def _lang_option() -> Callable[[_F], _F]:
-    return click.option(
-        "--lang",
-        "language",
-        callback=_validate_language,
-        metavar="TAG",
-        help="Language of the messages: en, ko, ko-KR... [default: $SYNAPSE_LANGUAGE, then en]",
-    )
-
-
-@click.command()
+@click.command(cls=SynapseCommand)
 @click.argument(
     "files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, exists=True)
 )
-@_category_option()
-@_lang_option()
+@category_option()
+@lang_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per record.")
 @click.option("--no-summary", is_flag=True, help="Leave out the table of counts per code.")
 def classify(
@@ -262,7 +226,7 @@ def classify(
     from synapse_sdk.plugins.failure_semantics import extract_failed_step
     from synapse_sdk.plugins.log_messages import resolve_log_message
 
-    _make_stdout_tolerant()
+    make_stdout_tolerant()
     failures = get_category(category)
     out = Console(soft_wrap=True, highlight=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -308,11 +272,15 @@ def classify(
 
     if no_summary:
         return
-    table = Table(title=f"{category} failure codes", title_justify="left")
-    table.add_column("code")
-    table.add_column("level")
-    table.add_column("count", justify="right")
+    def say(key: str, **params: Any) -> str:
+        return cli_text(language, key, **params)
+
+    table = Table(title=say("failures_title", category=category), title_justify="left")
+    table.add_column(say("col_code"), no_wrap=True)
+    table.add_column(say("col_level"), no_wrap=True)
+    table.add_column(say("col_count"), justify="right")
     for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        table.add_row(key, levels.get(key, "-"), str(count))
-    table.add_row("total", "", str(sum(counts.values())), style="bold")
+        shown = say("unclassified") if key == "(unclassified)" else key
+        table.add_row(shown, levels.get(key, "-"), str(count))
+    table.add_row(say("total"), "", str(sum(counts.values())), style="bold")
     (err if as_json else out).print(table)

@@ -11,14 +11,23 @@ with its code); 4 the backend refused the credentials; 1 the export stopped on a
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import click
 
-from synapse_sdk.cli.classify import _make_stdout_tolerant
+from synapse_sdk.cli._common import (
+    EXIT_USAGE,
+    SynapseCommand,
+    cli_text,
+    lang_option,
+    make_stdout_tolerant,
+)
 from synapse_sdk.cli.emulator import check_faults
 
 if TYPE_CHECKING:
@@ -40,7 +49,6 @@ __all__ = [
 
 EXIT_OK: Final = 0
 EXIT_ABORTED: Final = 1
-EXIT_USAGE: Final = 2
 EXIT_ITEMS_FAILED: Final = 3
 EXIT_AUTH: Final = 4
 EXIT_INTERRUPTED: Final = 130
@@ -57,8 +65,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "exported": "exported",
         "skipped": "skipped (already exported)",
         "failed": "failed",
-        "retried": "items retried",
-        "retry_rounds": "retry rounds",
+        "retried": "item fetches repeated (after a failure)",
+        "retry_rounds": "retry requests (after the main pass)",
         "requests": "requests sent",
         "rate_limited": "rate-limited answers",
         "duration": "duration (s)",
@@ -68,7 +76,23 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "progress": "Exporting {target}",
         "interrupted": "Interrupted. Run the same command again to resume.",
         "resume": "Run the same command again to resume; exported items are kept.",
-        "busy": "Another export is running over this folder.",
+        "busy": "Another export is running over {out} ({target}): wait for it to end or choose "
+        "another folder.",
+        "failed_step": "(the '{step}' step)",
+        "bad_backend": "--backend {url!r} is not a backend URL ({reason}). A backend URL looks "
+        "like https://backend.example.com or http://127.0.0.1:8000: http or https, a host, an "
+        "optional port and path.",
+        "not_backend": "{url} is not the synapse backend: its API answered 404 Not Found. "
+        "Check --backend.",
+        "needs_token": "--backend needs a token: --token T or SYNAPSE_TOKEN",
+        "token_ascii": "the token holds non-ASCII characters; tokens are ASCII (letters, digits "
+        "and punctuation). Check what was pasted.",
+        "emulator_only": "{options} only apply to the embedded emulator, not with --backend",
+        "out_empty": "it is empty: name a folder, e.g. --out ./export",
+        "out_not_folder": "{path!r} exists and is not a folder",
+        "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
+        "out_denied": "{path!r}: {reason}",
+        "no_emulator": "cannot start the embedded emulator: {error}",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -79,18 +103,35 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "exported": "내보냄",
         "skipped": "건너뜀 (이미 내보냄)",
         "failed": "실패",
-        "retried": "재시도한 항목",
-        "retry_rounds": "재시도 횟수",
+        "retried": "실패 후 다시 가져온 항목 수",
+        "retry_rounds": "재시도 요청 수 (본 작업 이후)",
         "requests": "보낸 요청",
         "rate_limited": "요청 제한 응답",
         "duration": "소요 시간 (초)",
         "failed_code": "실패: {code}",
         "emulator": "내장 에뮬레이터를 사용합니다: {url} (리소스별 {items}건, 장애 프로필: "
-        "{faults}). 실제 백엔드에서 내보내려면 --backend URL --token T 를 지정하세요.",
+        "{faults}). 실제 백엔드에서 내보내려면 --backend URL --token T를 지정하세요.",
         "progress": "{target} 내보내는 중",
         "interrupted": "중단되었습니다. 같은 명령을 다시 실행하면 이어서 진행합니다.",
         "resume": "같은 명령을 다시 실행하면 이어서 진행합니다. 이미 내보낸 항목은 유지됩니다.",
-        "busy": "이 폴더에서 다른 내보내기가 실행 중입니다.",
+        "busy": "이 폴더({out}, {target})에서 다른 내보내기가 실행 중입니다. 끝날 때까지 "
+        "기다리거나 다른 폴더를 선택하세요.",
+        "failed_step": "('{step}' 단계)",
+        "bad_backend": "백엔드 URL이 아닙니다: --backend {url!r} ({reason}). 백엔드 URL은 "
+        "https://backend.example.com 또는 http://127.0.0.1:8000처럼 http나 https, 호스트, "
+        "선택적인 포트와 경로로 이루어집니다.",
+        "not_backend": "이 주소는 synapse 백엔드가 아닙니다: {url}. API 요청에 404(찾을 수 "
+        "없음)로 응답했습니다. --backend를 확인하세요.",
+        "needs_token": "--backend에는 토큰이 필요합니다: --token T 또는 SYNAPSE_TOKEN",
+        "token_ascii": "토큰에 ASCII가 아닌 문자가 있습니다. 토큰은 ASCII 문자(영문자, 숫자, "
+        "문장 부호)로만 이루어집니다. 붙여 넣은 값을 확인하세요.",
+        "emulator_only": "{options} 옵션은 내장 에뮬레이터에만 쓰이며 --backend와 함께 쓸 수 "
+        "없습니다.",
+        "out_empty": "비어 있습니다. 폴더를 지정하세요(예: --out ./export).",
+        "out_not_folder": "폴더가 아닙니다: {path!r}",
+        "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
+        "out_denied": "{path!r}: {reason}",
+        "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
     },
 }
 
@@ -104,16 +145,46 @@ def _labels(language: str) -> dict[str, str]:
     return _LABELS["en"]
 
 
-def _check_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    from synapse_sdk.i18n import normalize_language, resolve_language
-
+def _check_out(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """``--out`` must name a folder (existing or not) that is not under a file."""
+    labels = _labels(ctx.params.get("language") or "en")
+    if not value.strip():
+        raise click.BadParameter(labels["out_empty"], ctx=ctx, param=param)
+    path = Path(value)
     try:
-        return resolve_language() if value is None else normalize_language(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+        if path.exists() and not path.is_dir():
+            raise click.BadParameter(
+                labels["out_not_folder"].format(path=value), ctx=ctx, param=param
+            )
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise click.BadParameter(
+                        labels["out_under_file"].format(path=value, parent=str(parent)),
+                        ctx=ctx,
+                        param=param,
+                    )
+                break
+    except OSError:
+        pass  # not even visible to us: creating it reports the permission error
+    return path
 
 
-@click.command()
+def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
+    """The token with surrounding whitespace (a pasted newline) removed; None when empty.
+
+    Raises:
+        click.UsageError: the token holds non-ASCII or control characters.
+    """
+    if token is None:
+        return None
+    token = token.strip()
+    if not token.isascii() or not token.isprintable():
+        raise click.UsageError(labels["token_ascii"])
+    return token or None
+
+
+@click.command(cls=SynapseCommand)
 @click.option(
     "--target",
     type=click.Choice(["tasks", "assignments", "ground-truths"]),
@@ -121,14 +192,21 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     show_default=True,
     help="What to export.",
 )
+@lang_option()
 @click.option(
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    callback=_check_out,
+    metavar="DIRECTORY",
     help="Output folder; running again over it resumes.",
 )
-@click.option("--backend", default=None, metavar="URL", help="Backend URL (default: emulator).")
+@click.option(
+    "--backend",
+    default=None,
+    metavar="URL",
+    help="Backend URL, such as https://backend.example.com (default: the embedded emulator).",
+)
 @click.option(
     "--token",
     envvar="SYNAPSE_TOKEN",
@@ -136,13 +214,6 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     show_envvar=True,
     metavar="TOKEN",
     help="Bearer token for --backend. Prefer the environment variable: it stays out of ps.",
-)
-@click.option(
-    "--lang",
-    "language",
-    callback=_check_language,
-    metavar="TAG",
-    help="Language of the messages: en, ko, ko-KR... [default: $SYNAPSE_LANGUAGE, then en]",
 )
 @click.option(
     "--faults",
@@ -169,10 +240,10 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
+    language: str,
     out_dir: Path,
     backend: str | None,
     token: str | None,
-    language: str,
     faults: str | None,
     items: int | None,
     seed: int | None,
@@ -184,40 +255,32 @@ def export(
     Exit codes: 0 all exported, 3 some items failed (reported with their codes), 4 the
     credentials were refused, 1 stopped on another error (rerun to resume), 2 usage error.
     """
-    _make_stdout_tolerant()
+    make_stdout_tolerant()
+    labels = _labels(language)
+    token = _check_token(token, labels)
     if backend is not None:
         given = [name for name, value in (("--faults", faults), ("--items", items),
                                           ("--seed", seed)) if value is not None]
         if given:
-            raise click.UsageError(
-                f"{', '.join(given)} only apply to the embedded emulator, not with --backend"
-            )
+            raise click.UsageError(labels["emulator_only"].format(options=", ".join(given)))
         if not token:
-            raise click.UsageError("--backend needs a token: --token T or SYNAPSE_TOKEN")
-    labels = _labels(language)
+            raise click.UsageError(labels["needs_token"])
     emulator: Emulator | None = None
     if backend is None:
-        emulator = _start_emulator(items, seed, faults)
+        emulator = _start_emulator(items, seed, faults, labels)
         backend, token = emulator.url, emulator.token
+    job = _Job(target, out_dir, backend, token, language, retry_rounds, as_json, labels)
     try:
-        code = _run(
-            target=target,
-            out_dir=out_dir,
-            backend=backend,
-            token=token,
-            language=language,
-            retry_rounds=retry_rounds,
-            as_json=as_json,
-            labels=labels,
-            emulator=emulator,
-        )
+        code = _run(job, emulator)
     finally:
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
 
 
-def _start_emulator(items: int | None, seed: int | None, faults: str | None) -> Emulator:
+def _start_emulator(
+    items: int | None, seed: int | None, faults: str | None, labels: dict[str, str]
+) -> Emulator:
     from synapse_sdk.emulator import DEFAULT_ITEMS
 
     try:
@@ -229,35 +292,92 @@ def _start_emulator(items: int | None, seed: int | None, faults: str | None) -> 
             faults="mild" if faults is None else faults,
         ).start()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise click.ClickException(f"cannot start the embedded emulator: {exc}") from exc
+        raise click.ClickException(labels["no_emulator"].format(error=exc)) from exc
 
 
-def _run(
-    *,
-    target: str,
-    out_dir: Path,
-    backend: str,
-    token: str | None,
-    language: str,
-    retry_rounds: int,
-    as_json: bool,
-    labels: dict[str, str],
-    emulator: Emulator | None,
-) -> int:
-    from pydantic import ValidationError
-    from rich.console import Console
+class _Stop(Exception):
+    """The export cannot start or went no further: report ``code``/``message`` and exit."""
 
-    from synapse_sdk.config import SDKConfig
-    from synapse_sdk.exceptions import AuthenticationError
-    from synapse_sdk.failures import walk_chain
-    from synapse_sdk.plugins.action import ActionStepError
-    from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+    def __init__(
+        self, code: str, message: str, exit_code: int, step: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.exit_code = code, message, exit_code
+        self.step, self.hint = step, hint
+
+
+def _make_out(out_dir: Path, language: str) -> list[Path]:
+    """Create ``out_dir`` (and missing parents); return the folders created, outermost first.
+
+    Raises:
+        _Stop: it cannot be created (a usage error under a file; else the permission message);
+            nothing is left half-created.
+    """
+    created: list[Path] = []
+    try:
+        missing = [p for p in (out_dir, *out_dir.parents) if not p.exists()][::-1]
+        for folder in missing:
+            folder.mkdir()
+            created.append(folder)
+    except FileExistsError:
+        pass  # made by someone else meanwhile: fine
+    except OSError as exc:
+        _remove_created(created)
+        raise _os_stop(exc, out_dir, language) from exc
+    return created
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove folders this run created, innermost first, if they are still empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _os_stop(exc: OSError, out_dir: Path, language: str) -> _Stop:
+    """The report of a folder the export cannot use: a usage error when a file stands in the
+    way, else the classified code (permission denied, read-only, disk full) with exit 1."""
+    from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
     from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
     from synapse_sdk.plugins.log_messages import resolve_log_message
 
+    labels = _labels(language)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return _Stop("usage_error", labels["out_not_folder"].format(path=str(out_dir)), EXIT_USAGE)
+    code = classify_export_error(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or code is None:
+        code = ExportLogMessageCode.EXPORT_FAILED_PERMISSION
+    reason = os.strerror(exc.errno) if exc.errno is not None else type(exc).__name__
+    message = resolve_log_message(code, language).text
+    detail = labels["out_denied"].format(path=str(exc.filename or out_dir), reason=reason)
+    return _Stop(code.value, f"{message} {detail}", EXIT_ABORTED)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What the command line asked for, checked."""
+
+    target: str
+    out_dir: Path
+    backend: str
+    token: str | None
+    language: str
+    retry_rounds: int
+    as_json: bool
+    labels: dict[str, str]
+
+
+def _run(job: _Job, emulator: Emulator | None) -> int:
+    from rich.console import Console
+
+    labels, language = job.labels, job.language
+
     err = Console(stderr=True, highlight=False)
-    interactive = err.is_terminal and not as_json
-    if emulator is not None and not as_json:
+    interactive = err.is_terminal and not job.as_json
+    if emulator is not None and not job.as_json:
         err.print(
             labels["emulator"].format(
                 url=emulator.url, items=emulator.items, faults=emulator.faults.describe()
@@ -265,77 +385,129 @@ def _run(
             markup=False,
         )
     total = emulator.items if emulator is not None else None
-    progress = _progress(err, labels["progress"].format(target=target), total, interactive)
+    description = labels["progress"].format(target=_term(job.target, language))
+    progress = _progress(err, description, total, interactive)
     try:
-        config = SDKConfig(backend_url=backend, token=token, language=language)
+        return _export(job, err, progress)
+    except _Stop as stop:
+        _fail(job.as_json, err, stop, language)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        err.print(labels["interrupted"], markup=False)
+        return EXIT_INTERRUPTED
+
+
+def _term(value: str, language: str) -> str:
+    from synapse_sdk.plugins.log_messages import term
+
+    return str(term(value, language))
+
+
+def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
+    """Set the export up (folder, client, lock) and run it; every way it can stop is a
+    :class:`_Stop`."""
+    from pydantic import ValidationError
+
+    from synapse_sdk.config import SDKConfig
+    from synapse_sdk.plugins.action import ActionStepError
+    from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+
+    out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
+    try:
+        config = SDKConfig(backend_url=job.backend, token=job.token, language=language)
         action = ExportAction(
             {
-                "target": target,
+                "target": job.target,
                 "out_dir": out_dir,
                 "language": language,
-                "retry_rounds": retry_rounds,
+                "retry_rounds": job.retry_rounds,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
         )
     except (ValidationError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    try:
-        with action:
+        raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc
+    except OSError as exc:  # --out cannot even be looked at
+        raise _os_stop(exc, out_dir, language) from exc
+    with action:
+        try:
+            action.v2_client  # noqa: B018 - build the client now: a bad URL is a usage error
+        except ValueError as exc:
+            reason = str(exc).removeprefix("base_url ").split(", got ")[0]
+            message = labels["bad_backend"].format(url=job.backend, reason=reason)
+            raise _Stop("usage_error", message, EXIT_USAGE) from exc
+        created = _make_out(out_dir, language)
+        try:
             if progress is not None:
                 progress.start()
             try:
                 summary = action.run()
+            except KeyboardInterrupt:
+                if progress is not None:
+                    progress.show_saved(action.target_dir)
+                raise
             finally:
                 if progress is not None:
                     progress.stop()
-    except ActionStepError as exc:
-        chain = walk_chain(exc)
-        auth = any(isinstance(e, AuthenticationError) for e in chain)
-        code = exc.message_code or ExportLogMessageCode.EXPORT_FAILED
-        if auth and code is not ExportLogMessageCode.EXPORT_FAILED_TLS:
-            code = ExportLogMessageCode.EXPORT_FAILED_AUTHENTICATION
-        message = resolve_log_message(code, language).text
-        exit_code = EXIT_AUTH if auth else EXIT_ABORTED
-        _fail(as_json, err, code.value, message, exit_code, exc.step,
-              None if auth else labels["resume"])
-        return exit_code
-    except JobLockedError as exc:
-        _fail(as_json, err, "job_locked", f"{labels['busy']} ({exc})", EXIT_ABORTED, None, None)
-        return EXIT_ABORTED
-    except KeyboardInterrupt:
-        err.print(labels["interrupted"], markup=False)
-        return EXIT_INTERRUPTED
-    _print_summary(summary, as_json, labels)
+        except ActionStepError as exc:
+            raise _step_stop(exc, job.backend, language, labels) from exc
+        except JobLockedError as exc:
+            busy = labels["busy"].format(out=str(out_dir), target=_term(job.target, language))
+            raise _Stop("job_locked", busy, EXIT_ABORTED) from exc
+        except OSError as exc:  # the job folder or its lock, before any step ran
+            _remove_created(created)
+            raise _os_stop(exc, out_dir, language) from exc
+    _print_summary(summary, job)
     return EXIT_OK if summary.ok else EXIT_ITEMS_FAILED
 
 
-def _fail(
-    as_json: bool,
-    err: Console,
-    code: str,
-    message: str,
-    exit_code: int,
-    step: str | None,
-    hint: str | None,
-) -> None:
-    """Report an export that stopped: a JSON object on stdout, or the message on stderr."""
+def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, str]) -> _Stop:
+    """The report of a step that failed as a whole (from its ``ActionStepError``)."""
+    from synapse_sdk.exceptions import AuthenticationError, BackendError
+    from synapse_sdk.failures import walk_chain
+    from synapse_sdk.plugins.action import ActionStepError
+    from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
+    from synapse_sdk.plugins.log_messages import resolve_log_message
+
+    assert isinstance(exc, ActionStepError)
+    chain = walk_chain(exc)
+    auth = any(isinstance(e, AuthenticationError) for e in chain)
+    code = exc.message_code or ExportLogMessageCode.EXPORT_FAILED
+    if auth and code is not ExportLogMessageCode.EXPORT_FAILED_TLS:
+        code = ExportLogMessageCode.EXPORT_FAILED_AUTHENTICATION
+    not_found = next(
+        (e for e in chain if isinstance(e, BackendError) and e.status_code == 404), None
+    )
+    if not_found is not None and exc.step == "fetch":
+        # The API itself is not there: a plain web server, or a wrong path in the URL.
+        message = labels["not_backend"].format(url=backend)
+        return _Stop("not_a_backend", message, EXIT_ABORTED, exc.step)
+    message = resolve_log_message(code, language).text
+    step = labels["failed_step"].format(step=_term(exc.step, language))
+    return _Stop(
+        code.value, f"{message} {step}", EXIT_AUTH if auth else EXIT_ABORTED, exc.step,
+        None if auth else labels["resume"],
+    )
+
+
+def _fail(as_json: bool, err: Console, stop: _Stop, language: str) -> None:
+    """Report an export that stopped, once: a JSON object on stdout (with ``--json``), and the
+    message on stderr."""
     if as_json:
+        error = {"code": stop.code, "message": stop.message, "step": stop.step}
         click.echo(
-            json.dumps(
-                {"ok": False, "exit_code": exit_code,
-                 "error": {"code": code, "message": message, "step": step}},
-                ensure_ascii=False,
-            )
+            json.dumps({"ok": False, "exit_code": stop.exit_code, "error": error},
+                       ensure_ascii=False)
         )
-    err.print(f"Error: {message}", markup=False, style="bold red")
-    if hint is not None:
-        err.print(hint, markup=False)
+    err.print(cli_text(language, "error", message=stop.message), markup=False, style="bold red")
+    if stop.hint is not None:
+        err.print(stop.hint, markup=False)
 
 
-def _print_summary(summary: ExportSummary, as_json: bool, labels: dict[str, str]) -> None:
-    if as_json:
+def _print_summary(summary: ExportSummary, job: _Job) -> None:
+    labels = job.labels
+    if job.as_json:
         click.echo(json.dumps({**summary.as_dict(), "exit_code": _exit_code(summary)},
                               ensure_ascii=False))
         return
@@ -345,7 +517,7 @@ def _print_summary(summary: ExportSummary, as_json: bool, labels: dict[str, str]
     table = Table(title=labels["title"], title_justify="left", show_header=False)
     table.add_column(labels["field"])
     table.add_column(labels["value"], justify="right")
-    data = summary.as_dict()
+    data = {**summary.as_dict(), "target": _term(summary.target, job.language)}
     for key in ("target", "out_dir", "exported", "skipped", "failed"):
         table.add_row(labels[key], str(data[key]))
     for code, count in sorted(summary.failed_by_code.items()):
@@ -374,7 +546,28 @@ class _Progress:
         self._progress.stop()
 
     def update_from(self, state: ExportProgress) -> None:
+        """Show ``state``; the final state (phase ``done``) also ends the bar, so it stays above
+        the messages that close the export."""
         self._progress.update(self._task, completed=state.done)
+        if state.phase == "done":
+            self._progress.update(self._task, total=state.done)
+            self._progress.stop()
+
+    def show_saved(self, folder: Path) -> None:
+        """After an interruption: show at least the item records on disk in ``folder`` (items
+        written since the last progress report included), so the bar matches what is saved."""
+        try:
+            with os.scandir(folder) as entries:
+                saved = sum(
+                    1 for e in entries
+                    if e.name.endswith(".json") and not e.name.endswith(".original.json")
+                    and not e.name.startswith(".")
+                )
+        except OSError:
+            return
+        task = self._progress.tasks[0]
+        if saved > task.completed:
+            self._progress.update(self._task, completed=saved)
 
 
 def _progress(err: Console, description: str, total: int | None, enabled: bool) -> _Progress | None:

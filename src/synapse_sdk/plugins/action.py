@@ -479,9 +479,11 @@ class BaseAction(ABC, Generic[ParamsT]):
 
         A failure is classified with :meth:`classify_failure`, logged with that code (or
         ``unclassified_failure_code``) and then ``step_failed_code`` naming the step, and raised
-        as :class:`ActionStepError` ``from`` the original. An ``ActionStepError`` from a nested
-        step passes through unchanged (it was logged once already); ``KeyboardInterrupt`` and
-        other ``BaseException`` s are not steps failing and pass through too.
+        as :class:`ActionStepError` ``from`` the original. Both go to the job log and stdlib
+        logging but not to the console: the raised error is the caller's to show, once. An
+        ``ActionStepError`` from a nested step passes through unchanged (it was logged once
+        already); ``KeyboardInterrupt`` and other ``BaseException`` s are not steps failing and
+        pass through too.
         """
         try:
             yield
@@ -491,9 +493,11 @@ class BaseAction(ABC, Generic[ParamsT]):
             code = self.classify_failure(exc)
             logged = code if code is not None else self.unclassified_failure_code
             if logged is not None:
-                self.log_message(logged, step=step, error=type(exc).__name__, **params)
+                self.log_message(
+                    logged, quiet=True, step=step, error=type(exc).__name__, **params
+                )
             if self.step_failed_code is not None:
-                self.log_message(self.step_failed_code, step=step, **params)
+                self.log_message(self.step_failed_code, quiet=True, step=step, **params)
             raise ActionStepError(step, self.name, code) from exc
 
     def _extract_failed(self, exc: BaseException) -> list[ItemId]:

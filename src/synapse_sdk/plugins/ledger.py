@@ -6,16 +6,23 @@ describing exactly what finished; the next run over the same folder resumes from
 
 Each item row holds ``id``, ``state`` (``pending`` / ``exported`` / ``failed``), ``code`` (why it
 last failed, as the backend named it, e.g. ``item_unavailable``), ``attempts`` (how many failures
-were recorded for it) and ``updated`` (wall-clock seconds of the last change).
+were recorded for it in the current run: :meth:`Ledger.start_run` sets them back to zero, so
+every run has its own retry rounds), ``permanent_code`` (the last *permanent* failure, from
+:meth:`Ledger.mark_failed`: a transient failure on a later run never replaces it, and an item
+whose retries run out is failed with it rather than with the transient code) and ``updated``
+(wall-clock seconds of the last change).
 
 State machine::
 
-    (unknown) ──enqueue_retry──> pending ──mark_exported──> exported   (terminal)
-        │                          │  ▲
-        └───────mark_failed──────> failed ──enqueue_retry──┘
+    (unknown) ──enqueue_retry──> pending ──mark_exported──> exported
+        │                          │  ▲                        │
+        └───────mark_failed──────> failed ──enqueue_retry──┘    │
+                                   ▲                            │
+                                   └────── requeue (damaged) ───┘ (back to pending)
 
-``exported`` is terminal: enqueueing or failing an exported item is a no-op, so the output of an
-item is never counted twice. ``mark_exported`` is idempotent.
+``exported`` is terminal for every failure: enqueueing or failing an exported item is a no-op,
+so the output of an item is never counted twice. Only :meth:`Ledger.requeue` leaves it, for an
+item whose files were found missing or damaged on disk. ``mark_exported`` is idempotent.
 
 Durability: the database runs in WAL mode with ``synchronous=NORMAL``. In WAL mode that setting
 never corrupts the database and keeps every committed transaction across a *process* crash or
@@ -55,7 +62,7 @@ LEDGER_FILENAME: Final = "ledger.sqlite3"
 
 ItemState = Literal["pending", "exported", "failed"]
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
 # SQLite's default limit of host parameters per statement is 32766 since 3.32; stay far below it.
 _MAX_PARAMS: Final = 500
 _BATCH: Final = 500
@@ -66,7 +73,8 @@ CREATE TABLE IF NOT EXISTS items (
     state    TEXT NOT NULL CHECK (state IN ('pending', 'exported', 'failed')),
     code     TEXT,
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    updated  REAL NOT NULL
+    updated  REAL NOT NULL,
+    permanent_code TEXT
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_age ON items (state, updated, id);
@@ -172,12 +180,15 @@ class Ledger:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, _SCHEMA_VERSION):
+        if version not in (0, 1, _SCHEMA_VERSION):
             raise ValueError(
                 f"ledger schema version {version} is not supported (expected {_SCHEMA_VERSION})"
             )
         try:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+            if "permanent_code" not in columns:  # a version 1 ledger: the column came in 2
+                conn.execute("ALTER TABLE items ADD COLUMN permanent_code TEXT")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"the file is not a usable ledger database: {exc}") from exc
@@ -269,12 +280,13 @@ class Ledger:
             "INSERT INTO items (id, state, code, attempts, updated) "
             "VALUES (?, 'exported', NULL, 0, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = 'exported', code = NULL,"
-            " updated = excluded.updated WHERE state != 'exported'"
+            " permanent_code = NULL, updated = excluded.updated WHERE state != 'exported'"
         )
         return self._write(sql, ((i, now) for i in _materialize(_as_ids(ids))))
 
     def mark_failed(self, ids: ItemId | Iterable[ItemId], code: str | None) -> int:
-        """Record that ``ids`` failed for good with ``code`` (counts one attempt each).
+        """Record that ``ids`` failed for good with ``code`` (counts one attempt each); the code
+        is kept as their permanent code (see the module docstring).
 
         Exported items are left alone. Returns how many items changed.
         """
@@ -284,22 +296,43 @@ class Ledger:
         """Like :meth:`mark_failed` with a code per item, all in one transaction."""
         now = self._clock()
         sql = (
-            "INSERT INTO items (id, state, code, attempts, updated) VALUES (?, 'failed', ?, 1, ?) "
+            "INSERT INTO items (id, state, code, attempts, updated, permanent_code) "
+            "VALUES (?, 'failed', ?, 1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = 'failed', code = excluded.code, "
-            "attempts = attempts + 1, updated = excluded.updated WHERE state != 'exported'"
+            "attempts = attempts + 1, updated = excluded.updated, "
+            "permanent_code = excluded.permanent_code WHERE state != 'exported'"
         )
-        rows = [(_check_id(i), _check_code(c), now) for i, c in codes.items()]
+        rows = [(_check_id(i), _check_code(c), now, c) for i, c in codes.items()]
         return self._write(sql, rows)
 
     def fail_pending(self, default_code: str | None = None) -> int:
-        """Turn every ``pending`` item into ``failed`` (keeping its last code, else
-        ``default_code``) without counting an attempt; used when a job stops retrying."""
+        """Turn every ``pending`` item into ``failed`` without counting an attempt; used when a
+        job stops retrying. Its code is its permanent code when it has one (a failure a retry
+        could not change), else its last code, else ``default_code``."""
         now = self._clock()
         sql = (
-            "UPDATE items SET state = 'failed', code = COALESCE(code, ?), updated = ? "
-            "WHERE state = 'pending'"
+            "UPDATE items SET state = 'failed', code = COALESCE(permanent_code, code, ?), "
+            "updated = ? WHERE state = 'pending'"
         )
         return self._write(sql, [(_check_code(default_code), now)])
+
+    def start_run(self) -> int:
+        """Begin a new run: every item not exported gets its attempts back to zero, so each run
+        has its own retry rounds (its codes are kept). Returns how many items changed."""
+        sql = "UPDATE items SET attempts = 0 WHERE state != 'exported' AND attempts != 0"
+        return self._write(sql, [()])
+
+    def requeue(self, ids: Iterable[ItemId], code: str | None = None) -> int:
+        """Put exported items whose output turned out missing or damaged back into ``pending``
+        (with ``code``, no attempt counted) so they are exported again. Items in another state
+        are left alone. Returns how many items changed."""
+        now = self._clock()
+        sql = (
+            "UPDATE items SET state = 'pending', code = ?, attempts = 0, updated = ? "
+            "WHERE id = ? AND state = 'exported'"
+        )
+        code = _check_code(code)
+        return self._write(sql, ((code, now, i) for i in _materialize(ids)))
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -357,6 +390,10 @@ class Ledger:
             for row in rows:
                 yield LedgerRecord(*row)
             last = (rows[-1][0],)
+
+    def iter_exported(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
+        """Exported items, in id order, read ``batch`` rows at a time."""
+        return self._iter_state("exported", batch)
 
     def iter_pending(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
         """Items waiting for a retry, in id order, read ``batch`` rows at a time."""

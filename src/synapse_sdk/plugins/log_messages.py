@@ -20,6 +20,11 @@ The locale chain is :mod:`synapse_sdk.i18n`'s (explicit → context → ``$SYNAP
 registered. Templates use ``str.format`` fields and are rendered with
 :func:`synapse_sdk.i18n.safe_format`: a missing parameter stays visible as ``{name}``.
 
+A few parameters name things of a fixed vocabulary (a step such as ``fetch``, a target such as
+``tasks``): their values are translated too, from the terms registered with
+:func:`register_terms` (in Korean ``'fetch' 단계`` reads ``'가져오기' 단계``); other values are
+shown as given.
+
 The registry is process-wide and thread-safe: writers build a new dict under a lock and swap it
 in; readers never lock. Only the standard library is imported here.
 """
@@ -41,14 +46,20 @@ from synapse_sdk.i18n import (
 )
 
 __all__ = [
+    "TERM_PARAMETERS",
     "LogLevel",
     "LogMessageCode",
     "ResolvedMessage",
     "register_log_messages",
+    "register_terms",
     "registered_codes",
     "resolve_log_message",
     "templates_for",
+    "term",
 ]
+
+#: Parameters whose values are terms of a fixed vocabulary, translated when rendered.
+TERM_PARAMETERS: frozenset[str] = frozenset({"step", "target"})
 
 
 class LogLevel(StrEnum):
@@ -106,6 +117,8 @@ _Templates = Mapping[str, str]
 _lock = threading.Lock()
 # Replaced wholesale under _lock, never mutated in place, so readers need no lock.
 _registry: Mapping[LogMessageCode, _Templates] = MappingProxyType({})
+# language -> term -> translation; replaced wholesale under _lock like _registry.
+_terms: Mapping[str, Mapping[str, str]] = MappingProxyType({})
 
 
 def _normalized_templates(code: LogMessageCode, entry: object) -> dict[str, str]:
@@ -154,6 +167,43 @@ def register_log_messages(messages: Mapping[LogMessageCode, Mapping[str, str] | 
         _registry = MappingProxyType(merged)
 
 
+def register_terms(terms: Mapping[str, Mapping[str, str]]) -> None:
+    """Register translations of terms: ``{"ko": {"fetch": "가져오기"}}`` (language → term → text).
+
+    Raises:
+        TypeError: a term or its translation is not a string.
+        ValueError: a language key is not a language tag.
+    """
+    global _terms
+    staged: dict[str, dict[str, str]] = {}
+    for language, table in terms.items():
+        tag = normalize_language(language)
+        for name, text in table.items():
+            if not isinstance(name, str) or not isinstance(text, str):
+                raise TypeError(f"terms must map strings to strings, got {name!r}: {text!r}")
+            staged.setdefault(tag, {})[name] = text
+    with _lock:
+        merged = {tag: dict(table) for tag, table in _terms.items()}
+        for tag, table in staged.items():
+            merged.setdefault(tag, {}).update(table)
+        _terms = MappingProxyType({tag: MappingProxyType(t) for tag, t in merged.items()})
+
+
+def term(value: object, language: str | None = None) -> object:
+    """``value`` translated for ``language`` when it is a registered term, else ``value``.
+
+    Raises:
+        TypeError, ValueError: ``language`` is not a language tag (see :func:`resolve_log_message`).
+    """
+    if type(value) is not str:  # hostile str subclasses and other values are shown as given
+        return value
+    for candidate in locale_candidates(resolve_language(language)):
+        table = _terms.get(candidate)
+        if table is not None and value in table:
+            return table[value]
+    return value
+
+
 def templates_for(code: LogMessageCode) -> Mapping[str, str]:
     """The registered templates of ``code`` by language (empty when none are registered)."""
     return _registry.get(code, MappingProxyType({}))
@@ -177,6 +227,7 @@ def resolve_log_message(
     registered, the text is the code's value. A missing parameter stays visible as ``{name}``;
     a value whose ``str()`` raises is rendered as ``<unprintable Type>``. ``code`` is
     positional-only, so a template may use ``{code}``; ``{language}`` is the one reserved name.
+    Values of :data:`TERM_PARAMETERS` are translated with :func:`term`.
 
     Raises:
         TypeError: ``code`` is not a :class:`LogMessageCode`, or ``language`` is not a string.
@@ -189,5 +240,25 @@ def resolve_log_message(
     for candidate in candidates:
         template = templates.get(candidate)
         if template is not None:
-            return ResolvedMessage(safe_format(template, params), code.level)
+            table = _terms.get(candidate, {})
+            shown = {
+                name: table.get(value, value)
+                if name in TERM_PARAMETERS and type(value) is str
+                else value
+                for name, value in params.items()
+            }
+            return ResolvedMessage(safe_format(template, shown), code.level)
     return ResolvedMessage(code.value, code.level)
+
+
+# The steps actions share ("the 'fetch' step" reads "'가져오기' 단계").
+register_terms({
+    "ko": {
+        "initialize": "준비",
+        "fetch": "가져오기",
+        "convert": "변환",
+        "save": "저장",
+        "upload": "업로드",
+        "finalize": "마무리",
+    },
+})

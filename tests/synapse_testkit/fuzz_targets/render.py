@@ -13,7 +13,8 @@ Invariants (an ``AssertionError`` is a libFuzzer crash):
 
 * ``resolve_log_message`` returns a ``ResolvedMessage(str, code.level)``; it raises only the
   documented ``ValueError`` for a language tag ``normalize_language`` rejects, and then always;
-* with plain parameters for every field, the text is exactly ``template.format(**params)`` of
+* with plain parameters for every field, the text is exactly ``template.format(**params)`` (step
+  and target names translated) of
   the template the locale chain picks; a missing field stays visible as ``{name}``;
 * ``safe_format`` never raises and returns a ``str``; a template without braces comes back
   unchanged; attribute and index fields are never evaluated (they stay as written); and when
@@ -30,10 +31,12 @@ from typing import Any
 from synapse_sdk.i18n import locale_candidates, normalize_language, safe_format
 from synapse_sdk.plugins.actions import CATEGORY_NAMES, get_category
 from synapse_sdk.plugins.log_messages import (
+    TERM_PARAMETERS,
     LogMessageCode,
     ResolvedMessage,
     resolve_log_message,
     templates_for,
+    term,
 )
 from synapse_testkit.hostile import Provider, make_value, pick, provider, text
 
@@ -55,6 +58,11 @@ def _fields(template: str) -> list[tuple[str, str, str | None]]:
         ]
     except ValueError:
         return []
+
+
+def _terms_shown(params: dict[str, Any], language: str) -> dict[str, Any]:
+    """``params`` as a template shows them: step and target names translated."""
+    return {k: term(v, language) if k in TERM_PARAMETERS else v for k, v in params.items()}
 
 
 def _plain(value: object) -> bool:
@@ -93,15 +101,15 @@ def check_resolve(fdp: Provider) -> None:
 
     if language is None:
         return  # the environment decides; not this harness's business
-    template = next(
-        (templates[c] for c in locale_candidates(language) if c in templates), None
-    )
-    if template is None:
+    chosen = next((c for c in locale_candidates(language) if c in templates), None)
+    if chosen is None:
         assert resolved.text == code.value
         return
+    template = templates[chosen]
     fields = _fields(template)
     if all(f in params and _plain(params[f]) for f, _, _ in fields):
-        assert resolved.text == template.format(**params), (resolved.text, template, params)
+        expected = template.format(**_terms_shown(params, chosen))
+        assert resolved.text == expected, (resolved.text, template, params)
     for field, spec, conversion in fields:
         if field not in params and not spec and conversion is None:
             assert "{" + field + "}" in resolved.text, (field, resolved.text)

@@ -290,16 +290,21 @@ def test_rerun_skips_exported_items_and_repairs_what_is_missing(
         (target / "7.json").unlink()  # a file deleted since
         (target / "8.json").write_bytes(b'{"id": 8, "resou')  # a half file from elsewhere
         (target / ".9.json.0123456789abcdef.tmp").write_bytes(b"{")  # left by a kill
+        original = target / json.loads((target / "10.json").read_bytes())["original"]["file"]
+        original.write_bytes(original.read_bytes()[:-1])  # truncated: size and SHA-256 differ
+        same_size = target / json.loads((target / "12.json").read_bytes())["original"]["file"]
+        same_size.write_bytes(bytes(len(same_size.read_bytes())))  # same size, other bytes
+        (target / "11.json").write_bytes(b"{}")  # a record replaced by an empty object
         emu.reset_log()
         second = _run(emu, clock, tmp_path, page_size=25)
         bulk = [r for r in emu.requests if r.path.endswith("/bulk-fetch/")]
     assert first.exported == 60
-    assert (second.exported, second.skipped, second.failed) == (2, 58, 0)
-    assert [r.ids for r in bulk] == [(7, 8)]
+    assert (second.exported, second.skipped, second.failed) == (5, 55, 0)
+    assert [r.ids for r in bulk] == [(7, 8, 10, 11, 12)]
     _check_output(emu, target, "tasks", set(range(1, 61)))
     events = read_job_log(tmp_path / JOB_FOLDER / "tasks" / JOB_LOG_FILENAME)
     resumed = [e for e in events if e["code"] == "EXPORT_RESUMED"]
-    assert resumed and resumed[-1]["params"] == {"skipped": 60}
+    assert resumed and resumed[-1]["params"] == {"skipped": 55, "repaired": 5}
 
 
 def test_items_left_pending_by_an_earlier_run_are_retried(tmp_path: Path, clock: FakeClock) -> None:
@@ -313,6 +318,20 @@ def test_items_left_pending_by_an_earlier_run_are_retried(tmp_path: Path, clock:
     assert {p.name for p in (tmp_path / "tasks").glob("*.json")} == {
         "1.json", "2.json", "31.json", "32.json"
     }
+
+
+def test_each_run_has_its_own_retry_rounds(tmp_path: Path, clock: FakeClock) -> None:
+    """Attempts earlier runs used up do not count against this one; a code learned as permanent
+    survives a rerun's transient failures."""
+    with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
+        for _ in range(10):  # more than retry_rounds, spent by earlier runs
+            ledger.enqueue_retry([31], "service_unavailable")
+        ledger.mark_failed([33], "item_corrupted")
+    with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
+        summary = _run(emu, clock, tmp_path, ids=[1, 2, 33], retry_rounds=2)
+    assert summary.exported == 4 and summary.failed == 0  # 31 was retried, 33 now served
+    with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
+        assert ledger.get(31).state == "exported"  # type: ignore[union-attr]
 
 
 def test_items_an_earlier_run_left_pending_are_counted_once_when_listed_later(
@@ -431,6 +450,11 @@ def test_a_backend_that_stays_down_stops_the_export(tmp_path: Path, clock: FakeC
     # The first chunk, enqueued, was tried twice more before the run gave up; it waits for
     # the rerun (the ids never tried are listed again by it).
     assert (summary.pending, summary.exported) == (50, 0)
+    # While it was being handled the failure read as handling; the failure is logged once.
+    codes = [e["code"] for e in read_job_log(tmp_path / JOB_FOLDER / "tasks" / JOB_LOG_FILENAME)]
+    assert "EXPORT_REQUEST_RETRYING" in codes
+    failures = [c for c in codes if c.startswith("EXPORT_FAILED")]
+    assert failures == ["EXPORT_FAILED_SERVER_UNREACHABLE", "EXPORT_FAILED_STEP"], codes
 
 
 def test_a_disk_error_fails_the_save_step(

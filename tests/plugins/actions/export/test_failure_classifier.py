@@ -414,7 +414,7 @@ def test_step_wrapper_alone_names_the_step() -> None:
     assert classify_export_error(exc) is E.EXPORT_FAILED_STEP
     assert extract_failed_step(exc) == "convert"
     text, level = resolve_log_message(E.EXPORT_FAILED_STEP, "ko", step=extract_failed_step(exc))
-    assert "'convert'" in text and level is LogLevel.ERROR
+    assert "'변환' 단계" in text and level is LogLevel.ERROR  # the step's name, in Korean
 
 
 def test_implicit_context_is_walked() -> None:

@@ -44,6 +44,7 @@ code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionSt
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -114,6 +115,7 @@ _CODE_INVALID_ID: Final = "invalid_id"
 _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
 _CODE_MISSING: Final = "missing_from_response"
+_CODE_DAMAGED: Final = "damaged_on_disk"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
 #: Saved items marked exported in the ledger together (one transaction).
@@ -125,6 +127,7 @@ _CONSOLE_ONCE: Final = frozenset(
     {
         ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
         ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING,
+        ExportLogMessageCode.EXPORT_REQUEST_RETRYING,
     }
 )
 #: The message code reporting items that ended failed with a per-item code.
@@ -209,7 +212,9 @@ class ExportParams(BaseModel):
 class ExportProgress:
     """Where an export stands, passed to the ``on_progress`` callback after each chunk.
 
-    ``total`` is the number of ids when known up front (``params.ids``), else None.
+    ``phase`` is ``main`` (the listing pass), ``retry`` (the retry rounds) or ``done`` (the
+    final state, reported once before the closing messages). ``total`` is the number of ids
+    when known up front (``params.ids``), else None.
     """
 
     phase: str
@@ -419,6 +424,8 @@ class ExportAction(BaseAction[ExportParams]):
             self._drain()
             with self.step("finalize"):
                 summary = self._summarize(started, requests_before, rejections_before)
+                self._phase = "done"
+                self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
                 return summary
 
@@ -427,9 +434,28 @@ class ExportAction(BaseAction[ExportParams]):
         clean_temp_files(self.target_dir)
         self.log_message(ExportLogMessageCode.EXPORT_INITIALIZED)
         self.log_message(ExportLogMessageCode.EXPORT_TARGET, target=self.params.target.value)
+        self.ledger.start_run()  # this run's retry rounds are its own
         before = self.ledger.summary()
         if before.total:
-            self.log_message(ExportLogMessageCode.EXPORT_RESUMED, skipped=before.exported)
+            repaired = self._requeue_damaged()
+            self.log_message(
+                ExportLogMessageCode.EXPORT_RESUMED,
+                skipped=before.exported - repaired,
+                repaired=repaired,
+            )
+
+    def _requeue_damaged(self) -> int:
+        """Check the files of every item an earlier run exported (:meth:`_files_match`) and put
+        those that do not match back in the retry queue; returns how many."""
+        damaged: list[ItemId] = []
+        repaired = 0
+        for record in self.ledger.iter_exported():
+            if not self._files_match(record.id):
+                damaged.append(record.id)
+            if len(damaged) >= _MARK_EVERY:
+                repaired += self.ledger.requeue(damaged, _CODE_DAMAGED)
+                damaged = []
+        return repaired + self.ledger.requeue(damaged, _CODE_DAMAGED)
 
     def _newest_pending(self) -> float | None:
         """The newest ``updated`` of the items an earlier run left pending (read in batches).
@@ -594,26 +620,42 @@ class ExportAction(BaseAction[ExportParams]):
         for item_id in safe:
             exported_by_this_run = item_id in ahead
             ahead.discard(item_id)
-            if item_id in done and self._files_present(item_id):
+            if item_id in done:  # its files were checked when the run began
                 if not exported_by_this_run:
                     self._counts.skipped += 1
             else:
                 todo.append(item_id)
         return todo
 
-    def _files_present(self, item_id: ItemId) -> bool:
-        """Whether the item's JSON parses and the original file it names exists."""
+    def _files_match(self, item_id: ItemId) -> bool:
+        """Whether an exported item's files are whole, cheaply: its JSON record parses and names
+        the item, and the original file it describes exists with the recorded size (checked
+        first) and SHA-256 (where the record has one)."""
         try:
             record = json.loads((self.target_dir / item_filename(item_id, "json")).read_bytes())
-        except (OSError, ValueError):
+        except (OSError, ValueError, UnsafeItemIdError, TypeError):
             return False
-        if not isinstance(record, dict):
+        if not isinstance(record, dict) or record.get("id") != item_id or "original" not in record:
             return False
-        original = record.get("original")
-        if not self.params.originals or not isinstance(original, dict):
+        original = record["original"]
+        if original is None or not self.params.originals:
             return True
-        name = original.get("file")
-        return isinstance(name, str) and (self.target_dir / name).is_file()
+        name = original.get("file") if isinstance(original, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name or name[0] == ".":
+            return False
+        path = self.target_dir / name
+        try:
+            if not path.is_file():
+                return False
+            size, sha256 = original.get("size"), original.get("sha256")
+            if isinstance(size, int) and path.stat().st_size != size:
+                return False
+            if not isinstance(sha256, str):
+                return True
+            with path.open("rb") as file:
+                return hashlib.file_digest(file, "sha256").hexdigest() == sha256.lower()
+        except OSError:
+            return False
 
     # -- fetch ----------------------------------------------------------------------------------
 
@@ -643,16 +685,18 @@ class ExportAction(BaseAction[ExportParams]):
                     continue
                 if not isinstance(exc, SynapTransientError):
                     raise
-                result = self._transient(exc, remaining)
+                result, answered = self._transient(exc, remaining), False
             except SynapTransientError as exc:
-                result = self._transient(exc, remaining)
+                result, answered = self._transient(exc, remaining), False
             else:
+                answered = True
                 result = _Chunk(list(answer.items), dict(answer.retry), dict(answer.failed))
                 self._transient_streak = 0
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
             result.failed.update(invalid)
-            if answer_failed := len(result.retry) + len(result.failed):
+            # A whole request put back was noted as being handled (see _transient).
+            if answered and (answer_failed := len(result.retry) + len(result.failed)):
                 self._note(
                     ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
                     succeeded=len(result.items),
@@ -671,11 +715,8 @@ class ExportAction(BaseAction[ExportParams]):
             raise exc
         code = getattr(exc, "error_code", None) or exc.code
         self._whole_request_failed = True
-        self._note(
-            classify_export_error(exc) or ExportLogMessageCode.EXPORT_FAILED,
-            count=len(ids),
-            error=type(exc).__name__,
-        )
+        # Handled, not failed: the ids ride along with the next request.
+        self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=len(ids), reason=code)
         return _Chunk(retry=dict.fromkeys(ids, code))
 
     # -- convert and save -----------------------------------------------------------------------

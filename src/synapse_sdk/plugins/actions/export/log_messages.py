@@ -9,7 +9,12 @@ here (with its level) and its templates, one line in the v2 catalog, one regress
 
 from __future__ import annotations
 
-from synapse_sdk.plugins.log_messages import LogLevel, LogMessageCode, register_log_messages
+from synapse_sdk.plugins.log_messages import (
+    LogLevel,
+    LogMessageCode,
+    register_log_messages,
+    register_terms,
+)
 
 __all__ = ["ExportLogMessageCode"]
 
@@ -55,6 +60,7 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FILES_SAVED = ("EXPORT_FILES_SAVED", LogLevel.INFO)
     EXPORT_ITEM_FAILED = ("EXPORT_ITEM_FAILED", LogLevel.WARNING)
     EXPORT_RATE_LIMITED_WAITING = ("EXPORT_RATE_LIMITED_WAITING", LogLevel.WARNING)
+    EXPORT_REQUEST_RETRYING = ("EXPORT_REQUEST_RETRYING", LogLevel.WARNING)
     EXPORT_RETRYING_FAILED_ITEMS = ("EXPORT_RETRYING_FAILED_ITEMS", LogLevel.INFO)
     EXPORT_COMPLETED = ("EXPORT_COMPLETED", LogLevel.SUCCESS)
     EXPORT_COMPLETED_WITH_FAILURES = ("EXPORT_COMPLETED_WITH_FAILURES", LogLevel.WARNING)
@@ -207,8 +213,10 @@ register_log_messages({
         "ko": "{target} 내보내기를 시작합니다.",
     },
     _E.EXPORT_RESUMED: {
-        "en": "Resuming the previous export; skipping {skipped} items already exported.",
-        "ko": "이전 내보내기를 이어서 진행합니다. 이미 내보낸 {skipped}건은 건너뜁니다.",
+        "en": "Resuming the previous export: {skipped} items already exported are kept; "
+        "{repaired} missing or damaged ones will be exported again.",
+        "ko": "이전 내보내기를 이어서 진행합니다. 이미 내보낸 {skipped}건은 건너뛰고, 없어졌거나 "
+        "손상된 {repaired}건은 다시 내보냅니다.",
     },
     _E.EXPORT_RESULTS_FETCHED: {
         "en": "Fetched {count} results.",
@@ -228,11 +236,17 @@ register_log_messages({
     },
     _E.EXPORT_ITEM_FAILED: {
         "en": "Item {item_id} could not be exported ({code}).",
-        "ko": "항목 {item_id}을(를) 내보내지 못했습니다({code}).",
+        "ko": "{item_id} 항목을 내보내지 못했습니다({code}).",
     },
     _E.EXPORT_RATE_LIMITED_WAITING: {
         "en": "The backend is limiting the request rate; retrying in {seconds} seconds.",
         "ko": "백엔드가 요청을 제한하고 있어 {seconds}초 후 다시 시도합니다.",
+    },
+    _E.EXPORT_REQUEST_RETRYING: {
+        "en": "The backend did not answer a request ({reason}); its {count} items will be "
+        "fetched again with the next one.",
+        "ko": "백엔드가 요청에 응답하지 못했습니다({reason}). 그 요청의 {count}건은 다음 요청에서 "
+        "다시 가져옵니다.",
     },
     _E.EXPORT_RETRYING_FAILED_ITEMS: {
         "en": "Retrying {count} failed items.",
@@ -245,5 +259,14 @@ register_log_messages({
     _E.EXPORT_COMPLETED_WITH_FAILURES: {
         "en": "Export completed with failures: {exported} exported, {failed} failed.",
         "ko": "내보내기를 완료했지만 일부가 실패했습니다. 성공 {exported}건, 실패 {failed}건.",
+    },
+})
+
+# Target names in messages ("Exporting tasks"); step names are the SDK's own terms.
+register_terms({
+    "ko": {
+        "tasks": "작업",
+        "assignments": "할당",
+        "ground-truths": "정답 데이터",
     },
 })
