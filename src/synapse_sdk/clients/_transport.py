@@ -12,8 +12,11 @@ failure classifier walks stays intact. Every call made through them:
 * is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy,
   each attempt's timeouts capped by the time left before the policy's deadline;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
-  success body; the error's message quotes at most about 4 KiB of the body (the envelope's
-  detail cut at 500 characters, its first 20 failed items).
+  success body, a bound that holds for the bytes received and for the bytes they decode to (the
+  SDK undoes ``Content-Encoding`` itself, in bounded steps: a stacked gzip bomb is a
+  ``response_too_large`` error, never a ``MemoryError``; see :mod:`._decoding`); the error's
+  message quotes at most about 4 KiB of the body (the envelope's detail cut at 500 characters,
+  its first 20 failed items).
 
 Status mapping (the backend answered). The class is looked up in
 :data:`synapse_sdk.exceptions.registry`, which the error classes fill with their declarations: a
@@ -79,6 +82,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import httpx
 
+from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import (
@@ -583,31 +587,69 @@ class _Call:
         return self.method in _IDEMPOTENT_METHODS or self.idempotency_key is not None
 
 
-@dataclass(slots=True)
 class _Read:
-    """What one attempt read: the response head and (bounded) body."""
+    """What one attempt read: the response head and its body, decoded within its bound.
 
-    response: httpx.Response
-    limit: int
-    size: int = 0
-    exceeded: bool = False
-    chunks: list[bytes] = field(default_factory=list)
+    ``_Read(response, limit)`` takes chunks already decoded (``iter_bytes``);
+    :meth:`start` reads the raw stream (``iter_raw``) and decodes it itself, bounded.
+    """
 
-    def take(self, chunk: bytes) -> bool:
-        """Keep ``chunk`` within the limit; True once the limit is reached (stop reading)."""
-        room = self.limit - self.size
-        if len(chunk) > room:
-            self.chunks.append(chunk[:room])
-            self.size = self.limit
-            self.exceeded = True
+    __slots__ = ("broken", "complete", "decoded", "response")
+
+    def __init__(
+        self, response: httpx.Response, limit: int, *, coding: str = "", complete: bool = False
+    ) -> None:
+        self.response = response
+        self.decoded = BoundedBody(coding, limit)
+        #: An error body that stopped decoding: the error is judged on what was read.
+        self.broken = False
+        #: Nothing (more) to read from the stream.
+        self.complete = complete
+
+    @classmethod
+    def start(cls, response: httpx.Response, limit: int) -> _Read:
+        """Raises httpx.DecodingError: a success body's coding is not one the SDK decodes."""
+        if response.is_stream_consumed:
+            # Built in memory (a mock transport, a hook that read it): already decoded by httpx.
+            read = cls(response, limit, complete=True)
+            read.take(response.content)
+            return read
+        try:
+            return cls(response, limit, coding=response.headers.get("content-encoding", ""))
+        except httpx.DecodingError:
+            if response.is_success:
+                raise
+            read = cls(response, limit, complete=True)
+            read.broken = True
+            return read
+
+    def take(self, raw: bytes) -> bool:
+        """Decode ``raw`` within the bound; True once reading should stop.
+
+        Raises:
+            httpx.DecodingError: a success body is not valid for its coding.
+        """
+        if self.broken:
             return True
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        return False
+        try:
+            return self.decoded.take(raw)
+        except httpx.DecodingError:
+            if self.response.is_success:
+                raise
+            self.broken = True
+            return True
+
+    @property
+    def exceeded(self) -> bool:
+        return self.decoded.exceeded
+
+    @property
+    def limit(self) -> int:
+        return self.decoded.limit
 
     @property
     def body(self) -> bytes:
-        return b"".join(self.chunks)
+        return self.decoded.body
 
 
 class _Core:
@@ -740,7 +782,11 @@ class _Core:
         timeout = self.attempt_timeout(call)
         call.attempt += 1
         self.stats.add(requests=1, retries=1 if call.attempt > 1 else 0)
-        headers = {"X-Correlation-ID": call.correlation_id, "Accept": "application/json"}
+        headers = {
+            "X-Correlation-ID": call.correlation_id,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
         if self.token is not None and call.send_token:
@@ -765,17 +811,19 @@ class _Core:
         )
 
     def start_read(self, call: _Call, response: httpx.Response) -> _Read:
-        """Prepare to read the body within its bound (an error body: :data:`ERROR_BODY_LIMIT`).
+        """Prepare to read the body within its bound (an error body: :data:`ERROR_BODY_LIMIT`),
+        the bound holding for the raw and for the decoded bytes.
 
         Raises:
             BackendError: ``response_too_large``; a success body declares a length over the bound.
+            httpx.DecodingError: a success body's coding is not one the SDK decodes.
         """
         if not response.is_success:
-            return _Read(response, ERROR_BODY_LIMIT)
+            return _Read.start(response, ERROR_BODY_LIMIT)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > call.max_bytes:
             raise self._too_large(call, response)
-        return _Read(response, call.max_bytes)
+        return _Read.start(response, call.max_bytes)
 
     def _too_large(self, call: _Call, response: httpx.Response) -> BackendError:
         return BackendError(
@@ -1018,9 +1066,10 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             response = self._client.send(request, stream=True)
             try:
                 read = self._core.start_read(call, response)
-                for chunk in response.iter_bytes():
-                    if read.take(chunk):
-                        break
+                if not read.complete:
+                    for chunk in response.iter_raw():
+                        if read.take(chunk):
+                            break
             finally:
                 response.close()
         except _FOREIGN_ERRORS as exc:
@@ -1071,9 +1120,10 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             response = await self._client.send(request, stream=True)
             try:
                 read = self._core.start_read(call, response)
-                async for chunk in response.aiter_bytes():
-                    if read.take(chunk):
-                        break
+                if not read.complete:
+                    async for chunk in response.aiter_raw():
+                        if read.take(chunk):
+                            break
             finally:
                 await response.aclose()
         except _FOREIGN_ERRORS as exc:

@@ -1,0 +1,119 @@
+"""The backend v2 client against a hostile server on 127.0.0.1 (``hostile_server.py``).
+
+Each test drives the real :class:`BackendV2Client` (or its async twin) over a real socket to a
+server that sends what no honest backend would: stacked compression bombs, a trickled answer,
+JSON nested 100 000 deep. The client must end each with a typed SDK error, bounded in memory and
+time. Retries are off or sleep on a fake clock; the server's trickle is the only real wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+from typing import Any
+
+import pytest
+from clients_support import Clock
+from hostile_server import Request, gzip_bomb, head, hostile_server, send_all
+
+from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
+from synapse_sdk.config import RetryPolicy, SDKConfig
+from synapse_sdk.exceptions import BackendError, ServiceUnavailableError
+
+TOKEN = "hostile-test-SECRET-token-0123456789"
+#: Twice the default 32 MiB bound (the 1 GiB and 10 GiB bombs are measured in docs/reliability.md).
+BOMB_SIZE = 64 << 20
+NO_RETRY = SDKConfig(retry_policy=None)
+
+
+def _client(url: str, cfg: SDKConfig = NO_RETRY, **kwargs: Any) -> BackendV2Client:
+    return BackendV2Client(cfg, base_url=url, token=TOKEN, **kwargs)
+
+
+def _answer(status: int, body: bytes, headers: dict[str, str]) -> Any:
+    def answer(request: Request, conn: socket.socket) -> None:
+        send_all(conn, head(status, {"Content-Length": str(len(body)), **headers}) + body)
+
+    return answer
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """64 MiB of zeros, gzipped twice: a few hundred bytes on the wire."""
+    data = gzip_bomb(BOMB_SIZE)
+    assert len(data) < 4096
+    return data
+
+
+# --- 1. Stacked compression bombs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", ["gzip, gzip", "gzip,gzip", "deflate, gzip"])
+def test_a_stacked_bomb_in_a_success_body_is_too_large_not_out_of_memory(
+    bomb: bytes, coding: str
+) -> None:
+    body = gzip_bomb(BOMB_SIZE, inner="deflate") if coding.startswith("deflate") else bomb
+    with hostile_server(_answer(200, body, {"Content-Encoding": coding})) as server, \
+            _client(server.url) as client, pytest.raises(BackendError) as info:
+        client.tasks.list_page()
+    assert info.value.error_code == "response_too_large"
+    assert "33554432-byte bound" in str(info.value)
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_bomb_in_an_original_file_is_bounded_by_the_download_limit(bomb: bytes) -> None:
+    with hostile_server(_answer(200, bomb, {"Content-Encoding": "gzip, gzip"})) as server, \
+            _client(server.url) as client, pytest.raises(BackendError) as info:
+        item = {"id": 1, "original": {"url": f"{server.url}/files/1"}}
+        client.download_original(item, max_bytes=1 << 20)
+    assert info.value.error_code == "response_too_large"
+
+
+def test_a_bomb_in_an_error_body_still_gives_the_status_error(bomb: bytes) -> None:
+    clock = Clock()
+    cfg = SDKConfig(retry_policy=RetryPolicy(max_attempts=2, budget_capacity=None))
+    answer = _answer(503, bomb, {"Content-Encoding": "gzip, gzip", "Retry-After": "1"})
+    with hostile_server(answer) as server, \
+            _client(server.url, cfg, sleep=clock.sleep, clock=clock) as client, \
+            pytest.raises(ServiceUnavailableError) as info:
+        client.tasks.list_page()
+    assert info.value.status_code == 503
+    assert len(info.value.attempts) == 2  # retried as any 503, the body cut at 64 KiB decoded
+    assert len(str(info.value)) < 1_000
+
+
+def test_an_async_client_bounds_a_bomb_too(bomb: bytes) -> None:
+    async def run(url: str) -> BackendError:
+        async with AsyncBackendV2Client(NO_RETRY, base_url=url, token=TOKEN) as client:
+            with pytest.raises(BackendError) as info:
+                await client.tasks.list_page()
+            return info.value
+
+    with hostile_server(_answer(200, bomb, {"Content-Encoding": "gzip, gzip"})) as server:
+        error = asyncio.run(run(server.url))
+    assert error.error_code == "response_too_large"
+
+
+def test_a_small_compressed_answer_still_decodes() -> None:
+    page = {"data": [{"id": 1}], "next_cursor": None}
+    body = gzip.compress(gzip.compress(json.dumps(page).encode()))
+    with hostile_server(_answer(200, body, {"Content-Encoding": "gzip, gzip"})) as server, \
+            _client(server.url) as client:
+        assert [item["id"] for item in client.tasks.list_page().items] == [1]
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        ("br", b"\x1b\x00"),
+        ("gzip, " * 5 + "gzip", b"x"),
+        ("gzip", b"definitely not gzip"),
+    ],
+)
+def test_unsupported_or_broken_codings_are_decoding_errors(coding: str, body: bytes) -> None:
+    with hostile_server(_answer(200, body, {"Content-Encoding": coding})) as server, \
+            _client(server.url) as client, pytest.raises(ServiceUnavailableError) as info:
+        client.tasks.list_page()
+    assert "could not be decoded" in str(info.value)
