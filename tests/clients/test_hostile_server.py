@@ -14,13 +14,14 @@ import json
 import socket
 from typing import Any
 
+import httpx
 import pytest
 from clients_support import Clock
-from hostile_server import Request, gzip_bomb, head, hostile_server, send_all
+from hostile_server import Request, gzip_bomb, head, hostile_server, send_all, trickle
 
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
-from synapse_sdk.config import RetryPolicy, SDKConfig
-from synapse_sdk.exceptions import BackendError, ServiceUnavailableError
+from synapse_sdk.config import RetryPolicy, SDKConfig, TimeoutConfig
+from synapse_sdk.exceptions import BackendError, NetworkTimeoutError, ServiceUnavailableError
 
 TOKEN = "hostile-test-SECRET-token-0123456789"
 #: Twice the default 32 MiB bound (the 1 GiB and 10 GiB bombs are measured in docs/reliability.md).
@@ -84,15 +85,22 @@ def test_a_bomb_in_an_error_body_still_gives_the_status_error(bomb: bytes) -> No
     assert len(str(info.value)) < 1_000
 
 
-def test_an_async_client_bounds_a_bomb_too(bomb: bytes) -> None:
-    async def run(url: str) -> BackendError:
-        async with AsyncBackendV2Client(NO_RETRY, base_url=url, token=TOKEN) as client:
-            with pytest.raises(BackendError) as info:
+def _async_list_error(url: str, cfg: SDKConfig = NO_RETRY) -> Exception:
+    """What listing a page with the async client raises."""
+
+    async def run() -> Exception:
+        async with AsyncBackendV2Client(cfg, base_url=url, token=TOKEN) as client:
+            with pytest.raises(Exception) as info:
                 await client.tasks.list_page()
             return info.value
 
+    return asyncio.run(run())
+
+
+def test_an_async_client_bounds_a_bomb_too(bomb: bytes) -> None:
     with hostile_server(_answer(200, bomb, {"Content-Encoding": "gzip, gzip"})) as server:
-        error = asyncio.run(run(server.url))
+        error = _async_list_error(server.url)
+    assert isinstance(error, BackendError)
     assert error.error_code == "response_too_large"
 
 
@@ -117,3 +125,59 @@ def test_unsupported_or_broken_codings_are_decoding_errors(coding: str, body: by
             _client(server.url) as client, pytest.raises(ServiceUnavailableError) as info:
         client.tasks.list_page()
     assert "could not be decoded" in str(info.value)
+
+
+# --- 2. Trickled answers -------------------------------------------------------------------------
+
+#: Each attempt may take half a second in all; the server would need 20 s to finish.
+QUICK = SDKConfig(retry_policy=None, timeouts=TimeoutConfig(total=0.5))
+PAGE = b'{"data": [], "next_cursor": null}'
+
+
+def _trickled_head(request: Request, conn: socket.socket) -> None:
+    trickle(conn, head(200, {"X-Padding": "x" * 1000, "Content-Length": str(len(PAGE))}), 0.02)
+
+
+def _trickled_body(request: Request, conn: socket.socket) -> None:
+    body = b" " * 1000 + PAGE
+    send_all(conn, head(200, {"Content-Length": str(len(body))}))
+    trickle(conn, body, 0.02)
+
+
+@pytest.mark.parametrize("answer", [_trickled_head, _trickled_body], ids=["head", "body"])
+def test_a_trickled_answer_ends_at_the_attempts_total_time_limit(answer: Any) -> None:
+    with hostile_server(answer) as server, _client(server.url, QUICK) as client, \
+            pytest.raises(NetworkTimeoutError) as info:
+        client.tasks.list_page()
+    assert "time limit of 0.5 s (TimeoutConfig.total)" in str(info.value)
+    assert info.value.outcome_unknown
+
+
+@pytest.mark.parametrize("answer", [_trickled_head, _trickled_body], ids=["head", "body"])
+def test_an_async_client_ends_a_trickle_too(answer: Any) -> None:
+    with hostile_server(answer) as server:
+        error = _async_list_error(server.url, QUICK)
+    assert isinstance(error, NetworkTimeoutError)
+    assert "TimeoutConfig.total" in str(error)
+
+
+def test_the_policy_deadline_still_bounds_the_whole_call() -> None:
+    cfg = SDKConfig(retry_policy=RetryPolicy(deadline=0.5, max_attempts=3),
+                    timeouts=TimeoutConfig(total=60))
+    with hostile_server(_trickled_body) as server, _client(server.url, cfg) as client, \
+            pytest.raises(NetworkTimeoutError) as info:
+        client.tasks.list_page()
+    assert "(RetryPolicy.deadline) passed" in str(info.value)
+
+
+def test_an_injected_client_keeps_the_limit_and_an_honest_answer_passes() -> None:
+    def honest(request: Request, conn: socket.socket) -> None:
+        send_all(conn, head(200, {"Content-Length": str(len(PAGE))}) + PAGE)
+
+    with hostile_server(honest) as server, \
+            _client(server.url, QUICK, http_client=httpx.Client()) as client:
+        assert client.tasks.list_page().items == []
+    with hostile_server(_trickled_head) as server, \
+            _client(server.url, QUICK, http_client=httpx.Client()) as client, \
+            pytest.raises(NetworkTimeoutError, match=r"TimeoutConfig\.total"):
+        client.tasks.list_page()

@@ -83,6 +83,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 import httpx
 
 from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
+from synapse_sdk.clients._network import attempt_limit, check_deadline, install
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import (
@@ -773,6 +774,14 @@ class _Core:
             pool=min(t.connect, left),
         )
 
+    def attempt_total(self) -> tuple[float, str] | None:
+        """How long one attempt may take in all, and why: ``TimeoutConfig.total``, or the time
+        left before the policy's deadline if that is shorter (None: unbounded)."""
+        total, left = self.config.timeouts.total, remaining_time()
+        if left is not None and (total is None or left < total):
+            return left, "RetryPolicy.deadline"
+        return None if total is None else (total, "TimeoutConfig.total")
+
     def build_request(self, client: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
         """Start an attempt: count it, log it and build its request (fresh timeouts).
 
@@ -975,6 +984,7 @@ class _TransportBase(Generic[_C, _S]):
                 verify=context if context is not None else True, follow_redirects=False
             )
         assert http_client is not None
+        install(http_client)  # every socket operation keeps the attempt's time limit
         self._client: _C = http_client
         self._sleep: _S | None = sleep
 
@@ -1062,16 +1072,18 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
 
     def _attempt(self, call: _Call) -> Response:
         try:
-            request = self._core.build_request(self._client, call)
-            response = self._client.send(request, stream=True)
-            try:
-                read = self._core.start_read(call, response)
-                if not read.complete:
-                    for chunk in response.iter_raw():
-                        if read.take(chunk):
-                            break
-            finally:
-                response.close()
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(self._client, call)
+                response = self._client.send(request, stream=True)
+                try:
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        for chunk in response.iter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    response.close()
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
@@ -1116,16 +1128,18 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
 
     async def _attempt(self, call: _Call) -> Response:
         try:
-            request = self._core.build_request(self._client, call)
-            response = await self._client.send(request, stream=True)
-            try:
-                read = self._core.start_read(call, response)
-                if not read.complete:
-                    async for chunk in response.aiter_raw():
-                        if read.take(chunk):
-                            break
-            finally:
-                await response.aclose()
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(self._client, call)
+                response = await self._client.send(request, stream=True)
+                try:
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        async for chunk in response.aiter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    await response.aclose()
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
