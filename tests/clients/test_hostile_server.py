@@ -21,7 +21,12 @@ from hostile_server import Request, gzip_bomb, head, hostile_server, send_all, t
 
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig, TimeoutConfig
-from synapse_sdk.exceptions import BackendError, NetworkTimeoutError, ServiceUnavailableError
+from synapse_sdk.exceptions import (
+    BackendError,
+    BackendInvalidInputError,
+    NetworkTimeoutError,
+    ServiceUnavailableError,
+)
 
 TOKEN = "hostile-test-SECRET-token-0123456789"
 #: Twice the default 32 MiB bound (the 1 GiB and 10 GiB bombs are measured in docs/reliability.md).
@@ -181,3 +186,26 @@ def test_an_injected_client_keeps_the_limit_and_an_honest_answer_passes() -> Non
             _client(server.url, QUICK, http_client=httpx.Client()) as client, \
             pytest.raises(NetworkTimeoutError, match=r"TimeoutConfig\.total"):
         client.tasks.list_page()
+
+
+# --- 3. Deep JSON --------------------------------------------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deep_json_in_a_success_body_is_a_malformed_response() -> None:
+    with hostile_server(_answer(200, DEEP, {"Content-Type": "application/json"})) as server, \
+            _client(server.url) as client, pytest.raises(BackendError) as info:
+        client.tasks.list_page()
+    assert info.value.error_code == "malformed_response"
+    assert "nests too deep" in str(info.value)
+    assert isinstance(info.value.__cause__, RecursionError)
+
+
+def test_deep_json_in_an_error_body_still_gives_the_status_error() -> None:
+    deep = b'{"error": ' * 20_000 + b"1" + b"}" * 20_000
+    with hostile_server(_answer(400, deep, {"Content-Type": "application/json"})) as server, \
+            _client(server.url) as client, pytest.raises(BackendInvalidInputError) as info:
+        client.tasks.list_page()
+    assert info.value.status_code == 400
+    assert len(str(info.value)) < 1_000

@@ -91,7 +91,7 @@ def data_from_response(request: Request, status: int, content: bytes) -> dict[st
         data = document["data"]
         if not isinstance(data, dict):
             raise TypeError("data is not an object")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise BackendError(
             f"Synap {request.operation} answered HTTP {status} with a malformed body",
             status_code=status,

@@ -325,13 +325,15 @@ class Response:
         """The body parsed as JSON.
 
         Raises:
-            BackendError: ``error_code="malformed_response"``; the body is not valid UTF-8 JSON
-                (raised from the decoding error).
+            BackendError: ``error_code="malformed_response"``; the body is not valid UTF-8 JSON,
+                or nests too deep for the parser (raised from the decoding error).
         """
         try:
             return json.loads(self.content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise malformed_response(self, f"the body is not valid JSON ({exc})") from exc
+        except RecursionError as exc:  # e.g. 100 000 nested '[': hostile, never a real answer
+            raise malformed_response(self, "the JSON nests too deep to parse") from exc
 
 
 def malformed_response(response: Response, what: str) -> BackendError:
