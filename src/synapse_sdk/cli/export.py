@@ -279,6 +279,7 @@ def _run(
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
         )
+        _ = action.v2_client  # built now: CA certificates it cannot load are a usage error
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     try:

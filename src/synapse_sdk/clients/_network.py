@@ -1,4 +1,4 @@
-"""The SDK's hold on its sockets: a time limit per attempt, checked on every socket operation.
+"""The SDK's hold on its sockets: a time limit per attempt, and a TLS check on every handshake.
 
 httpx's ``read`` timeout bounds each single read, so a server sending one byte per second keeps
 an answer (its head or its body) going forever. :func:`attempt_limit` sets the running
@@ -7,10 +7,17 @@ connection pool of the transport's client (:func:`install`) shortens each connec
 write to the time left, raising httpcore's timeout (mapped by httpx to ``httpx.ReadTimeout``
 and so on) once the deadline has passed. The deadline follows the caller (a thread, or a task),
 so a pooled connection opened by another call is bounded by the call using it now.
+
+The same backend checks every TLS handshake before a byte of a request is sent
+(:func:`check_peer`): the server's certificate chain was verified and the context still checks
+host names. The ``ssl.SSLContext`` a caller passed as ``verify=`` stays the caller's object, so
+switching its ``verify_mode`` or ``check_hostname`` off after the client was built would
+otherwise turn verification off for every new connection.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +27,7 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-__all__ = ["attempt_limit", "check_deadline", "install"]
+__all__ = ["attempt_limit", "check_deadline", "check_peer", "install", "transports"]
 
 #: (deadline on time.monotonic, the limit in seconds, where the limit comes from) of the attempt
 #: running in this context.
@@ -103,6 +110,29 @@ async def _arun(operation: Callable[[float | None], Awaitable[_T]], timeout: flo
         raise
 
 
+def check_peer(stream: httpcore.NetworkStream | httpcore.AsyncNetworkStream) -> None:
+    """Make sure the TLS handshake ``stream`` just made verified the server.
+
+    Raises:
+        ssl.SSLCertVerificationError: the connection's context skips the certificate or host
+            name check, or no verified certificate came with the handshake (the stream is the
+            caller's to close).
+    """
+    ssl_object = stream.get_extra_info("ssl_object")
+    context = getattr(ssl_object, "context", None)
+    verified = (
+        isinstance(context, ssl.SSLContext)
+        and context.verify_mode != ssl.CERT_NONE
+        and context.check_hostname
+        and bool(ssl_object.getpeercert())
+    )
+    if not verified:
+        raise ssl.SSLCertVerificationError(
+            "the TLS connection did not verify the server's certificate and host name (was "
+            "the ssl.SSLContext changed after the client was built?); nothing was sent"
+        )
+
+
 _READING = "reading the response"
 _WRITING = "sending the request"
 _CONNECTING = "connecting"
@@ -128,6 +158,11 @@ class _Stream(httpcore.NetworkStream):
                   timeout: float | None = None) -> httpcore.NetworkStream:
         stream = _run(lambda t: self._inner.start_tls(ssl_context, server_hostname, t), timeout,
                       _CONNECTING, httpcore.ConnectTimeout)
+        try:
+            check_peer(stream)
+        except ssl.SSLCertVerificationError:
+            stream.close()
+            raise
         return _Stream(stream)
 
     def get_extra_info(self, info: str) -> Any:
@@ -178,6 +213,11 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
         stream = await _arun(lambda t: self._inner.start_tls(ssl_context, server_hostname, t),
                              timeout, _CONNECTING, httpcore.ConnectTimeout)
+        try:
+            check_peer(stream)
+        except ssl.SSLCertVerificationError:
+            await stream.aclose()
+            raise
         return _AsyncStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
@@ -211,7 +251,7 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _transports(client: httpx.Client | httpx.AsyncClient) -> list[object]:
+def transports(client: httpx.Client | httpx.AsyncClient) -> list[object]:
     """Every transport ``client`` may send through: its own and each mounted one."""
     mounts: dict[Any, Any] = getattr(client, "_mounts", {})
     found = [getattr(client, "_transport", None), *mounts.values()]
@@ -222,7 +262,7 @@ def install(client: httpx.Client | httpx.AsyncClient) -> None:
     """Put the deadline-keeping backend under every connection pool of ``client``'s transports
     (httpx's own ``HTTPTransport``/``AsyncHTTPTransport``; others are left as they are).
     Idempotent; connections the pools already hold keep their old streams."""
-    for transport in _transports(client):
+    for transport in transports(client):
         pool = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if isinstance(transport, httpx.HTTPTransport) and isinstance(

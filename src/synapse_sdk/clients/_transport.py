@@ -83,7 +83,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 import httpx
 
 from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
-from synapse_sdk.clients._network import attempt_limit, check_deadline, install
+from synapse_sdk.clients._network import attempt_limit, check_deadline, install, transports
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import (
@@ -113,6 +113,7 @@ __all__ = [
     "Response",
     "Transport",
     "VerifyTypes",
+    "default_ssl_context",
     "error_for_status",
     "map_transport_error",
     "redact_headers",
@@ -537,10 +538,50 @@ def _header_value(name: str, value: object) -> str:
     return value
 
 
-def _check_verify(verify: object) -> ssl.SSLContext | None:
-    """An SSL context for ``verify`` (None: httpx's default, verification on)."""
+def _load_context(source: str, *, cafile: str | None = None, capath: str | None = None
+                  ) -> ssl.SSLContext:
+    """A verifying SSL context trusting the CA certificates of ``cafile`` or ``capath``.
+
+    Raises:
+        ValueError: they cannot be loaded (a missing or empty file, not PEM), naming ``source``.
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(
+            f"cannot load the CA certificates of {source}: {reason}; point it to a PEM bundle "
+            "of the certificates to trust"
+        ) from exc
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The context the SDK builds when given no ``verify=``: trusting ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` when set (as httpx would), else certifi's bundle.
+
+    Raises:
+        ValueError: the environment names CA certificates that cannot be loaded.
+    """
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile:
+        return _load_context(f"SSL_CERT_FILE={cafile!r}", cafile=cafile)
+    if capath:
+        return _load_context(f"SSL_CERT_DIR={capath!r}", capath=capath)
+    import certifi
+
+    return _load_context("certifi's CA bundle", cafile=certifi.where())
+
+
+def _check_verify(verify: object) -> ssl.SSLContext:
+    """The SSL context for ``verify`` (None: :func:`default_ssl_context`).
+
+    Raises:
+        ValueError: ``verify`` is a bool, a context that does not verify, or CA certificates
+            that cannot be loaded.
+        TypeError: ``verify`` is of another type.
+    """
     if verify is None:
-        return None
+        return default_ssl_context()
     if isinstance(verify, bool):
         raise ValueError(
             "TLS verification cannot be switched off; pass a CA bundle path or an ssl.SSLContext"
@@ -550,24 +591,43 @@ def _check_verify(verify: object) -> ssl.SSLContext | None:
             raise ValueError(
                 "the ssl.SSLContext passed as verify= does not verify certificates and host names"
             )
+        # Still the caller's object: every handshake is checked again (_network.check_peer).
         return verify
     if isinstance(verify, str | os.PathLike):
         path = os.fspath(verify)
         if os.path.isdir(path):
-            return ssl.create_default_context(capath=path)
-        return ssl.create_default_context(cafile=path)
+            return _load_context(f"verify={path!r}", capath=path)
+        return _load_context(f"verify={path!r}", cafile=path)
     raise TypeError(f"verify must be a CA bundle path or an ssl.SSLContext, not {verify!r}")
 
 
-def _client_disables_tls(client: httpx.Client | httpx.AsyncClient) -> bool:
-    """Best effort: whether a caller's client was built with ``verify=False`` or a context that
-    skips the certificate or host name check."""
-    transport = getattr(client, "_transport", None)
-    pool = getattr(transport, "_pool", None)
-    context = getattr(pool, "_ssl_context", None)
-    return isinstance(context, ssl.SSLContext) and (
-        context.verify_mode == ssl.CERT_NONE or not context.check_hostname
-    )
+def _unusable_client(client: httpx.Client | httpx.AsyncClient) -> str | None:
+    """Why the SDK refuses a caller's client, or None.
+
+    Each transport it may send through (its own and every mounted one) must be httpx's own
+    ``HTTPTransport``/``AsyncHTTPTransport`` with a context that verifies certificates and host
+    names, under which the SDK checks every handshake and keeps its time limits; or a
+    ``MockTransport``, which never touches the network. A custom transport could send the token
+    anywhere, verified or not.
+    """
+    for transport in transports(client):
+        kind = type(transport)
+        if kind is httpx.MockTransport:
+            continue
+        if kind not in (httpx.HTTPTransport, httpx.AsyncHTTPTransport):
+            return (
+                f"http_client sends through a {kind.__name__}, a transport the SDK cannot check "
+                "for TLS verification; pass an httpx client using httpx's own transports"
+            )
+        context = getattr(getattr(transport, "_pool", None), "_ssl_context", None)
+        if not isinstance(context, ssl.SSLContext) or (
+            context.verify_mode == ssl.CERT_NONE or not context.check_hostname
+        ):
+            return (
+                "http_client disables TLS verification (of the certificate or the host name); "
+                "the SDK refuses to use it"
+            )
+    return None
 
 
 @dataclass(slots=True)
@@ -927,15 +987,20 @@ _S = TypeVar("_S", SyncSleep, AsyncSleep)
 class _TransportBase(Generic[_C, _S]):
     """Construction, ownership and read-only views shared by both transports.
 
-    ``http_client`` is used as given and not closed on close (it must not disable TLS
-    verification); without it the transport owns a client built with ``verify`` (a CA bundle path
-    or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
-    following. ``sleep``, ``clock`` and ``rng`` go to the retry engine; ``max_response_bytes``
-    bounds success bodies unless a call passes its own ``max_bytes``.
+    ``http_client`` is used as given and not closed on close; it must send only through httpx's
+    own transports (mounted ones included) with verification on, or a ``MockTransport``, and the
+    SDK puts its network backend under their pools (time limits, a check of every TLS
+    handshake). Without it the transport owns a client built with ``verify`` (a CA bundle path
+    or ``ssl.SSLContext``; default: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else certifi's
+    bundle; verification cannot be turned off) and no redirect following. ``sleep``, ``clock``
+    and ``rng`` go to the retry engine; ``max_response_bytes`` bounds success bodies unless a
+    call passes its own ``max_bytes``.
 
     Raises:
         ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
-            an ``http_client`` built with ``verify=False``.
+            CA certificates that cannot be loaded (``verify=`` or ``SSL_CERT_FILE`` naming a
+            missing or empty file), an ``http_client`` built with ``verify=False`` or sending
+            through a transport the SDK cannot check.
         TypeError: arguments of the wrong type.
     """
 
@@ -963,11 +1028,9 @@ class _TransportBase(Generic[_C, _S]):
                 )
             if verify is not None:
                 raise ValueError("pass verify= to your own http_client, not beside it")
-            if _client_disables_tls(http_client):
-                raise ValueError(
-                    "http_client disables TLS verification (of the certificate or the host "
-                    "name); the SDK refuses to use it"
-                )
+            refused = _unusable_client(http_client)
+            if refused is not None:
+                raise ValueError(refused)
         if sleep is not None and not callable(sleep):
             raise TypeError(f"sleep must be callable, got {sleep!r}")
         self._core = _Core(
@@ -979,11 +1042,10 @@ class _TransportBase(Generic[_C, _S]):
             rng=rng,
             max_response_bytes=max_response_bytes,
         )
-        context = _check_verify(verify)
         self._owns_client = http_client is None
         if http_client is None:
             http_client = client_type(  # type: ignore[assignment]
-                verify=context if context is not None else True, follow_redirects=False
+                verify=_check_verify(verify), follow_redirects=False
             )
         assert http_client is not None
         install(http_client)  # every socket operation keeps the attempt's time limit

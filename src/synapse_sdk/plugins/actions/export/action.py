@@ -361,9 +361,11 @@ class ExportAction(BaseAction[ExportParams]):
         """A client on the action's sleep and clock whose rate-limited requests are paced."""
         import httpx
 
+        from synapse_sdk.clients._transport import default_ssl_context
         from synapse_sdk.clients.backend_v2 import BackendV2Client
 
-        http_client = httpx.Client(follow_redirects=False)
+        # The SDK's own CA loading: an unusable SSL_CERT_FILE is a clear ValueError.
+        http_client = httpx.Client(follow_redirects=False, verify=default_ssl_context())
         try:
             client = BackendV2Client(
                 config=self.config,
