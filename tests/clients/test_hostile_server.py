@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -209,3 +212,42 @@ def test_deep_json_in_an_error_body_still_gives_the_status_error() -> None:
         client.tasks.list_page()
     assert info.value.status_code == 400
     assert len(str(info.value)) < 1_000
+
+
+# --- 5. A server echoing the token, with the CLI logging at DEBUG --------------------------------
+
+_DEBUG_CLI = (
+    "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
+    "from synapse_sdk.cli import main; sys.exit(main())"
+)
+
+
+def _echo_in_headers(request: Request, conn: socket.socket) -> None:
+    echoed = request.headers.get("authorization", "")
+    send_all(conn, head(200, {"X-Echo": echoed, "Content-Length": str(len(PAGE))},
+                        reason=echoed) + PAGE)
+
+
+def _echo_in_a_broken_head(request: Request, conn: socket.socket) -> None:
+    send_all(conn, b"HTTP/1.1 200 OK\r\nbroken line " + request.headers["authorization"].encode()
+             + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("answer", [_echo_in_headers, _echo_in_a_broken_head],
+                         ids=["headers", "broken-head"])
+def test_the_cli_at_debug_never_logs_a_token_the_server_echoes(
+    answer: Any, tmp_path: Any
+) -> None:
+    env = {**os.environ, "SYNAPSE_TOKEN": TOKEN, "SYNAPSE_LANGUAGE": "en"}
+    with hostile_server(answer) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", _DEBUG_CLI, "export", "--backend", server.url,
+             "--out", str(tmp_path), "--retry-rounds", "0"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert server.requests and all(
+        r.headers["authorization"] == f"Bearer {TOKEN}" for r in server.requests
+    )
+    output = done.stdout + done.stderr
+    assert "httpcore.http11:receive_response_headers" in output  # DEBUG was on
+    assert "SECRET" not in output

@@ -65,6 +65,8 @@ Log events (logger ``synapse_sdk.http``) carry ``method``, ``path``, ``status``,
 ``synapse_sdk.http.request`` (debug), ``synapse_sdk.http.response`` (debug) and
 ``synapse_sdk.http.error`` (info: an attempt failed; whether the call gives up is the retry
 engine's ``synapse_sdk.retry.*`` event). The token never appears in a log, repr or error message.
+httpx's and httpcore's own records get a filter that redacts response header values, odd reason
+phrases and protocol-error texts (a server may echo the token back; see :mod:`._log_redaction`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import httpx
 
+from synapse_sdk.clients import _log_redaction
 from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
 from synapse_sdk.clients._network import attempt_limit, check_deadline, install, transports
 from synapse_sdk.config import RetryPolicy, SDKConfig
@@ -120,6 +123,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("synapse_sdk.http")
+# httpx's and httpcore's own records never show what a server sent back (it may echo the token).
+_log_redaction.install()
 
 #: At most this many bytes of an error body are read (enough for any envelope).
 ERROR_BODY_LIMIT: Final = 64 * 1024
