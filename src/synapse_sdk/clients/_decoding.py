@@ -39,13 +39,15 @@ def _slack(limit: int) -> int:
 class _Layer:
     """One coding to undo, fed compressed bytes, yielding bounded pieces."""
 
-    __slots__ = ("_deflate_guess", "_obj", "name", "produced")
+    __slots__ = ("_guessing", "_obj", "_seen", "name", "produced")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.produced = 0
-        # deflate: zlib-wrapped per the RFC, but raw deflate is common; decided on the first bytes.
-        self._deflate_guess = name == "deflate"
+        # deflate: zlib-wrapped per the RFC, but raw deflate is common. Until the first output
+        # shows the guess right, the input is kept to start over as raw deflate.
+        self._guessing = name == "deflate"
+        self._seen = b""
         wbits = zlib.MAX_WBITS | 16 if name in ("gzip", "x-gzip") else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(wbits)
 
@@ -62,15 +64,18 @@ class _Layer:
         """
         if self._obj.eof:
             return b"", b""  # trailing bytes after the stream are ignored, as httpx does
+        if self._guessing:
+            self._seen += data
         try:
             out = self._obj.decompress(data, PIECE)
         except zlib.error as exc:
-            if not self._deflate_guess:
+            if not self._guessing:
                 raise httpx.DecodingError(f"invalid {self.name} data: {exc}") from exc
-            self._deflate_guess = False
+            self._guessing = False
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.step(data)
-        self._deflate_guess = False
+            return self.step(self._seen)
+        if out or self._obj.eof:
+            self._guessing, self._seen = False, b""
         return out, self._obj.unconsumed_tail
 
 
@@ -109,11 +114,12 @@ class BoundedBody:
         """Decode ``raw`` into the body; True once the limit is passed (stop reading)."""
         room = self.limit - self.raw_size
         self.raw_size += len(raw)
-        if len(raw) > room:
+        over = len(raw) > room
+        if over:
             raw = raw[:room]
-            self.exceeded = True
         if raw:
-            self._feed(0, raw)
+            self._feed(0, raw)  # what fits is still decoded
+        self.exceeded = self.exceeded or over
         return self.exceeded
 
     def _feed(self, depth: int, data: bytes) -> None:
