@@ -239,8 +239,9 @@ HTTPX_ERROR_MAP: Final[Mapping[type[Exception], ErrorMapping]] = {
         InvalidInputError, False, "the URL scheme is not http or https"
     ),
     httpx.InvalidURL: ErrorMapping(InvalidInputError, False, "the URL is invalid"),
-    # A body httpx could not decode (e.g. a truncated gzip stream) arrived broken; the request
-    # itself was received, so the outcome is unknown. Transient: the next answer may be whole.
+    # A body that could not be decoded (corrupt gzip, a coding the SDK does not decode, too many
+    # stacked codings) arrived broken; the request itself was received, so the outcome is
+    # unknown. Transient: the next answer may be whole.
     httpx.DecodingError: ErrorMapping(
         ServiceUnavailableError, True, "the response body could not be decoded"
     ),
