@@ -40,7 +40,10 @@ def test_retry_policy_defaults_are_the_documented_ones() -> None:
 
 
 def test_timeout_defaults() -> None:
-    assert TimeoutConfig() == TimeoutConfig(connect=5.0, read=30.0, write=30.0, stream_idle=60.0)
+    assert TimeoutConfig() == TimeoutConfig(
+        connect=5.0, read=30.0, write=30.0, stream_idle=60.0, total=120.0
+    )
+    assert TimeoutConfig(total=None).total is None  # the per-attempt bound can be turned off
 
 
 INVALID_POLICY_FIELDS: list[tuple[str, Any]] = [
@@ -84,7 +87,7 @@ def test_invalid_policy_value_raises_value_error_naming_the_field(field: str, va
         RetryPolicy().replace(**{field: value})
 
 
-@pytest.mark.parametrize("field", ["connect", "read", "write", "stream_idle"])
+@pytest.mark.parametrize("field", ["connect", "read", "write", "stream_idle", "total"])
 @pytest.mark.parametrize("value", [0, -1.0, math.nan, math.inf, "5"])
 def test_invalid_timeout_raises_value_error_naming_the_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"TimeoutConfig.{field}"):

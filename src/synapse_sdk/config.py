@@ -73,18 +73,25 @@ class _Replaceable:
 class TimeoutConfig(_Replaceable):
     """Per-request timeouts, in seconds.
 
-    ``stream_idle`` bounds how long a listening stream may stay silent before it counts as
-    dropped and is reconnected.
+    ``connect``, ``read`` and ``write`` bound each single network operation: ``read`` is the
+    longest wait for the next bytes, so a server trickling a byte at a time never trips it.
+    ``total`` bounds one whole attempt of a backend v2 call (connecting, sending, the response
+    head and body, decoding), checked on every read: a trickled answer ends after ``total``
+    seconds with a ``NetworkTimeoutError``. ``None`` turns it off. The retry policy's
+    ``deadline`` still bounds the whole call, retries and waits included. ``stream_idle`` bounds
+    how long a listening stream may stay silent before it counts as dropped and is reconnected.
     """
 
     connect: float = 5.0
     read: float = 30.0
     write: float = 30.0
     stream_idle: float = 60.0
+    total: float | None = 120.0
 
     def __post_init__(self) -> None:
         for name in ("connect", "read", "write", "stream_idle"):
             _check_number("TimeoutConfig", name, getattr(self, name), positive=True)
+        _check_number("TimeoutConfig", "total", self.total, allow_none=True, positive=True)
 
 
 class RetryBudget:

@@ -636,7 +636,7 @@ def test_custom_ca_bundle_or_context_is_accepted(tmp_path: Any) -> None:
     with Transport(config(), verify=ssl.get_default_verify_paths().openssl_cafile
                    or "/etc/ssl/certs/ca-certificates.crt"):
         pass
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="cannot load the CA certificates of verify="):
         Transport(config(), verify=tmp_path / "missing.pem")
 
 

@@ -434,7 +434,10 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         try:
             action.v2_client  # noqa: B018 - build the client now: a bad URL is a usage error
         except ValueError as exc:
-            reason = str(exc).removeprefix("base_url ").split(", got ")[0]
+            text = str(exc)
+            if not text.startswith("base_url "):  # e.g. CA certificates it cannot load
+                raise _Stop("usage_error", text, EXIT_USAGE) from exc
+            reason = text.removeprefix("base_url ").split(", got ")[0]
             message = labels["bad_backend"].format(url=job.backend, reason=reason)
             raise _Stop("usage_error", message, EXIT_USAGE) from exc
         created = _make_out(out_dir, language)

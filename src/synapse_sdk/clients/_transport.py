@@ -15,8 +15,11 @@ failure classifier walks stays intact. Every call made through them:
 * with a ``pacer`` (a :class:`Pacer`, e.g. the export's rate pacer), waits before each attempt
   as long as the pacer says and tells it every answer;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
-  success body; the error's message quotes at most about 4 KiB of the body (the envelope's
-  detail cut at 500 characters, its first 20 failed items).
+  success body, a bound that holds for the bytes received and for the bytes they decode to (the
+  SDK undoes ``Content-Encoding`` itself, in bounded steps: a stacked gzip bomb is a
+  ``response_too_large`` error, never a ``MemoryError``; see :mod:`._decoding`); the error's
+  message quotes at most about 4 KiB of the body (the envelope's detail cut at 500 characters,
+  its first 20 failed items).
 
 Status mapping (the backend answered). The class is looked up in
 :data:`synapse_sdk.exceptions.registry`, which the error classes fill with their declarations: a
@@ -65,6 +68,8 @@ Log events (logger ``synapse_sdk.http``) carry ``method``, ``path``, ``status``,
 ``synapse_sdk.http.request`` (debug), ``synapse_sdk.http.response`` (debug) and
 ``synapse_sdk.http.error`` (info: an attempt failed; whether the call gives up is the retry
 engine's ``synapse_sdk.retry.*`` event). The token never appears in a log, repr or error message.
+httpx's and httpcore's own records get a filter that redacts response header values, odd reason
+phrases and protocol-error texts (a server may echo the token back; see :mod:`._log_redaction`).
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
+from synapse_sdk.clients import _log_redaction
+from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
+from synapse_sdk.clients._network import attempt_limit, check_deadline, install, transports
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
 from synapse_sdk.exceptions import (
@@ -115,12 +123,15 @@ __all__ = [
     "Response",
     "Transport",
     "VerifyTypes",
+    "default_ssl_context",
     "error_for_status",
     "map_transport_error",
     "redact_headers",
 ]
 
 logger = logging.getLogger("synapse_sdk.http")
+# httpx's and httpcore's own records never show what a server sent back (it may echo the token).
+_log_redaction.install()
 
 #: At most this many bytes of an error body are read (enough for any envelope).
 ERROR_BODY_LIMIT: Final = 64 * 1024
@@ -265,8 +276,9 @@ HTTPX_ERROR_MAP: Final[Mapping[type[Exception], ErrorMapping]] = {
         InvalidInputError, False, "the URL scheme is not http or https"
     ),
     httpx.InvalidURL: ErrorMapping(InvalidInputError, False, "the URL is invalid"),
-    # A body httpx could not decode (e.g. a truncated gzip stream) arrived broken; the request
-    # itself was received, so the outcome is unknown. Transient: the next answer may be whole.
+    # A body that could not be decoded (corrupt gzip, a coding the SDK does not decode, too many
+    # stacked codings) arrived broken; the request itself was received, so the outcome is
+    # unknown. Transient: the next answer may be whole.
     httpx.DecodingError: ErrorMapping(
         ServiceUnavailableError, True, "the response body could not be decoded"
     ),
@@ -357,13 +369,15 @@ class Response:
         """The body parsed as JSON.
 
         Raises:
-            BackendError: ``error_code="malformed_response"``; the body is not valid UTF-8 JSON
-                (raised from the decoding error).
+            BackendError: ``error_code="malformed_response"``; the body is not valid UTF-8 JSON,
+                or nests too deep for the parser (raised from the decoding error).
         """
         try:
             return json.loads(self.content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise malformed_response(self, f"the body is not valid JSON ({exc})") from exc
+        except RecursionError as exc:  # e.g. 100 000 nested '[': hostile, never a real answer
+            raise malformed_response(self, "the JSON nests too deep to parse") from exc
 
 
 def malformed_response(response: Response, what: str) -> BackendError:
@@ -574,10 +588,50 @@ def _header_value(name: str, value: object) -> str:
     return value
 
 
-def _check_verify(verify: object) -> ssl.SSLContext | None:
-    """An SSL context for ``verify`` (None: httpx's default, verification on)."""
+def _load_context(source: str, *, cafile: str | None = None, capath: str | None = None
+                  ) -> ssl.SSLContext:
+    """A verifying SSL context trusting the CA certificates of ``cafile`` or ``capath``.
+
+    Raises:
+        ValueError: they cannot be loaded (a missing or empty file, not PEM), naming ``source``.
+    """
+    try:
+        return _client_context(**({"cafile": cafile} if cafile else {"capath": capath or ""}))
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(
+            f"cannot load the CA certificates of {source}: {reason}; point it to a PEM bundle "
+            "of the certificates to trust"
+        ) from exc
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The context the SDK builds when given no ``verify=``: trusting ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` when set (as httpx would), else certifi's bundle.
+
+    Raises:
+        ValueError: the environment names CA certificates that cannot be loaded.
+    """
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile:
+        return _load_context(f"SSL_CERT_FILE={cafile!r}", cafile=cafile)
+    if capath:
+        return _load_context(f"SSL_CERT_DIR={capath!r}", capath=capath)
+    import certifi
+
+    return _load_context("certifi's CA bundle", cafile=certifi.where())
+
+
+def _check_verify(verify: object) -> ssl.SSLContext:
+    """The SSL context for ``verify`` (None: :func:`default_ssl_context`).
+
+    Raises:
+        ValueError: ``verify`` is a bool, a context that does not verify, or CA certificates
+            that cannot be loaded.
+        TypeError: ``verify`` is of another type.
+    """
     if verify is None:
-        return None
+        return default_ssl_context()
     if isinstance(verify, bool):
         raise ValueError(
             "TLS verification cannot be switched off; pass a CA bundle path or an ssl.SSLContext"
@@ -587,6 +641,7 @@ def _check_verify(verify: object) -> ssl.SSLContext | None:
             raise ValueError(
                 "the ssl.SSLContext passed as verify= does not verify certificates and host names"
             )
+        # Still the caller's object: every handshake is checked again (_network.check_peer).
         return verify
     if isinstance(verify, bytes):
         if b"-----BEGIN CERTIFICATE-----" not in verify:
@@ -595,8 +650,8 @@ def _check_verify(verify: object) -> ssl.SSLContext | None:
     if isinstance(verify, str | os.PathLike):
         path = os.fspath(verify)
         if os.path.isdir(path):
-            return _client_context(capath=path)
-        return _client_context(cafile=path)
+            return _load_context(f"verify={path!r}", capath=path)
+        return _load_context(f"verify={path!r}", cafile=path)
     raise TypeError(
         f"verify must be a CA bundle path, PEM bytes or an ssl.SSLContext, not {verify!r}"
     )
@@ -613,7 +668,8 @@ def _certificate_context(verify: object, certificate: ClientCertificate) -> ssl.
     """A fresh verifying context trusting what ``verify`` names and presenting ``certificate``.
 
     Raises:
-        ValueError: ``verify`` is a caller's ``ssl.SSLContext`` (it would be changed).
+        ValueError: ``verify`` is a caller's ``ssl.SSLContext`` (it would be changed), or CA
+            certificates that cannot be loaded.
         OSError, ssl.SSLError: the certificate file cannot be read or does not match its key.
     """
     if isinstance(verify, ssl.SSLContext):
@@ -621,20 +677,38 @@ def _certificate_context(verify: object, certificate: ClientCertificate) -> ssl.
             "a call presenting a client certificate needs verify= as a CA path or PEM bytes, "
             "not an ssl.SSLContext"
         )
-    context = _check_verify(verify) or _client_context()
+    context = _check_verify(verify)  # a fresh context for anything but an SSLContext
     context.load_cert_chain(certificate.path)
     return context
 
 
-def _client_disables_tls(client: httpx.Client | httpx.AsyncClient) -> bool:
-    """Best effort: whether a caller's client was built with ``verify=False`` or a context that
-    skips the certificate or host name check."""
-    transport = getattr(client, "_transport", None)
-    pool = getattr(transport, "_pool", None)
-    context = getattr(pool, "_ssl_context", None)
-    return isinstance(context, ssl.SSLContext) and (
-        context.verify_mode == ssl.CERT_NONE or not context.check_hostname
-    )
+def _unusable_client(client: httpx.Client | httpx.AsyncClient) -> str | None:
+    """Why the SDK refuses a caller's client, or None.
+
+    Each transport it may send through (its own and every mounted one) must be httpx's own
+    ``HTTPTransport``/``AsyncHTTPTransport`` with a context that verifies certificates and host
+    names, under which the SDK checks every handshake and keeps its time limits; or a
+    ``MockTransport``, which never touches the network. A custom transport could send the token
+    anywhere, verified or not.
+    """
+    for transport in transports(client):
+        kind = type(transport)
+        if kind is httpx.MockTransport:
+            continue
+        if kind not in (httpx.HTTPTransport, httpx.AsyncHTTPTransport):
+            return (
+                f"http_client sends through a {kind.__name__}, a transport the SDK cannot check "
+                "for TLS verification; pass an httpx client using httpx's own transports"
+            )
+        context = getattr(getattr(transport, "_pool", None), "_ssl_context", None)
+        if not isinstance(context, ssl.SSLContext) or (
+            context.verify_mode == ssl.CERT_NONE or not context.check_hostname
+        ):
+            return (
+                "http_client disables TLS verification (of the certificate or the host name); "
+                "the SDK refuses to use it"
+            )
+    return None
 
 
 @dataclass(slots=True)
@@ -663,31 +737,69 @@ class _Call:
         return self.method in _IDEMPOTENT_METHODS or self.idempotency_key is not None
 
 
-@dataclass(slots=True)
 class _Read:
-    """What one attempt read: the response head and (bounded) body."""
+    """What one attempt read: the response head and its body, decoded within its bound.
 
-    response: httpx.Response
-    limit: int
-    size: int = 0
-    exceeded: bool = False
-    chunks: list[bytes] = field(default_factory=list)
+    ``_Read(response, limit)`` takes chunks already decoded (``iter_bytes``);
+    :meth:`start` reads the raw stream (``iter_raw``) and decodes it itself, bounded.
+    """
 
-    def take(self, chunk: bytes) -> bool:
-        """Keep ``chunk`` within the limit; True once the limit is reached (stop reading)."""
-        room = self.limit - self.size
-        if len(chunk) > room:
-            self.chunks.append(chunk[:room])
-            self.size = self.limit
-            self.exceeded = True
+    __slots__ = ("broken", "complete", "decoded", "response")
+
+    def __init__(
+        self, response: httpx.Response, limit: int, *, coding: str = "", complete: bool = False
+    ) -> None:
+        self.response = response
+        self.decoded = BoundedBody(coding, limit)
+        #: An error body that stopped decoding: the error is judged on what was read.
+        self.broken = False
+        #: Nothing (more) to read from the stream.
+        self.complete = complete
+
+    @classmethod
+    def start(cls, response: httpx.Response, limit: int) -> _Read:
+        """Raises httpx.DecodingError: a success body's coding is not one the SDK decodes."""
+        if response.is_stream_consumed:
+            # Built in memory (a mock transport, a hook that read it): already decoded by httpx.
+            read = cls(response, limit, complete=True)
+            read.take(response.content)
+            return read
+        try:
+            return cls(response, limit, coding=response.headers.get("content-encoding", ""))
+        except httpx.DecodingError:
+            if response.is_success:
+                raise
+            read = cls(response, limit, complete=True)
+            read.broken = True
+            return read
+
+    def take(self, raw: bytes) -> bool:
+        """Decode ``raw`` within the bound; True once reading should stop.
+
+        Raises:
+            httpx.DecodingError: a success body is not valid for its coding.
+        """
+        if self.broken:
             return True
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        return False
+        try:
+            return self.decoded.take(raw)
+        except httpx.DecodingError:
+            if self.response.is_success:
+                raise
+            self.broken = True
+            return True
+
+    @property
+    def exceeded(self) -> bool:
+        return self.decoded.exceeded
+
+    @property
+    def limit(self) -> int:
+        return self.decoded.limit
 
     @property
     def body(self) -> bytes:
-        return b"".join(self.chunks)
+        return self.decoded.body
 
 
 class _Core:
@@ -837,6 +949,14 @@ class _Core:
             pool=min(t.connect, left),
         )
 
+    def attempt_total(self) -> tuple[float, str] | None:
+        """How long one attempt may take in all, and why: ``TimeoutConfig.total``, or the time
+        left before the policy's deadline if that is shorter (None: unbounded)."""
+        total, left = self.config.timeouts.total, remaining_time()
+        if left is not None and (total is None or left < total):
+            return left, "RetryPolicy.deadline"
+        return None if total is None else (total, "TimeoutConfig.total")
+
     def build_request(self, client: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
         """Start an attempt: count it, log it and build its request (fresh timeouts).
 
@@ -850,6 +970,7 @@ class _Core:
             **call.headers,
             "X-Correlation-ID": call.correlation_id,
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
         }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
@@ -875,17 +996,19 @@ class _Core:
         )
 
     def start_read(self, call: _Call, response: httpx.Response) -> _Read:
-        """Prepare to read the body within its bound (an error body: :data:`ERROR_BODY_LIMIT`).
+        """Prepare to read the body within its bound (an error body: :data:`ERROR_BODY_LIMIT`),
+        the bound holding for the raw and for the decoded bytes.
 
         Raises:
             BackendError: ``response_too_large``; a success body declares a length over the bound.
+            httpx.DecodingError: a success body's coding is not one the SDK decodes.
         """
         if not response.is_success:
-            return _Read(response, ERROR_BODY_LIMIT)
+            return _Read.start(response, ERROR_BODY_LIMIT)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > call.max_bytes:
             raise self._too_large(call, response)
-        return _Read(response, call.max_bytes)
+        return _Read.start(response, call.max_bytes)
 
     def _too_large(self, call: _Call, response: httpx.Response) -> BackendError:
         return BackendError(
@@ -986,13 +1109,16 @@ _S = TypeVar("_S", SyncSleep, AsyncSleep)
 class _TransportBase(Generic[_C, _S]):
     """Construction, ownership and read-only views shared by both transports.
 
-    ``http_client`` is used as given and not closed on close (it must not disable TLS
-    verification); without it the transport owns a client built with ``verify`` (a CA bundle path
-    or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
-    following. ``sleep``, ``clock`` and ``rng`` go to the retry engine (``sleep`` also takes the
-    ``pacer``'s pauses); ``max_response_bytes`` bounds success bodies unless a call passes its
-    own ``max_bytes``; ``pacer`` (a :class:`Pacer`) paces every attempt. ``secret_headers`` names
-    headers that carry credentials (redacted in logs and messages like the token).
+    ``http_client`` is used as given and not closed on close; it must send only through httpx's
+    own transports (mounted ones included) with verification on, or a ``MockTransport``, and the
+    SDK puts its network backend under their pools (time limits, a check of every TLS
+    handshake). Without it the transport owns a client built with ``verify`` (a CA bundle path,
+    PEM bytes or ``ssl.SSLContext``; default: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else
+    certifi's bundle; verification cannot be turned off) and no redirect following. ``sleep``,
+    ``clock`` and ``rng`` go to the retry engine (``sleep`` also takes the ``pacer``'s pauses);
+    ``max_response_bytes`` bounds success bodies unless a call passes its own ``max_bytes``;
+    ``pacer`` (a :class:`Pacer`) paces every attempt. ``secret_headers`` names headers that
+    carry credentials (redacted in logs and messages like the token).
 
     A call may present a TLS client certificate (``certificate=``): the transport then sends it
     on a client of its own built for that certificate, trusting what ``verify`` names. Clients of
@@ -1001,7 +1127,9 @@ class _TransportBase(Generic[_C, _S]):
 
     Raises:
         ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
-            an ``http_client`` built with ``verify=False``.
+            CA certificates that cannot be loaded (``verify=`` or ``SSL_CERT_FILE`` naming a
+            missing or empty file), an ``http_client`` built with ``verify=False`` or sending
+            through a transport the SDK cannot check.
         TypeError: arguments of the wrong type.
     """
 
@@ -1031,11 +1159,9 @@ class _TransportBase(Generic[_C, _S]):
                 )
             if verify is not None:
                 raise ValueError("pass verify= to your own http_client, not beside it")
-            if _client_disables_tls(http_client):
-                raise ValueError(
-                    "http_client disables TLS verification (of the certificate or the host "
-                    "name); the SDK refuses to use it"
-                )
+            refused = _unusable_client(http_client)
+            if refused is not None:
+                raise ValueError(refused)
         if sleep is not None and not callable(sleep):
             raise TypeError(f"sleep must be callable, got {sleep!r}")
         if pacer is not None and not (
@@ -1053,14 +1179,14 @@ class _TransportBase(Generic[_C, _S]):
             max_response_bytes=max_response_bytes,
         )
         self._core.secret_headers = frozenset(h.lower() for h in secret_headers)
-        context = _check_verify(verify)
         self._verify = verify
         self._owns_client = http_client is None
         if http_client is None:
             http_client = client_type(  # type: ignore[assignment]
-                verify=context if context is not None else True, follow_redirects=False
+                verify=_check_verify(verify), follow_redirects=False
             )
         assert http_client is not None
+        install(http_client)  # every socket operation keeps the attempt's time limit
         self._client: _C = http_client
         self._sleep: _S | None = sleep
         self._pacer = pacer
@@ -1094,6 +1220,7 @@ class _TransportBase(Generic[_C, _S]):
             if certificate.name not in self._certified:
                 context = _certificate_context(self._verify, certificate)
                 built = self._client_type(verify=context, follow_redirects=False)
+                install(built)  # the same time limits and handshake checks as the main client
                 self._certified[certificate.name] = built  # type: ignore[assignment]
             return self._certified[certificate.name]
 
@@ -1198,17 +1325,20 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
                 (self._sleep or time.sleep)(wait)
         client = self._client_for(call)
         try:
-            request = self._core.build_request(client, call)
-            response = client.send(request, stream=True)
-            try:
-                if pacer is not None:
-                    pacer.after_response(call.path, response.status_code, response.headers)
-                read = self._core.start_read(call, response)
-                for chunk in response.iter_bytes():
-                    if read.take(chunk):
-                        break
-            finally:
-                response.close()
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(client, call)
+                response = client.send(request, stream=True)
+                try:
+                    if pacer is not None:
+                        pacer.after_response(call.path, response.status_code, response.headers)
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        for chunk in response.iter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    response.close()
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
@@ -1263,17 +1393,20 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
                 await (self._sleep or _asyncio_sleep())(wait)
         client = self._client_for(call)
         try:
-            request = self._core.build_request(client, call)
-            response = await client.send(request, stream=True)
-            try:
-                if pacer is not None:
-                    pacer.after_response(call.path, response.status_code, response.headers)
-                read = self._core.start_read(call, response)
-                async for chunk in response.aiter_bytes():
-                    if read.take(chunk):
-                        break
-            finally:
-                await response.aclose()
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(client, call)
+                response = await client.send(request, stream=True)
+                try:
+                    if pacer is not None:
+                        pacer.after_response(call.path, response.status_code, response.headers)
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        async for chunk in response.aiter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    await response.aclose()
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
