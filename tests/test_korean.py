@@ -111,6 +111,14 @@ def test_an_export_in_korean_names_its_target_in_korean(tmp_path: Path) -> None:
     assert "tasks" not in result.stdout.split("출력 폴더")[0]
 
 
+def test_the_embedded_emulator_banner_describes_its_faults_in_korean(tmp_path: Path) -> None:
+    result = synapse("export", "--out", str(tmp_path), "--items", "3", "--faults", "mild")
+    assert result.returncode == EXIT_OK, result.stderr
+    banner = result.stderr.split("내보내기를 준비했습니다.")[0]
+    assert "요청 제한 초당 1건" in banner
+    assert "retryable" not in banner and "rate limit" not in banner
+
+
 def test_a_failed_step_is_named_in_korean(tmp_path: Path) -> None:
     with Emulator(items=5) as emu:
         url = emu.url  # nobody listens there once it stopped

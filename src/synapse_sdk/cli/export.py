@@ -380,7 +380,7 @@ def _run(job: _Job, emulator: Emulator | None) -> int:
     if emulator is not None and not job.as_json:
         err.print(
             labels["emulator"].format(
-                url=emulator.url, items=emulator.items, faults=emulator.faults.describe()
+                url=emulator.url, items=emulator.items, faults=emulator.faults.describe(language)
             ),
             markup=False,
         )
