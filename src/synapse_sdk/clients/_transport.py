@@ -1068,7 +1068,9 @@ class _TransportBase(Generic[_C, _S]):
         if sleep is not None:
             kwargs["asleep" if client_type is httpx.AsyncClient else "sleep"] = sleep
         # One engine for every call: the policy, sleep, clock and rng are the transport's.
-        self._retrying = Retrying(self._core.policy, name="http", **kwargs)
+        self._retrying = Retrying(
+            self._core.policy, name="http", hooks=self._core.config.retry_hooks, **kwargs
+        )
         self._lock = threading.Lock()
         #: Clients presenting a client certificate, by certificate name.
         self._certified: dict[str, _C] = {}
