@@ -12,6 +12,8 @@ failure classifier walks stays intact. Every call made through them:
 * is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy
   (one engine per transport, built with it), each attempt's timeouts capped by the time left
   before the policy's deadline;
+* is traced when OpenTelemetry is installed (:mod:`synapse_sdk.telemetry`): a span for the
+  call, a CLIENT span per attempt;
 * with a ``pacer`` (a :class:`Pacer`, e.g. the export's rate pacer), waits before each attempt
   as long as the pacer says and tells it every answer;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
@@ -80,7 +82,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -100,6 +102,10 @@ from synapse_sdk.exceptions import (
 )
 from synapse_sdk.retry import Retrying, remaining_time
 from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.telemetry import opentelemetry
+
+if TYPE_CHECKING:
+    from synapse_sdk.telemetry._otel import OpenTelemetry
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -1190,7 +1196,17 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
         self._core.add_options(call, headers, certificate, context)
-        return retrying.call(self._attempt, call, idempotent=call.idempotent)
+        otel = opentelemetry()
+        if otel is None:
+            return retrying.call(self._attempt, call, idempotent=call.idempotent)
+        with otel.http_call(call):
+            return retrying.call(self._traced_attempt, call, otel, idempotent=call.idempotent)
+
+    def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        with otel.http_attempt(call) as scope:
+            response = self._attempt(call)
+            scope.answered(response.status_code)
+            return response
 
     def _attempt(self, call: _Call) -> Response:
         pacer = self._pacer
@@ -1255,7 +1271,19 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
         self._core.add_options(call, headers, certificate, context)
-        return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
+        otel = opentelemetry()
+        if otel is None:
+            return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
+        with otel.http_call(call):
+            return await retrying.acall(
+                self._traced_attempt, call, otel, idempotent=call.idempotent
+            )
+
+    async def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        with otel.http_attempt(call) as scope:
+            response = await self._attempt(call)
+            scope.answered(response.status_code)
+            return response
 
     async def _attempt(self, call: _Call) -> Response:
         pacer = self._pacer

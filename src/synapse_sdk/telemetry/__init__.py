@@ -14,11 +14,18 @@ the whole process (:func:`set_retry_hooks`)::
 
 A hook that raises is logged (``synapse_sdk.telemetry.hook_failed``) and ignored.
 
-This package imports nothing beyond the standard library.
+OpenTelemetry (``pip install synapse-sdk[otel]``): when ``opentelemetry-api`` is importable, each
+logical HTTP call is a span, each attempt a CLIENT span under it (HTTP client semantic
+conventions), and each scheduled retry's wait an event of the call's span; they go to the global
+tracer provider unless :func:`configure_opentelemetry` names another. Without OpenTelemetry
+nothing of it is imported and a call pays one look-up of a module global.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Final
+
+from synapse_sdk.telemetry import _hooks
 from synapse_sdk.telemetry._hooks import (
     GIVING_UP,
     SCHEDULED,
@@ -28,11 +35,54 @@ from synapse_sdk.telemetry._hooks import (
     set_retry_hooks,
 )
 
+if TYPE_CHECKING:
+    from synapse_sdk.telemetry._otel import OpenTelemetry
+
 __all__ = [
     "GIVING_UP",
     "SCHEDULED",
     "RetryEvent",
     "RetryHook",
+    "configure_opentelemetry",
     "get_retry_hooks",
+    "opentelemetry",
     "set_retry_hooks",
 ]
+
+_UNSET: Final[Any] = object()
+# The adapter in use: _UNSET until first asked, None when OpenTelemetry is off or absent.
+_adapter: Any = _UNSET
+
+
+def opentelemetry() -> OpenTelemetry | None:
+    """The OpenTelemetry adapter the clients use, or None when OpenTelemetry is not installed or
+    was turned off. The first call imports it (with the global providers) if it is importable."""
+    adapter = _adapter
+    if adapter is _UNSET:
+        try:
+            configure_opentelemetry()
+        except ImportError:
+            configure_opentelemetry(enabled=False)
+        adapter = _adapter
+    return adapter  # type: ignore[no-any-return]
+
+
+def configure_opentelemetry(
+    *, enabled: bool = True, tracer_provider: Any = None
+) -> None:
+    """Send the SDK's spans to ``tracer_provider`` (default: OpenTelemetry's global provider), or
+    turn OpenTelemetry off for the SDK (``enabled=False``).
+
+    Raises:
+        ImportError: ``enabled`` and ``opentelemetry-api`` is not installed.
+    """
+    global _adapter
+    if not enabled:
+        _adapter = None
+        _hooks.set_observers(())
+        return
+    from synapse_sdk.telemetry._otel import OpenTelemetry
+
+    adapter = OpenTelemetry(tracer_provider)
+    _adapter = adapter
+    _hooks.set_observers((adapter.on_retry,))

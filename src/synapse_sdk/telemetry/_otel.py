@@ -1,0 +1,182 @@
+"""The OpenTelemetry adapter: spans for the transport's calls and attempts.
+
+Imported only by :func:`synapse_sdk.telemetry.opentelemetry` once ``opentelemetry`` proved
+importable; nothing else in the SDK imports it. Follows the HTTP client semantic conventions
+(``http.request.method``, ``server.address``, ``server.port``, ``url.full``,
+``http.response.status_code``, ``http.request.resend_count``, ``error.type``). What it records is
+bounded and holds no secret: query values are redacted from ``url.full``, ``error.type`` is the
+SDK's stable error code, exceptions are not recorded (no message, no traceback), and the
+correlation id is the only id (``synapse.correlation_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final, Protocol
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from synapse_sdk.exceptions import SynapError
+from synapse_sdk.telemetry._hooks import SCHEDULED, RetryEvent
+
+__all__ = ["HttpCall", "OpenTelemetry", "error_type", "redact_url"]
+
+_SCOPE: Final = "synapse_sdk"
+_REDACTED: Final = "REDACTED"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+CORRELATION_ID: Final = "synapse.correlation_id"
+ATTEMPTS: Final = "synapse.attempts"
+RETRY_EVENT: Final = "synapse.retry"
+
+
+class HttpCall(Protocol):
+    """What the adapter reads of a transport call."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, str | int] | None: ...
+
+    @property
+    def correlation_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+def error_type(exc: BaseException) -> str:
+    """The ``error.type`` of ``exc``: the SDK's stable code, else the exception class's name
+    (bounded either way: never a message or an id)."""
+    if isinstance(exc, SynapError):
+        return exc.code
+    return type(exc).__qualname__
+
+
+def redact_url(url: str, params: Mapping[str, str | int] | None = None) -> str:
+    """``url`` with ``params`` appended, fit for ``url.full``: no user info, every query value
+    replaced by ``REDACTED`` (a pre-signed URL's signature, a cursor), the fragment dropped."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    keys = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    if params:
+        keys.extend(str(key) for key in params)
+    query = "&".join(f"{quote(key, safe='')}={_REDACTED}" for key in keys)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _server(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", port if port is not None else _DEFAULT_PORTS.get(parts.scheme)
+
+
+def _fail(span: Span, exc: BaseException) -> str:
+    kind = error_type(exc)
+    span.set_attribute("error.type", kind)
+    span.set_status(Status(StatusCode.ERROR))
+    return kind
+
+
+class AttemptScope:
+    """The span of one HTTP attempt; the transport tells it the answer's status."""
+
+    __slots__ = ("span", "status")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.status: int | None = None
+
+    def answered(self, status: int) -> None:
+        """Record the answer's status code."""
+        self.status = status
+        self.span.set_attribute("http.response.status_code", status)
+
+
+class OpenTelemetry:
+    """Spans of the SDK's HTTP calls (the tracer of ``tracer_provider``, default: the global
+    one, so a provider set later is still used)."""
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        from synapse_sdk import __version__
+
+        self.tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
+
+    def _attributes(self, call: HttpCall) -> dict[str, str | int]:
+        address, port = _server(call.url)
+        attributes: dict[str, str | int] = {
+            "http.request.method": call.method,
+            "server.address": address,
+            "url.full": redact_url(call.url, call.params),
+            CORRELATION_ID: call.correlation_id,
+        }
+        if port is not None:
+            attributes["server.port"] = port
+        return attributes
+
+    @contextmanager
+    def http_call(self, call: HttpCall) -> Iterator[Span]:
+        """The span of one logical call (every attempt and wait inside it)."""
+        with self.tracer.start_as_current_span(
+            f"synapse_sdk.http {call.method}",
+            kind=SpanKind.INTERNAL,
+            attributes=self._attributes(call),
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                _fail(span, exc)
+                raise
+            finally:
+                span.set_attribute(ATTEMPTS, call.attempt)
+
+    @contextmanager
+    def http_attempt(self, call: HttpCall) -> Iterator[AttemptScope]:
+        """The CLIENT span of the attempt about to start (number ``call.attempt + 1``)."""
+        attributes = self._attributes(call)
+        resends = call.attempt
+        if resends:
+            attributes["http.request.resend_count"] = resends
+        with self.tracer.start_as_current_span(
+            call.method,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            scope = AttemptScope(span)
+            try:
+                yield scope
+            except BaseException as exc:
+                status = getattr(exc, "status_code", None)
+                if isinstance(status, int) and scope.status is None:
+                    scope.answered(status)
+                _fail(span, exc)
+                raise
+
+    def on_retry(self, event: RetryEvent) -> None:
+        """A retry hook: a scheduled retry's wait becomes an event of the current span."""
+        if event.kind != SCHEDULED:
+            return
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                RETRY_EVENT,
+                {
+                    "synapse.retry.attempt": event.attempt,
+                    "synapse.retry.wait": event.wait or 0.0,
+                    "error.type": error_type(event.error),
+                },
+            )
