@@ -7,6 +7,7 @@ import random
 
 import httpx
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -104,8 +105,8 @@ def test_a_failed_call_marks_its_span(spans: InMemorySpanExporter) -> None:
     assert not call.events and not attempt.events  # no exception recorded: no message
 
 
-def test_a_planted_token_reaches_no_span_or_event(
-    spans: InMemorySpanExporter, secret_sink: object
+def test_a_planted_token_reaches_no_span_event_or_metric(
+    spans: InMemorySpanExporter, metrics: InMemoryMetricReader, secret_sink: object
 ) -> None:
     """A hostile server echoes the (planted) token; a pre-signed URL carries a signature (not
     planted: the transport's own logs quote the call's path) that ``url.full`` must redact."""
@@ -129,6 +130,12 @@ def test_a_planted_token_reaches_no_span_or_event(
         text = span.to_json()
         assert secret_sink.find(text) is None  # type: ignore[attr-defined]
         assert token not in text and signature not in text
+    data = metrics.get_metrics_data()
+    assert data is not None
+    measured = data.to_json()
+    assert "http.client.request.duration" in measured
+    assert secret_sink.find(measured) is None  # type: ignore[attr-defined]
+    assert token not in measured and signature not in measured
     assert finished[0].attributes is not None
     assert finished[0].attributes["url.full"] == "https://storage.test/v2/files/1?sig=REDACTED"
 

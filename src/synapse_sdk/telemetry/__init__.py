@@ -16,13 +16,16 @@ A hook that raises is logged (``synapse_sdk.telemetry.hook_failed``) and ignored
 
 OpenTelemetry (``pip install synapse-sdk[otel]``): when ``opentelemetry-api`` is importable, each
 logical HTTP call is a span, each attempt a CLIENT span under it (HTTP client semantic
-conventions), and each scheduled retry's wait an event of the call's span; they go to the global
-tracer provider unless :func:`configure_opentelemetry` names another. Without OpenTelemetry
+conventions), and each scheduled retry's wait an event of the call's span; metrics count attempt
+durations, retries, rate-limited answers, retry-budget refusals and exported/failed items
+(see :mod:`synapse_sdk.telemetry._otel` for the names). They go to the global providers unless
+:func:`configure_opentelemetry` names others. Without OpenTelemetry
 nothing of it is imported and a call pays one look-up of a module global.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from synapse_sdk.telemetry import _hooks
@@ -46,6 +49,7 @@ __all__ = [
     "configure_opentelemetry",
     "get_retry_hooks",
     "opentelemetry",
+    "record_export",
     "set_retry_hooks",
 ]
 
@@ -68,10 +72,11 @@ def opentelemetry() -> OpenTelemetry | None:
 
 
 def configure_opentelemetry(
-    *, enabled: bool = True, tracer_provider: Any = None
+    *, enabled: bool = True, tracer_provider: Any = None, meter_provider: Any = None
 ) -> None:
-    """Send the SDK's spans to ``tracer_provider`` (default: OpenTelemetry's global provider), or
-    turn OpenTelemetry off for the SDK (``enabled=False``).
+    """Send the SDK's spans to ``tracer_provider`` and its metrics to ``meter_provider``
+    (default: OpenTelemetry's global providers), or turn OpenTelemetry off for the SDK
+    (``enabled=False``).
 
     Raises:
         ImportError: ``enabled`` and ``opentelemetry-api`` is not installed.
@@ -83,6 +88,13 @@ def configure_opentelemetry(
         return
     from synapse_sdk.telemetry._otel import OpenTelemetry
 
-    adapter = OpenTelemetry(tracer_provider)
+    adapter = OpenTelemetry(tracer_provider, meter_provider)
     _adapter = adapter
     _hooks.set_observers((adapter.on_retry,))
+
+
+def record_export(exported: int, failed_by_code: Mapping[str, int]) -> None:
+    """Count an export run's items (exported, and failed by code) when OpenTelemetry is on."""
+    adapter = opentelemetry()
+    if adapter is not None:
+        adapter.count_export(exported, failed_by_code)

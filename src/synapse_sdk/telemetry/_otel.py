@@ -1,4 +1,4 @@
-"""The OpenTelemetry adapter: spans for the transport's calls and attempts.
+"""The OpenTelemetry adapter: spans and metrics of the transport's calls and attempts.
 
 Imported only by :func:`synapse_sdk.telemetry.opentelemetry` once ``opentelemetry`` proved
 importable; nothing else in the SDK imports it. Follows the HTTP client semantic conventions
@@ -6,20 +6,33 @@ importable; nothing else in the SDK imports it. Follows the HTTP client semantic
 ``http.response.status_code``, ``http.request.resend_count``, ``error.type``). What it records is
 bounded and holds no secret: query values are redacted from ``url.full``, ``error.type`` is the
 SDK's stable error code, exceptions are not recorded (no message, no traceback), and the
-correlation id is the only id (``synapse.correlation_id``).
+correlation id is the only id (``synapse.correlation_id``, on spans only).
+
+Metrics (attributes are methods, hosts, status codes and error codes, never ids):
+
+* ``http.client.request.duration`` (histogram, s): each HTTP attempt;
+* ``synapse.client.retries`` ({retry}): each scheduled retry, by ``error.type`` and
+  ``synapse.retry.name`` (the engine's name, ``http`` for the clients);
+* ``synapse.client.rate_limited`` ({response}): each 429 answer;
+* ``synapse.client.retry_budget.refusals`` ({refusal}): each retry the budget refused;
+* ``synapse.export.items`` ({item}): items an export run settled, by ``synapse.export.outcome``
+  (``exported`` or ``failed``) and, when failed, ``error.type`` (the item's code).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from synapse_sdk.exceptions import SynapError
+from synapse_sdk.retry import BUDGET_EXHAUSTED
 from synapse_sdk.telemetry._hooks import SCHEDULED, RetryEvent
 
 __all__ = ["HttpCall", "OpenTelemetry", "error_type", "redact_url"]
@@ -31,6 +44,10 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 CORRELATION_ID: Final = "synapse.correlation_id"
 ATTEMPTS: Final = "synapse.attempts"
 RETRY_EVENT: Final = "synapse.retry"
+#: The HTTP client semantic conventions' advisory buckets for request durations.
+_DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
 
 
 class HttpCall(Protocol):
@@ -91,11 +108,12 @@ def _fail(span: Span, exc: BaseException) -> str:
 class AttemptScope:
     """The span of one HTTP attempt; the transport tells it the answer's status."""
 
-    __slots__ = ("span", "status")
+    __slots__ = ("span", "started", "status")
 
     def __init__(self, span: Span) -> None:
         self.span = span
         self.status: int | None = None
+        self.started = time.perf_counter()
 
     def answered(self, status: int) -> None:
         """Record the answer's status code."""
@@ -104,13 +122,40 @@ class AttemptScope:
 
 
 class OpenTelemetry:
-    """Spans of the SDK's HTTP calls (the tracer of ``tracer_provider``, default: the global
-    one, so a provider set later is still used)."""
+    """Spans and metrics of the SDK's HTTP calls: the tracer of ``tracer_provider`` and the
+    meter of ``meter_provider`` (default: the global ones, so providers set later are used)."""
 
-    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         from synapse_sdk import __version__
 
         self.tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
+        self.duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests (each attempt).",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
+        )
+        self.retries = meter.create_counter(
+            "synapse.client.retries", unit="{retry}", description="Retries scheduled."
+        )
+        self.rate_limited = meter.create_counter(
+            "synapse.client.rate_limited",
+            unit="{response}",
+            description="Rate-limited (429) answers.",
+        )
+        self.budget_refusals = meter.create_counter(
+            "synapse.client.retry_budget.refusals",
+            unit="{refusal}",
+            description="Retries the retry budget refused.",
+        )
+        self.export_items = meter.create_counter(
+            "synapse.export.items", unit="{item}", description="Items an export settled."
+        )
 
     def _attributes(self, call: HttpCall) -> dict[str, str | int]:
         address, port = _server(call.url)
@@ -157,19 +202,47 @@ class OpenTelemetry:
             set_status_on_exception=False,
         ) as span:
             scope = AttemptScope(span)
+            kind: str | None = None
             try:
                 yield scope
             except BaseException as exc:
                 status = getattr(exc, "status_code", None)
                 if isinstance(status, int) and scope.status is None:
                     scope.answered(status)
-                _fail(span, exc)
+                kind = _fail(span, exc)
                 raise
+            finally:
+                self._measure(attributes, scope, kind)
+
+    def _measure(
+        self, attributes: Mapping[str, str | int], scope: AttemptScope, kind: str | None
+    ) -> None:
+        """Record an attempt's duration (and a 429) with the metric's bounded attributes."""
+        measured = {
+            key: attributes[key]
+            for key in ("http.request.method", "server.address", "server.port")
+            if key in attributes
+        }
+        if scope.status is not None:
+            measured["http.response.status_code"] = scope.status
+        if kind is not None:
+            measured["error.type"] = kind
+        self.duration.record(time.perf_counter() - scope.started, measured)
+        if scope.status == 429:
+            self.rate_limited.add(1, measured)
 
     def on_retry(self, event: RetryEvent) -> None:
-        """A retry hook: a scheduled retry's wait becomes an event of the current span."""
+        """A retry hook: counts retries and budget refusals; a scheduled retry's wait becomes an
+        event of the current span."""
+        counted = {
+            "error.type": error_type(event.error),
+            "synapse.retry.name": event.call_name or "",
+        }
         if event.kind != SCHEDULED:
+            if event.reason == BUDGET_EXHAUSTED:
+                self.budget_refusals.add(1, counted)
             return
+        self.retries.add(1, counted)
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(
@@ -180,3 +253,10 @@ class OpenTelemetry:
                     "error.type": error_type(event.error),
                 },
             )
+
+    def count_export(self, exported: int, failed_by_code: Mapping[str, int]) -> None:
+        """Count an export run's settled items: exported, and failed by code."""
+        if exported:
+            self.export_items.add(exported, {"synapse.export.outcome": "exported"})
+        for code, count in failed_by_code.items():
+            self.export_items.add(count, {"synapse.export.outcome": "failed", "error.type": code})
