@@ -101,7 +101,11 @@ from synapse_sdk.exceptions import (
     registry,
 )
 from synapse_sdk.retry import Retrying, remaining_time
-from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.retry_after import (
+    RateLimitInfo,
+    rate_limit_from_headers,
+    retry_after_from_headers,
+)
 from synapse_sdk.telemetry import opentelemetry
 
 if TYPE_CHECKING:
@@ -358,6 +362,13 @@ class Response:
     request_id: str | None
     method: str
     path: str
+
+    @property
+    def rate_limit(self) -> RateLimitInfo | None:
+        """What the answer's rate-limit headers say (``RateLimit``/``RateLimit-Policy``,
+        ``X-RateLimit-*``; see :func:`synapse_sdk.retry_after.rate_limit_from_headers`), or
+        None when it sent none."""
+        return rate_limit_from_headers(self.headers)
 
     def json(self) -> Any:
         """The body parsed as JSON.
