@@ -21,6 +21,7 @@ Metrics (attributes are methods, hosts, status codes and error codes, never ids)
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -89,13 +90,27 @@ def redact_url(url: str, params: Mapping[str, str | int] | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _server(url: str) -> tuple[str, int | None]:
-    parts = urlsplit(url)
+@functools.lru_cache(maxsize=256)
+def _origin_attributes(origin: str) -> Mapping[str, str | int]:
+    """``server.address`` and ``server.port`` of a URL's ``scheme://authority`` (cached: a
+    client talks to few origins)."""
+    parts = urlsplit(origin)
     try:
         port = parts.port
     except ValueError:
         port = None
-    return parts.hostname or "", port if port is not None else _DEFAULT_PORTS.get(parts.scheme)
+    if port is None:
+        port = _DEFAULT_PORTS.get(parts.scheme)
+    found: dict[str, str | int] = {"server.address": parts.hostname or ""}
+    if port is not None:
+        found["server.port"] = port
+    return found
+
+
+def _server(url: str) -> Mapping[str, str | int]:
+    """``server.address`` and ``server.port`` of ``url``."""
+    end = url.find("/", url.find("//") + 2)
+    return _origin_attributes(url if end < 0 else url[:end])
 
 
 def _fail(span: Span, exc: BaseException) -> str:
@@ -158,16 +173,13 @@ class OpenTelemetry:
         )
 
     def _attributes(self, call: HttpCall) -> dict[str, str | int]:
-        address, port = _server(call.url)
-        attributes: dict[str, str | int] = {
+        """A span's attributes (built only for a recording span: they cost a URL parse)."""
+        return {
             "http.request.method": call.method,
-            "server.address": address,
+            **_server(call.url),
             "url.full": redact_url(call.url, call.params),
             CORRELATION_ID: call.correlation_id,
         }
-        if port is not None:
-            attributes["server.port"] = port
-        return attributes
 
     @contextmanager
     def http_call(self, call: HttpCall) -> Iterator[Span]:
@@ -175,10 +187,11 @@ class OpenTelemetry:
         with self.tracer.start_as_current_span(
             f"synapse_sdk.http {call.method}",
             kind=SpanKind.INTERNAL,
-            attributes=self._attributes(call),
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            if span.is_recording():
+                span.set_attributes(self._attributes(call))
             try:
                 yield span
             except BaseException as exc:
@@ -190,17 +203,17 @@ class OpenTelemetry:
     @contextmanager
     def http_attempt(self, call: HttpCall) -> Iterator[AttemptScope]:
         """The CLIENT span of the attempt about to start (number ``call.attempt + 1``)."""
-        attributes = self._attributes(call)
-        resends = call.attempt
-        if resends:
-            attributes["http.request.resend_count"] = resends
         with self.tracer.start_as_current_span(
             call.method,
             kind=SpanKind.CLIENT,
-            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            if span.is_recording():
+                attributes = self._attributes(call)
+                if call.attempt:
+                    attributes["http.request.resend_count"] = call.attempt
+                span.set_attributes(attributes)
             scope = AttemptScope(span)
             kind: str | None = None
             try:
@@ -212,17 +225,11 @@ class OpenTelemetry:
                 kind = _fail(span, exc)
                 raise
             finally:
-                self._measure(attributes, scope, kind)
+                self._measure(call, scope, kind)
 
-    def _measure(
-        self, attributes: Mapping[str, str | int], scope: AttemptScope, kind: str | None
-    ) -> None:
+    def _measure(self, call: HttpCall, scope: AttemptScope, kind: str | None) -> None:
         """Record an attempt's duration (and a 429) with the metric's bounded attributes."""
-        measured = {
-            key: attributes[key]
-            for key in ("http.request.method", "server.address", "server.port")
-            if key in attributes
-        }
+        measured = {"http.request.method": call.method, **_server(call.url)}
         if scope.status is not None:
             measured["http.response.status_code"] = scope.status
         if kind is not None:
