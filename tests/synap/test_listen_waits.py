@@ -41,7 +41,9 @@ class _Scripted(StreamListener):
         )
         self._errors = errors
 
-    async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
+    async def _stream_once(
+        self, endpoint: StreamEndpoint, connected: Callable[[], None], correlation_id: str
+    ) -> None:
         raise self._errors.pop(0)
 
 

@@ -26,6 +26,7 @@ nothing of it is imported and a call pays one look-up of a module global.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Final
 
 from synapse_sdk.telemetry import _hooks
@@ -48,6 +49,7 @@ __all__ = [
     "RetryHook",
     "configure_opentelemetry",
     "get_retry_hooks",
+    "grpc_span",
     "opentelemetry",
     "record_export",
     "set_retry_hooks",
@@ -98,3 +100,13 @@ def record_export(exported: int, failed_by_code: Mapping[str, int]) -> None:
     adapter = opentelemetry()
     if adapter is not None:
         adapter.count_export(exported, failed_by_code)
+
+
+def grpc_span(
+    target: str, service: str, method: str, correlation_id: str
+) -> AbstractContextManager[object]:
+    """The span of one gRPC call when OpenTelemetry is on, else a context that does nothing."""
+    adapter = opentelemetry()
+    if adapter is None:
+        return nullcontext()
+    return adapter.grpc_call(target, service, method, correlation_id)

@@ -21,10 +21,11 @@ Metrics (attributes are methods, hosts, status codes and error codes, never ids)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Final, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -45,6 +46,8 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 CORRELATION_ID: Final = "synapse.correlation_id"
 ATTEMPTS: Final = "synapse.attempts"
 RETRY_EVENT: Final = "synapse.retry"
+#: The gRPC status code of a call the client cancelled.
+_GRPC_CANCELLED: Final = 1
 #: The HTTP client semantic conventions' advisory buckets for request durations.
 _DURATION_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -181,15 +184,17 @@ class OpenTelemetry:
             CORRELATION_ID: call.correlation_id,
         }
 
+    def _span(self, name: str, kind: SpanKind) -> AbstractContextManager[Span]:
+        """A current span that records no exception (messages may quote a body): the callers
+        set the error's status and ``error.type`` themselves."""
+        return self.tracer.start_as_current_span(
+            name, kind=kind, record_exception=False, set_status_on_exception=False
+        )
+
     @contextmanager
     def http_call(self, call: HttpCall) -> Iterator[Span]:
         """The span of one logical call (every attempt and wait inside it)."""
-        with self.tracer.start_as_current_span(
-            f"synapse_sdk.http {call.method}",
-            kind=SpanKind.INTERNAL,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with self._span(f"synapse_sdk.http {call.method}", SpanKind.INTERNAL) as span:
             if span.is_recording():
                 span.set_attributes(self._attributes(call))
             try:
@@ -203,12 +208,7 @@ class OpenTelemetry:
     @contextmanager
     def http_attempt(self, call: HttpCall) -> Iterator[AttemptScope]:
         """The CLIENT span of the attempt about to start (number ``call.attempt + 1``)."""
-        with self.tracer.start_as_current_span(
-            call.method,
-            kind=SpanKind.CLIENT,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with self._span(call.method, SpanKind.CLIENT) as span:
             if span.is_recording():
                 attributes = self._attributes(call)
                 if call.attempt:
@@ -267,3 +267,38 @@ class OpenTelemetry:
             self.export_items.add(exported, {"synapse.export.outcome": "exported"})
         for code, count in failed_by_code.items():
             self.export_items.add(count, {"synapse.export.outcome": "failed", "error.type": code})
+
+    @contextmanager
+    def grpc_call(
+        self, target: str, service: str, method: str, correlation_id: str
+    ) -> Iterator[Span]:
+        """The CLIENT span of one gRPC call (a listening stream's connection) to ``target``
+        (``host:port``), with the RPC semantic conventions; a failure's gRPC status comes from
+        the grpc error the SDK's error was raised from."""
+        with self._span(f"{service}/{method}", SpanKind.CLIENT) as span:
+            if span.is_recording():
+                host, _, port = target.rpartition(":")
+                attributes: dict[str, str | int] = {
+                    "rpc.system": "grpc",
+                    "rpc.service": service,
+                    "rpc.method": method,
+                    "server.address": (host or target).strip("[]"),
+                    CORRELATION_ID: correlation_id,
+                }
+                if port.isdigit():
+                    attributes["server.port"] = int(port)
+                span.set_attributes(attributes)
+            try:
+                yield span
+            except asyncio.CancelledError:
+                span.set_attribute("rpc.grpc.status_code", _GRPC_CANCELLED)  # stopped: no error
+                raise
+            except BaseException as exc:
+                code = getattr(exc.__cause__, "code", None)
+                status = code() if callable(code) else None
+                value = getattr(status, "value", None)
+                if isinstance(value, tuple) and value and isinstance(value[0], int):
+                    span.set_attribute("rpc.grpc.status_code", value[0])
+                _fail(span, exc)
+                raise
+            span.set_attribute("rpc.grpc.status_code", 0)

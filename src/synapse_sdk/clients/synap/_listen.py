@@ -41,12 +41,15 @@ from synapse_sdk.exceptions import (
     SynapError,
 )
 from synapse_sdk.retry import decide_wait
+from synapse_sdk.telemetry import grpc_span
 
 __all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
 _OPEN_MARKER = "x-synap-stream"
+#: The listening service's full name (proto/synap/v1/listen.proto), for its spans.
+_SERVICE = "synap.v1.Listener"
 
 OnMessage = Callable[[ListenMessage], object]
 OnError = Callable[[SynapError], object]
@@ -144,7 +147,10 @@ class StreamListener:
         try:
             while True:
                 try:
-                    await self._stream_once(await self._endpoint(), connected)
+                    endpoint = await self._endpoint()
+                    correlation_id = uuid.uuid4().hex
+                    with grpc_span(endpoint.target, _SERVICE, "Listen", correlation_id):
+                        await self._stream_once(endpoint, connected, correlation_id)
                     error: SynapError = ServiceUnavailableError(
                         "the Synap listening stream was closed by the server"
                     )
@@ -200,8 +206,9 @@ class StreamListener:
         self._previous_wait = decision.seconds
         return decision.seconds
 
-    async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
-        correlation_id = uuid.uuid4().hex
+    async def _stream_once(
+        self, endpoint: StreamEndpoint, connected: Callable[[], None], correlation_id: str
+    ) -> None:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=endpoint.trust_root,
             private_key=endpoint.key_pem,
