@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_hooks_must_be_an_iterable_of_callables(bad: object) -> None:
         SDKConfig(retry_hooks=bad)  # type: ignore[arg-type]
 
 
-def test_client_hooks_see_every_retry_of_a_429_with_its_exact_wait() -> None:
+def test_client_hooks_see_every_retry_of_a_429_with_its_exact_wait(secret_sink: Any) -> None:
     """Against the emulator: each 429's Retry-After is the wait the hook is told, and slept."""
     clock = FakeClock()
     events: list[RetryEvent] = []
@@ -133,3 +134,4 @@ def test_client_hooks_see_every_retry_of_a_429_with_its_exact_wait() -> None:
     assert {e.error_code for e in events} == {"rate_limited"}
     assert [e.correlation_id for e in events] == [r.correlation_id for r in limited]
     assert events == process_wide
+    assert secret_sink.find(repr(events)) is None  # the emulator's token is planted

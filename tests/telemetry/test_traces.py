@@ -175,3 +175,29 @@ def test_nothing_of_opentelemetry_is_imported_before_a_call_uses_it(script: str)
     import sys
 
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_a_retry_engine_used_before_any_client_call_is_observed() -> None:
+    """The retry counter sees a bare Retrying's retries in a process that has made no call."""
+    script = """
+import sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry import metrics
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+from synapse_sdk.config import RetryPolicy
+from synapse_sdk.exceptions import ServiceUnavailableError
+from synapse_sdk.retry import Retrying
+errors = [ServiceUnavailableError("down")]
+def op():
+    if errors:
+        raise errors.pop()
+    return 1
+Retrying(RetryPolicy(backoff_base=0.0), sleep=lambda s: None).call(op)
+assert "synapse.client.retries" in reader.get_metrics_data().to_json()
+"""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

@@ -95,6 +95,10 @@ def configure_opentelemetry(
     _hooks.set_observers((adapter.on_retry,))
 
 
+# A retry engine's first failure sets OpenTelemetry up if no client call did it before.
+_hooks.set_loader(opentelemetry)
+
+
 def record_export(exported: int, failed_by_code: Mapping[str, int]) -> None:
     """Count an export run's items (exported, and failed by code) when OpenTelemetry is on."""
     adapter = opentelemetry()

@@ -105,8 +105,25 @@ def set_observers(observers: tuple[RetryHook, ...]) -> None:
     _observers = observers
 
 
+# Called once, by the first any_hooks(): sets up the observers (the OpenTelemetry adapter, when
+# OpenTelemetry is installed), so a retry engine used before any client call is observed too.
+_loader: Callable[[], object] | None = None
+
+
+def set_loader(loader: Callable[[], object] | None) -> None:
+    """Set what the first :func:`any_hooks` calls to set the observers up."""
+    global _loader
+    _loader = loader
+
+
 def any_hooks() -> bool:
-    """Whether a process-wide hook or observer would be called."""
+    """Whether a process-wide hook or observer would be called (asked on failure paths only:
+    the first call sets the observers up)."""
+    global _loader
+    loader = _loader
+    if loader is not None:
+        _loader = None
+        loader()
     return bool(_global or _observers)
 
 
