@@ -201,3 +201,30 @@ assert "synapse.client.retries" in reader.get_metrics_data().to_json()
     import sys
 
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_the_pacers_pause_is_outside_the_attempt_span(spans: InMemorySpanExporter) -> None:
+    """The pause happens in the call's span, so an attempt's span and duration are the HTTP
+    exchange alone."""
+    from collections.abc import Mapping
+
+    from opentelemetry import trace
+
+    seen: list[str] = []
+
+    class Pacer:
+        def before_request(self, path: str) -> float:
+            seen.append(trace.get_current_span().name)  # type: ignore[attr-defined]
+            return 0.5
+
+        def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
+            seen.append(trace.get_current_span().name)  # type: ignore[attr-defined]
+
+    sleeps: list[float] = []
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    with Transport(
+        base_url="https://backend.test", http_client=client, sleep=sleeps.append, pacer=Pacer()
+    ) as transport:
+        transport.request("GET", "/v2/x/")
+    assert seen == ["synapse_sdk.http GET", "GET"]
+    assert sleeps == [0.5]

@@ -1214,17 +1214,24 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             return retrying.call(self._traced_attempt, call, otel, idempotent=call.idempotent)
 
     def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        self._pace(call)  # before the span: a pause is not part of the attempt's duration
         with otel.http_attempt(call) as scope:
-            response = self._attempt(call)
+            response = self._attempt(call, paced=True)
             scope.answered(response.status_code)
             return response
 
-    def _attempt(self, call: _Call) -> Response:
+    def _pace(self, call: _Call) -> None:
+        """Wait as long as the pacer says before an attempt of ``call``."""
         pacer = self._pacer
         if pacer is not None:
             wait = pacer.before_request(call.path)
             if wait > 0.0:
                 (self._sleep or time.sleep)(wait)
+
+    def _attempt(self, call: _Call, paced: bool = False) -> Response:
+        if not paced:
+            self._pace(call)
+        pacer = self._pacer
         client = self._client_for(call)
         try:
             request = self._core.build_request(client, call)
@@ -1291,17 +1298,24 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             )
 
     async def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        await self._pace(call)  # before the span: a pause is not part of the attempt's duration
         with otel.http_attempt(call) as scope:
-            response = await self._attempt(call)
+            response = await self._attempt(call, paced=True)
             scope.answered(response.status_code)
             return response
 
-    async def _attempt(self, call: _Call) -> Response:
+    async def _pace(self, call: _Call) -> None:
+        """Wait as long as the pacer says before an attempt of ``call``."""
         pacer = self._pacer
         if pacer is not None:
             wait = pacer.before_request(call.path)
             if wait > 0.0:
                 await (self._sleep or _asyncio_sleep())(wait)
+
+    async def _attempt(self, call: _Call, paced: bool = False) -> Response:
+        if not paced:
+            await self._pace(call)
+        pacer = self._pacer
         client = self._client_for(call)
         try:
             request = self._core.build_request(client, call)
