@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from synapse_sdk.clients._transport import Transport
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
 from synapse_sdk.exceptions import BackendServiceUnavailableError
+from synapse_sdk.plugins.actions.export.action import ExportAction
 
 #: Every attribute a metric may carry: bounded values (methods, hosts, codes), never an id.
 BOUNDED = {
@@ -100,3 +102,36 @@ def test_export_items_are_counted_by_outcome_and_code(
     assert total(found, "synapse.export.items", **{"synapse.export.outcome": "exported"}) == 7
     assert total(found, "synapse.export.items", **{"error.type": "item_corrupted"}) == 2
     assert total(found, "synapse.export.items", **{"synapse.export.outcome": "failed"}) == 3
+
+
+def test_an_export_run_counts_its_items_by_outcome_and_code(
+    spans: InMemorySpanExporter, metrics: InMemoryMetricReader, tmp_path: Path
+) -> None:
+    """A real export against the emulator (corrupted items fail for good, headers pace it)."""
+    clock = FakeClock()
+    faults = FaultProfile(
+        seed=5, permanent_failure_rate=0.1, rate_limit=RateLimit(per_second=5.0, burst=3)
+    )
+    with Emulator(items=60, faults=faults, clock=clock, sleep=clock.sleep) as emu:
+        config = SDKConfig(
+            backend_url=emu.url, token=emu.token, language="en",
+            retry_policy=RetryPolicy(max_attempts=6, backoff_base=0.2, retry_after_max=30.0),
+        )
+        with ExportAction(
+            {"out_dir": tmp_path, "workers": 2}, config=config, sleep=clock.sleep,
+            monotonic=clock, clock=clock,
+        ) as action:
+            summary = action.run()
+    assert summary.exported and summary.failed
+    found = points(metrics)
+    assert total(found, "synapse.export.items", **{"synapse.export.outcome": "exported"}) == (
+        summary.exported
+    )
+    for code, count in summary.failed_by_code.items():
+        assert total(found, "synapse.export.items", **{"error.type": code}) == count
+    assert total(found, "synapse.export.items", **{"synapse.export.outcome": "failed"}) == (
+        summary.failed
+    )
+    assert total(found, "synapse.client.rate_limited") == sum(
+        r.status == 429 for r in emu.requests
+    )
