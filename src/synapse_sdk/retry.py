@@ -51,6 +51,10 @@ details are structured ``extra`` fields (``event``, ``call_name``, ``attempt``, 
   ``retry_after_too_long``, ``deadline`` or ``budget_exhausted``; at DEBUG for
   ``not_retryable`` (a permanent error) and ``retries_disabled``.
 
+Retry hooks (``Retrying(hooks=...)``, ``SDKConfig(retry_hooks=...)``,
+:func:`synapse_sdk.telemetry.set_retry_hooks`) are told the same two moments as a
+:class:`~synapse_sdk.telemetry.RetryEvent`: each scheduled retry and each give-up.
+
 Tests inject ``sleep``/``asleep``/``clock``/``rng``, or wrap code in :func:`testing`, which
 records the planned waits instead of sleeping (and advances the deadline arithmetic as if the
 waits had passed).
