@@ -91,6 +91,7 @@ __all__ = [
     "aretry_call",
     "backoff_delay",
     "decide_wait",
+    "notify_wait",
     "remaining_time",
     "retry",
     "retry_call",
@@ -351,10 +352,41 @@ _decision: Final[Callable[[type[WaitDecision], tuple[float, str | None, bool]], 
 
 _HUGE: Final = MAX_RETRY_AFTER_SECONDS
 _QUIET_REASONS: Final = frozenset({NOT_RETRYABLE, RETRIES_DISABLED})
+#: Reasons to give up that report the wait they refused (else there was none to report).
+_SHOWN_WAIT_REASONS: Final = frozenset({RETRY_AFTER_TOO_LONG, DEADLINE})
 _SURFACE_NOT_RETRYABLE: Final = (0.0, NOT_RETRYABLE, False)
 _SURFACE_OUTCOME_UNKNOWN: Final = (0.0, OUTCOME_UNKNOWN, False)
 _SURFACE_MAX_ATTEMPTS: Final = (0.0, MAX_ATTEMPTS, False)
 _SURFACE_DISABLED: Final = (0.0, RETRIES_DISABLED, False)
+
+
+def notify_wait(
+    decision: WaitDecision,
+    *,
+    attempt: int,
+    max_attempts: int,
+    error: BaseException,
+    call_name: str | None = None,
+    hooks: tuple[RetryHook, ...] = (),
+) -> None:
+    """Tell the retry hooks (``hooks``, then the process-wide ones) what :func:`decide_wait`
+    decided after failed ``attempt``: a scheduled retry, or giving up. For loops that wait
+    outside :class:`Retrying` (which tells its hooks itself), such as the stream reconnects.
+    Costs nothing when no hook listens."""
+    if not (hooks or _hooks.any_hooks()):
+        return
+    code, correlation_id = _describe(error)
+    reason = decision.reason
+    if reason is None:
+        kind: Literal["scheduled", "giving_up"] = SCHEDULED
+        wait: float | None = decision.seconds
+    else:
+        kind = GIVING_UP
+        wait = decision.seconds if reason in _SHOWN_WAIT_REASONS else None
+    event = RetryEvent(
+        kind, call_name, attempt, max_attempts, wait, reason, error, code, correlation_id
+    )
+    _hooks.dispatch(event, hooks)
 
 
 # --- per-call state, deadline and testing switch ----------------------------------------------
@@ -661,7 +693,7 @@ class Retrying:
             event, level = EVENT_GIVING_UP, logging.DEBUG
         else:
             event, level = EVENT_GIVING_UP, logging.WARNING
-        shown_wait = wait if reason in (RETRY_AFTER_TOO_LONG, DEADLINE) else None
+        shown_wait = wait if reason in _SHOWN_WAIT_REASONS else None
         self._report(level, GIVING_UP, event, reason, state.attempt, shown_wait, exc)
 
     def _succeeded(self, state: _CallState) -> None:

@@ -40,8 +40,8 @@ from synapse_sdk.exceptions import (
     ServiceUnavailableError,
     SynapError,
 )
-from synapse_sdk.retry import decide_wait
-from synapse_sdk.telemetry import grpc_span
+from synapse_sdk.retry import decide_wait, notify_wait
+from synapse_sdk.telemetry import RetryHook, grpc_span
 
 __all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
 
@@ -85,7 +85,11 @@ async def _call_back(fn: Callable[[Any], object], value: Any) -> None:
 
 
 class StreamListener:
-    """Keeps one listening stream open until cancelled or a permanent error ends it."""
+    """Keeps one listening stream open until cancelled or a permanent error ends it.
+
+    Each reconnect decision (a scheduled reconnect, or the end) is told to the retry hooks,
+    ``hooks`` then the process-wide ones, as ``call_name="synap.listen"``.
+    """
 
     def __init__(
         self,
@@ -99,8 +103,10 @@ class StreamListener:
         rng: random.Random | None,
         connect_timeout: float,
         idle_timeout: float,
+        hooks: tuple[RetryHook, ...] = (),
     ) -> None:
         self._instance_id = instance_id
+        self._hooks = hooks
         self._endpoint = endpoint
         self._on_message = on_message
         self._on_error = on_error
@@ -200,6 +206,14 @@ class StreamListener:
         (:func:`~synapse_sdk.retry.decide_wait`), or None to stop."""
         decision = decide_wait(
             self._policy, failures, error=error, previous=self._previous_wait, rng=self._rng
+        )
+        notify_wait(
+            decision,
+            attempt=failures,
+            max_attempts=self._policy.max_attempts,
+            error=error,
+            call_name="synap.listen",
+            hooks=self._hooks,
         )
         if decision.surface:
             return None
