@@ -56,3 +56,19 @@ def test_a_stopped_stream_is_a_cancelled_span_without_error(
     (connection,) = listen_spans(spans)
     assert connection.attributes["rpc.grpc.status_code"] == 1
     assert connection.status.status_code is not StatusCode.ERROR
+
+
+def test_synap_http_calls_are_traced_like_the_backends(
+    env: Env, spans: InMemorySpanExporter
+) -> None:
+    env.ready()  # initializes the instance over HTTPS
+    finished = spans.get_finished_spans()
+    calls = [s for s in finished if s.name.startswith("synapse_sdk.http ")]
+    attempts = [s for s in finished if s.kind is SpanKind.CLIENT and s.parent is not None]
+    assert calls and attempts
+    host, _, port = env.emu.url.removeprefix("https://").partition(":")
+    for span in attempts:
+        assert span.attributes["server.address"] == host
+        assert span.attributes["server.port"] == int(port)
+        assert span.attributes["url.full"].startswith(env.emu.url)
+        assert span.parent.span_id in {c.context.span_id for c in calls}
