@@ -12,7 +12,8 @@ wait zero: tenacity ``wait_none()``, stamina ``wait_initial=wait_max=wait_jitter
 ``constant`` with ``interval=0`` and no jitter, ours ``backoff_base=backoff_max=0`` (the
 hand-written loop skips a zero sleep, as ours does; the peers still call ``sleep(0)``). Logging
 hooks are off for the peers (stamina's instrumentation hooks emptied, backoff ``logger=None``); ours
-logs only when its logger is enabled for INFO, which it is not here. stamina's 45 s default
+logs only when its logger is enabled for INFO, which it is not here, and its OpenTelemetry
+observer is off (``bench_telemetry.py`` measures it). stamina's 45 s default
 timeout is turned off, like ours (no deadline). Our retry rows run without a retry budget, as the
 peers have none (in a loop where every call retries, a budget of 50 empties fast); the
 "+budget" row refunds each spent token to show the budget's own cost.
@@ -45,6 +46,7 @@ import backoff
 import stamina
 import tenacity
 
+from synapse_sdk import telemetry
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import ServiceUnavailableError, SynapTransientError
 from synapse_sdk.retry import Retrying, retry
@@ -386,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stamina.instrumentation.set_on_retry_hooks([])  # no log lines from the peers
     logging.getLogger("synapse_sdk.retry").setLevel(logging.WARNING)
+    # Our instrumentation off too (OpenTelemetry, when installed, observes every retry);
+    # benchmarks/bench_telemetry.py gives its cost.
+    telemetry.configure_opentelemetry(enabled=False)
     started = time.perf_counter()
     print(f"Python {sys.version.split()[0]} on {sys.platform}; tenacity {tenacity_version()}, "
           f"stamina {package_version('stamina')}, backoff {package_version('backoff')}")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, Self, get_args
 
 from synapse_sdk.exceptions import SynapTransientError
+from synapse_sdk.telemetry._hooks import RetryHook, check_hooks
 
 __all__ = ["JitterMode", "RetryBudget", "RetryPolicy", "SDKConfig", "TimeoutConfig"]
 
@@ -288,8 +289,10 @@ class RetryPolicy(_Replaceable):
 class SDKConfig(_Replaceable):
     """Everything a client needs to know: retries, timeouts, language, where and who.
 
-    ``retry_policy=None`` turns retries off (one attempt per call). ``token`` is a secret and
-    never appears in ``repr``. ``language`` picks the locale of rendered messages (``None``:
+    ``retry_policy=None`` turns retries off (one attempt per call). ``retry_hooks`` are called
+    on each scheduled retry and give-up of the client's calls (see
+    :mod:`synapse_sdk.telemetry`). ``token`` is a secret and never appears in ``repr``.
+    ``language`` picks the locale of rendered messages (``None``:
     ``SYNAPSE_LANGUAGE``, then English).
 
     Thread-safe: immutable; one instance may be shared by threads and tasks.
@@ -301,8 +304,10 @@ class SDKConfig(_Replaceable):
     token: str | None = field(default=None, repr=False)
     language: str | None = None
     credentials_dir: Path | None = None
+    retry_hooks: tuple[RetryHook, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "retry_hooks", check_hooks(self.retry_hooks, "retry_hooks"))
         if self.retry_policy is not None and not isinstance(self.retry_policy, RetryPolicy):
             raise ValueError(
                 f"SDKConfig.retry_policy must be a RetryPolicy or None, got {self.retry_policy!r}"

@@ -51,6 +51,10 @@ details are structured ``extra`` fields (``event``, ``call_name``, ``attempt``, 
   ``retry_after_too_long``, ``deadline`` or ``budget_exhausted``; at DEBUG for
   ``not_retryable`` (a permanent error) and ``retries_disabled``.
 
+Retry hooks (``Retrying(hooks=...)``, ``SDKConfig(retry_hooks=...)``,
+:func:`synapse_sdk.telemetry.set_retry_hooks`) are told the same two moments as a
+:class:`~synapse_sdk.telemetry.RetryEvent`: each scheduled retry and each give-up.
+
 Tests inject ``sleep``/``asleep``/``clock``/``rng``, or wrap code in :func:`testing`, which
 records the planned waits instead of sleeping (and advances the deadline arithmetic as if the
 waits had passed).
@@ -66,14 +70,16 @@ import math
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Final, NamedTuple, NoReturn, TypeVar, cast
+from typing import Any, Final, Literal, NamedTuple, NoReturn, TypeVar, cast
 
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import AttemptRecord, SynapError
 from synapse_sdk.retry_after import MAX_RETRY_AFTER_SECONDS
+from synapse_sdk.telemetry import _hooks
+from synapse_sdk.telemetry._hooks import GIVING_UP, SCHEDULED, RetryEvent, RetryHook
 
 __all__ = [
     "EVENT_EXHAUSTED",
@@ -85,6 +91,7 @@ __all__ = [
     "aretry_call",
     "backoff_delay",
     "decide_wait",
+    "notify_wait",
     "remaining_time",
     "retry",
     "retry_call",
@@ -345,10 +352,41 @@ _decision: Final[Callable[[type[WaitDecision], tuple[float, str | None, bool]], 
 
 _HUGE: Final = MAX_RETRY_AFTER_SECONDS
 _QUIET_REASONS: Final = frozenset({NOT_RETRYABLE, RETRIES_DISABLED})
+#: Reasons to give up that report the wait they refused (else there was none to report).
+_SHOWN_WAIT_REASONS: Final = frozenset({RETRY_AFTER_TOO_LONG, DEADLINE})
 _SURFACE_NOT_RETRYABLE: Final = (0.0, NOT_RETRYABLE, False)
 _SURFACE_OUTCOME_UNKNOWN: Final = (0.0, OUTCOME_UNKNOWN, False)
 _SURFACE_MAX_ATTEMPTS: Final = (0.0, MAX_ATTEMPTS, False)
 _SURFACE_DISABLED: Final = (0.0, RETRIES_DISABLED, False)
+
+
+def notify_wait(
+    decision: WaitDecision,
+    *,
+    attempt: int,
+    max_attempts: int,
+    error: BaseException,
+    call_name: str | None = None,
+    hooks: tuple[RetryHook, ...] = (),
+) -> None:
+    """Tell the retry hooks (``hooks``, then the process-wide ones) what :func:`decide_wait`
+    decided after failed ``attempt``: a scheduled retry, or giving up. For loops that wait
+    outside :class:`Retrying` (which tells its hooks itself), such as the stream reconnects.
+    Costs nothing when no hook listens."""
+    if not (hooks or _hooks.any_hooks()):
+        return
+    code, correlation_id = _describe(error)
+    reason = decision.reason
+    if reason is None:
+        kind: Literal["scheduled", "giving_up"] = SCHEDULED
+        wait: float | None = decision.seconds
+    else:
+        kind = GIVING_UP
+        wait = decision.seconds if reason in _SHOWN_WAIT_REASONS else None
+    event = RetryEvent(
+        kind, call_name, attempt, max_attempts, wait, reason, error, code, correlation_id
+    )
+    _hooks.dispatch(event, hooks)
 
 
 # --- per-call state, deadline and testing switch ----------------------------------------------
@@ -478,6 +516,9 @@ class Retrying:
 
     ``policy=None`` means one attempt (retries off). ``sleep``/``asleep``/``clock``/``rng`` are
     injectable for tests (``asleep`` defaults to ``asyncio.sleep``); ``name`` labels log events.
+    ``hooks`` (callables taking a :class:`~synapse_sdk.telemetry.RetryEvent`) are called on each
+    scheduled retry and when the engine gives up, before the process-wide ones
+    (:func:`synapse_sdk.telemetry.set_retry_hooks`); one that raises is logged and ignored.
     A successful call costs a clock read and one try/except; every wait after a failure is
     :func:`decide_wait`'s. Thread- and task-safe: a Retrying holds no per-call state.
 
@@ -486,8 +527,8 @@ class Retrying:
             not a ``random.Random`` or ``name`` is not a string.
     """
 
-    __slots__ = ("_asleep", "_catch", "_clock", "_deadline", "_max_attempts", "_rng", "_sleep",
-                 "_success_hook", "name", "policy")
+    __slots__ = ("_asleep", "_catch", "_clock", "_deadline", "_hooks", "_max_attempts", "_rng",
+                 "_sleep", "_success_hook", "name", "policy")
 
     def __init__(
         self,
@@ -498,6 +539,7 @@ class Retrying:
         clock: ClockFn = time.monotonic,
         rng: random.Random | None = None,
         name: str | None = None,
+        hooks: Iterable[RetryHook] | None = None,
     ) -> None:
         if policy is None:
             policy = _DISABLED_POLICY
@@ -512,6 +554,7 @@ class Retrying:
             raise TypeError(f"name must be a string or None, not {type(name).__name__}")
         self.policy = policy
         self.name = name
+        self._hooks = _hooks.check_hooks(hooks, "hooks")
         self._sleep = sleep
         self._asleep = asleep
         self._clock = clock
@@ -586,35 +629,49 @@ class Retrying:
         state.history.append((number, exc, now - state.attempt_start, wait))
         state.previous = wait
         state.attempt = number + 1
-        if logger.isEnabledFor(_INFO):
-            self._log(_INFO, EVENT_SCHEDULED, None, number, wait, exc)
+        if self._hooks or _hooks.any_hooks() or logger.isEnabledFor(_INFO):
+            self._report(_INFO, SCHEDULED, EVENT_SCHEDULED, None, number, wait, exc)
         if _TESTING and _record_wait(wait, state):
             return 0.0
         return wait
 
-    def _log(
+    def _report(
         self,
         level: int,
+        kind: Literal["scheduled", "giving_up"],
         event: str,
         reason: str | None,
         attempt: int,
         wait: float | None,
         exc: BaseException,
     ) -> None:
+        """Log ``event`` at ``level`` (when enabled) and tell the retry hooks (this engine's,
+        then the process-wide ones): the failed ``attempt``, its error and what follows."""
+        logged = logger.isEnabledFor(level)
+        hooked = bool(self._hooks) or _hooks.any_hooks()
+        if not (logged or hooked):
+            return
         code, correlation_id = _describe(exc)
-        extra: dict[str, object] = {
-            "event": event,
-            "call_name": self.name,
-            "attempt": attempt,
-            "max_attempts": self._max_attempts,
-            "wait": wait,
-            "error_type": type(exc).__name__,
-            "error_code": code,
-            "correlation_id": correlation_id,
-        }
-        if reason is not None:
-            extra["reason"] = reason
-        logger.log(level, event, extra=extra)
+        if logged:
+            extra: dict[str, object] = {
+                "event": event,
+                "call_name": self.name,
+                "attempt": attempt,
+                "max_attempts": self._max_attempts,
+                "wait": wait,
+                "error_type": type(exc).__name__,
+                "error_code": code,
+                "correlation_id": correlation_id,
+            }
+            if reason is not None:
+                extra["reason"] = reason
+            logger.log(level, event, extra=extra)
+        if hooked:
+            hook_event = RetryEvent(
+                kind, self.name, attempt, self._max_attempts, wait, reason, exc, code,
+                correlation_id,
+            )
+            _hooks.dispatch(hook_event, self._hooks)
 
     def _give_up(self, state: _CallState, exc: BaseException, reason: str, wait: float) -> None:
         """Attach the attempt history to ``exc`` and log why the engine stops."""
@@ -636,9 +693,8 @@ class Retrying:
             event, level = EVENT_GIVING_UP, logging.DEBUG
         else:
             event, level = EVENT_GIVING_UP, logging.WARNING
-        if logger.isEnabledFor(level):
-            shown_wait = wait if reason in (RETRY_AFTER_TOO_LONG, DEADLINE) else None
-            self._log(level, event, reason, state.attempt, shown_wait, exc)
+        shown_wait = wait if reason in _SHOWN_WAIT_REASONS else None
+        self._report(level, GIVING_UP, event, reason, state.attempt, shown_wait, exc)
 
     def _succeeded(self, state: _CallState) -> None:
         """A retried call succeeded: refill the budget and drop the failed attempts' errors.

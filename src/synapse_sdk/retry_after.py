@@ -1,4 +1,4 @@
-"""Read a server's ``Retry-After`` hint, defensively.
+"""Read a server's ``Retry-After`` hint and its rate-limit headers, defensively.
 
 Every client shares these functions to turn what a server sent into "wait this many seconds" or
 "no usable hint" (``None``). They only read the hint; whether it is honoured is the retry
@@ -27,6 +27,22 @@ Accepted forms:
 * ``retry-after-ms`` (a de-facto header some APIs send): milliseconds, read before
   ``retry-after`` by :func:`retry_after_from_headers`.
 
+Rate-limit headers (:func:`rate_limit_from_headers`, a :class:`RateLimitInfo`: the quota, what
+is left of it and the seconds until it resets), first found wins, field by field:
+
+* the IETF draft's structured fields: ``RateLimit: "default";r=0;t=5`` with
+  ``RateLimit-Policy: "default";q=100;w=60`` (the policy names the quota ``q`` and window ``w``;
+  with several policies the one with the least remaining counts), and its earlier form
+  ``RateLimit: limit=100, remaining=0, reset=5``;
+* the draft's first headers ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset``;
+* the common ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` (a reset
+  above 10^9 is a Unix time, in milliseconds above 10^12, as some APIs send).
+
+    >>> rate_limit_from_headers({"RateLimit": '"default";r=0;t=5'}).remaining
+    0
+    >>> rate_limit_from_headers({"X-RateLimit-Remaining": "-1"}) is None
+    True
+
 Garbage (``None``): empty or blank values, signs, ``inf``/``nan`` spelled out, NaN, negative
 numbers, non-ASCII digits, dates that do not parse, text that is neither a number nor a date.
 A number too large for a float (``1e999``, 400 digits, ``float("inf")`` read from a JSON body)
@@ -39,11 +55,14 @@ import re
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 __all__ = [
     "MAX_RETRY_AFTER_SECONDS",
+    "RateLimitInfo",
     "parse_retry_after",
     "parse_retry_after_ms",
+    "rate_limit_from_headers",
     "retry_after_from_headers",
 ]
 
@@ -186,3 +205,152 @@ def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
     if seconds is None or not isinstance(seconds, str | bytes | bytearray):
         return None
     return parse_retry_after(seconds)
+
+
+# --- rate-limit headers -------------------------------------------------------------------------
+
+#: Longest rate-limit header value read; a longer one is ignored (no server needs more).
+_MAX_RATE_LIMIT_TEXT = 1024
+#: Longest count read (18 digits fit an int64); a longer one is garbage.
+_COUNT = re.compile(r"[0-9]{1,18}", re.ASCII)
+#: A Unix time in seconds (above this) or in milliseconds (above _EPOCH_MS), not a delay.
+_EPOCH_S = 1e9
+_EPOCH_MS = 1e12
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a server's rate-limit headers say; a field the headers do not give (or give as
+    garbage) is None.
+
+    ``limit`` is the quota (requests per window), ``remaining`` what is left of it, ``reset`` the
+    seconds until the quota is restored and ``window`` the window's length in seconds.
+    """
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    window: float | None = None
+
+
+def _count(value: object) -> int | None:
+    """A non-negative integer header value, or None."""
+    text = _text(value) if isinstance(value, str | bytes | bytearray) else None
+    return int(text) if text is not None and _COUNT.fullmatch(text) else None
+
+
+def _seconds(value: object) -> float | None:
+    """A delay in seconds (delta-seconds, as ``Retry-After``'s number form), or None."""
+    text = _text(value) if isinstance(value, str | bytes | bytearray) else None
+    return _delay(float(text)) if text is not None and _SECONDS.fullmatch(text) else None
+
+
+def _reset(value: object, now: float | None) -> float | None:
+    """An ``X-RateLimit-Reset``: a delay, or a Unix time (s or ms) turned into one."""
+    seconds = _seconds(value)
+    if seconds is None or seconds <= _EPOCH_S:
+        return seconds
+    if seconds > _EPOCH_MS:
+        seconds /= 1000.0
+    return _delay(seconds - (time.time() if now is None else now))
+
+
+def _parameters(member: str) -> dict[str, str]:
+    """The ``;key=value`` parameters of a structured-field list member (name dropped)."""
+    found: dict[str, str] = {}
+    for part in member.split(";")[1:]:
+        key, sep, value = part.partition("=")
+        if sep:
+            found.setdefault(key.strip().lower(), value.strip())
+    return found
+
+
+def _policies(text: str) -> dict[str, dict[str, str]]:
+    """A structured-field list (``"name";k=v, ...``) as name -> parameters."""
+    found: dict[str, dict[str, str]] = {}
+    for member in text.split(","):
+        name = member.split(";", 1)[0].strip().strip('"')
+        found.setdefault(name, _parameters(member))
+    return found
+
+
+def _structured(ratelimit: str | None, policy: str | None) -> RateLimitInfo:
+    """The IETF draft's ``RateLimit`` and ``RateLimit-Policy`` fields (both forms)."""
+    limit = remaining = None
+    reset = window = None
+    if ratelimit is not None and "=" in ratelimit.split(";", 1)[0]:
+        # The earlier form: a dictionary ``limit=10, remaining=5, reset=3``.
+        fields = dict(
+            (key.strip().lower(), value.strip())
+            for key, _, value in (item.partition("=") for item in ratelimit.split(","))
+        )
+        limit, remaining = _count(fields.get("limit")), _count(fields.get("remaining"))
+        reset = _seconds(fields.get("reset"))
+    elif ratelimit is not None:
+        # The current form: ``"name";r=5;t=3`` per policy; the least remaining counts.
+        best: tuple[int, str, dict[str, str]] | None = None
+        for name, params in _policies(ratelimit).items():
+            left = _count(params.get("r"))
+            if left is not None and (best is None or left < best[0]):
+                best = (left, name, params)
+        if best is not None:
+            remaining, chosen, params = best
+            reset = _seconds(params.get("t"))
+            if policy is not None:
+                quota = _policies(policy).get(chosen, {})
+                limit, window = _count(quota.get("q")), _seconds(quota.get("w"))
+            policy = None
+    if policy is not None:
+        # The policy alone, in either form: ``"name";q=10;w=1`` or ``10;w=1``.
+        for name, params in _policies(policy).items():
+            limit = _count(params.get("q")) or _count(name)
+            window = _seconds(params.get("w"))
+            break
+    return RateLimitInfo(limit, remaining, reset, window)
+
+
+def rate_limit_from_headers(
+    headers: Mapping[str, str], *, now: float | None = None
+) -> RateLimitInfo | None:
+    """What the rate-limit headers among ``headers`` say, or None when they say nothing usable.
+
+    Reads the forms the module docstring lists; names match case-insensitively; a value that
+    is not a non-negative number (or is longer than 1 KiB) is ignored. ``now`` is the Unix time
+    an ``X-RateLimit-Reset`` Unix time is measured from (default: ``time.time()``). Never raises
+    for a mapping of strings.
+
+    Raises:
+        TypeError: ``headers`` is not a mapping.
+    """
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    found: dict[str, str] = {}
+    for key, value in headers.items():
+        name = key.lower() if isinstance(key, str) else None
+        if name is None or "ratelimit" not in name or name in found:
+            continue
+        text = _text(value) if isinstance(value, str | bytes | bytearray) else None
+        if text is not None and len(text) <= _MAX_RATE_LIMIT_TEXT:
+            found[name] = text
+    if not found:
+        return None
+    drafted = _structured(found.get("ratelimit"), found.get("ratelimit-policy"))
+    candidates = (
+        (drafted.limit, drafted.remaining, drafted.reset),
+        (
+            _count(found.get("ratelimit-limit")),
+            _count(found.get("ratelimit-remaining")),
+            _seconds(found.get("ratelimit-reset")),
+        ),
+        (
+            _count(found.get("x-ratelimit-limit")),
+            _count(found.get("x-ratelimit-remaining")),
+            _reset(found.get("x-ratelimit-reset"), now),
+        ),
+    )
+    limit = next((c[0] for c in candidates if c[0] is not None), None)
+    remaining = next((c[1] for c in candidates if c[1] is not None), None)
+    reset = next((c[2] for c in candidates if c[2] is not None), None)
+    if limit is None and remaining is None and reset is None and drafted.window is None:
+        return None
+    return RateLimitInfo(limit, remaining, reset, drafted.window)

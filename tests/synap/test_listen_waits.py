@@ -41,7 +41,9 @@ class _Scripted(StreamListener):
         )
         self._errors = errors
 
-    async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
+    async def _stream_once(
+        self, endpoint: StreamEndpoint, connected: Callable[[], None], correlation_id: str
+    ) -> None:
         raise self._errors.pop(0)
 
 
@@ -84,3 +86,26 @@ def test_an_empty_budget_ends_the_reconnects() -> None:
     down = ServiceUnavailableError("down")
     listener, error = _run([down, down, down], policy)
     assert listener.waits == [0.5] and error is down
+
+
+def test_retry_hooks_are_told_every_reconnect_and_the_end() -> None:
+    from synapse_sdk.telemetry import RetryEvent, set_retry_hooks
+
+    events: list[RetryEvent] = []
+    set_retry_hooks([events.append])
+    try:
+        limited = RateLimitError("listen rate limited", retry_after_seconds=7.0)
+        final = ServiceUnavailableError("down for good", correlation_id="c-9")
+        listener, error = _run([limited, final, final])
+    finally:
+        set_retry_hooks(None)
+    assert [(e.kind, e.attempt, e.wait, e.reason) for e in events] == [
+        ("scheduled", 1, 7.0, None),
+        ("scheduled", 2, 1.0, None),
+        ("giving_up", 3, None, "max_attempts"),
+    ]
+    assert listener.waits == [7.0, 1.0]
+    assert {e.call_name for e in events} == {"synap.listen"}
+    codes = ["rate_limited", "service_unavailable", "service_unavailable"]
+    assert [e.error_code for e in events] == codes
+    assert events[-1].error is error and events[-1].correlation_id == "c-9"

@@ -12,6 +12,8 @@ failure classifier walks stays intact. Every call made through them:
 * is retried by :class:`synapse_sdk.retry.Retrying` with the configuration's effective policy
   (one engine per transport, built with it), each attempt's timeouts capped by the time left
   before the policy's deadline;
+* is traced when OpenTelemetry is installed (:mod:`synapse_sdk.telemetry`): a span for the
+  call, a CLIENT span per attempt;
 * with a ``pacer`` (a :class:`Pacer`, e.g. the export's rate pacer), waits before each attempt
   as long as the pacer says and tells it every answer;
 * reads at most :data:`ERROR_BODY_LIMIT` bytes of an error body and at most ``max_bytes`` of a
@@ -85,7 +87,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -107,7 +109,15 @@ from synapse_sdk.exceptions import (
     registry,
 )
 from synapse_sdk.retry import Retrying, remaining_time
-from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.retry_after import (
+    RateLimitInfo,
+    rate_limit_from_headers,
+    retry_after_from_headers,
+)
+from synapse_sdk.telemetry import opentelemetry
+
+if TYPE_CHECKING:
+    from synapse_sdk.telemetry._otel import OpenTelemetry
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -364,6 +374,13 @@ class Response:
     request_id: str | None
     method: str
     path: str
+
+    @property
+    def rate_limit(self) -> RateLimitInfo | None:
+        """What the answer's rate-limit headers say (``RateLimit``/``RateLimit-Policy``,
+        ``X-RateLimit-*``; see :func:`synapse_sdk.retry_after.rate_limit_from_headers`), or
+        None when it sent none."""
+        return rate_limit_from_headers(self.headers)
 
     def json(self) -> Any:
         """The body parsed as JSON.
@@ -1194,7 +1211,9 @@ class _TransportBase(Generic[_C, _S]):
         if sleep is not None:
             kwargs["asleep" if client_type is httpx.AsyncClient else "sleep"] = sleep
         # One engine for every call: the policy, sleep, clock and rng are the transport's.
-        self._retrying = Retrying(self._core.policy, name="http", **kwargs)
+        self._retrying = Retrying(
+            self._core.policy, name="http", hooks=self._core.config.retry_hooks, **kwargs
+        )
         self._lock = threading.Lock()
         #: Clients presenting a client certificate, by certificate name.
         self._certified: dict[str, _C] = {}
@@ -1315,14 +1334,31 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
         self._core.add_options(call, headers, certificate, context)
-        return retrying.call(self._attempt, call, idempotent=call.idempotent)
+        otel = opentelemetry()
+        if otel is None:
+            return retrying.call(self._attempt, call, idempotent=call.idempotent)
+        with otel.http_call(call):
+            return retrying.call(self._traced_attempt, call, otel, idempotent=call.idempotent)
 
-    def _attempt(self, call: _Call) -> Response:
+    def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        self._pace(call)  # before the span: a pause is not part of the attempt's duration
+        with otel.http_attempt(call) as scope:
+            response = self._attempt(call, paced=True)
+            scope.answered(response.status_code)
+            return response
+
+    def _pace(self, call: _Call) -> None:
+        """Wait as long as the pacer says before an attempt of ``call``."""
         pacer = self._pacer
         if pacer is not None:
             wait = pacer.before_request(call.path)
             if wait > 0.0:
                 (self._sleep or time.sleep)(wait)
+
+    def _attempt(self, call: _Call, paced: bool = False) -> Response:
+        if not paced:
+            self._pace(call)
+        pacer = self._pacer
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):
@@ -1383,14 +1419,33 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
         self._core.add_options(call, headers, certificate, context)
-        return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
+        otel = opentelemetry()
+        if otel is None:
+            return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
+        with otel.http_call(call):
+            return await retrying.acall(
+                self._traced_attempt, call, otel, idempotent=call.idempotent
+            )
 
-    async def _attempt(self, call: _Call) -> Response:
+    async def _traced_attempt(self, call: _Call, otel: OpenTelemetry) -> Response:
+        await self._pace(call)  # before the span: a pause is not part of the attempt's duration
+        with otel.http_attempt(call) as scope:
+            response = await self._attempt(call, paced=True)
+            scope.answered(response.status_code)
+            return response
+
+    async def _pace(self, call: _Call) -> None:
+        """Wait as long as the pacer says before an attempt of ``call``."""
         pacer = self._pacer
         if pacer is not None:
             wait = pacer.before_request(call.path)
             if wait > 0.0:
                 await (self._sleep or _asyncio_sleep())(wait)
+
+    async def _attempt(self, call: _Call, paced: bool = False) -> Response:
+        if not paced:
+            await self._pace(call)
+        pacer = self._pacer
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):

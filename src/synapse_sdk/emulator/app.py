@@ -8,6 +8,8 @@ paths such as ``/healthz`` are open):
 1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
 2. bearer token → 401 ``unauthorized`` when missing or wrong;
 3. per-token token bucket → 429 ``rate_limited`` with ``Retry-After`` and ``retry-after-ms``;
+   every answer on a rate-limited path carries the bucket's ``RateLimit``/``RateLimit-Policy``
+   and ``X-RateLimit-Limit/Remaining/Reset`` headers;
 4. latency (injected sleep) and the drop decision for this request identity and attempt;
 5. ``Idempotency-Key`` replay of a recorded 200, else the route itself.
 
@@ -101,6 +103,7 @@ class _Sender:
             self._ctx.status = self._status
             self._headers = list(message.get("headers", []))
             extra = [(b"x-request-id", self._ctx.request_id.encode())]
+            extra.extend(self._ctx.rate_limit_headers)
             if self._ctx.correlation_id is not None:
                 extra.append((b"x-correlation-id", self._ctx.correlation_id.encode("latin-1")))
             await self._send({**message, "headers": self._headers + extra})
@@ -201,7 +204,7 @@ class FaultGate:
             return error_response(ctx, 401, "unauthorized", detail, headers=challenge)
         ctx.authenticated = True
         ctx.token_fingerprint = fingerprint
-        wait = state.take_rate_token(fingerprint) if policy.rate_limited else 0.0
+        wait = state.take_rate_token(fingerprint, ctx) if policy.rate_limited else 0.0
         if wait > 0:
             ctx.faults.append("rate_limited")
             detail = "too many requests for this token; retry after the advertised wait"

@@ -59,11 +59,16 @@ def _seconds(name: str, value: object) -> float:
 class RateLimit:
     """A per-token token bucket: ``per_second`` tokens refill each second, up to ``burst``.
 
+    With ``headers`` (the default) every answer on a rate-limited path tells the bucket's state
+    (``RateLimit``/``RateLimit-Policy``, ``X-RateLimit-*``); without, the backend only answers
+    429s, so a client learns the rate from its rejections alone.
+
     Raises ``ValueError`` for a non-positive rate or a burst below 1.
     """
 
     per_second: float
     burst: int
+    headers: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.per_second, bool) or not isinstance(self.per_second, int | float):

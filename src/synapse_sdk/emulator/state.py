@@ -119,6 +119,8 @@ class RequestContext:
     status: int | None = None
     token_fingerprint: str | None = None
     logged: bool = False
+    #: The rate-limit headers sent with the response (rate-limited paths only).
+    rate_limit_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def freeze(self) -> RequestRecord:
         """The frozen record for the log."""
@@ -197,6 +199,24 @@ class TokenBucket:
             self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.limit.per_second
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The rate-limit headers describing the bucket after the last :meth:`take`: the IETF
+        draft's ``RateLimit-Policy``/``RateLimit`` and the common ``X-RateLimit-*``. The quota is
+        the burst, what is left the whole tokens, the reset the whole seconds (rounded up) until
+        the bucket is full again; the window is the time a full bucket takes to refill."""
+        limit = self.limit
+        remaining = int(self.tokens + self._EPSILON)
+        reset = math.ceil(max(0.0, limit.burst - self.tokens) / limit.per_second - self._EPSILON)
+        window = math.ceil(limit.burst / limit.per_second)
+        values = (
+            ("ratelimit-policy", f'"default";q={limit.burst};w={window}'),
+            ("ratelimit", f'"default";r={remaining};t={reset}'),
+            ("x-ratelimit-limit", str(limit.burst)),
+            ("x-ratelimit-remaining", str(remaining)),
+            ("x-ratelimit-reset", str(reset)),
+        )
+        return tuple((name.encode(), value.encode()) for name, value in values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +330,9 @@ class EmulatorState:
 
     # -- faults --------------------------------------------------------------------------
 
-    def take_rate_token(self, fingerprint: str) -> float:
-        """Spend one request from the token's bucket: 0.0 if allowed, else seconds to wait."""
+    def take_rate_token(self, fingerprint: str, ctx: RequestContext | None = None) -> float:
+        """Spend one request from the token's bucket: 0.0 if allowed, else seconds to wait.
+        The bucket's rate-limit headers go to ``ctx`` (sent with its response)."""
         limit = self.faults.rate_limit
         if limit is None:
             return 0.0
@@ -320,7 +341,10 @@ class EmulatorState:
             bucket = self._buckets.get(fingerprint)
             if bucket is None:
                 bucket = self._buckets[fingerprint] = TokenBucket(limit, now)
-            return bucket.take(now)
+            wait = bucket.take(now)
+            if ctx is not None and limit.headers:
+                ctx.rate_limit_headers = bucket.headers()
+            return wait
 
     def outage_remaining(self) -> float | None:
         """Seconds left in the current outage window, or None when the backend is up."""

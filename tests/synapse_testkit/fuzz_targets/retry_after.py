@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fuzz ``synapse_sdk.retry_after.parse_retry_after``, ``parse_retry_after_ms`` and
-``retry_after_from_headers``.
+"""Fuzz ``synapse_sdk.retry_after.parse_retry_after``, ``parse_retry_after_ms``,
+``retry_after_from_headers`` and ``rate_limit_from_headers``.
 
 The first input byte picks a shape: the payload as text, as bytes, as a number (float or a
 big int), an HTTP-date with fuzzed fields, or a header mapping with fuzzed names and values.
@@ -15,7 +15,10 @@ Invariants (an ``AssertionError`` is a libFuzzer crash):
 * an ASCII text gives the same answer as its bytes;
 * a number >= 0 is returned as itself (saturated when too large), a negative or NaN one as None;
 * ``retry-after-ms`` with a usable value wins over ``retry-after``, names are
-  case-insensitive, and the answer is the one ``parse_retry_after`` gives for the value used.
+  case-insensitive, and the answer is the one ``parse_retry_after`` gives for the value used;
+* ``rate_limit_from_headers`` never raises on a str → str mapping; its counts are ints >= 0,
+  its reset and window floats in [0, MAX_RETRY_AFTER_SECONDS]; a lone ``X-RateLimit-Remaining``
+  of ASCII digits (up to 18) is read exactly.
 
 Run: ``python fuzz/fuzz_retry_after.py -max_total_time=60 CORPUS_DIR [SEED_DIR]``.
 """
@@ -29,6 +32,7 @@ from synapse_sdk.retry_after import (
     MAX_RETRY_AFTER_SECONDS,
     parse_retry_after,
     parse_retry_after_ms,
+    rate_limit_from_headers,
     retry_after_from_headers,
 )
 from synapse_testkit.hostile import pick, provider, text
@@ -39,6 +43,10 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "", "Xyz")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "")
 _ZONES = ("GMT", "UTC", "+0900", "-1200", "EST", "Z", "", "+99999", "-0000")
 _NAMES = ("retry-after", "Retry-After", "RETRY-AFTER", "retry-after-ms", "Retry-After-Ms", "x")
+_RATE_NAMES = (
+    "RateLimit", "RateLimit-Policy", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+)
 
 
 def check_delay(result: object) -> None:
@@ -104,12 +112,31 @@ def check_headers(headers: dict[str, str]) -> None:
         assert result == parse_retry_after(lowered["retry-after"]), (headers, result)
 
 
+def check_rate_limit(headers: dict[str, str]) -> None:
+    info = rate_limit_from_headers(headers, now=NOW)
+    if info is None:
+        return
+    for count in (info.limit, info.remaining):
+        assert count is None or (type(count) is int and count >= 0), (headers, info)
+    for seconds in (info.reset, info.window):
+        assert seconds is None or (
+            type(seconds) is float and 0.0 <= seconds <= MAX_RETRY_AFTER_SECONDS
+        ), (headers, info)
+    if len(headers) == 1 and "X-RateLimit-Remaining" in headers:
+        value = headers["X-RateLimit-Remaining"].strip()
+        if value.isascii() and value.isdigit() and len(value) <= 18:
+            assert info.remaining == int(value), (headers, info)
+
+
 def TestOneInput(data: bytes) -> None:
     if not data:
         return
     mode, payload = data[0] % 6, data[1:]
     if mode == 0:
-        check_text(payload.decode("utf-8", "surrogateescape"))
+        value = payload.decode("utf-8", "surrogateescape")
+        check_text(value)
+        check_rate_limit({_RATE_NAMES[len(payload) % len(_RATE_NAMES)]: value})
+        check_rate_limit({"X-RateLimit-Remaining": value})
     elif mode == 1:
         check_delay(parse_retry_after(payload, now=NOW))
         check_delay(parse_retry_after(bytearray(payload), now=NOW))
@@ -135,6 +162,7 @@ def TestOneInput(data: bytes) -> None:
             name = pick(fdp, _NAMES) if fdp.ConsumeBool() else text(fdp, 16)
             headers[name] = text(fdp, 40)
         check_headers(headers)
+        check_rate_limit(headers)
     else:
         check_text(payload.decode("latin-1"))
 

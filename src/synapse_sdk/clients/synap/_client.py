@@ -160,6 +160,7 @@ class _ClientBase:
             rng=self._rng,
             connect_timeout=timeouts.connect + timeouts.read,
             idle_timeout=timeouts.stream_idle,
+            hooks=self._core.config.retry_hooks,
         )
 
     def _endpoint_now(self) -> StreamEndpoint:

@@ -40,13 +40,16 @@ from synapse_sdk.exceptions import (
     ServiceUnavailableError,
     SynapError,
 )
-from synapse_sdk.retry import decide_wait
+from synapse_sdk.retry import decide_wait, notify_wait
+from synapse_sdk.telemetry import RetryHook, grpc_span
 
 __all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
 _OPEN_MARKER = "x-synap-stream"
+#: The listening service's full name (proto/synap/v1/listen.proto), for its spans.
+_SERVICE = "synap.v1.Listener"
 
 OnMessage = Callable[[ListenMessage], object]
 OnError = Callable[[SynapError], object]
@@ -82,7 +85,11 @@ async def _call_back(fn: Callable[[Any], object], value: Any) -> None:
 
 
 class StreamListener:
-    """Keeps one listening stream open until cancelled or a permanent error ends it."""
+    """Keeps one listening stream open until cancelled or a permanent error ends it.
+
+    Each reconnect decision (a scheduled reconnect, or the end) is told to the retry hooks,
+    ``hooks`` then the process-wide ones, as ``call_name="synap.listen"``.
+    """
 
     def __init__(
         self,
@@ -96,8 +103,10 @@ class StreamListener:
         rng: random.Random | None,
         connect_timeout: float,
         idle_timeout: float,
+        hooks: tuple[RetryHook, ...] = (),
     ) -> None:
         self._instance_id = instance_id
+        self._hooks = hooks
         self._endpoint = endpoint
         self._on_message = on_message
         self._on_error = on_error
@@ -144,7 +153,10 @@ class StreamListener:
         try:
             while True:
                 try:
-                    await self._stream_once(await self._endpoint(), connected)
+                    endpoint = await self._endpoint()
+                    correlation_id = uuid.uuid4().hex
+                    with grpc_span(endpoint.target, _SERVICE, "Listen", correlation_id):
+                        await self._stream_once(endpoint, connected, correlation_id)
                     error: SynapError = ServiceUnavailableError(
                         "the Synap listening stream was closed by the server"
                     )
@@ -195,13 +207,22 @@ class StreamListener:
         decision = decide_wait(
             self._policy, failures, error=error, previous=self._previous_wait, rng=self._rng
         )
+        notify_wait(
+            decision,
+            attempt=failures,
+            max_attempts=self._policy.max_attempts,
+            error=error,
+            call_name="synap.listen",
+            hooks=self._hooks,
+        )
         if decision.surface:
             return None
         self._previous_wait = decision.seconds
         return decision.seconds
 
-    async def _stream_once(self, endpoint: StreamEndpoint, connected: Callable[[], None]) -> None:
-        correlation_id = uuid.uuid4().hex
+    async def _stream_once(
+        self, endpoint: StreamEndpoint, connected: Callable[[], None], correlation_id: str
+    ) -> None:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=endpoint.trust_root,
             private_key=endpoint.key_pem,

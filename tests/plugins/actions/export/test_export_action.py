@@ -162,7 +162,9 @@ FAULTY = FaultProfile(
     seed=11,
     partial_failure_rate=0.10,
     permanent_failure_rate=0.01,
-    rate_limit=RateLimit(per_second=1.0, burst=2),
+    # No rate-limit headers: the pacer would keep every request clear of a 429; this run
+    # exercises learning the rate from the 429s themselves.
+    rate_limit=RateLimit(per_second=1.0, burst=2, headers=False),
     outages=((3.0, 5.0),),
     latency=(0.0, 0.002),
     drop_rate=0.05,

@@ -93,6 +93,7 @@ from synapse_sdk.plugins.actions.export.steps import (
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.retry import decide_wait
+from synapse_sdk.telemetry import record_export
 
 if TYPE_CHECKING:
     from synapse_sdk.clients.backend_v2 import BackendV2Client
@@ -844,6 +845,7 @@ class ExportAction(BaseAction[ExportParams]):
 
     def _report(self, summary: ExportSummary) -> None:
         """Log each failed code with its count, the first failed items, and the outcome."""
+        record_export(summary.exported, summary.failed_by_code)
         if summary.failed:
             for code, count in summary.failed_by_code.items():
                 self.log_message(_item_message(code), count=count, code=code)

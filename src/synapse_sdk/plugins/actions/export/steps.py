@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry import decide_wait
-from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.retry_after import rate_limit_from_headers, retry_after_from_headers
 
 __all__ = [
     "TEMP_PREFIX",
@@ -344,7 +344,10 @@ class RatePacer:
     The largest observation, plus a small margin, becomes the pace: every later request on those
     paths waits for its slot (slots are handed out in order, so threads share one schedule, as
     the backend's per-token bucket is shared) and the client stops spending requests on
-    rejections. A client that never sees a 429 is never delayed.
+    rejections. It also reads the rate-limit headers of every answer (``RateLimit``,
+    ``X-RateLimit-*``; see :func:`~synapse_sdk.retry_after.rate_limit_from_headers`): when they
+    say no request is left (``remaining`` 0) the next request waits for the reset, so the client
+    slows down before its first 429. A client that sees neither is never delayed.
 
     Every pause is :func:`~synapse_sdk.retry.decide_wait`'s, under ``policy`` (default
     :class:`~synapse_sdk.config.RetryPolicy()`): a ``Retry-After`` above its
@@ -411,13 +414,23 @@ class RatePacer:
         return decision.seconds
 
     def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
-        """Learn from an answer on a paced path: a 429's ``Retry-After``, or a request let in."""
+        """Learn from an answer on a paced path: a 429's ``Retry-After``, or a request let in
+        (and its rate-limit headers)."""
         if path not in self._paths:
             return
         now = self._clock()
         with self._lock:
             if status != 429:
                 self._last_ok = now
+                quota = rate_limit_from_headers(headers)
+                if (
+                    quota is not None
+                    and quota.remaining == 0
+                    and quota.reset is not None
+                    and not decide_wait(self._policy, None, hint=quota.reset).surface
+                ):
+                    # Spent: hold the next request until the reset (before_request's pause).
+                    self._next_at = max(self._next_at, now + quota.reset)
                 return
             self.rejections += 1
             wait = retry_after_from_headers(headers)
