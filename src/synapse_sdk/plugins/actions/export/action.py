@@ -44,6 +44,8 @@ code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionSt
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import json
 import os
 import sys
@@ -234,7 +236,8 @@ class ExportSummary:
     * ``failed`` — items that ended failed, ``failed_by_code`` counted by their own code (the
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
-      (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``);
+      (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``); ``failed_items`` names the first
+      20 of them (``{"id": ..., "code": ...}``, in id order);
     * ``retried`` — item fetches repeated after a failure; ``retry_rounds`` — chunks fetched
       after the main pass to retry items;
     * ``requests`` — HTTP requests sent (retries included); ``rate_limited`` — 429 answers seen;
@@ -248,6 +251,7 @@ class ExportSummary:
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
     failed_by_message: dict[str, int] = field(default_factory=dict)
+    failed_items: list[dict[str, Any]] = field(default_factory=list)
     retried: int = 0
     retry_rounds: int = 0
     requests: int = 0
@@ -688,7 +692,7 @@ class ExportAction(BaseAction[ExportParams]):
                 records.append(convert_item(item, self.params.target.value))
             except UnsafeItemIdError as exc:
                 fetched.failed[exc.item_id] = _CODE_UNSAFE_ID  # type: ignore[index]
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):
                 item_id = item.get("id")
                 if isinstance(item_id, int | str) and not isinstance(item_id, bool):
                     fetched.failed[item_id] = _CODE_MALFORMED
@@ -736,24 +740,35 @@ class ExportAction(BaseAction[ExportParams]):
         """Write one item, original first and JSON last. None when done, else ``(code,
         retryable)`` saying why not.
 
-        A transient download failure is retryable; a backend error about this item (a checksum
-        or size mismatch, a missing file) is not. Authentication and disk errors propagate and
-        fail the save step.
+        Each item is its own failure domain: a transient download failure is retryable; a
+        backend error about this item (a checksum or size mismatch, a missing file) is not, nor
+        is an item the backend described wrongly (:func:`_item_fault`). Authentication errors
+        and errors that would hit every item (disk full, permissions) propagate and fail the
+        save step.
         """
+        try:
+            self._write_item(record)
+        except SynapTransientError as exc:
+            return (getattr(exc, "error_code", None) or exc.code, True)
+        except BackendError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            return (exc.error_code or exc.code, False)
+        except Exception as exc:
+            code = _item_fault(exc)
+            if code is None:
+                raise
+            return (code, False)
+        return None
+
+    def _write_item(self, record: ExportRecord) -> None:
+        """Download the item's original (when wanted) and write it, then the JSON record."""
         original_name: str | None = None
         if self.params.originals and record.has_original:
-            try:
-                content = self.v2_client.download_original(dict(record.source))
-            except SynapTransientError as exc:
-                return (getattr(exc, "error_code", None) or exc.code, True)
-            except BackendError as exc:
-                if isinstance(exc, AuthenticationError):
-                    raise
-                return (exc.error_code or exc.code, False)
+            content = self.v2_client.download_original(dict(record.source))
             original_name = record.original_name(content)
             atomic_write(self.target_dir / original_name, content)
         atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
-        return None
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
@@ -793,6 +808,10 @@ class ExportAction(BaseAction[ExportParams]):
             failed=ledger.failed,
             failed_by_code=by_code,
             failed_by_message=by_message,
+            failed_items=[
+                {"id": record.id, "code": record.code}
+                for record in itertools.islice(self.ledger.iter_failed(), _ITEMS_SHOWN)
+            ],
             retried=self._counts.retried,
             retry_rounds=self._counts.rounds,
             requests=self.v2_client.stats.requests - requests_before,
@@ -806,11 +825,9 @@ class ExportAction(BaseAction[ExportParams]):
         if summary.failed:
             for code, count in summary.failed_by_code.items():
                 self.log_message(_item_message(code), count=count, code=code)
-            for shown, record in enumerate(self.ledger.iter_failed()):
-                if shown >= _ITEMS_SHOWN:
-                    break
+            for item in summary.failed_items:
                 self.log_message(
-                    ExportLogMessageCode.EXPORT_ITEM_FAILED, item_id=record.id, code=record.code
+                    ExportLogMessageCode.EXPORT_ITEM_FAILED, item_id=item["id"], code=item["code"]
                 )
             self.log_message(
                 ExportLogMessageCode.EXPORT_COMPLETED_WITH_FAILURES,
@@ -856,6 +873,24 @@ class ExportAction(BaseAction[ExportParams]):
             yield
         finally:
             os.close(fd)
+
+
+#: ``OSError`` numbers that mean the filesystem refuses this one item's file name.
+_NAME_ERRNOS: Final = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
+
+
+def _item_fault(exc: Exception) -> str | None:
+    """The per-item code of an error that concerns one item only, or None when it must stop
+    the run: the id cannot be a file name here (``unsafe_id``), or the item is described in a
+    way no file can come from (an ``original`` whose size, sha256 or url is not usable, data
+    nested deeper than can be written: ``malformed_item``)."""
+    if isinstance(exc, UnsafeItemIdError):
+        return _CODE_UNSAFE_ID
+    if isinstance(exc, OSError):
+        return _CODE_UNSAFE_ID if exc.errno in _NAME_ERRNOS else None
+    if isinstance(exc, ValueError | TypeError | RecursionError):
+        return _CODE_MALFORMED
+    return None
 
 
 def _item_message(code: str) -> LogMessageCode:

@@ -55,14 +55,17 @@ TEMP_PREFIX: Final = "."
 TEMP_SUFFIX: Final = ".tmp"
 
 _MAX_ID_LENGTH: Final = 128
+#: Most filesystems cap a file name at 255 bytes; the longest name an id gets is the temporary
+#: file of its JSON original, ``.<id>.original.json.<16 hex>.tmp`` (36 bytes besides the id).
+_MAX_ID_BYTES: Final = 255 - 36
 _DEFAULT_EXTENSION: Final = "bin"
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
 # rest of the C0 controls, DEL and the C1 controls (they break terminals, logs and some
-# filesystems).
-_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+# filesystems), and lone surrogates (no filesystem encoding can write them).
+_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 T = TypeVar("T")
 
@@ -86,7 +89,8 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
     Raises:
         UnsafeItemIdError: the id is empty or blank, ``.`` or ``..``, contains a path separator,
             NUL or a control character, starts with ``.`` or ``~`` (hidden / home-relative), is
-            absolute on any platform (``C:``), or is longer than 128 characters.
+            absolute on any platform (``C:``), or is longer than 128 characters or 219 bytes
+            (the file names it gets must fit the usual 255-byte limit).
         TypeError: the id is not an ``int`` or ``str`` (``bool`` is refused).
         ValueError: ``suffix`` is not one or two dot-separated runs of 1-10 ASCII letters or
             digits (``json``, ``original.json``).
@@ -106,9 +110,11 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
         raise UnsafeItemIdError(item_id, "it is blank")
     if len(text) > _MAX_ID_LENGTH:
         raise UnsafeItemIdError(item_id, f"it is longer than {_MAX_ID_LENGTH} characters")
+    if len(text.encode("utf-8", "surrogatepass")) > _MAX_ID_BYTES:
+        raise UnsafeItemIdError(item_id, f"it is longer than {_MAX_ID_BYTES} bytes in UTF-8")
     if _FORBIDDEN.search(text):
         raise UnsafeItemIdError(
-            item_id, "it contains a path separator, NUL or a control character"
+            item_id, "it contains a path separator, NUL, a control character or a lone surrogate"
         )
     if text in (".", "..") or text.startswith((".", "~")):
         raise UnsafeItemIdError(item_id, "it starts with '.' or '~'")
@@ -170,7 +176,7 @@ def _sniff_extension(content: bytes) -> str:
     if text.lstrip()[:1] in ("{", "["):
         try:
             json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser goes: unproven
             return "txt"
         return "json"
     return "txt"

@@ -1,0 +1,90 @@
+"""Issue 13's item cases: a backend that serves hostile items, odd ids and cycling cursors to
+the real export (the ``synapse export`` CLI as a subprocess, or :class:`ExportAction`), from a
+scripted server on 127.0.0.1 (:mod:`synapse_testkit.hostile_items`).
+
+Before the fixes one bad item stopped every run for good, an id could overwrite another item's
+file, odd ids crashed the CLI with a traceback, and a cycling cursor never ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from synapse_testkit.hostile_items import HostileItemsServer
+
+TOKEN = "hostile-items-test-token"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _original(name: str, content: bytes, **overrides: Any) -> dict[str, Any]:
+    return {
+        "url": f"/files/{name}",
+        "size": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        **overrides,
+    }
+
+
+def _item(item_id: Any, original: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": item_id, "project_id": 1, "data": {"label": str(item_id)}, "original": original}
+
+
+def _export(server: HostileItemsServer, out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    """Run ``synapse export --json`` against ``server``; its exit code and JSON output."""
+    command = [
+        sys.executable, "-c", "from synapse_sdk.cli import main; main()", "export",
+        "--backend", server.url, "--token", TOKEN, "--out", str(out), "--json",
+        "--lang", "en", "--retry-rounds", "1", *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, (proc.stdout, proc.stderr)
+    return proc.returncode, json.loads(lines[0])
+
+
+# -- 4. one bad item is its own failure; the rest of the run goes on ------------------------------
+
+LONG_ID = "한" * 80  # 80 characters, 240 bytes: too long a file name on most filesystems
+
+
+def _bad_items_server() -> HostileItemsServer:
+    items = [
+        _item(1, _original("1", PNG)),
+        _item(2, _original("2", PNG, size=-1)),
+        _item(3, _original("3", PNG, sha256="not hex at all")),
+        _item(4, _original("4", PNG, url=12345)),
+        _item(5, _original("5", PNG, url="file:///etc/passwd")),
+        _item(6, _original("6", DEEP)),
+        _item(LONG_ID, _original("long", PNG)),
+        _item(7, _original("7", PNG)),
+    ]
+    files = {"1": PNG, "2": PNG, "3": PNG, "4": PNG, "5": PNG, "6": DEEP, "long": PNG, "7": PNG}
+    return HostileItemsServer(items, files=files)
+
+
+def test_bad_items_fail_alone_and_every_other_item_is_written_and_marked(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with _bad_items_server() as server:
+        code, summary = _export(server, out)
+        assert code == 3, summary  # items failed; the run itself completed
+        assert summary["exported"] == 3 and summary["failed"] == 5
+        assert summary["failed_by_code"] == {"malformed_item": 4, "unsafe_id": 1}
+        named = {item["id"]: item["code"] for item in summary["failed_items"]}
+        assert named == {2: "malformed_item", 3: "malformed_item", 4: "malformed_item",
+                         5: "malformed_item", LONG_ID: "unsafe_id"}  # fmt: skip
+        files = sorted(p.name for p in (out / "tasks").iterdir())
+        # The deep JSON original is kept: the sniff could not prove it JSON, so it is text.
+        assert files == ["1.json", "1.png", "6.json", "6.txt", "7.json", "7.png"]
+        assert (out / "tasks" / "6.txt").read_bytes() == DEEP
+
+        # A rerun does not stop at the same item: the good ones are skipped, the bad ones named.
+        code, again = _export(server, out)
+    assert code == 3
+    assert (again["exported"], again["skipped"], again["failed"]) == (0, 3, 5)
