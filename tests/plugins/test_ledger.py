@@ -266,3 +266,14 @@ def test_every_committed_change_survives_sigkill(tmp_path: Path) -> None:
     conn.close()
     with Ledger(tmp_path) as led:
         assert led.exported_among(reported) == set(reported)
+
+
+def test_a_name_belongs_to_the_first_id_that_claims_it_across_reopenings(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as first:
+        assert first.claim_names({"Mixed": "mixed", "other": "other"}) == set()
+        assert first.claim_names({"mixed": "mixed", "Mixed": "mixed"}) == {"mixed"}
+    with Ledger(tmp_path) as again:
+        assert again.claim_names({"mixed": "mixed", "Mixed": "mixed", "new": "new"}) == {"mixed"}
+        assert again.claim_names({5: "5", "5": "5"}) == set()  # one item by its string form
+        with pytest.raises(TypeError):
+            again.claim_names({"x": None})  # type: ignore[dict-item]

@@ -15,11 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synapse_sdk.config import SDKConfig
+from synapse_sdk.plugins.actions.export.action import ExportAction, ExportSummary
 from synapse_testkit.hostile_items import HostileItemsServer
 
 TOKEN = "hostile-items-test-token"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 DEEP = b"[" * 100_000 + b"]" * 100_000
+PNG_JSON = b'{"an original": "that is itself JSON"}'
 
 
 def _original(name: str, content: bytes, **overrides: Any) -> dict[str, Any]:
@@ -88,3 +91,46 @@ def test_bad_items_fail_alone_and_every_other_item_is_written_and_marked(tmp_pat
         code, again = _export(server, out)
     assert code == 3
     assert (again["exported"], again["skipped"], again["failed"]) == (0, 3, 5)
+
+
+# -- 5. file names of different items never collide ----------------------------------------------
+
+NFC_E, NFD_E = "caf\u00e9", "cafe\u0301"
+#: Each refused before it is fetched; each would overwrite another item's file or be
+#: unwritable where outputs move (Windows, macOS).
+CLASHING = ["5.original", "5.ORIGINAL", "CON", "nul", "nul.txt", "COM1", "lpt9.x",
+            "trailing ", "trailing.", "what?", "a|b", 'quote"d', "star*"]  # fmt: skip
+#: The first of each pair is written; the second would be the same file elsewhere.
+TWINS = [("Mixed", "mixed"), (NFC_E, NFD_E)]
+
+
+def _action_export(server: HostileItemsServer, out: Path) -> ExportSummary:
+    config = SDKConfig(backend_url=server.url, token=TOKEN, language="en")
+    with ExportAction({"out_dir": out, "retry_rounds": 1}, config=config) as action:
+        return action.run()
+
+
+def test_ids_whose_files_could_collide_are_refused_not_written(tmp_path: Path) -> None:
+    items = [_item(5, _original("5", PNG_JSON))]
+    items += [_item(i, _original("x", PNG)) for i in CLASHING]
+    items += [_item(i, _original("x", PNG)) for pair in TWINS for i in pair]
+    out = tmp_path / "out"
+    with HostileItemsServer(items, files={"5": PNG_JSON, "x": PNG}) as server:
+        summary = _action_export(server, out)
+        fetched = server.requests
+        assert summary.exported == 1 + len(TWINS)
+        assert summary.failed_by_code == {"unsafe_id": len(CLASHING) + len(TWINS)}
+        refused = {item["id"] for item in summary.failed_items}
+        assert refused == {*CLASHING, *(second for _, second in TWINS)}
+        names = sorted(p.name for p in (out / "tasks").iterdir())
+        assert names == sorted(["5.json", "5.original.json", "Mixed.json", "Mixed.png",
+                                f"{NFC_E}.json", f"{NFC_E}.png"])  # fmt: skip
+        # Item 5's JSON original is intact: nothing wrote over it.
+        assert (out / "tasks" / "5.original.json").read_bytes() == PNG_JSON
+
+        # The first claimant keeps its name across runs, whatever order the listing takes.
+        server.items.reverse()
+        again = _action_export(server, out)
+    assert (again.exported, again.skipped) == (0, 1 + len(TWINS))
+    assert {item["id"] for item in again.failed_items} == refused
+    assert server.requests > fetched

@@ -31,6 +31,7 @@ read in bounded batches, and :meth:`Ledger.summary` aggregates inside SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -68,6 +69,10 @@ CREATE TABLE IF NOT EXISTS items (
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     updated  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS names (
+    key      TEXT NOT NULL PRIMARY KEY,     -- what the owner's file names are everywhere
+    owner    TEXT NOT NULL                  -- the owning id's string form
+);
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_age ON items (state, updated, id);
 """
@@ -104,6 +109,12 @@ def _check_id(item_id: object) -> ItemId:
     if isinstance(item_id, bool) or not isinstance(item_id, int | str):
         raise TypeError(f"an item id must be an int or a str, not {type(item_id).__name__}")
     return item_id
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"a name key must be a str, not {type(key).__name__}")
+    return key
 
 
 def _check_code(code: object) -> str | None:
@@ -216,20 +227,24 @@ class Ledger:
             raise ValueError("the ledger is closed")
         return self._conn
 
-    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> int:
-        """Run ``sql`` for every row inside one committed transaction; return rows changed."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one write transaction, committed at the end, rolled back if
+        anything raises; holds the lock throughout."""
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                changed = 0
-                for row in rows:
-                    changed += conn.execute(sql, row).rowcount
+                yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return changed
+
+    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> int:
+        """Run ``sql`` for every row inside one committed transaction; return rows changed."""
+        with self._transaction() as conn:
+            return sum(conn.execute(sql, row).rowcount for row in rows)
 
     # -- state changes --------------------------------------------------------------------------
 
@@ -300,6 +315,24 @@ class Ledger:
             "WHERE state = 'pending'"
         )
         return self._write(sql, [(_check_code(default_code), now)])
+
+    def claim_names(self, keys: Mapping[ItemId, str]) -> set[ItemId]:
+        """Give each id the name ``key`` its files take unless a different id holds it; return
+        the ids refused. First come, first served, kept across runs, so two ids whose files
+        would be the same file (``Mixed``/``mixed``) never both get written. Ids are compared
+        by their string form (``5`` and ``"5"`` are one item). One transaction."""
+        rows = [(_check_key(key), str(_check_id(i)), i) for i, key in keys.items()]
+        refused: set[ItemId] = set()
+        with self._transaction() as conn:
+            for key, owner, item_id in rows:
+                conn.execute(
+                    "INSERT INTO names (key, owner) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (key, owner),
+                )
+                held = conn.execute("SELECT owner FROM names WHERE key = ?", (key,)).fetchone()
+                if held[0] != owner:
+                    refused.add(item_id)
+        return refused
 
     # -- queries --------------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ from synapse_sdk.plugins.actions.export.steps import (
     convert_item,
     fsync_dir,
     item_filename,
+    name_key,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
@@ -590,8 +591,11 @@ class ExportAction(BaseAction[ExportParams]):
                 ) from None
             else:
                 safe.append(item_id)
+        for item_id in self._name_clashes(safe):
+            unsafe[item_id] = _CODE_UNSAFE_ID
         if unsafe:
             self.ledger.mark_failed_codes(unsafe)
+            safe = [i for i in safe if i not in unsafe]
         done = self.ledger.exported_among(safe)
         todo: list[ItemId] = []
         ahead = self._counts.taken_ahead
@@ -604,6 +608,12 @@ class ExportAction(BaseAction[ExportParams]):
             else:
                 todo.append(item_id)
         return todo
+
+    def _name_clashes(self, ids: list[ItemId]) -> set[ItemId]:
+        """The ids whose files would be another item's where case or Unicode normalisation is
+        ignored (Windows, macOS): the ledger gives each name to the first id that claims it.
+        Integer ids cannot clash (their twin ``"5"`` is the same item)."""
+        return self.ledger.claim_names({i: name_key(i) for i in ids if isinstance(i, str)})
 
     def _files_present(self, item_id: ItemId) -> bool:
         """Whether the item's JSON parses and the original file it names exists."""
