@@ -134,3 +134,33 @@ def test_ids_whose_files_could_collide_are_refused_not_written(tmp_path: Path) -
     assert (again.exported, again.skipped) == (0, 1 + len(TWINS))
     assert {item["id"] for item in again.failed_items} == refused
     assert server.requests > fetched
+
+
+# -- 6. odd ids: any valid id fits, one item per id, a bad one is a clear error ------------------
+
+BIG = 2**63  # beyond SQLite's INTEGER
+
+
+def test_huge_ids_fit_and_an_id_and_its_string_form_are_one_item(tmp_path: Path) -> None:
+    items = [_item(i) for i in (1, BIG, 2, 3, BIG * 2**64)]
+    listed = [{"id": i} for i in (1, BIG, "2", 2, 3, str(BIG * 2**64), BIG * 2**64)]
+    out = tmp_path / "out"
+    with HostileItemsServer(items, pages={"": (listed, None)}) as server:
+        code, summary = _export(server, out)
+        assert code == 0, summary
+        assert (summary["exported"], summary["failed"]) == (5, 0)
+        names = sorted(p.name for p in (out / "tasks").iterdir())
+        assert names == sorted(f"{i}.json" for i in (1, BIG, 2, 3, BIG * 2**64))
+        code, again = _export(server, out)
+    assert code == 0
+    assert (again["exported"], again["skipped"]) == (0, 5)
+
+
+def test_a_listed_id_that_is_no_id_is_a_malformed_answer_not_a_traceback(tmp_path: Path) -> None:
+    for bad in (None, 2.5, True, {"nested": 1}):
+        listed = [{"id": 1}, {"id": bad}]
+        with HostileItemsServer([_item(1)], pages={"": (listed, None)}) as server:
+            code, answer = _export(server, tmp_path / "out")
+        assert code == 1, answer
+        assert answer["error"]["step"] == "fetch"
+        assert answer["error"]["code"] == "EXPORT_FAILED_MALFORMED_RESPONSE", answer

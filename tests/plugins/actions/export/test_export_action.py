@@ -364,12 +364,13 @@ def test_items_still_failing_after_the_rounds_are_reported(
 def test_an_answer_that_renames_ids_cannot_make_retries_loop(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    """A backend that answers id "7" for 7 leaves 7 unsettled: it is retried a bounded number of
-    times and reported, and the run ends."""
+    """A backend that answers id "other-7" for 7 leaves 7 unsettled: it is retried a bounded
+    number of times and reported, and the run ends. ("7" for 7 is the same item: its string
+    form.)"""
 
     def backend(request: httpx.Request) -> httpx.Response:
         asked = json.loads(request.content)["ids"]
-        items = [{"id": str(i), "resource": "tasks", "data": {}} for i in asked]
+        items = [{"id": f"other-{i}", "resource": "tasks", "data": {}} for i in asked]
         return httpx.Response(200, json={"data": items, "meta": {"request_id": "r"}})
 
     http = httpx.Client(transport=httpx.MockTransport(backend))

@@ -92,7 +92,7 @@ from synapse_sdk.plugins.actions.export.steps import (
     item_filename,
     name_key,
 )
-from synapse_sdk.plugins.ledger import LedgerRecord
+from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.retry import decide_wait
 
@@ -238,7 +238,7 @@ class ExportSummary:
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
       (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``); ``failed_items`` names the first
-      20 of them (``{"id": ..., "code": ...}``, in id order);
+      20 of them (``{"id": ..., "code": ...}``, in the ledger's order of their ids);
     * ``retried`` — item fetches repeated after a failure; ``retry_rounds`` — chunks fetched
       after the main pass to retry items;
     * ``requests`` — HTTP requests sent (retries included); ``rate_limited`` — 429 answers seen;
@@ -451,17 +451,33 @@ class ExportAction(BaseAction[ExportParams]):
     def _pages(self) -> Iterator[list[ItemId]]:
         """The ids to export, a page at a time (listing is part of the fetch step)."""
         if self.params.ids is not None:
-            yield from chunked(dict.fromkeys(self.params.ids), self.params.page_size)
+            yield from chunked(unique_ids(self.params.ids), self.params.page_size)
             return
         with self.step("fetch"):
             listing = self._resource().iter(limit=self.params.page_size)
-        pages = chunked((item.get("id") for item in listing), self.params.page_size)
+        pages = chunked(map(self._listed_id, listing), self.params.page_size)
         while True:
             with self.step("fetch"):
                 page = next(pages, None)
             if page is None:
                 return
             yield page
+
+    def _listed_id(self, item: Mapping[str, Any]) -> ItemId:
+        """A listed item's id, checked where the listing is read (inside the fetch step).
+
+        Raises:
+            BackendError: ``malformed_response``; the id is missing or not an int or str
+                (``null``, ``2.5``, ``true``): the listing breaks the API's shape.
+        """
+        item_id = item.get("id")
+        if isinstance(item_id, bool) or not isinstance(item_id, int | str):
+            raise BackendError(
+                f"the {self.params.target.value} listing holds an item without a usable id "
+                f"({type(item_id).__name__})",
+                error_code="malformed_response",
+            )
+        return item_id
 
     def _resource(self) -> Any:
         return getattr(self.v2_client, self.params.target.attribute)
@@ -494,11 +510,11 @@ class ExportAction(BaseAction[ExportParams]):
             self._counts.taken_ahead.update(
                 record.id for record in retry if record.updated <= carried_until
             )
-        taken = set(chunk)
+        taken = {item_key(i) for i in chunk}
         while len(chunk) < size and fresh:
             candidates = [fresh.popleft() for _ in range(min(size - len(chunk), len(fresh)))]
-            chunk.extend(i for i in self._select(candidates) if i not in taken)
-            taken.update(chunk)
+            chunk.extend(i for i in self._select(candidates) if item_key(i) not in taken)
+            taken.update(item_key(i) for i in chunk)
         self._counts.retried += len(retry)
         if chunk:
             self._process(chunk)
@@ -573,22 +589,15 @@ class ExportAction(BaseAction[ExportParams]):
         self._settle(chunk, saved, fetched)
         self._report_progress()
 
-    def _select(self, ids: list[Any]) -> list[ItemId]:
+    def _select(self, ids: list[ItemId]) -> list[ItemId]:
         """Drop ids already exported (ledger and files agree); fail ids unusable as names."""
         safe: list[ItemId] = []
         unsafe: dict[ItemId, str | None] = {}
-        for item_id in dict.fromkeys(ids):
+        for item_id in unique_ids(ids):
             try:
                 item_filename(item_id, "json")
             except UnsafeItemIdError:
                 unsafe[item_id] = _CODE_UNSAFE_ID
-            except TypeError:
-                # Not an int or str: it cannot even be recorded; the listing is malformed.
-                raise BackendError(
-                    f"the {self.params.target.value} listing holds an item without a usable id "
-                    f"({type(item_id).__name__})",
-                    error_code="malformed_response",
-                ) from None
             else:
                 safe.append(item_id)
         for item_id in self._name_clashes(safe):
