@@ -8,6 +8,7 @@ file, odd ids crashed the CLI with a traceback, and a cycling cursor never ended
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -15,7 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from synapse_sdk.clients.backend_v2 import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.config import SDKConfig
+from synapse_sdk.exceptions import BackendError
 from synapse_sdk.plugins.actions.export.action import ExportAction, ExportSummary
 from synapse_testkit.hostile_items import HostileItemsServer
 
@@ -164,3 +169,43 @@ def test_a_listed_id_that_is_no_id_is_a_malformed_answer_not_a_traceback(tmp_pat
         assert code == 1, answer
         assert answer["error"]["step"] == "fetch"
         assert answer["error"]["code"] == "EXPORT_FAILED_MALFORMED_RESPONSE", answer
+
+
+# -- 3. a cursor that cycles ends the listing -----------------------------------------------------
+
+CYCLE: dict[str, tuple[list[Any], str | None]] = {
+    "": ([{"id": 1}], "A"),
+    "A": ([{"id": 2}], "B"),
+    "B": ([{"id": 3}], "A"),  # back to A: A -> B -> A -> ... forever
+}
+
+
+def test_a_cycling_cursor_is_a_malformed_answer_after_one_round(tmp_path: Path) -> None:
+    with HostileItemsServer([_item(i) for i in (1, 2, 3)], pages=CYCLE) as server:
+        code, answer = _export(server, tmp_path / "out")
+    assert code == 1, answer
+    assert answer["error"] == {
+        "code": "EXPORT_FAILED_MALFORMED_RESPONSE",
+        "message": answer["error"]["message"],
+        "step": "fetch",
+    }
+    assert server.list_requests == 3  # "", A, B; B's cursor A was seen: no fourth request
+
+
+def test_both_clients_stop_a_cycling_listing() -> None:
+    with HostileItemsServer(pages=CYCLE) as server:
+        with BackendV2Client(base_url=server.url, token=TOKEN) as client:
+            seen: list[Any] = []
+            with pytest.raises(BackendError) as info:
+                seen.extend(item["id"] for item in client.tasks.iter(limit=1))
+        assert info.value.error_code == "malformed_response"
+        assert seen == [1, 2, 3] and server.list_requests == 3
+
+        async def walk() -> list[Any]:
+            async with AsyncBackendV2Client(base_url=server.url, token=TOKEN) as client:
+                return [item["id"] async for item in client.tasks.iter(limit=1)]
+
+        with pytest.raises(BackendError) as info:
+            asyncio.run(walk())
+        assert info.value.error_code == "malformed_response"
+        assert server.list_requests == 6
