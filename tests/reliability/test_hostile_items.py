@@ -22,6 +22,7 @@ from synapse_sdk.clients.backend_v2 import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import BackendError
 from synapse_sdk.plugins.actions.export.action import ExportAction, ExportSummary
+from synapse_sdk.plugins.actions.export.steps import UnsafeItemIdError, item_filename, name_key
 from synapse_testkit.hostile_items import HostileItemsServer
 
 TOKEN = "hostile-items-test-token"
@@ -209,3 +210,27 @@ def test_both_clients_stop_a_cycling_listing() -> None:
             asyncio.run(walk())
         assert info.value.error_code == "malformed_response"
         assert server.list_requests == 6
+
+
+# -- the naming rules, one by one ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item_id",
+    [*CLASHING, "COM¹", "conin$", "aux.tar.gz", "x" * 100 + "é" * 60, "lone\ud800surrogate"],
+)
+def test_item_filename_refuses_names_that_are_not_portable(item_id: str) -> None:
+    with pytest.raises(UnsafeItemIdError):
+        item_filename(item_id, "json")
+
+
+@pytest.mark.parametrize("item_id", ["console", "nullable", "com10", "a.original.b", "é" * 109])
+def test_item_filename_keeps_names_that_only_look_close(item_id: str) -> None:
+    assert item_filename(item_id, "json") == f"{item_id}.json"
+
+
+def test_name_key_ignores_case_and_normalisation_only() -> None:
+    assert name_key("Mixed") == name_key("mixed") == name_key("MIXED")
+    assert name_key(NFC_E) == name_key(NFD_E)
+    assert name_key("Straße") == name_key("STRASSE")  # full case folding: refused, not risked
+    assert name_key(5) == name_key("5") and name_key("a-1") != name_key("a_1")
