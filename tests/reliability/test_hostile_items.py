@@ -155,6 +155,7 @@ def test_huge_ids_fit_and_an_id_and_its_string_form_are_one_item(tmp_path: Path)
         code, summary = _export(server, out)
         assert code == 0, summary
         assert (summary["exported"], summary["failed"]) == (5, 0)
+        assert (summary["requests"], summary["retried"]) == (2, 0)  # one list, one bulk fetch
         names = sorted(p.name for p in (out / "tasks").iterdir())
         assert names == sorted(f"{i}.json" for i in (1, BIG, 2, 3, BIG * 2**64))
         code, again = _export(server, out)

@@ -792,13 +792,13 @@ class ExportAction(BaseAction[ExportParams]):
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
 
-        An id asked for that ended nowhere (an answer naming it differently, say ``"7"`` for
-        ``7``) is enqueued as ``missing_from_response``: every id asked for ends somewhere, so
-        every retry counts an attempt and the retries end.
+        An id asked for that ended nowhere (an answer naming another id: ``"7"`` for ``7`` is
+        the same item) is enqueued as ``missing_from_response``: every id asked for ends
+        somewhere, so every retry counts an attempt and the retries end.
         """
-        settled = {*saved, *fetched.retry, *fetched.failed}
+        settled = {item_key(i) for i in (*saved, *fetched.retry, *fetched.failed)}
         for item_id in chunk:
-            if item_id not in settled:
+            if item_key(item_id) not in settled:
                 fetched.retry[item_id] = _CODE_MISSING
         by_code: dict[str | None, list[ItemId]] = {}
         for item_id, code in fetched.retry.items():
