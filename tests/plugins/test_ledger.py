@@ -158,11 +158,45 @@ def test_add_pending_does_not_touch_known_items(ledger: Ledger) -> None:
     assert ledger.get(2).state == "pending"  # type: ignore[union-attr]
 
 
-def test_string_and_integer_ids_are_distinct_and_round_trip(ledger: Ledger) -> None:
+def test_an_id_and_its_string_form_are_one_item_and_the_first_form_round_trips(
+    ledger: Ledger,
+) -> None:
     ledger.enqueue_retry([7, "7", "a/b"], None)
-    ids = [r.id for r in ledger.iter_pending()]
-    assert ids == [7, "7", "a/b"]
-    assert isinstance(ids[0], int)
+    ledger.mark_failed_codes({"8": "x", 8: "y"})
+    assert [(r.id, r.attempts) for r in ledger.iter_pending()] == [(7, 1), ("a/b", 1)]
+    assert isinstance(ledger.get("7").id, int)  # type: ignore[union-attr]
+    assert [(r.id, r.code) for r in ledger.iter_failed()] == [("8", "y")]
+    assert ledger.exported_among([7, "7"]) == set()
+    ledger.mark_exported("7")
+    assert ledger.exported_among([7, "7", 8]) == {7, "7"}
+
+
+def test_any_integer_fits_beyond_sqlite_integer(ledger: Ledger) -> None:
+    huge = [2**63, 2**64 + 1, -(2**63) - 1, 10**40]
+    ledger.enqueue_retry(huge, "item_unavailable")
+    ledger.mark_exported(10**40)
+    assert sorted(r.id for r in ledger.iter_pending()) == sorted(huge[:3])
+    assert ledger.exported_among(huge) == {10**40}
+    assert ledger.get(2**63) is not None and ledger.get(str(2**63)) is not None
+
+
+def test_a_schema_1_ledger_is_migrated_to_canonical_ids(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / LEDGER_FILENAME)
+    db.executescript(
+        "CREATE TABLE items (id NOT NULL PRIMARY KEY, state TEXT NOT NULL, code TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL);"
+        "INSERT INTO items VALUES (1, 'exported', NULL, 0, 1.0), ('1', 'failed', 'x', 1, 1.0),"
+        " ('a', 'pending', 'y', 2, 1.0), (2, 'failed', 'z', 1, 1.0);"
+        "PRAGMA user_version=1;"
+    )
+    db.close()
+    with Ledger(tmp_path) as ledger:
+        assert ledger.get("1") == LedgerRecord(1, "exported", None, 0, 1.0)
+        assert [r.id for r in ledger.iter_failed()] == [2]
+        assert [r.id for r in ledger.iter_pending()] == ["a"]
+        ledger.enqueue_retry([2**63], None)
+    with Ledger(tmp_path) as again:  # opened again: already schema 2
+        assert again.get(2**63) is not None
 
 
 def test_iteration_is_batched_and_survives_changes_while_iterating(ledger: Ledger) -> None:
@@ -171,7 +205,7 @@ def test_iteration_is_batched_and_survives_changes_while_iterating(ledger: Ledge
     for rec in ledger.iter_pending(batch=100):
         seen.append(rec.id)
         ledger.mark_exported(rec.id)  # changing state mid-iteration must not skip or repeat
-    assert seen == list(range(1, 1201))
+    assert seen == sorted(range(1, 1201), key=str)  # in the order of the canonical form
     assert ledger.summary().pending == 0
 
 
@@ -321,3 +355,14 @@ def test_every_committed_change_survives_sigkill(tmp_path: Path) -> None:
     conn.close()
     with Ledger(tmp_path) as led:
         assert led.exported_among(reported) == set(reported)
+
+
+def test_a_name_belongs_to_the_first_id_that_claims_it_across_reopenings(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as first:
+        assert first.claim_names({"Mixed": "mixed", "other": "other"}) == set()
+        assert first.claim_names({"mixed": "mixed", "Mixed": "mixed"}) == {"mixed"}
+    with Ledger(tmp_path) as again:
+        assert again.claim_names({"mixed": "mixed", "Mixed": "mixed", "new": "new"}) == {"mixed"}
+        assert again.claim_names({5: "5", "5": "5"}) == set()  # one item by its string form
+        with pytest.raises(TypeError):
+            again.claim_names({"x": None})  # type: ignore[dict-item]

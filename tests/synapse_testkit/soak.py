@@ -404,7 +404,10 @@ class Verdict:
 def _ledger_rows(ledger: Path) -> Iterator[tuple[Any, str, str | None]]:
     db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
     try:
-        yield from db.execute("SELECT id, state, code FROM items ORDER BY id")
+        for item_id, state, code, is_int in db.execute(
+            "SELECT id, state, code, is_int FROM items ORDER BY id"
+        ):
+            yield (int(item_id) if is_int else item_id), state, code
     finally:
         db.close()
 

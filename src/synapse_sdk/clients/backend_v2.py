@@ -224,6 +224,26 @@ def _parse_page(response: Response, cursor: str | None) -> Page:
     return Page(items=data, next_cursor=next_cursor or None, request_id=response.request_id)
 
 
+def _new_cursor(page: Page, seen: set[bytes], path: str) -> str:
+    """The page's next cursor, remembered (as a 16-byte digest) in ``seen``, the cursors of
+    this iteration so far: a listing that cycles (A -> B -> A) would never end.
+
+    Raises:
+        BackendError: ``malformed_response``; the cursor was seen before in this iteration.
+    """
+    cursor = page.next_cursor or ""
+    digest = hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    if digest in seen:
+        raise BackendError(
+            f"GET {path}: 'meta.next_cursor' {_shown(cursor)} leads back to a page already "
+            "listed (the listing cycles)",
+            error_code="malformed_response",
+            correlation_id=page.request_id,
+        )
+    seen.add(digest)
+    return cursor
+
+
 def _key(item_id: object) -> str:
     return str(item_id)
 
@@ -592,12 +612,13 @@ class Resource(_ResourceBase[Transport]):
 
     def _iter(self, limit: int) -> Iterator[Item]:
         cursor: str | None = None
+        seen: set[bytes] = set()
         while True:
             page = self.list_page(cursor, limit)
             yield from page.items
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            cursor = _new_cursor(page, seen, self.list_path)
 
     def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
@@ -664,13 +685,14 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
 
     async def _iter(self, limit: int) -> AsyncIterator[Item]:
         cursor: str | None = None
+        seen: set[bytes] = set()
         while True:
             page = await self.list_page(cursor, limit)
             for item in page.items:
                 yield item
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            cursor = _new_cursor(page, seen, self.list_path)
 
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""

@@ -12,6 +12,11 @@ every run has its own retry rounds), ``permanent_code`` (the last *permanent* fa
 whose retries run out is failed with it rather than with the transient code) and ``updated``
 (wall-clock seconds of the last change).
 
+Ids are stored as TEXT in their canonical form, the string form the backend matches them by
+(``2`` and ``"2"`` are one item; the first form recorded is the one given back), with a flag
+saying whether it is an integer; any integer fits (``2**63`` too, beyond SQLite's INTEGER).
+A schema-1 ledger (ids stored as they came) is migrated when opened.
+
 State machine::
 
     (unknown) ──enqueue_retry──> pending ──mark_exported──> exported
@@ -38,6 +43,7 @@ read in bounded batches, and :meth:`Ledger.summary` aggregates inside SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -55,6 +61,8 @@ __all__ = [
     "Ledger",
     "LedgerRecord",
     "LedgerSummary",
+    "item_key",
+    "unique_ids",
 ]
 
 #: The ledger's file name inside a job folder.
@@ -63,18 +71,31 @@ LEDGER_FILENAME: Final = "ledger.sqlite3"
 ItemState = Literal["pending", "exported", "failed"]
 
 _SCHEMA_VERSION: Final = 2
+# Schema 1 stored ids untyped (integers as INTEGER): give them their canonical TEXT form. Where
+# one id was stored both ways (2 and "2", one item since schema 2) the integer row is kept.
+_MIGRATE_1: Final = """
+ALTER TABLE items ADD COLUMN is_int INTEGER NOT NULL DEFAULT 0;
+UPDATE OR REPLACE items SET id = CAST(id AS TEXT), is_int = 1 WHERE typeof(id) = 'integer';
+"""
+_COLUMNS: Final = "id, state, code, attempts, updated, is_int"
+
 # SQLite's default limit of host parameters per statement is 32766 since 3.32; stay far below it.
 _MAX_PARAMS: Final = 500
 _BATCH: Final = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
-    id       NOT NULL PRIMARY KEY,          -- untyped: integers stay integers, strings strings
+    id       TEXT NOT NULL PRIMARY KEY,     -- the canonical form: str() of the id
     state    TEXT NOT NULL CHECK (state IN ('pending', 'exported', 'failed')),
     code     TEXT,
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     updated  REAL NOT NULL,
-    permanent_code TEXT
+    is_int   INTEGER NOT NULL DEFAULT 0,    -- 1: the id is an integer
+    permanent_code TEXT                     -- the last permanent failure's code (schema 2)
+);
+CREATE TABLE IF NOT EXISTS names (
+    key      TEXT NOT NULL PRIMARY KEY,     -- what the owner's file names are everywhere
+    owner    TEXT NOT NULL                  -- the owning id's string form
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_age ON items (state, updated, id);
@@ -112,6 +133,12 @@ def _check_id(item_id: object) -> ItemId:
     if isinstance(item_id, bool) or not isinstance(item_id, int | str):
         raise TypeError(f"an item id must be an int or a str, not {type(item_id).__name__}")
     return item_id
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"a name key must be a str, not {type(key).__name__}")
+    return key
 
 
 def _check_code(code: object) -> str | None:
@@ -185,6 +212,8 @@ class Ledger:
                 f"ledger schema version {version} is not supported (expected {_SCHEMA_VERSION})"
             )
         try:
+            if version == 1:
+                Ledger._migrate_1(conn)
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
             if "permanent_code" not in columns:  # a version 1 ledger: the column came in 2
@@ -192,6 +221,16 @@ class Ledger:
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"the file is not a usable ledger database: {exc}") from exc
+
+    @staticmethod
+    def _migrate_1(conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2 in one transaction (all of it or nothing)."""
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_1} COMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -227,20 +266,24 @@ class Ledger:
             raise ValueError("the ledger is closed")
         return self._conn
 
-    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> int:
-        """Run ``sql`` for every row inside one committed transaction; return rows changed."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one write transaction, committed at the end, rolled back if
+        anything raises; holds the lock throughout."""
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                changed = 0
-                for row in rows:
-                    changed += conn.execute(sql, row).rowcount
+                yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return changed
+
+    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> int:
+        """Run ``sql`` for every row inside one committed transaction; return rows changed."""
+        with self._transaction() as conn:
+            return sum(conn.execute(sql, row).rowcount for row in rows)
 
     # -- state changes --------------------------------------------------------------------------
 
@@ -254,21 +297,22 @@ class Ledger:
         now = self._clock()
         code = _check_code(code)
         sql = (
-            "INSERT INTO items (id, state, code, attempts, updated) VALUES (?, 'pending', ?, 1, ?) "
+            "INSERT INTO items (id, is_int, state, code, attempts, updated) "
+            "VALUES (?, ?, 'pending', ?, 1, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = 'pending', code = excluded.code, "
             "attempts = attempts + 1, updated = excluded.updated WHERE state != 'exported'"
         )
-        return self._write(sql, ((i, code, now) for i in _materialize(ids)))
+        return self._write(sql, ((*_key(i), code, now) for i in _materialize(ids)))
 
     def add_pending(self, ids: Iterable[ItemId]) -> int:
         """Register ``ids`` as ``pending`` without counting an attempt (items not seen before
         only; known items keep their state). Returns how many were added."""
         now = self._clock()
         sql = (
-            "INSERT INTO items (id, state, code, attempts, updated) "
-            "VALUES (?, 'pending', NULL, 0, ?) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO items (id, is_int, state, code, attempts, updated) "
+            "VALUES (?, ?, 'pending', NULL, 0, ?) ON CONFLICT (id) DO NOTHING"
         )
-        return self._write(sql, ((i, now) for i in _materialize(ids)))
+        return self._write(sql, ((*_key(i), now) for i in _materialize(ids)))
 
     def mark_exported(self, ids: ItemId | Iterable[ItemId]) -> int:
         """Record that ``ids`` are exported (their output is complete on disk).
@@ -277,12 +321,12 @@ class Ledger:
         """
         now = self._clock()
         sql = (
-            "INSERT INTO items (id, state, code, attempts, updated) "
-            "VALUES (?, 'exported', NULL, 0, ?) "
+            "INSERT INTO items (id, is_int, state, code, attempts, updated) "
+            "VALUES (?, ?, 'exported', NULL, 0, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = 'exported', code = NULL,"
             " permanent_code = NULL, updated = excluded.updated WHERE state != 'exported'"
         )
-        return self._write(sql, ((i, now) for i in _materialize(_as_ids(ids))))
+        return self._write(sql, ((*_key(i), now) for i in _materialize(_as_ids(ids))))
 
     def mark_failed(self, ids: ItemId | Iterable[ItemId], code: str | None) -> int:
         """Record that ``ids`` failed for good with ``code`` (counts one attempt each); the code
@@ -296,14 +340,15 @@ class Ledger:
         """Like :meth:`mark_failed` with a code per item, all in one transaction."""
         now = self._clock()
         sql = (
-            "INSERT INTO items (id, state, code, attempts, updated, permanent_code) "
-            "VALUES (?, 'failed', ?, 1, ?, ?) "
+            "INSERT INTO items (id, is_int, state, code, attempts, updated, permanent_code) "
+            "VALUES (?, ?, 'failed', ?, 1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = 'failed', code = excluded.code, "
             "attempts = attempts + 1, updated = excluded.updated, "
             "permanent_code = excluded.permanent_code WHERE state != 'exported'"
         )
-        rows = [(_check_id(i), _check_code(c), now, c) for i, c in codes.items()]
-        return self._write(sql, rows)
+        # One row per item: 2 and "2" named together count once (the last code wins).
+        rows = {_key(i): _check_code(c) for i, c in codes.items()}
+        return self._write(sql, ((*key, code, now, code) for key, code in rows.items()))
 
     def fail_pending(self, default_code: str | None = None) -> int:
         """Turn every ``pending`` item into ``failed`` without counting an attempt; used when a
@@ -332,7 +377,25 @@ class Ledger:
             "WHERE id = ? AND state = 'exported'"
         )
         code = _check_code(code)
-        return self._write(sql, ((code, now, i) for i in _materialize(ids)))
+        return self._write(sql, ((code, now, _key(i)[0]) for i in _materialize(ids)))
+
+    def claim_names(self, keys: Mapping[ItemId, str]) -> set[ItemId]:
+        """Give each id the name ``key`` its files take unless a different id holds it; return
+        the ids refused. First come, first served, kept across runs, so two ids whose files
+        would be the same file (``Mixed``/``mixed``) never both get written. Ids are compared
+        by their string form (``5`` and ``"5"`` are one item). One transaction."""
+        rows = [(_check_key(key), _key(i)[0], i) for i, key in keys.items()]
+        refused: set[ItemId] = set()
+        with self._transaction() as conn:
+            for key, owner, item_id in rows:
+                conn.execute(
+                    "INSERT INTO names (key, owner) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (key, owner),
+                )
+                held = conn.execute("SELECT owner FROM names WHERE key = ?", (key,)).fetchone()
+                if held[0] != owner:
+                    refused.add(item_id)
+        return refused
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -342,28 +405,32 @@ class Ledger:
             row = (
                 self._connection()
                 .execute(
-                    "SELECT id, state, code, attempts, updated FROM items WHERE id = ?",
-                    (_check_id(item_id),),
+                    f"SELECT {_COLUMNS} FROM items WHERE id = ?",
+                    (_key(item_id)[0],),
                 )
                 .fetchone()
             )
-        return None if row is None else LedgerRecord(*row)
+        return None if row is None else _record(row)
 
     def exported_among(self, ids: Iterable[ItemId]) -> set[ItemId]:
         """Which of ``ids`` are exported (bounded by the ids passed, never the whole table)."""
         found: set[ItemId] = set()
         for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
+            asked: dict[str, list[ItemId]] = {}
+            for item_id in chunk:
+                asked.setdefault(_key(item_id)[0], []).append(item_id)
+            marks = ",".join("?" * len(asked))
             with self._lock:
                 rows = (
                     self._connection()
                     .execute(
                         f"SELECT id FROM items WHERE state = 'exported' AND id IN ({marks})",
-                        chunk,
+                        list(asked),
                     )
                     .fetchall()
                 )
-            found.update(row[0] for row in rows)
+            for (key,) in rows:
+                found.update(asked[key])
         return found
 
     def _iter_state(self, state: ItemState, batch: int) -> Iterator[LedgerRecord]:
@@ -371,7 +438,7 @@ class Ledger:
             raise ValueError(f"batch must be >= 1, got {batch!r}")
         # Keyset pagination on (state, id): each batch is a fresh short query, so callers may
         # change states while iterating and memory stays bounded. SQLite orders integers before
-        # strings, so mixed id types paginate correctly too.
+        # strings; ids are all TEXT since schema 2, in their canonical form.
         last: tuple[object, ...] = ()
         while True:
             where = "state = ?" + (" AND id > ?" if last else "")
@@ -379,8 +446,7 @@ class Ledger:
                 rows = (
                     self._connection()
                     .execute(
-                        "SELECT id, state, code, attempts, updated FROM items "
-                        f"WHERE {where} ORDER BY id LIMIT ?",
+                        f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY id LIMIT ?",
                         (state, *last, batch),
                     )
                     .fetchall()
@@ -388,7 +454,7 @@ class Ledger:
             if not rows:
                 return
             for row in rows:
-                yield LedgerRecord(*row)
+                yield _record(row)
             last = (rows[-1][0],)
 
     def iter_exported(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
@@ -396,7 +462,8 @@ class Ledger:
         return self._iter_state("exported", batch)
 
     def iter_pending(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
-        """Items waiting for a retry, in id order, read ``batch`` rows at a time."""
+        """Items waiting for a retry, in the order of their canonical ids (text), read ``batch``
+        rows at a time."""
         return self._iter_state("pending", batch)
 
     def oldest_pending(
@@ -418,17 +485,18 @@ class Ledger:
             rows = (
                 self._connection()
                 .execute(
-                    "SELECT id, state, code, attempts, updated FROM items "
+                    f"SELECT {_COLUMNS} FROM items "
                     "WHERE state = 'pending' AND (? < 0 OR attempts <= ?) "
                     "ORDER BY updated, id LIMIT ?",
                     (bound, bound, limit),
                 )
                 .fetchall()
             )
-        return [LedgerRecord(*row) for row in rows]
+        return [_record(row) for row in rows]
 
     def iter_failed(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
-        """Items that failed for good, in id order, read ``batch`` rows at a time."""
+        """Items that failed for good, in the order of their canonical ids (text), read
+        ``batch`` rows at a time."""
         return self._iter_state("failed", batch)
 
     def summary(self) -> LedgerSummary:
@@ -458,5 +526,39 @@ def _as_ids(ids: ItemId | Iterable[ItemId]) -> Iterable[ItemId]:
 
 def _materialize(ids: Iterable[ItemId]) -> list[ItemId]:
     """Validate every id before the transaction starts, so a bad id changes nothing; an id named
-    twice in one call counts once."""
-    return list(dict.fromkeys(_check_id(i) for i in _as_ids(ids)))
+    twice in one call (``2`` and ``"2"`` too) counts once."""
+    return unique_ids(_as_ids(ids))
+
+
+def item_key(item_id: object) -> str:
+    """An item's canonical form: its id's string form, by which the backend matches ids
+    (``2`` and ``"2"`` are one item).
+
+    Raises:
+        TypeError: not an ``int`` or ``str`` (``bool`` is refused).
+    """
+    return str(_check_id(item_id))
+
+
+def unique_ids(ids: Iterable[ItemId]) -> list[ItemId]:
+    """``ids`` with one id per item (:func:`item_key`), the first form of each kept, in order.
+
+    Raises:
+        TypeError: an id is not an ``int`` or ``str``.
+    """
+    unique: dict[str, ItemId] = {}
+    for item_id in ids:
+        unique.setdefault(item_key(item_id), item_id)
+    return list(unique.values())
+
+
+def _key(item_id: object) -> tuple[str, int]:
+    """An id's row: its canonical form (:func:`item_key`) and whether it is an integer."""
+    return item_key(item_id), int(isinstance(item_id, int))
+
+
+def _record(row: tuple[object, ...]) -> LedgerRecord:
+    """A ledger row (``_COLUMNS``) as a record, its id back in its recorded type."""
+    key, state, code, attempts, updated, is_int = row
+    item_id = int(str(key)) if is_int else str(key)
+    return LedgerRecord(item_id, state, code, attempts, updated)  # type: ignore[arg-type]

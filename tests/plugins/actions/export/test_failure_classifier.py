@@ -44,12 +44,20 @@ def _envelope(code: str, **extra: object) -> str:
 # --- the v2 catalog ---------------------------------------------------------------------------
 
 
-def test_catalog_is_exactly_the_seeds_three_entries() -> None:
+def test_catalog_is_the_seeds_three_entries_and_the_clients_malformed_response() -> None:
     assert fc._V2_ERROR_CODE_TO_EXPORT_CODE == {
         "invalid_ids": E.EXPORT_FAILED_BAD_REQUEST,
         "partial_failure": E.EXPORT_FAILED_BATCH_PARTIAL,
         "rate_limited": E.EXPORT_FAILED_RATE_LIMITED,
+        # The client's own code for an answer that breaks the API (issue 13).
+        "malformed_response": E.EXPORT_FAILED_MALFORMED_RESPONSE,
     }
+
+
+def test_malformed_response_is_its_own_code_not_a_generic_failure() -> None:
+    exc = BackendError("'meta.next_cursor' came back to a cursor", error_code="malformed_response")
+    assert classify_export_error(exc) is E.EXPORT_FAILED_MALFORMED_RESPONSE
+    assert fc.EXPORT_RETRY_SEMANTICS[E.EXPORT_FAILED_MALFORMED_RESPONSE] is RetrySemantics.NO_RETRY
 
 
 def test_v2_invalid_ids_is_bad_request() -> None:

@@ -44,7 +44,9 @@ code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionSt
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -89,8 +91,9 @@ from synapse_sdk.plugins.actions.export.steps import (
     convert_item,
     fsync_dir,
     item_filename,
+    name_key,
 )
-from synapse_sdk.plugins.ledger import LedgerRecord
+from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.retry import decide_wait
 from synapse_sdk.telemetry import record_export
@@ -240,7 +243,8 @@ class ExportSummary:
     * ``failed`` — items that ended failed, ``failed_by_code`` counted by their own code (the
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
-      (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``);
+      (``EXPORT_FAILED_BAD_REQUEST`` for ``invalid_id``); ``failed_items`` names the first
+      20 of them (``{"id": ..., "code": ...}``, in the ledger's order of their ids);
     * ``retried`` — item fetches repeated after a failure; ``retry_rounds`` — chunks fetched
       after the main pass to retry items;
     * ``requests`` — HTTP requests sent (retries included); ``rate_limited`` — 429 answers seen;
@@ -254,6 +258,7 @@ class ExportSummary:
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
     failed_by_message: dict[str, int] = field(default_factory=dict)
+    failed_items: list[dict[str, Any]] = field(default_factory=list)
     retried: int = 0
     retry_rounds: int = 0
     requests: int = 0
@@ -473,17 +478,33 @@ class ExportAction(BaseAction[ExportParams]):
     def _pages(self) -> Iterator[list[ItemId]]:
         """The ids to export, a page at a time (listing is part of the fetch step)."""
         if self.params.ids is not None:
-            yield from chunked(dict.fromkeys(self.params.ids), self.params.page_size)
+            yield from chunked(unique_ids(self.params.ids), self.params.page_size)
             return
         with self.step("fetch"):
             listing = self._resource().iter(limit=self.params.page_size)
-        pages = chunked((item.get("id") for item in listing), self.params.page_size)
+        pages = chunked(map(self._listed_id, listing), self.params.page_size)
         while True:
             with self.step("fetch"):
                 page = next(pages, None)
             if page is None:
                 return
             yield page
+
+    def _listed_id(self, item: Mapping[str, Any]) -> ItemId:
+        """A listed item's id, checked where the listing is read (inside the fetch step).
+
+        Raises:
+            BackendError: ``malformed_response``; the id is missing or not an int or str
+                (``null``, ``2.5``, ``true``): the listing breaks the API's shape.
+        """
+        item_id = item.get("id")
+        if isinstance(item_id, bool) or not isinstance(item_id, int | str):
+            raise BackendError(
+                f"the {self.params.target.value} listing holds an item without a usable id "
+                f"({type(item_id).__name__})",
+                error_code="malformed_response",
+            )
+        return item_id
 
     def _resource(self) -> Any:
         return getattr(self.v2_client, self.params.target.attribute)
@@ -516,11 +537,11 @@ class ExportAction(BaseAction[ExportParams]):
             self._counts.taken_ahead.update(
                 record.id for record in retry if record.updated <= carried_until
             )
-        taken = set(chunk)
+        taken = {item_key(i) for i in chunk}
         while len(chunk) < size and fresh:
             candidates = [fresh.popleft() for _ in range(min(size - len(chunk), len(fresh)))]
-            chunk.extend(i for i in self._select(candidates) if i not in taken)
-            taken.update(chunk)
+            chunk.extend(i for i in self._select(candidates) if item_key(i) not in taken)
+            taken.update(item_key(i) for i in chunk)
         self._counts.retried += len(retry)
         if chunk:
             self._process(chunk)
@@ -595,26 +616,22 @@ class ExportAction(BaseAction[ExportParams]):
         self._settle(chunk, saved, fetched)
         self._report_progress()
 
-    def _select(self, ids: list[Any]) -> list[ItemId]:
+    def _select(self, ids: list[ItemId]) -> list[ItemId]:
         """Drop ids already exported (ledger and files agree); fail ids unusable as names."""
         safe: list[ItemId] = []
         unsafe: dict[ItemId, str | None] = {}
-        for item_id in dict.fromkeys(ids):
+        for item_id in unique_ids(ids):
             try:
                 item_filename(item_id, "json")
             except UnsafeItemIdError:
                 unsafe[item_id] = _CODE_UNSAFE_ID
-            except TypeError:
-                # Not an int or str: it cannot even be recorded; the listing is malformed.
-                raise BackendError(
-                    f"the {self.params.target.value} listing holds an item without a usable id "
-                    f"({type(item_id).__name__})",
-                    error_code="malformed_response",
-                ) from None
             else:
                 safe.append(item_id)
+        for item_id in self._name_clashes(safe):
+            unsafe[item_id] = _CODE_UNSAFE_ID
         if unsafe:
             self.ledger.mark_failed_codes(unsafe)
+            safe = [i for i in safe if i not in unsafe]
         done = self.ledger.exported_among(safe)
         todo: list[ItemId] = []
         ahead = self._counts.taken_ahead
@@ -627,6 +644,12 @@ class ExportAction(BaseAction[ExportParams]):
             else:
                 todo.append(item_id)
         return todo
+
+    def _name_clashes(self, ids: list[ItemId]) -> set[ItemId]:
+        """The ids whose files would be another item's where case or Unicode normalisation is
+        ignored (Windows, macOS): the ledger gives each name to the first id that claims it.
+        Integer ids cannot clash (their twin ``"5"`` is the same item)."""
+        return self.ledger.claim_names({i: name_key(i) for i in ids if isinstance(i, str)})
 
     def _files_match(self, item_id: ItemId) -> bool:
         """Whether an exported item's files are whole, cheaply: its JSON record parses and names
@@ -730,7 +753,7 @@ class ExportAction(BaseAction[ExportParams]):
                 records.append(convert_item(item, self.params.target.value))
             except UnsafeItemIdError as exc:
                 fetched.failed[exc.item_id] = _CODE_UNSAFE_ID  # type: ignore[index]
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):
                 item_id = item.get("id")
                 if isinstance(item_id, int | str) and not isinstance(item_id, bool):
                     fetched.failed[item_id] = _CODE_MALFORMED
@@ -778,35 +801,46 @@ class ExportAction(BaseAction[ExportParams]):
         """Write one item, original first and JSON last. None when done, else ``(code,
         retryable)`` saying why not.
 
-        A transient download failure is retryable; a backend error about this item (a checksum
-        or size mismatch, a missing file) is not. Authentication and disk errors propagate and
-        fail the save step.
+        Each item is its own failure domain: a transient download failure is retryable; a
+        backend error about this item (a checksum or size mismatch, a missing file) is not, nor
+        is an item the backend described wrongly (:func:`_item_fault`). Authentication errors
+        and errors that would hit every item (disk full, permissions) propagate and fail the
+        save step.
         """
+        try:
+            self._write_item(record)
+        except SynapTransientError as exc:
+            return (getattr(exc, "error_code", None) or exc.code, True)
+        except BackendError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            return (exc.error_code or exc.code, False)
+        except Exception as exc:
+            code = _item_fault(exc)
+            if code is None:
+                raise
+            return (code, False)
+        return None
+
+    def _write_item(self, record: ExportRecord) -> None:
+        """Download the item's original (when wanted) and write it, then the JSON record."""
         original_name: str | None = None
         if self.params.originals and record.has_original:
-            try:
-                content = self.v2_client.download_original(dict(record.source))
-            except SynapTransientError as exc:
-                return (getattr(exc, "error_code", None) or exc.code, True)
-            except BackendError as exc:
-                if isinstance(exc, AuthenticationError):
-                    raise
-                return (exc.error_code or exc.code, False)
+            content = self.v2_client.download_original(dict(record.source))
             original_name = record.original_name(content)
             atomic_write(self.target_dir / original_name, content)
         atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
-        return None
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
 
-        An id asked for that ended nowhere (an answer naming it differently, say ``"7"`` for
-        ``7``) is enqueued as ``missing_from_response``: every id asked for ends somewhere, so
-        every retry counts an attempt and the retries end.
+        An id asked for that ended nowhere (an answer naming another id: ``"7"`` for ``7`` is
+        the same item) is enqueued as ``missing_from_response``: every id asked for ends
+        somewhere, so every retry counts an attempt and the retries end.
         """
-        settled = {*saved, *fetched.retry, *fetched.failed}
+        settled = {item_key(i) for i in (*saved, *fetched.retry, *fetched.failed)}
         for item_id in chunk:
-            if item_id not in settled:
+            if item_key(item_id) not in settled:
                 fetched.retry[item_id] = _CODE_MISSING
         by_code: dict[str | None, list[ItemId]] = {}
         for item_id, code in fetched.retry.items():
@@ -835,6 +869,10 @@ class ExportAction(BaseAction[ExportParams]):
             failed=ledger.failed,
             failed_by_code=by_code,
             failed_by_message=by_message,
+            failed_items=[
+                {"id": record.id, "code": record.code}
+                for record in itertools.islice(self.ledger.iter_failed(), _ITEMS_SHOWN)
+            ],
             retried=self._counts.retried,
             retry_rounds=self._counts.rounds,
             requests=self.v2_client.stats.requests - requests_before,
@@ -849,11 +887,9 @@ class ExportAction(BaseAction[ExportParams]):
         if summary.failed:
             for code, count in summary.failed_by_code.items():
                 self.log_message(_item_message(code), count=count, code=code)
-            for shown, record in enumerate(self.ledger.iter_failed()):
-                if shown >= _ITEMS_SHOWN:
-                    break
+            for item in summary.failed_items:
                 self.log_message(
-                    ExportLogMessageCode.EXPORT_ITEM_FAILED, item_id=record.id, code=record.code
+                    ExportLogMessageCode.EXPORT_ITEM_FAILED, item_id=item["id"], code=item["code"]
                 )
             self.log_message(
                 ExportLogMessageCode.EXPORT_COMPLETED_WITH_FAILURES,
@@ -899,6 +935,24 @@ class ExportAction(BaseAction[ExportParams]):
             yield
         finally:
             os.close(fd)
+
+
+#: ``OSError`` numbers that mean the filesystem refuses this one item's file name.
+_NAME_ERRNOS: Final = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
+
+
+def _item_fault(exc: Exception) -> str | None:
+    """The per-item code of an error that concerns one item only, or None when it must stop
+    the run: the id cannot be a file name here (``unsafe_id``), or the item is described in a
+    way no file can come from (an ``original`` whose size, sha256 or url is not usable, data
+    nested deeper than can be written: ``malformed_item``)."""
+    if isinstance(exc, UnsafeItemIdError):
+        return _CODE_UNSAFE_ID
+    if isinstance(exc, OSError):
+        return _CODE_UNSAFE_ID if exc.errno in _NAME_ERRNOS else None
+    if isinstance(exc, ValueError | TypeError | RecursionError):
+        return _CODE_MALFORMED
+    return None
 
 
 def _item_message(code: str) -> LogMessageCode:

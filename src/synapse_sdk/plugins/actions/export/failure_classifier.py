@@ -38,6 +38,7 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
     'invalid_ids': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
     'partial_failure': ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     'rate_limited': ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
+    'malformed_response': ExportLogMessageCode.EXPORT_FAILED_MALFORMED_RESPONSE,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
@@ -112,6 +113,7 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
 #: What a caller should do about each failure code (the seed's retry-policy column).
 EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_BATCH_PARTIAL: RetrySemantics.RETRY_FAILED_ITEMS,
     _E.EXPORT_FAILED_RATE_LIMITED: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,

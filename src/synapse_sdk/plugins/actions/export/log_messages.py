@@ -26,6 +26,7 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_BAD_REQUEST = ("EXPORT_FAILED_BAD_REQUEST", LogLevel.ERROR)
     EXPORT_FAILED_BATCH_PARTIAL = ("EXPORT_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     EXPORT_FAILED_RATE_LIMITED = ("EXPORT_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    EXPORT_FAILED_MALFORMED_RESPONSE = ("EXPORT_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
     EXPORT_FAILED_PERMISSION = ("EXPORT_FAILED_PERMISSION", LogLevel.ERROR)
@@ -158,6 +159,15 @@ register_log_messages({
     _E.EXPORT_FAILED_DISK_FULL: {
         "en": "Export failed: there is not enough disk space. Free up space and try again.",
         "ko": "내보내기 실패: 디스크 공간이 부족합니다. 공간을 확보한 뒤 다시 시도하세요.",
+    },
+    _E.EXPORT_FAILED_MALFORMED_RESPONSE: {
+        "en": "Export failed: the backend sent an answer that breaks its API (for example a "
+              "listed item without a usable ID, or a listing that comes back to a page it "
+              "already sent). Tell the backend's administrators; running the export again "
+              "will not help until the backend is fixed.",
+        "ko": "내보내기 실패: 백엔드가 API 형식에 맞지 않는 응답을 보냈습니다(예: 쓸 수 있는 "
+              "ID가 없는 항목, 이미 보낸 페이지로 되돌아가는 목록). 백엔드 관리자에게 "
+              "알려 주세요. 백엔드가 고쳐지기 전에는 다시 실행해도 같은 오류가 납니다.",
     },
     _E.EXPORT_FAILED_MALFORMED_DATA: {
         "en": "Export failed: the data is malformed and could not be read.",

@@ -23,6 +23,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,7 @@ from synapse_sdk.retry import decide_wait
 from synapse_sdk.retry_after import rate_limit_from_headers, retry_after_from_headers
 
 __all__ = [
+    "ORIGINAL_MARK",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
     "ExportRecord",
@@ -45,6 +47,7 @@ __all__ = [
     "convert_item",
     "fsync_dir",
     "item_filename",
+    "name_key",
     "original_extension",
     "sha256_hex",
 ]
@@ -55,14 +58,27 @@ TEMP_PREFIX: Final = "."
 TEMP_SUFFIX: Final = ".tmp"
 
 _MAX_ID_LENGTH: Final = 128
+#: Most filesystems cap a file name at 255 bytes; the longest name an id gets is the temporary
+#: file of its JSON original, ``.<id>.original.json.<16 hex>.tmp`` (36 bytes besides the id).
+_MAX_ID_BYTES: Final = 255 - 36
 _DEFAULT_EXTENSION: Final = "bin"
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
 # rest of the C0 controls, DEL and the C1 controls (they break terminals, logs and some
-# filesystems).
-_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+# filesystems), and lone surrogates (no filesystem encoding can write them).
+_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+# Characters Windows forbids in a file name besides ':' and the separators.
+_WINDOWS_FORBIDDEN = re.compile(r'[<>"|?*]')
+# Names Windows takes for devices, whatever the extension (``nul.json`` too).
+_WINDOWS_DEVICES: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "¹", "²", "³")}
+)
+#: The mark of an original file that is itself JSON: ``<id>.original.json``.
+ORIGINAL_MARK: Final = ".original"
 
 T = TypeVar("T")
 
@@ -86,7 +102,9 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
     Raises:
         UnsafeItemIdError: the id is empty or blank, ``.`` or ``..``, contains a path separator,
             NUL or a control character, starts with ``.`` or ``~`` (hidden / home-relative), is
-            absolute on any platform (``C:``), or is longer than 128 characters.
+            absolute on any platform (``C:``), is longer than 128 characters or 219 bytes
+            (the file names it gets must fit the usual 255-byte limit), or is not portable or
+            could be another item's file (see :func:`_check_portable`).
         TypeError: the id is not an ``int`` or ``str`` (``bool`` is refused).
         ValueError: ``suffix`` is not one or two dot-separated runs of 1-10 ASCII letters or
             digits (``json``, ``original.json``).
@@ -106,19 +124,50 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
         raise UnsafeItemIdError(item_id, "it is blank")
     if len(text) > _MAX_ID_LENGTH:
         raise UnsafeItemIdError(item_id, f"it is longer than {_MAX_ID_LENGTH} characters")
+    if len(text.encode("utf-8", "surrogatepass")) > _MAX_ID_BYTES:
+        raise UnsafeItemIdError(item_id, f"it is longer than {_MAX_ID_BYTES} bytes in UTF-8")
     if _FORBIDDEN.search(text):
         raise UnsafeItemIdError(
-            item_id, "it contains a path separator, NUL or a control character"
+            item_id, "it contains a path separator, NUL, a control character or a lone surrogate"
         )
     if text in (".", "..") or text.startswith((".", "~")):
         raise UnsafeItemIdError(item_id, "it starts with '.' or '~'")
     if ":" in text:  # drive letters and alternate data streams on Windows
         raise UnsafeItemIdError(item_id, "it contains ':'")
+    _check_portable(item_id, text)
     name = f"{text}.{suffix}"
     # Belt and braces: the result must be exactly one relative path component.
     if PurePosixPath(name).name != name or os.path.isabs(name):
         raise UnsafeItemIdError(item_id, "it is not a single relative file name")
     return name
+
+
+def _check_portable(item_id: ItemId, text: str) -> None:
+    """Refuse a name that is not the same file everywhere outputs move (Windows, macOS), or
+    that could be another item's file.
+
+    Raises:
+        UnsafeItemIdError: a character Windows forbids, a trailing space or dot (Windows drops
+            them), a Windows device name as the part before the first dot (``CON``,
+            ``nul.txt``, ``COM1``), or an id ending in ``.original`` (``5.original.json`` is
+            item 5's JSON original).
+    """
+    if _WINDOWS_FORBIDDEN.search(text):
+        raise UnsafeItemIdError(item_id, 'it contains one of < > " | ? *')
+    if text[-1] in " .":
+        raise UnsafeItemIdError(item_id, "it ends with a space or a dot")
+    if text.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        raise UnsafeItemIdError(item_id, "it is a Windows device name (CON, NUL, COM1...)")
+    if name_key(text).endswith(ORIGINAL_MARK):
+        raise UnsafeItemIdError(item_id, f"it ends with {ORIGINAL_MARK!r}, like original files")
+
+
+def name_key(item_id: ItemId) -> str:
+    """What an id's file names are on a filesystem that ignores case and Unicode normalisation
+    (Windows, macOS): two ids with the same key would write the same files there
+    (``Mixed``/``mixed``, ``é`` composed or not). Never raises."""
+    text = str(item_id)
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
 
 
 def original_extension(item: Mapping[str, Any], content: bytes | None = None) -> str:
@@ -170,7 +219,7 @@ def _sniff_extension(content: bytes) -> str:
     if text.lstrip()[:1] in ("{", "["):
         try:
             json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser goes: unproven
             return "txt"
         return "json"
     return "txt"
@@ -261,7 +310,7 @@ class ExportRecord:
         """``<id>.<ext>``, the extension from the item or sniffed from ``content``; an original
         that is itself JSON is ``<id>.original.json``, beside the record's ``<id>.json``."""
         ext = original_extension(self.source, content)
-        return item_filename(self.id, "original.json" if ext == "json" else ext)
+        return item_filename(self.id, f"{ORIGINAL_MARK[1:]}.json" if ext == "json" else ext)
 
     def json_bytes(self, original_name: str | None = None) -> bytes:
         """The bytes of the item's JSON file (sorted keys, UTF-8, trailing newline), naming
