@@ -26,6 +26,10 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_BAD_REQUEST = ("EXPORT_FAILED_BAD_REQUEST", LogLevel.ERROR)
     EXPORT_FAILED_BATCH_PARTIAL = ("EXPORT_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     EXPORT_FAILED_RATE_LIMITED = ("EXPORT_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    # --- our transport's codes (BackendError.error_code) ---------------------------------
+    EXPORT_FAILED_REDIRECT_REFUSED = ("EXPORT_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
+    EXPORT_FAILED_RESPONSE_TOO_LARGE = ("EXPORT_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
+    EXPORT_FAILED_MALFORMED_RESPONSE = ("EXPORT_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
     EXPORT_FAILED_PERMISSION = ("EXPORT_FAILED_PERMISSION", LogLevel.ERROR)
@@ -69,6 +73,26 @@ class ExportLogMessageCode(LogMessageCode):
 _E = ExportLogMessageCode
 
 register_log_messages({
+    _E.EXPORT_FAILED_REDIRECT_REFUSED: {
+        "en": "Export failed: the backend answered with a redirect. The SDK does not follow "
+              "redirects, so your token is never sent to another address. Check the backend URL "
+              "(HTTP or HTTPS, host name, path).",
+        "ko": "내보내기 실패: 백엔드가 리디렉션으로 응답했습니다. 토큰이 다른 주소로 전송되지 "
+              "않도록 SDK는 리디렉션을 따르지 않습니다. 백엔드 URL(HTTP/HTTPS, 호스트 이름, "
+              "경로)을 확인하세요.",
+    },
+    _E.EXPORT_FAILED_RESPONSE_TOO_LARGE: {
+        "en": "Export failed: the backend sent an answer larger than the SDK accepts, so it was "
+              "not read. Retrying would get the same answer; contact the backend's administrator.",
+        "ko": "내보내기 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. "
+              "다시 시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
+    _E.EXPORT_FAILED_MALFORMED_RESPONSE: {
+        "en": "Export failed: the backend's answer is not the API's JSON. Check that the backend "
+              "URL points at the API; if it does, contact the backend's administrator.",
+        "ko": "내보내기 실패: 백엔드 응답이 API 형식의 JSON이 아닙니다. 백엔드 URL이 API 서버를 "
+              "가리키는지 확인하고, 맞다면 백엔드 관리자에게 문의하세요.",
+    },
     _E.EXPORT_FAILED_BAD_REQUEST: {
         "en": "Export failed: the backend rejected the request (unknown or invalid IDs). "
               "Check the selected tasks, assignments or ground truths.",
