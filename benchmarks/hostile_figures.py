@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ PAGE = b'{"data": [], "next_cursor": null}'
 GIB = 1 << 30
 CASES = [
     "bomb-1g", "bomb-10g", "bomb-503", "bomb-file", "trickle-head", "trickle-body", "silent",
-    "deep", "tls-mount", "tls-wrapper", "tls-flip", "log-echo",
+    "deep", "tls-mount", "tls-wrapper", "tls-flip", "log-echo", "tiny-page", "tiny-bulk",
+    "tiny-page-8m",
 ]
 
 
@@ -54,6 +56,19 @@ def _bomb(size: int, cache: Path) -> bytes:
     if not path.exists():
         path.write_bytes(gzip_bomb(size))
     return path.read_bytes()
+
+
+def _tiny_values(size: int) -> bytes:
+    """A gzipped list page of about ``size`` bytes holding nothing but ``{}`` items (each parses
+    to a ~64-byte dict: the cheapest bytes-to-memory ratio JSON offers); small on the wire, so
+    the server's copy does not count in the client's peak."""
+    count = (size - 64) // 3
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [packer.compress(b'{"data": [{}')]
+    block = b",{}" * (1 << 16)
+    parts += [packer.compress(block) for _ in range((count - 1) >> 16)]
+    parts += [packer.compress(b",{}" * ((count - 1) & 0xFFFF)), packer.compress(b"]}")]
+    return b"".join([*parts, packer.flush()])
 
 
 def _fixed(status: int, body: bytes, headers: dict[str, str]) -> Any:
@@ -170,6 +185,17 @@ def run_case(case: str, cache: Path) -> str:
         deep = b"[" * 100_000 + b"]" * 100_000
         with hostile_server(_fixed(200, deep, {})) as server:
             return _listing(server.url, _config(None))
+    if case in ("tiny-page", "tiny-bulk", "tiny-page-8m"):
+        mib = 8 if case == "tiny-page-8m" else 32  # just under the page bound, or the default
+        body = _tiny_values(mib * 1024 * 1024 - 1024)
+        with hostile_server(_fixed(200, body, {"Content-Encoding": "gzip"})) as server:
+            from synapse_sdk.clients import BackendV2Client
+
+            with BackendV2Client(_config(None), base_url=server.url, token=TOKEN) as client:
+                call = client.tasks.list_page if case == "tiny-page" else (
+                    lambda: client.tasks.bulk_fetch_once([1])
+                )
+                return f"{mib} MiB of {{}} items, gzipped; " + _outcome(call)
     if case == "log-echo":
         def echo(request: Request, conn: socket.socket) -> None:
             echoed = request.headers.get("authorization", "")

@@ -23,6 +23,7 @@ from clients_support import Clock
 from hostile_server import Request, gzip_bomb, head, hostile_server, send_all, trickle
 
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
+from synapse_sdk.clients.backend_v2 import MAX_PAGE_BYTES
 from synapse_sdk.config import RetryPolicy, SDKConfig, TimeoutConfig
 from synapse_sdk.exceptions import (
     BackendError,
@@ -68,7 +69,7 @@ def test_a_stacked_bomb_in_a_success_body_is_too_large_not_out_of_memory(
             _client(server.url) as client, pytest.raises(BackendError) as info:
         client.tasks.list_page()
     assert info.value.error_code == "response_too_large"
-    assert "33554432-byte bound" in str(info.value)
+    assert f"{MAX_PAGE_BYTES}-byte bound" in str(info.value)  # a list page's bound
     assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
 
 

@@ -33,7 +33,8 @@ status                         raised                                           
 =============================  =====================================================  =========
 2xx (207 included)             nothing: the caller inspects the response (bulk 207)   -
 3xx                            ``BackendError`` (redirects are never followed, so the  no
-                               token cannot leak to another host)
+                               token cannot leak to another host), ``error_code``
+                               ``redirect_refused`` unless the body has an envelope
 400, 422                       ``BackendInvalidInputError``                           no
 401, 403                       ``BackendAuthenticationError``                         no
 404                            ``BackendInvalidInputError``: the addressed resource   no
@@ -124,6 +125,7 @@ __all__ = [
     "ERROR_BODY_LIMIT",
     "HTTPX_ERROR_MAP",
     "HTTPX_NOT_MAPPED",
+    "REDIRECT_REFUSED",
     "AsyncTransport",
     "ClientCertificate",
     "ClientStats",
@@ -147,6 +149,8 @@ _log_redaction.install()
 ERROR_BODY_LIMIT: Final = 64 * 1024
 #: Default bound on a success body; a larger one raises ``BackendError("response_too_large")``.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+#: ``error_code`` of a 3xx answer without an envelope of its own: the redirect was not followed.
+REDIRECT_REFUSED: Final = "redirect_refused"
 #: Longest excerpt of a non-JSON error body quoted in an error message.
 _BODY_EXCERPT = 200
 #: What an error message quotes of an envelope: its detail up to this many characters, at most
@@ -544,7 +548,9 @@ def error_for_status(
         message,
         context.subjects,
         status_code=status,
-        error_code=envelope.code if envelope is not None else None,
+        error_code=envelope.code if envelope is not None else (
+            REDIRECT_REFUSED if 300 <= status < 400 else None
+        ),
         detail=_redact(envelope.message, secret) if envelope and envelope.message else None,
         retry_after_seconds=retry_after,
         correlation_id=correlation_id,

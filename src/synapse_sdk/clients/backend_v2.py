@@ -99,6 +99,10 @@ DEFAULT_PAGE_LIMIT: Final = 100
 MAX_PAGE_LIMIT: Final = 500
 #: Default bound on one original file.
 DEFAULT_MAX_ORIGINAL_BYTES: Final = 64 * 1024 * 1024
+#: Bound on one list page or bulk answer (the transport's 32 MiB default is for any body): 8 MiB
+#: is 35x the emulator's largest page (500 items, 235 KB) and keeps a page of ``{}`` items, the
+#: worst bytes-to-memory ratio, near 245 MB of peak RSS (docs/reliability.md, Hostile server).
+MAX_PAGE_BYTES: Final = 8 * 1024 * 1024
 #: Failed items shown in a partial-failure message (the ``envelope`` attribute holds them all).
 _FAILED_SHOWN = 20
 _MAX_ID_CHARS = 256
@@ -598,7 +602,9 @@ class Resource(_ResourceBase[Transport]):
                 ``BackendError("malformed_response")`` for a body of the wrong shape.
         """
         checked, params = self._page_params(cursor, limit)
-        return _parse_page(self._transport.request("GET", self.list_path, params=params), checked)
+        return _parse_page(self._transport.request(
+            "GET", self.list_path, params=params, max_bytes=MAX_PAGE_BYTES
+        ), checked)
 
     def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Item]:
         """Every item, in list order, fetched ``limit`` at a time as iteration goes.
@@ -634,7 +640,9 @@ class Resource(_ResourceBase[Transport]):
                 outlasted the retries).
         """
         sent = _one_request(ids)
-        response = self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        response = self._transport.request(
+            "POST", self.bulk_path, json={"ids": sent}, max_bytes=MAX_PAGE_BYTES
+        )
         return sort_answer(sent, response)
 
     def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -654,7 +662,7 @@ class Resource(_ResourceBase[Transport]):
                 try:
                     response = self._transport.request(
                         "POST", self.bulk_path, json={"ids": chunk},
-                        correlation_id=plan.correlation_id,
+                        correlation_id=plan.correlation_id, max_bytes=MAX_PAGE_BYTES,
                     )
                 except SynapError as exc:
                     if not plan.policy.is_retryable(exc):
@@ -675,7 +683,9 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
     async def list_page(self, cursor: str | None = None, limit: int = DEFAULT_PAGE_LIMIT) -> Page:
         """Async :meth:`Resource.list_page`: same arguments, same errors."""
         checked, params = self._page_params(cursor, limit)
-        response = await self._transport.request("GET", self.list_path, params=params)
+        response = await self._transport.request(
+            "GET", self.list_path, params=params, max_bytes=MAX_PAGE_BYTES
+        )
         return _parse_page(response, checked)
 
     def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> AsyncIterator[Item]:
@@ -697,7 +707,9 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""
         sent = _one_request(ids)
-        response = await self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        response = await self._transport.request(
+            "POST", self.bulk_path, json={"ids": sent}, max_bytes=MAX_PAGE_BYTES
+        )
         return sort_answer(sent, response)
 
     async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -708,7 +720,7 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                 try:
                     response = await self._transport.request(
                         "POST", self.bulk_path, json={"ids": chunk},
-                        correlation_id=plan.correlation_id,
+                        correlation_id=plan.correlation_id, max_bytes=MAX_PAGE_BYTES,
                     )
                 except SynapError as exc:
                     if not plan.policy.is_retryable(exc):

@@ -51,6 +51,9 @@ UPLOAD_V2 = {
     "duplicate_file": U.UPLOAD_FAILED_DUPLICATE,
     "partial_failure": U.UPLOAD_FAILED_BATCH_PARTIAL,
     "rate_limited": U.UPLOAD_FAILED_RATE_LIMITED,
+    "redirect_refused": U.UPLOAD_FAILED_REDIRECT_REFUSED,
+    "response_too_large": U.UPLOAD_FAILED_RESPONSE_TOO_LARGE,
+    "malformed_response": U.UPLOAD_FAILED_MALFORMED_RESPONSE,
 }
 
 TRAIN_V2 = {
@@ -61,6 +64,9 @@ TRAIN_V2 = {
     "invalid_hyperparameters": T.TRAIN_FAILED_INVALID_HYPERPARAMETERS,
     "checkpoint_write_failed": T.TRAIN_FAILED_CHECKPOINT_WRITE,
     "job_cancelled": T.TRAIN_CANCELLED,
+    "redirect_refused": T.TRAIN_FAILED_REDIRECT_REFUSED,
+    "response_too_large": T.TRAIN_FAILED_RESPONSE_TOO_LARGE,
+    "malformed_response": T.TRAIN_FAILED_MALFORMED_RESPONSE,
 }
 
 INFERENCE_V2 = {
@@ -71,6 +77,9 @@ INFERENCE_V2 = {
     "inference_timeout": I.INFERENCE_FAILED_TIMEOUT,
     "partial_failure": I.INFERENCE_FAILED_BATCH_PARTIAL,
     "rate_limited": I.INFERENCE_FAILED_RATE_LIMITED,
+    "redirect_refused": I.INFERENCE_FAILED_REDIRECT_REFUSED,
+    "response_too_large": I.INFERENCE_FAILED_RESPONSE_TOO_LARGE,
+    "malformed_response": I.INFERENCE_FAILED_MALFORMED_RESPONSE,
 }
 
 UPLOAD_V1 = [

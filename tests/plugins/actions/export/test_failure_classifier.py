@@ -44,20 +44,37 @@ def _envelope(code: str, **extra: object) -> str:
 # --- the v2 catalog ---------------------------------------------------------------------------
 
 
-def test_catalog_is_the_seeds_three_entries_and_the_clients_malformed_response() -> None:
+def test_catalog_is_the_seeds_three_entries_and_the_transports_three() -> None:
     assert fc._V2_ERROR_CODE_TO_EXPORT_CODE == {
         "invalid_ids": E.EXPORT_FAILED_BAD_REQUEST,
         "partial_failure": E.EXPORT_FAILED_BATCH_PARTIAL,
         "rate_limited": E.EXPORT_FAILED_RATE_LIMITED,
-        # The client's own code for an answer that breaks the API (issue 13).
+        "redirect_refused": E.EXPORT_FAILED_REDIRECT_REFUSED,
+        "response_too_large": E.EXPORT_FAILED_RESPONSE_TOO_LARGE,
         "malformed_response": E.EXPORT_FAILED_MALFORMED_RESPONSE,
     }
 
 
-def test_malformed_response_is_its_own_code_not_a_generic_failure() -> None:
-    exc = BackendError("'meta.next_cursor' came back to a cursor", error_code="malformed_response")
-    assert classify_export_error(exc) is E.EXPORT_FAILED_MALFORMED_RESPONSE
-    assert fc.EXPORT_RETRY_SEMANTICS[E.EXPORT_FAILED_MALFORMED_RESPONSE] is RetrySemantics.NO_RETRY
+@pytest.mark.parametrize(
+    ("error_code", "expected"),
+    [
+        ("redirect_refused", E.EXPORT_FAILED_REDIRECT_REFUSED),
+        ("response_too_large", E.EXPORT_FAILED_RESPONSE_TOO_LARGE),
+        ("malformed_response", E.EXPORT_FAILED_MALFORMED_RESPONSE),
+    ],
+)
+def test_the_transports_codes_each_have_their_own_message(
+    error_code: str, expected: ExportLogMessageCode
+) -> None:
+    # The transport's own texts: "malformed" would otherwise read as malformed item data.
+    exc = BackendError(
+        "GET /v2/tasks/ answered HTTP 200 with a body that is not valid UTF-8 JSON: malformed",
+        error_code=error_code, status_code=200,
+    )
+    assert classify_export_error(exc) is expected
+    assert fc.EXPORT_RETRY_SEMANTICS[expected] is RetrySemantics.NO_RETRY
+    assert expected.level is LogLevel.ERROR
+    assert resolve_log_message(expected, "ko").text != resolve_log_message(expected, "en").text
 
 
 def test_v2_invalid_ids_is_bad_request() -> None:

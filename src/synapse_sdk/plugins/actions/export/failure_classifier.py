@@ -38,6 +38,10 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
     'invalid_ids': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
     'partial_failure': ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     'rate_limited': ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
+    # Our transport's codes: a 3xx it did not follow, a body over its bound, a body that
+    # is not the API's JSON. None of them changes on a retry.
+    'redirect_refused': ExportLogMessageCode.EXPORT_FAILED_REDIRECT_REFUSED,
+    'response_too_large': ExportLogMessageCode.EXPORT_FAILED_RESPONSE_TOO_LARGE,
     'malformed_response': ExportLogMessageCode.EXPORT_FAILED_MALFORMED_RESPONSE,
 }
 
@@ -112,8 +116,11 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
 
 #: What a caller should do about each failure code (the seed's retry-policy column).
 EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
-    _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
+    # The same request gets the same redirect, oversized or malformed answer.
+    _E.EXPORT_FAILED_REDIRECT_REFUSED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_RESPONSE_TOO_LARGE: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_BATCH_PARTIAL: RetrySemantics.RETRY_FAILED_ITEMS,
     _E.EXPORT_FAILED_RATE_LIMITED: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,

@@ -26,6 +26,9 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_BAD_REQUEST = ("EXPORT_FAILED_BAD_REQUEST", LogLevel.ERROR)
     EXPORT_FAILED_BATCH_PARTIAL = ("EXPORT_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     EXPORT_FAILED_RATE_LIMITED = ("EXPORT_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    # --- our transport's codes (BackendError.error_code) ---------------------------------
+    EXPORT_FAILED_REDIRECT_REFUSED = ("EXPORT_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
+    EXPORT_FAILED_RESPONSE_TOO_LARGE = ("EXPORT_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
     EXPORT_FAILED_MALFORMED_RESPONSE = ("EXPORT_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
@@ -70,6 +73,20 @@ class ExportLogMessageCode(LogMessageCode):
 _E = ExportLogMessageCode
 
 register_log_messages({
+    _E.EXPORT_FAILED_REDIRECT_REFUSED: {
+        "en": "Export failed: the backend answered with a redirect. The SDK does not follow "
+              "redirects, so your token is never sent to another address. Check the backend URL "
+              "(HTTP or HTTPS, host name, path).",
+        "ko": "내보내기 실패: 백엔드가 리디렉션으로 응답했습니다. 토큰이 다른 주소로 전송되지 "
+              "않도록 SDK는 리디렉션을 따르지 않습니다. 백엔드 URL(HTTP/HTTPS, 호스트 이름, "
+              "경로)을 확인하세요.",
+    },
+    _E.EXPORT_FAILED_RESPONSE_TOO_LARGE: {
+        "en": "Export failed: the backend sent an answer larger than the SDK accepts, so it was "
+              "not read. Retrying would get the same answer; contact the backend's administrator.",
+        "ko": "내보내기 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. "
+              "다시 시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
     _E.EXPORT_FAILED_BAD_REQUEST: {
         "en": "Export failed: the backend rejected the request (unknown or invalid IDs). "
               "Check the selected tasks, assignments or ground truths.",
@@ -161,13 +178,15 @@ register_log_messages({
         "ko": "내보내기 실패: 디스크 공간이 부족합니다. 공간을 확보한 뒤 다시 시도하세요.",
     },
     _E.EXPORT_FAILED_MALFORMED_RESPONSE: {
-        "en": "Export failed: the backend sent an answer that breaks its API (for example a "
-              "listed item without a usable ID, or a listing that comes back to a page it "
-              "already sent). Tell the backend's administrators; running the export again "
-              "will not help until the backend is fixed.",
-        "ko": "내보내기 실패: 백엔드가 API 형식에 맞지 않는 응답을 보냈습니다(예: 쓸 수 있는 "
-              "ID가 없는 항목, 이미 보낸 페이지로 되돌아가는 목록). 백엔드 관리자에게 "
-              "알려 주세요. 백엔드가 고쳐지기 전에는 다시 실행해도 같은 오류가 납니다.",
+        "en": "Export failed: the backend's answer does not follow its API (it is not the API's "
+              "JSON, or, for example, a listed item has no usable ID or a listing comes back to "
+              "a page it already sent). Check that the backend URL points at the API; if it "
+              "does, tell the backend's administrators: running the export again will not help "
+              "until the backend is fixed.",
+        "ko": "내보내기 실패: 백엔드 응답이 API 형식에 맞지 않습니다(API 형식의 JSON이 아니거나, "
+              "쓸 수 있는 ID가 없는 항목이나 이미 보낸 페이지로 되돌아가는 목록 등). 백엔드 URL이 "
+              "API 서버를 가리키는지 확인하고, 맞다면 백엔드 관리자에게 알려 주세요. 백엔드가 "
+              "고쳐지기 전에는 다시 실행해도 같은 오류가 납니다.",
     },
     _E.EXPORT_FAILED_MALFORMED_DATA: {
         "en": "Export failed: the data is malformed and could not be read.",

@@ -25,6 +25,11 @@ _V2_ERROR_CODE_TO_INFERENCE_CODE: dict[str, InferenceLogMessageCode] = {
     'inference_timeout': _I.INFERENCE_FAILED_TIMEOUT,
     'partial_failure': _I.INFERENCE_FAILED_BATCH_PARTIAL,
     'rate_limited': _I.INFERENCE_FAILED_RATE_LIMITED,
+    # Our transport's codes: a 3xx it did not follow, a body over its bound, a body that
+    # is not the API's JSON. None of them changes on a retry.
+    'redirect_refused': _I.INFERENCE_FAILED_REDIRECT_REFUSED,
+    'response_too_large': _I.INFERENCE_FAILED_RESPONSE_TOO_LARGE,
+    'malformed_response': _I.INFERENCE_FAILED_MALFORMED_RESPONSE,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
@@ -111,6 +116,10 @@ _V1_PATTERNS: list[tuple[str, InferenceLogMessageCode]] = [
 
 #: What a caller should do about each failure code.
 INFERENCE_RETRY_SEMANTICS: dict[InferenceLogMessageCode, RetrySemantics] = {
+    # The same request gets the same redirect, oversized or malformed answer.
+    _I.INFERENCE_FAILED_REDIRECT_REFUSED: RetrySemantics.NO_RETRY,
+    _I.INFERENCE_FAILED_RESPONSE_TOO_LARGE: RetrySemantics.NO_RETRY,
+    _I.INFERENCE_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
     # A model that is loading becomes ready: wait, then retry.
     _I.INFERENCE_FAILED_MODEL_NOT_LOADED: RetrySemantics.BACKOFF_THEN_RETRY,
     _I.INFERENCE_FAILED_MODEL_NOT_FOUND: RetrySemantics.NO_RETRY,

@@ -23,6 +23,10 @@ class InferenceLogMessageCode(LogMessageCode):
     INFERENCE_FAILED_TIMEOUT = ("INFERENCE_FAILED_TIMEOUT", LogLevel.ERROR)
     INFERENCE_FAILED_BATCH_PARTIAL = ("INFERENCE_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     INFERENCE_FAILED_RATE_LIMITED = ("INFERENCE_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    # --- our transport's codes (BackendError.error_code) ---------------------------------
+    INFERENCE_FAILED_REDIRECT_REFUSED = ("INFERENCE_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
+    INFERENCE_FAILED_RESPONSE_TOO_LARGE = ("INFERENCE_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
+    INFERENCE_FAILED_MALFORMED_RESPONSE = ("INFERENCE_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     INFERENCE_FAILED_OUT_OF_MEMORY = ("INFERENCE_FAILED_OUT_OF_MEMORY", LogLevel.ERROR)
     INFERENCE_FAILED_MALFORMED_DATA = ("INFERENCE_FAILED_MALFORMED_DATA", LogLevel.ERROR)
@@ -52,6 +56,27 @@ class InferenceLogMessageCode(LogMessageCode):
 _I = InferenceLogMessageCode
 
 register_log_messages({
+    _I.INFERENCE_FAILED_REDIRECT_REFUSED: {
+        "en": "Inference failed: the backend answered with a redirect. The SDK does not follow "
+              "redirects, so your token is never sent to another address. Check the backend URL "
+              "(HTTP or HTTPS, host name, path).",
+        "ko": "추론 실패: 백엔드가 리디렉션으로 응답했습니다. 토큰이 다른 주소로 전송되지 않도록 "
+              "SDK는 리디렉션을 따르지 않습니다. 백엔드 URL(HTTP/HTTPS, 호스트 이름, 경로)을 "
+              "확인하세요.",
+    },
+    _I.INFERENCE_FAILED_RESPONSE_TOO_LARGE: {
+        "en": "Inference failed: the backend sent an answer larger than the SDK accepts, so it "
+              "was not read. Retrying would get the same answer; contact the backend's "
+              "administrator.",
+        "ko": "추론 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. 다시 "
+              "시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
+    _I.INFERENCE_FAILED_MALFORMED_RESPONSE: {
+        "en": "Inference failed: the backend's answer is not the API's JSON. Check that the "
+              "backend URL points at the API; if it does, contact the backend's administrator.",
+        "ko": "추론 실패: 백엔드 응답이 API 형식의 JSON이 아닙니다. 백엔드 URL이 API 서버를 "
+              "가리키는지 확인하고, 맞다면 백엔드 관리자에게 문의하세요.",
+    },
     _I.INFERENCE_FAILED_MODEL_NOT_LOADED: {
         "en": "Inference failed: the model is not loaded yet. It will be retried once the "
               "model is ready.",

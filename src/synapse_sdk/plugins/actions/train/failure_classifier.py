@@ -24,6 +24,11 @@ _V2_ERROR_CODE_TO_TRAIN_CODE: dict[str, TrainLogMessageCode] = {
     'invalid_hyperparameters': _T.TRAIN_FAILED_INVALID_HYPERPARAMETERS,
     'checkpoint_write_failed': _T.TRAIN_FAILED_CHECKPOINT_WRITE,
     'job_cancelled': _T.TRAIN_CANCELLED,
+    # Our transport's codes: a 3xx it did not follow, a body over its bound, a body that
+    # is not the API's JSON. None of them changes on a retry.
+    'redirect_refused': _T.TRAIN_FAILED_REDIRECT_REFUSED,
+    'response_too_large': _T.TRAIN_FAILED_RESPONSE_TOO_LARGE,
+    'malformed_response': _T.TRAIN_FAILED_MALFORMED_RESPONSE,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
@@ -150,6 +155,10 @@ _V1_PATTERNS: list[tuple[str, TrainLogMessageCode]] = [
 
 #: What a caller should do about each failure code.
 TRAIN_RETRY_SEMANTICS: dict[TrainLogMessageCode, RetrySemantics] = {
+    # The same request gets the same redirect, oversized or malformed answer.
+    _T.TRAIN_FAILED_REDIRECT_REFUSED: RetrySemantics.NO_RETRY,
+    _T.TRAIN_FAILED_RESPONSE_TOO_LARGE: RetrySemantics.NO_RETRY,
+    _T.TRAIN_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_DATASET_NOT_FOUND: RetrySemantics.NO_RETRY,
     _T.TRAIN_FAILED_BASE_MODEL_NOT_FOUND: RetrySemantics.NO_RETRY,
     # GPUs free up as other jobs finish: wait, then schedule again.

@@ -25,6 +25,10 @@ class TrainLogMessageCode(LogMessageCode):
     )
     TRAIN_FAILED_CHECKPOINT_WRITE = ("TRAIN_FAILED_CHECKPOINT_WRITE", LogLevel.ERROR)
     TRAIN_CANCELLED = ("TRAIN_CANCELLED", LogLevel.WARNING)
+    # --- our transport's codes (BackendError.error_code) ---------------------------------
+    TRAIN_FAILED_REDIRECT_REFUSED = ("TRAIN_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
+    TRAIN_FAILED_RESPONSE_TOO_LARGE = ("TRAIN_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
+    TRAIN_FAILED_MALFORMED_RESPONSE = ("TRAIN_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     TRAIN_FAILED_OUT_OF_MEMORY = ("TRAIN_FAILED_OUT_OF_MEMORY", LogLevel.ERROR)
     TRAIN_FAILED_DIVERGED = ("TRAIN_FAILED_DIVERGED", LogLevel.ERROR)
@@ -54,6 +58,26 @@ class TrainLogMessageCode(LogMessageCode):
 _T = TrainLogMessageCode
 
 register_log_messages({
+    _T.TRAIN_FAILED_REDIRECT_REFUSED: {
+        "en": "Training failed: the backend answered with a redirect. The SDK does not follow "
+              "redirects, so your token is never sent to another address. Check the backend URL "
+              "(HTTP or HTTPS, host name, path).",
+        "ko": "학습 실패: 백엔드가 리디렉션으로 응답했습니다. 토큰이 다른 주소로 전송되지 않도록 "
+              "SDK는 리디렉션을 따르지 않습니다. 백엔드 URL(HTTP/HTTPS, 호스트 이름, 경로)을 "
+              "확인하세요.",
+    },
+    _T.TRAIN_FAILED_RESPONSE_TOO_LARGE: {
+        "en": "Training failed: the backend sent an answer larger than the SDK accepts, so it was "
+              "not read. Retrying would get the same answer; contact the backend's administrator.",
+        "ko": "학습 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. 다시 "
+              "시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
+    _T.TRAIN_FAILED_MALFORMED_RESPONSE: {
+        "en": "Training failed: the backend's answer is not the API's JSON. Check that the "
+              "backend URL points at the API; if it does, contact the backend's administrator.",
+        "ko": "학습 실패: 백엔드 응답이 API 형식의 JSON이 아닙니다. 백엔드 URL이 API 서버를 "
+              "가리키는지 확인하고, 맞다면 백엔드 관리자에게 문의하세요.",
+    },
     _T.TRAIN_FAILED_DATASET_NOT_FOUND: {
         "en": "Training failed: the dataset was not found.",
         "ko": "학습 실패: 데이터셋을 찾을 수 없습니다.",

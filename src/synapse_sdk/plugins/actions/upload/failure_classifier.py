@@ -25,6 +25,11 @@ _V2_ERROR_CODE_TO_UPLOAD_CODE: dict[str, UploadLogMessageCode] = {
     'duplicate_file': _U.UPLOAD_FAILED_DUPLICATE,
     'partial_failure': _U.UPLOAD_FAILED_BATCH_PARTIAL,
     'rate_limited': _U.UPLOAD_FAILED_RATE_LIMITED,
+    # Our transport's codes: a 3xx it did not follow, a body over its bound, a body that
+    # is not the API's JSON. None of them changes on a retry.
+    'redirect_refused': _U.UPLOAD_FAILED_REDIRECT_REFUSED,
+    'response_too_large': _U.UPLOAD_FAILED_RESPONSE_TOO_LARGE,
+    'malformed_response': _U.UPLOAD_FAILED_MALFORMED_RESPONSE,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
@@ -117,6 +122,10 @@ _V1_PATTERNS: list[tuple[str, UploadLogMessageCode]] = [
 
 #: What a caller should do about each failure code.
 UPLOAD_RETRY_SEMANTICS: dict[UploadLogMessageCode, RetrySemantics] = {
+    # The same request gets the same redirect, oversized or malformed answer.
+    _U.UPLOAD_FAILED_REDIRECT_REFUSED: RetrySemantics.NO_RETRY,
+    _U.UPLOAD_FAILED_RESPONSE_TOO_LARGE: RetrySemantics.NO_RETRY,
+    _U.UPLOAD_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
     _U.UPLOAD_FAILED_FILE_TOO_LARGE: RetrySemantics.NO_RETRY,
     _U.UPLOAD_FAILED_UNSUPPORTED_FILE_TYPE: RetrySemantics.NO_RETRY,
     # A mismatch is corruption in transit far more often than a bad file: send it again.

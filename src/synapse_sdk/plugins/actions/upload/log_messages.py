@@ -24,6 +24,10 @@ class UploadLogMessageCode(LogMessageCode):
     UPLOAD_FAILED_DUPLICATE = ("UPLOAD_FAILED_DUPLICATE", LogLevel.WARNING)
     UPLOAD_FAILED_BATCH_PARTIAL = ("UPLOAD_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     UPLOAD_FAILED_RATE_LIMITED = ("UPLOAD_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    # --- our transport's codes (BackendError.error_code) ---------------------------------
+    UPLOAD_FAILED_REDIRECT_REFUSED = ("UPLOAD_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
+    UPLOAD_FAILED_RESPONSE_TOO_LARGE = ("UPLOAD_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
+    UPLOAD_FAILED_MALFORMED_RESPONSE = ("UPLOAD_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     UPLOAD_FAILED_FILE_NOT_FOUND = ("UPLOAD_FAILED_FILE_NOT_FOUND", LogLevel.ERROR)
     UPLOAD_FAILED_PERMISSION = ("UPLOAD_FAILED_PERMISSION", LogLevel.ERROR)
@@ -54,6 +58,26 @@ class UploadLogMessageCode(LogMessageCode):
 _U = UploadLogMessageCode
 
 register_log_messages({
+    _U.UPLOAD_FAILED_REDIRECT_REFUSED: {
+        "en": "Upload failed: the backend answered with a redirect. The SDK does not follow "
+              "redirects, so your token is never sent to another address. Check the backend URL "
+              "(HTTP or HTTPS, host name, path).",
+        "ko": "업로드 실패: 백엔드가 리디렉션으로 응답했습니다. 토큰이 다른 주소로 전송되지 "
+              "않도록 SDK는 리디렉션을 따르지 않습니다. 백엔드 URL(HTTP/HTTPS, 호스트 이름, "
+              "경로)을 확인하세요.",
+    },
+    _U.UPLOAD_FAILED_RESPONSE_TOO_LARGE: {
+        "en": "Upload failed: the backend sent an answer larger than the SDK accepts, so it was "
+              "not read. Retrying would get the same answer; contact the backend's administrator.",
+        "ko": "업로드 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. 다시 "
+              "시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
+    _U.UPLOAD_FAILED_MALFORMED_RESPONSE: {
+        "en": "Upload failed: the backend's answer is not the API's JSON. Check that the backend "
+              "URL points at the API; if it does, contact the backend's administrator.",
+        "ko": "업로드 실패: 백엔드 응답이 API 형식의 JSON이 아닙니다. 백엔드 URL이 API 서버를 "
+              "가리키는지 확인하고, 맞다면 백엔드 관리자에게 문의하세요.",
+    },
     _U.UPLOAD_FAILED_FILE_TOO_LARGE: {
         "en": "Upload failed: the file is larger than the allowed size.",
         "ko": "업로드 실패: 파일이 허용된 크기보다 큽니다.",
