@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from synapse_sdk._closing import ClosesOnExit
 from synapse_sdk.clients._transport import AsyncTransport, Transport
 from synapse_sdk.clients.synap._core import (
     DEFAULT_CREDENTIALS_DIR,
@@ -176,7 +177,7 @@ class _ClientBase:
         )
 
 
-class SynapClient(_ClientBase):
+class SynapClient(ClosesOnExit, _ClientBase):
     """Synchronous Synap client for one instance.
 
     ``url`` defaults to ``config.backend_url``; ``trust_root`` is the CA (PEM bytes, text or a
@@ -290,17 +291,6 @@ class SynapClient(_ClientBase):
         if stream is not None:
             stream.stop()
         self._transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- memories and context ------------------------------------------------------------
 
