@@ -34,6 +34,7 @@ from synapse_sdk.clients.synap._listen import (
     StreamEndpoint,
     StreamListener,
     ThreadedStream,
+    cancel_and_wait,
     report_first,
 )
 from synapse_sdk.clients.synap._protocol import SESSION_HEADER, Request, data_from_response
@@ -521,11 +522,7 @@ class AsyncSynapClient(_ClientBase):
         sends nothing afterwards."""
         task, self._task, self._stream = self._task, None, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
@@ -648,11 +645,7 @@ class AsyncSynapClient(_ClientBase):
         """
         task, _ = self._active_stream()
         self._task = self._stream = None
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
 
 def _settle(outcome: asyncio.Future[None], task: asyncio.Task[None]) -> None:
