@@ -1,32 +1,10 @@
 #!/usr/bin/env python3
-"""libFuzzer entry point of the ``render`` fuzz target.
+"""libFuzzer entry point of the ``render`` fuzz target (see ``harness.py``)."""
 
-The target itself (its inputs, invariants and docs) is
-``tests/synapse_testkit/fuzz_targets/render.py``,
-shared with the test suite, which replays it on the seeds in ``fuzz/seeds/``. Here it runs
-under atheris with the SDK instrumented for coverage.
+from harness import fuzz, instrumented
 
-Run: ``python fuzz/fuzz_render.py -max_total_time=60 CORPUS_DIR [SEED_DIR]``
-(or ``fuzz/run.py``).
-"""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-import atheris
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-with atheris.instrument_imports(include=["synapse_sdk"]):
+with instrumented():
     from synapse_testkit.fuzz_targets.render import TestOneInput
 
-
-def main() -> None:
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    fuzz(TestOneInput)

@@ -42,49 +42,9 @@ from synapse_sdk.retry import (
     retry_call,
     testing,
 )
+from synapse_testkit.scripted import FakeTime, Script
 
 LOGGER = "synapse_sdk.retry"
-
-
-class FakeTime:
-    """A clock that only moves when the engine sleeps or an operation says it took time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class Script:
-    """An operation that plays outcomes in order: an exception is raised, anything else returned.
-
-    ``took`` seconds pass on the fake clock during each call.
-    """
-
-    def __init__(self, *outcomes: Any, time: FakeTime | None = None, took: float = 0.0) -> None:
-        self.outcomes = list(outcomes)
-        self.calls = 0
-        self.seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        self.time = time
-        self.took = took
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        self.seen.append((args, kwargs))
-        if self.time is not None:
-            self.time.now += self.took
-        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if isinstance(outcome, type) and issubclass(outcome, BaseException):
-            raise outcome("scripted")
-        return outcome
 
 
 def no_sleep(seconds: float) -> None:

@@ -33,49 +33,15 @@ from synapse_sdk.retry import (
     retry,
     testing,
 )
+from synapse_testkit.scripted import AsyncScript, FakeTime
 
 pytestmark = pytest.mark.anyio
 LOGGER = "synapse_sdk.retry"
 NO_JITTER = RetryPolicy(jitter="none", budget_capacity=None)
 
 
-class AsyncTime:
-    """A fake clock moved by the engine's awaited waits and by operations that take time."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class AsyncScript:
-    """An async operation playing outcomes in order (exceptions raised, the rest returned)."""
-
-    def __init__(self, *outcomes: Any, time: AsyncTime | None = None, took: float = 0.0) -> None:
-        self.outcomes = list(outcomes)
-        self.calls = 0
-        self.seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        self.time = time
-        self.took = took
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        self.seen.append((args, kwargs))
-        await asyncio.sleep(0)  # a real suspension point, as a network call has
-        if self.time is not None:
-            self.time.now += self.took
-        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if isinstance(outcome, type) and issubclass(outcome, BaseException):
-            raise outcome("scripted")
-        return outcome
+#: The async tests' fake time starts elsewhere than the sync tests' (moved by awaited waits).
+START = 50.0
 
 
 def sync_sleep_forbidden(seconds: float) -> None:
@@ -86,13 +52,13 @@ async def asleep_forbidden(seconds: float) -> None:
     raise AssertionError(f"asleep({seconds}) must not be awaited")
 
 
-def engine(policy: RetryPolicy | None, time: AsyncTime, **kwargs: Any) -> Retrying:
+def engine(policy: RetryPolicy | None, time: FakeTime, **kwargs: Any) -> Retrying:
     return Retrying(policy, sleep=sync_sleep_forbidden, asleep=time.asleep, clock=time.clock,
                     **kwargs)
 
 
 async def test_success_returns_at_once() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript("value")
     assert await engine(RetryPolicy(), time).acall(op, 1, key="k") == "value"
     assert op.seen == [((1,), {"key": "k"})]
@@ -100,14 +66,14 @@ async def test_success_returns_at_once() -> None:
 
 
 async def test_transient_errors_are_retried() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(ServiceUnavailableError, AgentUnavailableError, "ok")
     assert await engine(NO_JITTER, time).acall(op) == "ok"
     assert time.sleeps == [0.5, 1.0]
 
 
 async def test_permanent_error_surfaces_at_once() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     error = InvalidInputError("bad")
     op = AsyncScript(error)
     with pytest.raises(InvalidInputError) as caught:
@@ -118,7 +84,7 @@ async def test_permanent_error_surfaces_at_once() -> None:
 
 
 async def test_exhausted_raises_the_last_original_error_with_history() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     errors = [NetworkTimeoutError(str(i)) for i in range(3)]
     op = AsyncScript(*errors, time=time, took=0.5)
     with pytest.raises(NetworkTimeoutError) as caught:
@@ -132,14 +98,14 @@ async def test_exhausted_raises_the_last_original_error_with_history() -> None:
 
 
 async def test_rate_limit_waits_exactly_retry_after() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(RateLimitError("x", retry_after_seconds=1.25), "ok")
     assert await engine(RetryPolicy(), time).acall(op) == "ok"
     assert time.sleeps == [1.25]
 
 
 async def test_retry_after_above_the_cap_surfaces_at_once() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(RateLimitError("x", retry_after_seconds=61))
     with pytest.raises(RateLimitError):
         await engine(RetryPolicy(retry_after_max=60), time).acall(op)
@@ -156,7 +122,7 @@ async def test_zero_waits_never_await_asleep() -> None:
 
 
 async def test_retries_off_with_sdk_config_retry_policy_none() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(ServiceUnavailableError)
     with pytest.raises(ServiceUnavailableError):
         await engine(SDKConfig(retry_policy=None).retry_policy, time).acall(op)
@@ -168,7 +134,7 @@ async def test_custom_retryable_list() -> None:
         retryable_errors=(NetworkTimeoutError, RateLimitError, ServiceUnavailableError,
                           ContextNotFoundError)
     )
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(ContextNotFoundError("not yet"), "found")
     assert await engine(policy, time).acall(op) == "found"
     op2 = AsyncScript(AgentUnavailableError("x"))
@@ -178,7 +144,7 @@ async def test_custom_retryable_list() -> None:
 
 
 async def test_deadline_and_remaining_time() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     seen: list[float | None] = []
 
     async def op() -> None:
@@ -197,7 +163,7 @@ async def test_deadline_and_remaining_time() -> None:
 
 
 async def test_deadlines_of_concurrent_tasks_do_not_mix() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     seen: dict[str, float | None] = {}
 
     async def op(label: str) -> None:
@@ -212,7 +178,7 @@ async def test_deadlines_of_concurrent_tasks_do_not_mix() -> None:
 
 
 async def test_idempotency_rule() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(NetworkTimeoutError("x", outcome_unknown=True), "ok")
     with pytest.raises(NetworkTimeoutError):
         await engine(RetryPolicy(), time).acall(op, idempotent=False)
@@ -244,7 +210,7 @@ async def test_budget_holds_under_many_concurrent_tasks() -> None:
 
 
 async def test_log_events(caplog: pytest.LogCaptureFixture) -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     caplog.set_level(logging.DEBUG, LOGGER)
     op = AsyncScript(ServiceUnavailableError("x", correlation_id="c-9"))
     with pytest.raises(ServiceUnavailableError):
@@ -270,7 +236,7 @@ async def test_testing_records_waits_for_async_calls() -> None:
 
 
 async def test_cancellation_is_never_retried() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(asyncio.CancelledError())
     with pytest.raises(asyncio.CancelledError):
         await engine(RetryPolicy(), time).acall(op)
@@ -300,7 +266,7 @@ async def test_default_asleep_is_asyncio_sleep() -> None:
 
 
 async def test_aattempts_iterator() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(ServiceUnavailableError, RateLimitError("x", retry_after_seconds=3), "ok")
     numbers = []
     async for attempt in engine(NO_JITTER, time).aattempts():
@@ -313,7 +279,7 @@ async def test_aattempts_iterator() -> None:
 
 
 async def test_aattempts_gives_up_with_history_and_respects_idempotency() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     with pytest.raises(ServiceUnavailableError) as caught:
         async for attempt in engine(NO_JITTER, time).aattempts():
             with attempt:
@@ -329,7 +295,7 @@ async def test_aattempts_gives_up_with_history_and_respects_idempotency() -> Non
 
 
 async def test_aattempts_deadline_and_protocol() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     seen = []
     policy = RetryPolicy(jitter="none", deadline=3.0, max_attempts=10, budget_capacity=None)
     with pytest.raises(ServiceUnavailableError):
@@ -345,7 +311,7 @@ async def test_aattempts_deadline_and_protocol() -> None:
 
 
 async def test_async_decorator() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     op = AsyncScript(ServiceUnavailableError, "ok")
 
     @retry(NO_JITTER, asleep=time.asleep, clock=time.clock)
@@ -361,7 +327,7 @@ async def test_async_decorator() -> None:
 
 
 async def test_async_decorator_with_deadline_and_non_idempotent() -> None:
-    time = AsyncTime()
+    time = FakeTime(START)
     seen = []
 
     @retry(RetryPolicy(jitter="none", deadline=2.0), asleep=time.asleep, clock=time.clock)
@@ -399,7 +365,7 @@ async def test_aretry_call() -> None:
 async def test_seeded_jitter_is_reproducible_async() -> None:
     runs = []
     for _ in range(2):
-        time = AsyncTime()
+        time = FakeTime(START)
         with pytest.raises(ServiceUnavailableError):
             await engine(RetryPolicy(max_attempts=4, budget_capacity=None), time,
                          rng=random.Random(11)).acall(AsyncScript(ServiceUnavailableError))

@@ -15,27 +15,14 @@ import httpx
 
 from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
+from synapse_testkit.scripted import FakeTime
 
 BASE = "https://backend.test"
 TOKEN = "tok-SECRET-1234567890"
 
 
-class Clock:
-    """A clock that only moves when slept on; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+#: A clock that only moves when slept on; records every sleep (the shared fake time).
+Clock = FakeTime
 
 
 def policy(**changes: Any) -> RetryPolicy:

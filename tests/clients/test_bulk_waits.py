@@ -8,9 +8,6 @@ garbage means the policy's backoff; a wait past the deadline ends the rounds too
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -27,30 +24,18 @@ from clients_support import (
 )
 
 from synapse_sdk.exceptions import BackendError
+from synapse_testkit.retry_hints import REFUSED_HINTS, hint_text, partial_body
 
 CAP = 60.0
 
 
-def _partial(retry_after: Any) -> Any:
-    body = {"data": [item(1)], "error": {
-        "code": "partial_failure", "retry_after": "PLACEHOLDER",
-        "failed": [{"id": 2, "code": "item_unavailable", "retryable": True}]}}
-    # Raw text, so a hint JSON cannot hold as a Python float (1e999) is sent as written.
-    text = json.dumps(body).replace('"PLACEHOLDER"', retry_after)
-    return reply(207, text.encode(), {"content-type": "application/json"})
-
-
-def _day_ahead() -> str:
-    return json.dumps(formatdate(time.time() + 86_400, usegmt=True))
+def _partial(retry_after: str) -> Any:
+    return reply(207, partial_body(item(1), retry_after), {"content-type": "application/json"})
 
 
 # (the 207's retry_after as JSON text, the wait expected before round 2; None: no round 2)
 HOSTILE: list[tuple[str, float | None]] = [
-    ("3600", None),
-    ('"3600"', None),
-    ("DAY_AHEAD", None),
-    ("1e999", None),
-    ("9" * 400, None),
+    *((hint, None) for hint in REFUSED_HINTS),
     ("60", 60.0),  # at the cap: waited exactly
     ("2.5", 2.5),
     ("0", 0.0),
@@ -61,8 +46,7 @@ HOSTILE: list[tuple[str, float | None]] = [
 
 
 def _script(hint: str, clock: Clock) -> Scripted:
-    text = _day_ahead() if hint == "DAY_AHEAD" else hint
-    return Scripted([_partial(text), reply(200, {"data": [item(2)]})])
+    return Scripted([_partial(hint_text(hint)), reply(200, {"data": [item(2)]})])
 
 
 def _check(handler: Scripted, clock: Clock, expected: float | None, outcome: Any) -> None:

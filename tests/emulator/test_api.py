@@ -12,6 +12,11 @@ from synapse_sdk.emulator import Emulator, FaultProfile
 RESOURCES = ("tasks", "assignments", "ground-truths")
 
 
+def _error(response: httpx.Response) -> tuple[int, str]:
+    """The status and the v2 envelope's ``error.code`` of an error answer."""
+    return response.status_code, response.json()["error"]["code"]
+
+
 def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) -> None:
     for resource in RESOURCES:
         seen: list[int] = []
@@ -57,15 +62,13 @@ def test_bad_list_parameters_are_400_invalid_request(
     client: httpx.Client, params: dict[str, str | int]
 ) -> None:
     response = client.get("/v2/tasks/", params=params)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert _error(response) == (400, "invalid_request")
 
 
 def test_a_cursor_of_one_list_is_refused_by_another(client: httpx.Client) -> None:
     cursor = client.get("/v2/tasks/", params={"limit": 5}).json()["meta"]["next_cursor"]
     response = client.get("/v2/assignments/", params={"cursor": cursor})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert _error(response) == (400, "invalid_request")
 
 
 def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None:
@@ -128,14 +131,12 @@ def test_malformed_bulk_fetch_body_is_400_not_500(client: httpx.Client, content:
     response = client.post(
         "/v2/tasks/bulk-fetch/", content=content, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert _error(response) == (400, "invalid_request")
 
 
 def test_oversized_body_is_413(client: httpx.Client) -> None:
     response = client.post("/v2/tasks/bulk-fetch/", content=b" " * (1 << 20 + 1))
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert _error(response) == (413, "payload_too_large")
 
 
 @pytest.mark.parametrize(
@@ -151,8 +152,7 @@ def test_missing_or_bad_token_is_401(emu: Emulator, authorization: str | None) -
     with httpx.Client(base_url=emu.url, headers=headers) as anonymous:
         responses = [anonymous.request(m, path, json={"ids": [1]}) for m, path in requests]
     for response in responses:
-        assert response.status_code == 401
-        assert response.json()["error"]["code"] == "unauthorized"
+        assert _error(response) == (401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert emu.token not in response.text
     assert not any(record.authenticated for record in emu.requests)
@@ -160,17 +160,13 @@ def test_missing_or_bad_token_is_401(emu: Emulator, authorization: str | None) -
 
 def test_unknown_resource_route_and_method_are_json_errors(client: httpx.Client) -> None:
     unknown = client.get("/v2/projects/")
-    assert unknown.status_code == 404
-    assert unknown.json()["error"]["code"] == "not_found"
+    assert _error(unknown) == (404, "not_found")
     route = client.get("/v3/nothing")
-    assert route.status_code == 404
-    assert route.json()["error"]["code"] == "not_found"
+    assert _error(route) == (404, "not_found")
     method = client.delete("/v2/tasks/bulk-fetch/")
-    assert method.status_code == 405
-    assert method.json()["error"]["code"] == "method_not_allowed"
+    assert _error(method) == (405, "method_not_allowed")
     missing_file = client.get("/v2/files/tasks/451/original")
-    assert missing_file.status_code == 404
-    assert missing_file.json()["error"]["code"] == "not_found"
+    assert _error(missing_file) == (404, "not_found")
 
 
 def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:

@@ -85,25 +85,26 @@ def _hangup(conn: socket.socket) -> None:
     conn.close()
 
 
-@pytest.fixture
-def silent_server() -> Iterator[RawServer]:
-    server = RawServer(_silent)
+def _serving(handler: Handler) -> Iterator[RawServer]:
+    """A fixture's body: a server answering every connection with ``handler``, closed after."""
+    server = RawServer(handler)
     yield server
     server.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[RawServer]:
+    yield from _serving(_silent)
 
 
 @pytest.fixture
 def truncating_server() -> Iterator[RawServer]:
-    server = RawServer(_truncating)
-    yield server
-    server.close()
+    yield from _serving(_truncating)
 
 
 @pytest.fixture
 def hangup_server() -> Iterator[RawServer]:
-    server = RawServer(_hangup)
-    yield server
-    server.close()
+    yield from _serving(_hangup)
 
 
 @pytest.fixture

@@ -30,11 +30,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from synapse_sdk._closing import ClosesOnExit
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, ItemId, find_envelope
 from synapse_sdk.exceptions import BackendError
@@ -233,7 +233,7 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-class BaseAction(ABC, Generic[ParamsT]):
+class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
     """Base class of a plugin action: typed params, job folder, logging, client and ledger.
 
     Subclasses set ``params_model`` (a pydantic model; without one any keyword parameters are
@@ -400,17 +400,6 @@ class BaseAction(ABC, Generic[ParamsT]):
             job_log.close()
         if client is not None:
             client.close()
-
-    def __enter__(self) -> BaseAction[ParamsT]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- messages -------------------------------------------------------------------------------
 

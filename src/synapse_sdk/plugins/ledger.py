@@ -50,9 +50,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Final, Literal
 
+from synapse_sdk._closing import ClosesOnExit
 from synapse_sdk.envelopes import ItemId
 
 __all__ = [
@@ -158,7 +158,7 @@ def _chunks(ids: Iterable[ItemId], size: int = _MAX_PARAMS) -> Iterator[list[Ite
         yield chunk
 
 
-class Ledger:
+class Ledger(ClosesOnExit):
     """A durable record of a bulk job's items, stored in ``<job_dir>/ledger.sqlite3``.
 
     Use it as a context manager (or call :meth:`close`). One instance may be shared by threads;
@@ -245,17 +245,6 @@ class Ledger:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._conn is None
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from synapse_sdk._closing import ClosesOnExit
 from synapse_sdk.clients._transport import AsyncTransport, Transport
 from synapse_sdk.clients.synap._core import (
     DEFAULT_CREDENTIALS_DIR,
@@ -33,6 +34,7 @@ from synapse_sdk.clients.synap._listen import (
     StreamEndpoint,
     StreamListener,
     ThreadedStream,
+    cancel_and_wait,
     report_first,
 )
 from synapse_sdk.clients.synap._protocol import SESSION_HEADER, Request, data_from_response
@@ -177,7 +179,7 @@ class _ClientBase:
         )
 
 
-class SynapClient(_ClientBase):
+class SynapClient(ClosesOnExit, _ClientBase):
     """Synchronous Synap client for one instance.
 
     ``url`` defaults to ``config.backend_url``; ``trust_root`` is the CA (PEM bytes, text or a
@@ -291,17 +293,6 @@ class SynapClient(_ClientBase):
         if stream is not None:
             stream.stop()
         self._transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- memories and context ------------------------------------------------------------
 
@@ -532,11 +523,7 @@ class AsyncSynapClient(_ClientBase):
         sends nothing afterwards."""
         task, self._task, self._stream = self._task, None, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
@@ -659,11 +646,7 @@ class AsyncSynapClient(_ClientBase):
         """
         task, _ = self._active_stream()
         self._task = self._stream = None
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
 
 def _settle(outcome: asyncio.Future[None], task: asyncio.Task[None]) -> None:

@@ -43,7 +43,7 @@ from synapse_sdk.exceptions import (
 from synapse_sdk.retry import decide_wait, notify_wait
 from synapse_sdk.telemetry import RetryHook, grpc_span
 
-__all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "report_first"]
+__all__ = ["StreamEndpoint", "StreamListener", "ThreadedStream", "cancel_and_wait", "report_first"]
 
 logger = logging.getLogger("synapse_sdk.clients.synap")
 
@@ -287,6 +287,16 @@ class _Outcome(Protocol):
     def set_exception(self, exception: BaseException, /) -> None: ...
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended (its cleanup run); its cancellation is not
+    re-raised here."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 def report_first(outcome: _Outcome) -> Callable[[SynapError | None], None]:
     """The ``first`` callback of :meth:`StreamListener.run` that settles ``outcome`` once."""
 
@@ -377,11 +387,7 @@ class ThreadedStream:
             if task is None or task.done():
                 future.cancel()
                 return
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
 
         try:
             asyncio.run_coroutine_threadsafe(cancel(), _stream_loop()).result(timeout)

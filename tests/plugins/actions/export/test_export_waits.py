@@ -9,8 +9,6 @@ past the policy's ``backoff_max``. A fake clock: nothing sleeps for real.
 from __future__ import annotations
 
 import json
-import time
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from synapse_sdk.clients.backend_v2 import BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import FakeClock
 from synapse_sdk.plugins.actions.export.action import ExportAction
+from synapse_testkit.retry_hints import REFUSED_HINTS, hint_text, partial_body
 
 CAP = 30.0
 BULK = "/v2/tasks/bulk-fetch/"
@@ -31,12 +30,10 @@ def _item(item_id: int) -> dict[str, Any]:
 
 
 def _partial(retry_after: str) -> httpx.Response:
-    body = {"data": [_item(1)], "error": {
-        "code": "partial_failure", "retry_after": "PLACEHOLDER",
-        "failed": [{"id": 2, "code": "item_unavailable", "retryable": True}]}}
-    # Raw text, so a hint JSON cannot hold as a Python float (1e999) is sent as written.
-    text = json.dumps(body).replace('"PLACEHOLDER"', retry_after)
-    return httpx.Response(207, content=text.encode(), headers={"content-type": "application/json"})
+    return httpx.Response(
+        207, content=partial_body(_item(1), retry_after),
+        headers={"content-type": "application/json"},
+    )
 
 
 def _export(
@@ -67,11 +64,7 @@ def _export(
 
 
 HOSTILE: list[tuple[str, float | None]] = [
-    ("3600", None),
-    ('"3600"', None),
-    ("DAY_AHEAD", None),
-    ("1e999", None),
-    ("9" * 400, None),
+    *((hint, None) for hint in REFUSED_HINTS),
     ("30", 30.0),  # at the cap: waited exactly
     ("2.5", 2.5),
     ("0", 0.0),
@@ -85,8 +78,7 @@ def test_the_drain_never_waits_past_the_policy(
     tmp_path: Path, hint: str, expected: float | None
 ) -> None:
     clock = FakeClock()
-    if hint == "DAY_AHEAD":
-        hint = json.dumps(formatdate(time.time() + 86_400, usegmt=True))
+    hint = hint_text(hint)
     policy = RetryPolicy(retry_after_max=CAP, budget_capacity=None, jitter="none")
     summary, sent = _export(tmp_path, clock, [_partial(hint)], policy)
     assert all(wait <= CAP for wait in clock.sleeps)
