@@ -104,6 +104,18 @@ def _labels(language: str) -> dict[str, str]:
     return _LABELS["en"]
 
 
+def _check_out(ctx: click.Context, param: click.Parameter, value: str) -> str | Path:
+    """A URL stays a string (checked by the export's parameters); a path must not be a file."""
+    from synapse_sdk.storage import is_url
+
+    if is_url(value):
+        return value
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise click.BadParameter(f"{value!r} exists and is not a folder", ctx=ctx, param=param)
+    return path
+
+
 def _check_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     from synapse_sdk.i18n import normalize_language, resolve_language
 
@@ -125,8 +137,17 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     "--out",
     "out_dir",
     required=True,
+    callback=_check_out,
+    metavar="DIR|URL",
+    help="Output folder, or an fsspec URL (s3://bucket/prefix, memory://x); running again "
+    "over it resumes.",
+)
+@click.option(
+    "--state-dir",
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder; running again over it resumes.",
+    help="Local folder of the ledger and job log [default: DIR/.synapse-export, or a folder "
+    "derived from the URL under $XDG_STATE_HOME/synapse-sdk/export].",
 )
 @click.option("--backend", default=None, metavar="URL", help="Backend URL (default: emulator).")
 @click.option(
@@ -169,7 +190,8 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
-    out_dir: Path,
+    out_dir: str | Path,
+    state_dir: Path | None,
     backend: str | None,
     token: str | None,
     language: str,
@@ -203,6 +225,7 @@ def export(
         code = _run(
             target=target,
             out_dir=out_dir,
+            state_dir=state_dir,
             backend=backend,
             token=token,
             language=language,
@@ -235,7 +258,8 @@ def _start_emulator(items: int | None, seed: int | None, faults: str | None) -> 
 def _run(
     *,
     target: str,
-    out_dir: Path,
+    out_dir: str | Path,
+    state_dir: Path | None,
     backend: str,
     token: str | None,
     language: str,
@@ -272,6 +296,7 @@ def _run(
             {
                 "target": target,
                 "out_dir": out_dir,
+                "state_dir": state_dir,
                 "language": language,
                 "retry_rounds": retry_rounds,
             },

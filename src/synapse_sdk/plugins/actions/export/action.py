@@ -78,15 +78,22 @@ from synapse_sdk.plugins.actions.export.steps import (
     ExportRecord,
     RatePacer,
     UnsafeItemIdError,
-    atomic_write,
     chunked,
-    clean_temp_files,
     convert_item,
-    fsync_dir,
     item_filename,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
+from synapse_sdk.storage import (
+    ListedObject,
+    Storage,
+    StoredObject,
+    default_state_dir,
+    is_url,
+    open_storage,
+)
+from synapse_sdk.storage.errors import redact_url
+from synapse_sdk.storage.index import ObjectIndex
 
 if TYPE_CHECKING:
     import httpx
@@ -139,6 +146,9 @@ _ITEM_CODE_MESSAGES: Final[dict[str, ExportLogMessageCode]] = {
     "rate_limited": ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
     "service_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
     "network_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
+    "storage_throttled": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
+    "storage_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
+    "storage_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
 }
 
 
@@ -159,7 +169,11 @@ class ExportParams(BaseModel):
     """Parameters of :class:`ExportAction`.
 
     * ``target`` — tasks, assignments or ground-truths (default tasks);
-    * ``out_dir`` (also accepted as ``out``) — the output folder; a rerun over it resumes;
+    * ``out_dir`` (also accepted as ``out``) — the output folder, or an fsspec URL
+      (``s3://bucket/prefix``, ``memory://x``; see :mod:`synapse_sdk.storage`); a rerun over it
+      resumes;
+    * ``state_dir`` — the local folder of the ledger and job log (default: ``<out>/.synapse-export``
+      for a folder, :func:`~synapse_sdk.storage.default_state_dir` of the URL for a URL);
     * ``page_size`` — ids listed per page (1-500, default 500: list pages share the rate limit
       with bulk fetches, so fewer is faster); ``batch_size`` — ids per bulk fetch (1-200);
     * ``language`` — language of the messages (``en``, ``ko``, ``ko-KR``…);
@@ -173,13 +187,15 @@ class ExportParams(BaseModel):
 
     Raises:
         pydantic.ValidationError: (a ``ValueError``) a value is out of range, of the wrong type,
-            an unknown field, or ``out_dir`` is an existing file.
+            an unknown field, ``out_dir`` is an existing file or a URL of a storage this
+            installation cannot write to.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     target: ExportTarget = ExportTarget.TASKS
-    out_dir: Path = Field(validation_alias=AliasChoices("out_dir", "out"))
+    out_dir: Path | str = Field(validation_alias=AliasChoices("out_dir", "out"))
+    state_dir: Path | None = None
     page_size: int = Field(default=500, ge=1, le=500)
     batch_size: int = Field(default=200, ge=1, le=200)
     language: str | None = None
@@ -189,11 +205,19 @@ class ExportParams(BaseModel):
     originals: bool = True
     workers: int = Field(default=4, ge=1, le=32)
 
-    @field_validator("out_dir")
+    @field_validator("out_dir", mode="before")
     @classmethod
-    def _out_dir_is_a_folder(cls, value: Path) -> Path:
-        if value.exists() and not value.is_dir():
-            raise ValueError(f"{str(value)!r} exists and is not a folder")
+    def _out_dir_is_a_folder_or_url(cls, value: Any) -> Any:
+        if isinstance(value, str) and is_url(value):
+            if not value.lower().startswith("file://"):
+                open_storage(value)  # an unknown scheme or a missing package is refused here
+                return value.rstrip("/")
+            value = value.split("://", 1)[1]
+        if isinstance(value, str | os.PathLike):
+            path = Path(value)
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"{str(path)!r} exists and is not a folder")
+            return path
         return value
 
     @field_validator("language")
@@ -345,17 +369,47 @@ class ExportAction(BaseAction[ExportParams]):
         self._pacer: RatePacer | None = None
         self._http_client: httpx.Client | None = None
         self._console_seen: set[LogMessageCode] = set()
+        self._storage: Storage | None = None
+        self._index: ObjectIndex | None = None
+        #: One listing of a non-local storage per run (resume checks), kept current with the
+        #: objects this run writes.
+        self._listing: dict[str, ListedObject] | None = None
+        self._written: dict[ItemId, list[StoredObject]] = {}
 
     # -- folders and client ---------------------------------------------------------------------
 
     @property
     def target_dir(self) -> Path:
-        """The folder the item files are written to: ``<out_dir>/<target>``."""
-        return self.params.out_dir / self.params.target.value
+        """The local folder the item files are written to: ``<out_dir>/<target>``.
+
+        Raises:
+            ValueError: the output is a URL (use :attr:`storage`).
+        """
+        out = self.params.out_dir
+        if not isinstance(out, Path):
+            raise ValueError(f"the output {out!r} is not a local folder; see .storage")
+        return out / self.params.target.value
+
+    @property
+    def storage(self) -> Storage:
+        """Where the item files are written: ``<out_dir>/<target>`` on its storage."""
+        if self._storage is None:
+            self._storage = open_storage(self.params.out_dir).child(self.params.target.value)
+        return self._storage
 
     def default_job_dir(self) -> Path:
-        """``<out_dir>/.synapse-export/<target>``: the ledger, job log and lock of this export."""
-        return self.params.out_dir / JOB_FOLDER / self.params.target.value
+        """The ledger, job log and lock of this export: ``<state_dir>/<target>``, where the
+        state folder is ``params.state_dir``, else ``<out_dir>/.synapse-export`` for a local
+        folder, else a local folder derived from the URL
+        (:func:`~synapse_sdk.storage.default_state_dir`)."""
+        out = self.params.out_dir
+        if self.params.state_dir is not None:
+            state = self.params.state_dir
+        elif isinstance(out, Path):
+            state = out / JOB_FOLDER
+        else:
+            state = default_state_dir(out)
+        return state / self.params.target.value
 
     def _build_v2_client(self) -> BackendV2Client:
         """A client on the action's sleep and clock whose rate-limited requests are paced."""
@@ -391,8 +445,12 @@ class ExportAction(BaseAction[ExportParams]):
         self._note(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=round(wait, 2))
 
     def close(self) -> None:
-        """Close what :class:`BaseAction` closes, and the HTTP client built for the pacer."""
+        """Close what :class:`BaseAction` closes, the HTTP client built for the pacer and the
+        object index."""
         super().close()
+        index, self._index = self._index, None
+        if index is not None:
+            index.close()
         http_client = self._http_client
         if http_client is not None:
             self._http_client = None
@@ -443,8 +501,14 @@ class ExportAction(BaseAction[ExportParams]):
                 return summary
 
     def _initialize(self) -> None:
-        self.target_dir.mkdir(parents=True, exist_ok=True)
-        clean_temp_files(self.target_dir)
+        storage = self.storage
+        storage.prepare()
+        self._written = {}
+        if not storage.is_local:
+            if self._index is None:
+                self._index = ObjectIndex(self.job_dir)
+            # One listing: a missing bucket or refused credentials stop the run here, early.
+            self._listing = storage.listing()
         self.log_message(ExportLogMessageCode.EXPORT_INITIALIZED)
         self.log_message(ExportLogMessageCode.EXPORT_TARGET, target=self.params.target.value)
         before = self.ledger.summary()
@@ -583,23 +647,34 @@ class ExportAction(BaseAction[ExportParams]):
                 safe.append(item_id)
         if unsafe:
             self.ledger.mark_failed_codes(unsafe)
-        done = self.ledger.exported_among(safe)
+        done = self._present(self.ledger.exported_among(safe))
         todo: list[ItemId] = []
         ahead = self._counts.taken_ahead
         for item_id in safe:
             exported_by_this_run = item_id in ahead
             ahead.discard(item_id)
-            if item_id in done and self._files_present(item_id):
+            if item_id in done:
                 if not exported_by_this_run:
                     self._counts.skipped += 1
             else:
                 todo.append(item_id)
         return todo
 
+    def _present(self, exported: set[ItemId]) -> set[ItemId]:
+        """The items among ``exported`` (by the ledger) whose files are there: on local disk
+        each item's files are read; elsewhere the run's one listing is compared with the
+        object index (sizes and checksums), with no request per item."""
+        if not exported:
+            return exported
+        if self._index is not None and self._listing is not None:
+            return self._index.present(exported, self._listing)
+        return {item_id for item_id in exported if self._files_present(item_id)}
+
     def _files_present(self, item_id: ItemId) -> bool:
         """Whether the item's JSON parses and the original file it names exists."""
+        storage = self.storage
         try:
-            record = json.loads((self.target_dir / item_filename(item_id, "json")).read_bytes())
+            record = json.loads(storage.read(item_filename(item_id, "json")))
         except (OSError, ValueError):
             return False
         if not isinstance(record, dict):
@@ -608,7 +683,7 @@ class ExportAction(BaseAction[ExportParams]):
         if not self.params.originals or not isinstance(original, dict):
             return True
         name = original.get("file")
-        return isinstance(name, str) and (self.target_dir / name).is_file()
+        return isinstance(name, str) and storage.exists(name)
 
     # -- fetch ----------------------------------------------------------------------------------
 
@@ -723,7 +798,14 @@ class ExportAction(BaseAction[ExportParams]):
 
     def _mark_exported(self, ids: list[ItemId]) -> None:
         if ids:
-            fsync_dir(self.target_dir)
+            self.storage.sync()
+            written = {item_id: self._written.pop(item_id, []) for item_id in ids}
+            if self._index is not None:
+                self._index.put(written)  # before the mark: a kill between redoes the item
+            if self._listing is not None:
+                for objects in written.values():
+                    for obj in objects:
+                        self._listing[obj.name] = ListedObject(obj.size, obj.md5)
             self.ledger.mark_exported(ids)
             self._counts.exported += len(ids)
 
@@ -736,6 +818,8 @@ class ExportAction(BaseAction[ExportParams]):
         fail the save step.
         """
         original_name: str | None = None
+        storage = self.storage
+        written: list[StoredObject] = []
         if self.params.originals and record.has_original:
             try:
                 content = self.v2_client.download_original(dict(record.source))
@@ -746,8 +830,15 @@ class ExportAction(BaseAction[ExportParams]):
                     raise
                 return (exc.error_code or exc.code, False)
             original_name = record.original_name(content)
-            atomic_write(self.target_dir / original_name, content)
-        atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
+            try:
+                written.append(storage.write(original_name, content))
+            except SynapTransientError as exc:  # storage throttled, 5xx, timed out
+                return (getattr(exc, "error_code", None) or exc.code, True)
+        try:
+            written.append(storage.write(record.json_name, record.json_bytes(original_name)))
+        except SynapTransientError as exc:
+            return (getattr(exc, "error_code", None) or exc.code, True)
+        self._written[record.id] = written
         return None
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
@@ -782,7 +873,7 @@ class ExportAction(BaseAction[ExportParams]):
             by_message[message] = by_message.get(message, 0) + count
         return ExportSummary(
             target=self.params.target.value,
-            out_dir=str(self.params.out_dir),
+            out_dir=redact_url(str(self.params.out_dir)),
             exported=self._counts.exported,
             skipped=self._counts.skipped,
             failed=ledger.failed,
@@ -845,7 +936,7 @@ class ExportAction(BaseAction[ExportParams]):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JobLockedError(
-                    f"another export is running over {str(self.params.out_dir)!r} "
+                    f"another export is running over {redact_url(str(self.params.out_dir))!r} "
                     f"({self.params.target.value}); wait for it or choose another folder"
                 ) from None
             yield

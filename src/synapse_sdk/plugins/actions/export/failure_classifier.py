@@ -41,6 +41,13 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
+    # The output storage's failures, mapped into the tree at the storage boundary
+    # (synapse_sdk.storage.errors); first, since their chains also hold the storage library's
+    # own PermissionError / FileNotFoundError / OSError.
+    (r"\bStorageAccessDeniedError\b", _E.EXPORT_FAILED_STORAGE_ACCESS_DENIED),
+    (r"\bStorageNotFoundError\b", _E.EXPORT_FAILED_STORAGE_NOT_FOUND),
+    (r"\bStorage(?:Throttled|Unavailable)Error\b", _E.EXPORT_FAILED_SERVICE_UNAVAILABLE),
+    (r"\bStorageTimeoutError\b", _E.EXPORT_FAILED_TIMEOUT),
     # Storage backend the export cannot write to: "Unsupported storage type 's3x'",
     # "storage provider 'ftp' is not supported", "No storage provider for scheme 'gopher'".
     (
@@ -104,6 +111,8 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_PERMISSION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_STORAGE_UNSUPPORTED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_STORAGE_ACCESS_DENIED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_STORAGE_NOT_FOUND: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_INVALID_KEY: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_AUTHENTICATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_TLS: RetrySemantics.NO_RETRY,

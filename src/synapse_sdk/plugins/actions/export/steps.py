@@ -4,9 +4,9 @@ Everything here is free of backend and logging concerns so each piece can be tes
 
 * :func:`item_filename` turns an item id into a file name, refusing ids that could escape the
   output folder (``../``, absolute paths, separators, NUL, control characters);
-* :func:`atomic_write` writes a file so that a kill at any instant leaves either the old file,
-  the complete new one, or nothing: a temporary file in the same folder, ``fsync``, then
-  ``os.replace``; :func:`clean_temp_files` removes temporaries a killed run left behind;
+* :func:`atomic_write` (from :mod:`synapse_sdk.storage`, the one place files are written)
+  writes a file so that a kill at any instant leaves either the old file, the complete new one,
+  or nothing; :func:`clean_temp_files` removes temporaries a killed run left behind;
 * :func:`convert_item` turns a backend item into the export JSON record;
 * :func:`chunked` groups an iterable into lists without reading ahead;
 * :class:`RatePacer` paces the requests of an ``httpx.Client`` to the rate limit the backend
@@ -15,21 +15,26 @@ Everything here is free of backend and logging concerns so each piece can be tes
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry_after import retry_after_from_headers
+from synapse_sdk.storage._local import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    atomic_write,
+    clean_temp_files,
+    fsync_dir,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -50,16 +55,10 @@ __all__ = [
     "sha256_hex",
 ]
 
-#: Temporary files are named ``.<final name>.<random>.tmp`` so they are hidden, never collide
-#: with an item's file, and :func:`clean_temp_files` can find them.
-TEMP_PREFIX: Final = "."
-TEMP_SUFFIX: Final = ".tmp"
-
 _MAX_ID_LENGTH: Final = 128
 _DEFAULT_EXTENSION: Final = "bin"
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
 # rest of the C0 controls, DEL and the C1 controls (they break terminals, logs and some
 # filesystems).
@@ -180,67 +179,6 @@ def _sniff_extension(content: bytes) -> str:
 def sha256_hex(data: bytes) -> str:
     """The SHA-256 of ``data`` as lowercase hex."""
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(directory: str | Path) -> None:
-    """Flush a folder's entries (the renames into it) to disk; a no-op where folders cannot be
-    opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically: all of it or nothing, even under ``kill -9``.
-
-    The bytes go to a hidden temporary file in the same folder, are flushed and (by default)
-    fsynced, and the file is then renamed over ``path`` with ``os.replace``. Readers see the old
-    file or the complete new one, never a part. The temporary file is removed if anything fails;
-    a *kill* can leave one behind, which :func:`clean_temp_files` removes.
-
-    Raises:
-        TypeError: ``data`` is not bytes.
-        OSError: the folder is missing or the write fails (disk full, permissions).
-    """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    target = Path(path)
-    temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def clean_temp_files(directory: str | Path) -> int:
-    """Remove the temporary files :func:`atomic_write` left in ``directory`` when a run was
-    killed; return how many were removed. Other files are never touched."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False) and _TEMP_NAME.fullmatch(entry.name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
-    return removed
 
 
 @dataclass(frozen=True, slots=True)
