@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
+    from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 
 __all__ = [
     "EXIT_ABORTED",
@@ -187,6 +188,14 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     type=click.IntRange(0, 10),
     help="How many times an item that failed retryably is fetched again.",
 )
+@click.option(
+    "--exporter",
+    "exporter_spec",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="A BaseExporter subclass whose hooks convert and write each item (the module is "
+    "imported from the current folder or the installed packages).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -199,6 +208,7 @@ def export(
     items: int | None,
     seed: int | None,
     retry_rounds: int,
+    exporter_spec: str | None,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -216,6 +226,7 @@ def export(
             )
         if not token:
             raise click.UsageError("--backend needs a token: --token T or SYNAPSE_TOKEN")
+    exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     labels = _labels(language)
     emulator: Emulator | None = None
     if backend is None:
@@ -230,6 +241,7 @@ def export(
             token=token,
             language=language,
             retry_rounds=retry_rounds,
+            exporter=exporter,
             as_json=as_json,
             labels=labels,
             emulator=emulator,
@@ -238,6 +250,25 @@ def export(
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _load_exporter(spec: str) -> BaseExporter:
+    """The ``--exporter`` plugin, imported with the current folder on the path.
+
+    Raises:
+        click.UsageError: (exit 2) the module or class is missing or not a BaseExporter.
+    """
+    import os
+
+    from synapse_sdk.plugins.actions.export.exporter import load_exporter
+
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return load_exporter(spec)
+    except ValueError as exc:
+        raise click.UsageError(f"--exporter: {exc}") from exc
 
 
 def _start_emulator(items: int | None, seed: int | None, faults: str | None) -> Emulator:
@@ -264,6 +295,7 @@ def _run(
     token: str | None,
     language: str,
     retry_rounds: int,
+    exporter: BaseExporter | None,
     as_json: bool,
     labels: dict[str, str],
     emulator: Emulator | None,
@@ -303,6 +335,7 @@ def _run(
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
+            exporter=exporter,
         )
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc

@@ -70,8 +70,15 @@ from synapse_sdk.exceptions import (
     SynapError,
     SynapTransientError,
 )
+from synapse_sdk.failures import walk_chain
 from synapse_sdk.i18n import normalize_language
 from synapse_sdk.plugins.action import BaseAction
+from synapse_sdk.plugins.actions.export.exporter import (
+    BaseExporter,
+    ExporterHookError,
+    ExportOutput,
+    convert_with,
+)
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.actions.export.steps import (
@@ -79,7 +86,6 @@ from synapse_sdk.plugins.actions.export.steps import (
     RatePacer,
     UnsafeItemIdError,
     chunked,
-    convert_item,
     item_filename,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
@@ -120,6 +126,8 @@ _CODE_MALFORMED: Final = "malformed_item"
 _CODE_MISSING: Final = "missing_from_response"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
+#: Items in a row failing in an exporter hook before the exporter is taken to be broken.
+_MAX_HOOK_STREAK: Final = 50
 #: Saved items marked exported in the ledger together (one transaction).
 _MARK_EVERY: Final = 25
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
@@ -331,7 +339,12 @@ class ExportAction(BaseAction[ExportParams]):
     * ``sleep`` — every pause (the client's retries, rate pacing, the pause before a retry
       round); ``monotonic`` — the clock of those pauses and of the duration. Inject a fake clock's
       pair in tests and nothing sleeps for real.
-    * ``on_progress`` — called with an :class:`ExportProgress` after each chunk.
+    * ``on_progress`` — called with an :class:`ExportProgress` after each chunk;
+    * ``exporter`` — a :class:`~.exporter.BaseExporter` whose hooks convert and write each
+      item (default: the SDK's own output).
+
+    Raises:
+        TypeError: ``exporter`` is not a ``BaseExporter``.
 
     A client the action builds itself (from ``config``) uses ``sleep``/``monotonic`` and paces
     its list and bulk-fetch requests to the rate limit the backend reveals (:class:`RatePacer`);
@@ -355,6 +368,7 @@ class ExportAction(BaseAction[ExportParams]):
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         on_progress: Callable[[ExportProgress], None] | None = None,
+        exporter: BaseExporter | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(params, **kwargs)
@@ -375,6 +389,14 @@ class ExportAction(BaseAction[ExportParams]):
         #: objects this run writes.
         self._listing: dict[str, ListedObject] | None = None
         self._written: dict[ItemId, list[StoredObject]] = {}
+        #: The exporter's hooks (:class:`BaseExporter`: the SDK's own output).
+        self.exporter = exporter if exporter is not None else BaseExporter()
+        if not isinstance(self.exporter, BaseExporter):
+            raise TypeError(
+                f"exporter must be a BaseExporter, not {type(self.exporter).__name__}"
+            )
+        self._hook_errors: dict[ItemId, ExporterHookError] = {}
+        self._hook_streak = 0
 
     # -- folders and client ---------------------------------------------------------------------
 
@@ -483,6 +505,9 @@ class ExportAction(BaseAction[ExportParams]):
         self._whole_request_failed = False
         self._not_before = float("-inf")
         self._console_seen = set()
+        self._hook_streak = 0
+        self._hook_errors = {}
+        self.exporter.target = self.params.target.value
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
@@ -496,6 +521,7 @@ class ExportAction(BaseAction[ExportParams]):
             self._phase = "retry"
             self._drain()
             with self.step("finalize"):
+                self.exporter.additional_file_saving(ExportOutput(self.storage))
                 summary = self._summarize(started, requests_before, rejections_before)
                 self._report(summary)
                 return summary
@@ -755,7 +781,12 @@ class ExportAction(BaseAction[ExportParams]):
         records: list[ExportRecord] = []
         for item in fetched.items:
             try:
-                records.append(convert_item(item, self.params.target.value))
+                records.append(convert_with(self.exporter, item))
+                self._hook_streak = 0
+            except ExporterHookError as exc:
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                fetched.failed[exc.item_id] = self._hook_failed(exc, cause)  # type: ignore[index]
+                self._hook_systemic(exc)
             except UnsafeItemIdError as exc:
                 fetched.failed[exc.item_id] = _CODE_UNSAFE_ID  # type: ignore[index]
             except (ValueError, TypeError):
@@ -782,6 +813,11 @@ class ExportAction(BaseAction[ExportParams]):
                 )
                 outcomes = pool.map(self._save_one, records)
             for record, outcome in zip(records, outcomes, strict=True):
+                hook_error = self._hook_errors.pop(record.id, None)
+                if hook_error is not None:
+                    self._hook_systemic(hook_error)
+                elif outcome is None:
+                    self._hook_streak = 0
                 if outcome is None:
                     saved.append(record.id)
                     unmarked.append(record.id)
@@ -795,6 +831,13 @@ class ExportAction(BaseAction[ExportParams]):
         self._mark_exported(unmarked)
         self.log_message(ExportLogMessageCode.EXPORT_FILES_SAVED, quiet=True, count=len(saved))
         return saved
+
+    def _hook_systemic(self, error: ExporterHookError) -> None:
+        """Count a hook failure; ``_MAX_HOOK_STREAK`` in a row with no item getting through
+        mean the exporter is broken, not the items: the error is raised and the step fails."""
+        self._hook_streak += 1
+        if self._hook_streak >= _MAX_HOOK_STREAK:
+            raise error
 
     def _mark_exported(self, ids: list[ItemId]) -> None:
         if ids:
@@ -810,16 +853,15 @@ class ExportAction(BaseAction[ExportParams]):
             self._counts.exported += len(ids)
 
     def _save_one(self, record: ExportRecord) -> tuple[str | None, bool] | None:
-        """Write one item, original first and JSON last. None when done, else ``(code,
-        retryable)`` saying why not.
+        """Write one item through the exporter's save hooks, original first and JSON last.
+        None when done, else ``(code, retryable)`` saying why not.
 
-        A transient download failure is retryable; a backend error about this item (a checksum
-        or size mismatch, a missing file) is not. Authentication and disk errors propagate and
+        A transient download or storage failure is retryable; a backend error about this item
+        (a checksum or size mismatch, a missing file) is not, nor is a save hook's own error
+        (its classified code). Authentication, disk and permanent storage errors propagate and
         fail the save step.
         """
-        original_name: str | None = None
-        storage = self.storage
-        written: list[StoredObject] = []
+        content: bytes | None = None
         if self.params.originals and record.has_original:
             try:
                 content = self.v2_client.download_original(dict(record.source))
@@ -829,17 +871,41 @@ class ExportAction(BaseAction[ExportParams]):
                 if isinstance(exc, AuthenticationError):
                     raise
                 return (exc.error_code or exc.code, False)
-            original_name = record.original_name(content)
-            try:
-                written.append(storage.write(original_name, content))
-            except SynapTransientError as exc:  # storage throttled, 5xx, timed out
-                return (getattr(exc, "error_code", None) or exc.code, True)
+        output = ExportOutput(self.storage)
+        hook = "save_original_file"
         try:
-            written.append(storage.write(record.json_name, record.json_bytes(original_name)))
-        except SynapTransientError as exc:
-            return (getattr(exc, "error_code", None) or exc.code, True)
-        self._written[record.id] = written
+            original_name = (
+                None if content is None
+                else self.exporter.save_original_file(record, content, output)
+            )
+            hook = "save_as_json"
+            self.exporter.save_as_json(record, original_name, output)
+        except Exception as exc:
+            if output.failure is None:  # the hook's own error, not the storage's
+                error = ExporterHookError(hook, record.id)
+                self._hook_errors[record.id] = error  # counted by _save, in order
+                return (self._hook_failed(error, exc), False)
+        failure = output.failure
+        if failure is not None:  # even if a hook swallowed it
+            if isinstance(failure, SynapTransientError):  # storage throttled, 5xx, timed out
+                return (getattr(failure, "error_code", None) or failure.code, True)
+            raise failure
+        self._written[record.id] = output.written
         return None
+
+    def _hook_failed(self, error: ExporterHookError, cause: BaseException) -> str:
+        """Log a per-item hook failure (the chain kept on ``error``) and return the item's
+        code: the export code its chain classifies as."""
+        error.__cause__ = cause
+        code = classify_export_error(error) or ExportLogMessageCode.EXPORT_FAILED
+        self.log_message(
+            code,
+            quiet=True,
+            hook=error.hook,
+            item_id=str(error.item_id),
+            error=" <- ".join(type(e).__name__ for e in walk_chain(error)),
+        )
+        return str(code.value)
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
@@ -945,8 +1011,11 @@ class ExportAction(BaseAction[ExportParams]):
 
 
 def _item_message(code: str) -> LogMessageCode:
-    """The export message code reporting items that ended failed with the per-item ``code``."""
+    """The export message code reporting items that ended failed with the per-item ``code``
+    (an exporter hook's failure is recorded with the export code itself)."""
     known = _ITEM_CODE_MESSAGES.get(code)
     if known is not None:
         return known
+    if code in ExportLogMessageCode.__members__:
+        return ExportLogMessageCode[code]
     return classify_export_error(message=code) or ExportLogMessageCode.EXPORT_FAILED

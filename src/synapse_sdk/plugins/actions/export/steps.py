@@ -46,12 +46,15 @@ __all__ = [
     "RatePacer",
     "UnsafeItemIdError",
     "atomic_write",
+    "checked_item",
     "chunked",
     "clean_temp_files",
     "convert_item",
+    "default_record",
     "fsync_dir",
     "item_filename",
     "original_extension",
+    "record_for",
     "sha256_hex",
 ]
 
@@ -213,11 +216,8 @@ class ExportRecord:
         return (text + "\n").encode("utf-8")
 
 
-def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
-    """Turn a backend item into its export record.
-
-    The record keeps the item's ``id``, ``resource``, ``project_id`` and ``data``, and describes
-    the original file as saved beside it (``file``, ``size``, ``sha256``).
+def checked_item(item: Mapping[str, Any]) -> tuple[ItemId, str]:
+    """The id of a backend item and its JSON file name, after checking both.
 
     Raises:
         ValueError: the item is not a mapping with an ``id`` (a malformed backend answer).
@@ -227,22 +227,53 @@ def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
     if not isinstance(item, Mapping) or "id" not in item:
         raise ValueError(f"a backend item must be an object with an 'id', got {_brief(item)}")
     item_id = item["id"]
-    json_name = item_filename(item_id, "json")
+    return item_id, item_filename(item_id, "json")
+
+
+def default_record(item: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """The export record of a backend item: its ``id``, ``resource``, ``project_id`` and
+    ``data``, and the description of its original file (``file``, ``size``, ``sha256``)."""
     original = item.get("original")
     described: dict[str, Any] | None = None
-    sha: str | None = None
     if isinstance(original, Mapping):
         raw_sha = original.get("sha256")
         sha = raw_sha.lower() if isinstance(raw_sha, str) else None
         described = {"file": None, "size": original.get("size"), "sha256": sha}
-    record = {
-        "id": item_id,
+    return {
+        "id": item.get("id"),
         "resource": item.get("resource", target),
         "project_id": item.get("project_id"),
         "data": item.get("data"),
         "original": described,
     }
-    return ExportRecord(item_id, record, json_name, described is not None, sha, item)
+
+
+def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
+    """Turn a backend item into its export record (:func:`default_record`), the conversion of
+    the default exporter.
+
+    Raises:
+        ValueError: the item is not a mapping with an ``id`` (a malformed backend answer).
+        UnsafeItemIdError: the id cannot be used as a file name.
+        TypeError: the id is neither an ``int`` nor a ``str``.
+    """
+    return record_for(item, default_record(item, target))
+
+
+def record_for(item: Mapping[str, Any], record: dict[str, Any]) -> ExportRecord:
+    """The :class:`ExportRecord` of a backend item whose converted record is ``record``; the
+    original file is described from the item as the backend sent it.
+
+    Raises:
+        ValueError, UnsafeItemIdError, TypeError: as :func:`checked_item`.
+    """
+    item_id, json_name = checked_item(item)
+    original = item.get("original")
+    sha: str | None = None
+    if isinstance(original, Mapping):
+        raw_sha = original.get("sha256")
+        sha = raw_sha.lower() if isinstance(raw_sha, str) else None
+    return ExportRecord(item_id, record, json_name, isinstance(original, Mapping), sha, item)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
