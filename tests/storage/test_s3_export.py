@@ -65,7 +65,8 @@ def test_export_to_s3_matches_the_local_export_and_resumes_by_one_listing(
         assert summary.out_dir == url
         stored = s3.objects("exports/run1/tasks/")
         assert {k.rsplit("/", 1)[1]: v for k, v in stored.items()} == local
-        # The rerun checks the 80 objects with one listing, reads none of them, writes none.
+        # The rerun checks the 80 objects with one listing, reads none of them, writes only
+        # the report.
         with FaultProxy(s3.endpoint, lambda m, p: None) as proxy:
             requests: list[tuple[str, str]] = []
 
@@ -76,7 +77,9 @@ def test_export_to_s3_matches_the_local_export_and_resumes_by_one_listing(
             os.environ["AWS_ENDPOINT_URL"] = proxy.url
             again = _run(emu, clock, url, tmp_path / "state")
     assert (again.exported, again.skipped, again.failed) == (0, 40, 0)
-    assert [m for m, _ in requests] == ["GET"], requests  # the one listing
+    # The one listing, and the report: no request per item.
+    assert [m for m, _ in requests] == ["GET", "PUT"], requests
+    assert requests[1][1].endswith("/exports/run1/export_report.json")
 
 
 def test_an_object_changed_behind_the_exports_back_is_written_again(
@@ -129,13 +132,28 @@ def test_storage_that_stays_throttled_fails_items_with_their_code(
 ) -> None:
     clock = FakeClock()
     url = f"s3://{s3.bucket}/throttled"
-    with FaultProxy(s3.endpoint, lambda m, p: (503, "SlowDown") if m == "PUT" else None) as proxy:
+
+    def items_throttled(method: str, path: str) -> tuple[int, str] | None:
+        if method == "PUT" and "/tasks/" in path:
+            return (503, "SlowDown")
+        return None
+
+    with FaultProxy(s3.endpoint, items_throttled) as proxy:
         os.environ["AWS_ENDPOINT_URL"] = proxy.url
         with Emulator(items=3, clock=clock, sleep=clock.sleep, faults="none") as emu:
             summary = _run(emu, clock, url, tmp_path / "state", retry_rounds=2)
     assert (summary.exported, summary.failed) == (0, 3)
     assert summary.failed_by_code == {"storage_throttled": 3}
     assert summary.failed_by_message == {"EXPORT_FAILED_SERVICE_UNAVAILABLE": 3}
+    report = json.loads(s3.objects("throttled/export_report.json")["throttled/export_report.json"])
+    assert report["failed"] == {
+        "count": 3,
+        "by_code": {
+            "storage_throttled": {
+                "message_code": "EXPORT_FAILED_SERVICE_UNAVAILABLE", "count": 3, "ids": [1, 2, 3]
+            }
+        },
+    }
 
 
 def test_access_denied_stops_the_run_with_its_code(s3: S3, tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ from synapse_sdk.plugins.actions.export.exporter import (
 )
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
+from synapse_sdk.plugins.actions.export.report import REPORT_NAME, build_report, report_bytes
 from synapse_sdk.plugins.actions.export.steps import (
     ExportRecord,
     RatePacer,
@@ -90,6 +91,7 @@ from synapse_sdk.plugins.actions.export.steps import (
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
+from synapse_sdk.retry import Retrying
 from synapse_sdk.storage import (
     ListedObject,
     Storage,
@@ -259,7 +261,8 @@ class ExportSummary:
     """The result of an export run.
 
     * ``exported`` — items written by this run; ``skipped`` — items a previous run had already
-      exported (their files are there), left alone;
+      exported (their files are there), left alone; ``repaired`` — items among ``exported``
+      a previous run had exported but whose files were missing or changed;
     * ``failed`` — items that ended failed, ``failed_by_code`` counted by their own code (the
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
@@ -274,6 +277,7 @@ class ExportSummary:
     out_dir: str
     exported: int = 0
     skipped: int = 0
+    repaired: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
     failed_by_message: dict[str, int] = field(default_factory=dict)
@@ -329,6 +333,8 @@ class _Counters:
     taken_ahead: set[ItemId] = field(default_factory=set)
     #: The newest ``updated`` among the items pending when the run started (None: none was).
     carried_until: float | None = None
+    #: Ids marked exported whose files were missing or changed, written again by this run.
+    repairing: list[ItemId] = field(default_factory=list)
 
 
 class ExportAction(BaseAction[ExportParams]):
@@ -384,6 +390,7 @@ class ExportAction(BaseAction[ExportParams]):
         self._http_client: httpx.Client | None = None
         self._console_seen: set[LogMessageCode] = set()
         self._storage: Storage | None = None
+        self._root_storage: Storage | None = None
         self._index: ObjectIndex | None = None
         #: One listing of a non-local storage per run (resume checks), kept current with the
         #: objects this run writes.
@@ -413,10 +420,17 @@ class ExportAction(BaseAction[ExportParams]):
         return out / self.params.target.value
 
     @property
+    def root_storage(self) -> Storage:
+        """The output, ``<out_dir>`` on its storage (where ``export_report.json`` goes)."""
+        if self._root_storage is None:
+            self._root_storage = open_storage(self.params.out_dir)
+        return self._root_storage
+
+    @property
     def storage(self) -> Storage:
         """Where the item files are written: ``<out_dir>/<target>`` on its storage."""
         if self._storage is None:
-            self._storage = open_storage(self.params.out_dir).child(self.params.target.value)
+            self._storage = self.root_storage.child(self.params.target.value)
         return self._storage
 
     def default_job_dir(self) -> Path:
@@ -521,12 +535,20 @@ class ExportAction(BaseAction[ExportParams]):
             self._phase = "retry"
             self._drain()
             with self.step("finalize"):
-                self.exporter.additional_file_saving(ExportOutput(self.storage))
+                # Aggregate files and the report are whole rewrites: a throttled or failed
+                # write is retried under the configured policy.
+                retrying = Retrying(
+                    self.config.retry_policy, sleep=self._sleep, clock=self._monotonic,
+                    name="export finalize",
+                )
+                retrying.call(self.exporter.additional_file_saving, ExportOutput(self.storage))
                 summary = self._summarize(started, requests_before, rejections_before)
+                retrying.call(self._write_report, summary)
                 self._report(summary)
                 return summary
 
     def _initialize(self) -> None:
+        self.root_storage.prepare()  # also removes a killed report write's temporary
         storage = self.storage
         storage.prepare()
         self._written = {}
@@ -673,7 +695,8 @@ class ExportAction(BaseAction[ExportParams]):
                 safe.append(item_id)
         if unsafe:
             self.ledger.mark_failed_codes(unsafe)
-        done = self._present(self.ledger.exported_among(safe))
+        marked = self.ledger.exported_among(safe)
+        done = self._present(marked)
         todo: list[ItemId] = []
         ahead = self._counts.taken_ahead
         for item_id in safe:
@@ -683,6 +706,8 @@ class ExportAction(BaseAction[ExportParams]):
                 if not exported_by_this_run:
                     self._counts.skipped += 1
             else:
+                if item_id in marked and not exported_by_this_run:
+                    self._counts.repairing.append(item_id)  # its files are gone or changed
                 todo.append(item_id)
         return todo
 
@@ -942,6 +967,7 @@ class ExportAction(BaseAction[ExportParams]):
             out_dir=redact_url(str(self.params.out_dir)),
             exported=self._counts.exported,
             skipped=self._counts.skipped,
+            repaired=len(self._repaired()),
             failed=ledger.failed,
             failed_by_code=by_code,
             failed_by_message=by_message,
@@ -952,6 +978,22 @@ class ExportAction(BaseAction[ExportParams]):
             - rejections_before,
             duration=self._monotonic() - started,
         )
+
+    def _write_report(self, summary: ExportSummary) -> None:
+        """Write ``export_report.json`` at the root of the output (atomically)."""
+        report = build_report(
+            summary.as_dict(),
+            self.ledger.iter_failed(),
+            self._repaired(),
+            lambda code: str(_item_message(code).value),
+        )
+        self.root_storage.write(REPORT_NAME, report_bytes(report))
+
+    def _repaired(self) -> list[ItemId]:
+        """The ids this run repaired: found damaged, and exported again by now."""
+        candidates = dict.fromkeys(self._counts.repairing)
+        exported = self.ledger.exported_among(candidates)
+        return [item_id for item_id in candidates if item_id in exported]
 
     def _report(self, summary: ExportSummary) -> None:
         """Log each failed code with its count, the first failed items, and the outcome."""
