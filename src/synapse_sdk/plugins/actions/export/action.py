@@ -1,12 +1,14 @@
-"""The export action: every item of a project's tasks, assignments or ground truths, to disk,
-exactly once, whatever the backend does.
+"""The export action: every item of a project's tasks, assignments or ground truths, to a folder
+or any storage URL, exactly once, whatever the backend does.
 
 Steps::
 
     initialize ─> fetch ─> convert ─> save ─> (next chunk) ... ─> retries ─> finalize
 
-* **initialize** — create ``<out>/<target>/``, take the job lock, remove temporary files a
-  killed run left, open the ledger and job log (``<out>/.synapse-export/<target>/``).
+* **initialize** — prepare ``<out>/<target>/`` on its storage (:mod:`synapse_sdk.storage`;
+  locally: create it and remove temporary files a killed run left), take the job lock, open the
+  ledger and job log in the local state folder (``<out>/.synapse-export/<target>/``, or one
+  derived from the URL, or ``params.state_dir``); on a non-local storage, list the output once.
 * **fetch** — list the ids page by page (or take ``params.ids``), skip those already exported
   (the ledger says so *and* the files are there), and bulk-fetch the rest in chunks of
   ``batch_size``, one request each. Each chunk is first filled with the oldest ids waiting in
@@ -16,19 +18,23 @@ Steps::
   marks the named ids failed (never retried) and fetches the rest of the chunk. A chunk that
   still fails transiently after the client's retries (rate limit, outage, dropped connections)
   is enqueued as a whole; three such chunks in a row mean the backend is down and stop the run.
-* **convert** — each item becomes its export record (:func:`~.steps.convert_item`).
+* **convert** — each item becomes its export record through the exporter's hooks
+  (:class:`~.exporter.BaseExporter`; a hook's exception fails its item only).
 * **save** — the original file is downloaded (checked against its size and SHA-256 by the
-  client) and written with :func:`~.steps.atomic_write` (temporary file in the same folder,
-  fsync, ``os.replace``), then the JSON record; then the folder is fsynced and the items are
-  marked exported in the ledger, 25 to a transaction. A kill at any point leaves only whole
+  client) and written, then the JSON record, by the exporter's save hooks through the storage
+  layer (locally: temporary file in the same folder, fsync, ``os.replace``; on an object
+  store: one whole put per object); then the folder is fsynced and the items are marked
+  exported in the ledger, 25 to a transaction (on a non-local storage, what each item wrote is
+  recorded in the object index first). A kill at any point leaves only whole
   files, and at worst items whose files exist but whose mark is missing: the next run fetches
   them again and replaces the same files with the same bytes.
 * **retries** — after the main pass, whatever still waits in the ledger is fetched again, oldest
   first, in full chunks; an item is fetched again at most ``retry_rounds`` times, and whatever
   still fails is marked failed with its last code. A pause (``retry_delay``, doubling) is taken
   only after whole requests failed, or when the backend asked for one.
-* **finalize** — an :class:`ExportSummary` (exported, skipped, failed by code, retried, requests
-  sent, rate-limited answers, duration) and the completion message.
+* **finalize** — the exporter's ``additional_file_saving``, an :class:`ExportSummary`
+  (exported, skipped, repaired, failed by code, retried, requests sent, rate-limited answers,
+  duration), ``export_report.json`` at the root of the output, and the completion message.
 
 Memory stays flat as the dataset grows: one page of ids and one chunk of items are held at a
 time; the ledger is queried per chunk and its retry queue read a chunk at a time.
