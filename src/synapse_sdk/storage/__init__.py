@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -221,7 +220,6 @@ class FsspecStorage(Storage):
         self.display = redact_url(self.url)
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self.object_store = protocol in _OBJECT_STORES
-        self._lock = threading.Lock()
 
     def child(self, name: str) -> FsspecStorage:
         return FsspecStorage(self.fs, f"{self.root}/{name}", f"{self.url}/{name}")
