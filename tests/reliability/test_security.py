@@ -502,7 +502,7 @@ def test_ids_that_would_escape_the_folder_are_reported_never_written(tmp_path: P
     # followed.
     assert outside.read_text() == "precious"
     assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["out"]
-    assert sorted(p.name for p in out.iterdir()) == [JOB_FOLDER, "tasks"]
+    assert sorted(p.name for p in out.iterdir()) == [JOB_FOLDER, "export_report.json", "tasks"]
     assert sorted(p.name for p in (out / "tasks").iterdir()) == [
         "ok-1.json", "ok-1.txt", "ok-2.json", "ok-2.txt"
     ]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
+    from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 
 __all__ = [
     "EXIT_ABORTED",
@@ -145,11 +146,16 @@ def _labels(language: str) -> dict[str, str]:
     return _LABELS["en"]
 
 
-def _check_out(ctx: click.Context, param: click.Parameter, value: str) -> Path:
-    """``--out`` must name a folder (existing or not) that is not under a file."""
+def _check_out(ctx: click.Context, param: click.Parameter, value: str) -> str | Path:
+    """``--out`` must name a folder (existing or not) that is not under a file; a storage URL
+    stays a string (checked by the export's parameters)."""
+    from synapse_sdk.storage import is_url
+
     labels = _labels(ctx.params.get("language") or "en")
     if not value.strip():
         raise click.BadParameter(labels["out_empty"], ctx=ctx, param=param)
+    if is_url(value):
+        return value
     path = Path(value)
     try:
         if path.exists() and not path.is_dir():
@@ -198,8 +204,16 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     "out_dir",
     required=True,
     callback=_check_out,
-    metavar="DIRECTORY",
-    help="Output folder; running again over it resumes.",
+    metavar="DIR|URL",
+    help="Output folder, or an fsspec URL (s3://bucket/prefix, memory://x); running again "
+    "over it resumes.",
+)
+@click.option(
+    "--state-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local folder of the ledger and job log [default: DIR/.synapse-export, or a folder "
+    "derived from the URL under $XDG_STATE_HOME/synapse-sdk/export].",
 )
 @click.option(
     "--backend",
@@ -237,17 +251,27 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     type=click.IntRange(0, 10),
     help="How many times an item that failed retryably is fetched again.",
 )
+@click.option(
+    "--exporter",
+    "exporter_spec",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="A BaseExporter subclass whose hooks convert and write each item (the module is "
+    "imported from the current folder or the installed packages).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
     language: str,
-    out_dir: Path,
+    out_dir: str | Path,
+    state_dir: Path | None,
     backend: str | None,
     token: str | None,
     faults: str | None,
     items: int | None,
     seed: int | None,
     retry_rounds: int,
+    exporter_spec: str | None,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -265,17 +289,38 @@ def export(
             raise click.UsageError(labels["emulator_only"].format(options=", ".join(given)))
         if not token:
             raise click.UsageError(labels["needs_token"])
+    exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
         emulator = _start_emulator(items, seed, faults, labels)
         backend, token = emulator.url, emulator.token
-    job = _Job(target, out_dir, backend, token, language, retry_rounds, as_json, labels)
+    job = _Job(
+        target, out_dir, state_dir, backend, token, language, retry_rounds, exporter, as_json,
+        labels,
+    )
     try:
         code = _run(job, emulator)
     finally:
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _load_exporter(spec: str) -> BaseExporter:
+    """The ``--exporter`` plugin, imported with the current folder on the path.
+
+    Raises:
+        click.UsageError: (exit 2) the module or class is missing or not a BaseExporter.
+    """
+    from synapse_sdk.plugins.actions.export.exporter import load_exporter
+
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return load_exporter(spec)
+    except ValueError as exc:
+        raise click.UsageError(f"--exporter: {exc}") from exc
 
 
 def _start_emulator(
@@ -337,7 +382,7 @@ def _remove_created(created: list[Path]) -> None:
             return
 
 
-def _os_stop(exc: OSError, out_dir: Path, language: str) -> _Stop:
+def _os_stop(exc: OSError, out_dir: str | Path, language: str) -> _Stop:
     """The report of a folder the export cannot use: a usage error when a file stands in the
     way, else the classified code (permission denied, read-only, disk full) with exit 1."""
     from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
@@ -361,11 +406,13 @@ class _Job:
     """What the command line asked for, checked."""
 
     target: str
-    out_dir: Path
+    out_dir: str | Path  # a local folder, or a storage URL
+    state_dir: Path | None
     backend: str
     token: str | None
     language: str
     retry_rounds: int
+    exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
 
@@ -419,12 +466,14 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             {
                 "target": job.target,
                 "out_dir": out_dir,
+                "state_dir": job.state_dir,
                 "language": language,
                 "retry_rounds": job.retry_rounds,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
+            exporter=job.exporter,
         )
     except (ValidationError, ValueError) as exc:
         raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc
@@ -440,7 +489,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             reason = text.removeprefix("base_url ").split(", got ")[0]
             message = labels["bad_backend"].format(url=job.backend, reason=reason)
             raise _Stop("usage_error", message, EXIT_USAGE) from exc
-        created = _make_out(out_dir, language)
+        created = _make_out(out_dir, language) if isinstance(out_dir, Path) else []
         try:
             if progress is not None:
                 progress.start()

@@ -19,12 +19,9 @@ Nothing here logs or puts key, certificate or token material into an exception m
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from synapse_sdk.exceptions import AuthenticationError
+from synapse_sdk.storage._local import atomic_write
 
 __all__ = [
     "CertificateMeta",
@@ -145,18 +143,7 @@ class Credentials:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a 0600 temporary file and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, mode=0o600)
 
 
 def _ensure_private_dir(path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+import synapse_sdk.storage as storage_module
 from synapse_sdk.clients._transport import Transport
 from synapse_sdk.clients.backend_v2 import BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
@@ -35,7 +36,6 @@ from synapse_sdk.emulator import (
 )
 from synapse_sdk.exceptions import AuthenticationError, BackendRateLimitError
 from synapse_sdk.plugins.action import JOB_LOG_FILENAME, ActionStepError, read_job_log
-from synapse_sdk.plugins.actions.export import action as export_action
 from synapse_sdk.plugins.actions.export.action import (
     JOB_FOLDER,
     ExportAction,
@@ -466,7 +466,7 @@ def test_a_disk_error_fails_the_save_step(
     def full(path: Any, data: bytes, *, fsync: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export_action, "atomic_write", full)
+    monkeypatch.setattr(storage_module, "atomic_write", full)
     with Emulator(items=5, clock=clock, sleep=clock.sleep) as emu:
         action = _action(emu, clock, tmp_path)
         with action, pytest.raises(ActionStepError) as info:

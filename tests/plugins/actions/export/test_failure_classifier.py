@@ -180,6 +180,18 @@ HTTPX_403 = (
 )
 
 V1_CASES: list[tuple[str, ExportLogMessageCode]] = [
+    (
+        "StorageAccessDeniedError: storage write failed on s3://out/x: AccessDenied: Access "
+        "Denied\nPermissionError: Access Denied",
+        E.EXPORT_FAILED_STORAGE_ACCESS_DENIED,
+    ),
+    (
+        "StorageNotFoundError: storage list failed on s3://gone: NoSuchBucket\n"
+        "FileNotFoundError: The specified bucket does not exist",
+        E.EXPORT_FAILED_STORAGE_NOT_FOUND,
+    ),
+    ("StorageThrottledError: storage write failed: SlowDown", E.EXPORT_FAILED_SERVICE_UNAVAILABLE),
+    ("StorageTimeoutError: storage write failed: ReadTimeoutError", E.EXPORT_FAILED_TIMEOUT),
     ("ValueError: Unsupported storage type 's3x'", E.EXPORT_FAILED_STORAGE_UNSUPPORTED),
     ("RuntimeError: storage provider 'ftp' is not supported", E.EXPORT_FAILED_STORAGE_UNSUPPORTED),
     ("KeyError: 'annotations'", E.EXPORT_FAILED_INVALID_KEY),

@@ -1,5 +1,7 @@
-"""The export action category: its log message codes and its failure classifier."""
+"""The export action category: its log message codes, its failure classifier, and the
+exporter hooks plugins subclass (:class:`BaseExporter`)."""
 
+from synapse_sdk.plugins.actions.export.exporter import BaseExporter, ExportOutput
 from synapse_sdk.plugins.actions.export.failure_classifier import (
     EXPORT_FAILURES,
     EXPORT_RETRY_SEMANTICS,
@@ -10,6 +12,8 @@ from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 __all__ = [
     "EXPORT_FAILURES",
     "EXPORT_RETRY_SEMANTICS",
+    "BaseExporter",
     "ExportLogMessageCode",
+    "ExportOutput",
     "classify_export_error",
 ]

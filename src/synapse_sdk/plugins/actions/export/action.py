@@ -1,12 +1,14 @@
-"""The export action: every item of a project's tasks, assignments or ground truths, to disk,
-exactly once, whatever the backend does.
+"""The export action: every item of a project's tasks, assignments or ground truths, to a folder
+or any storage URL, exactly once, whatever the backend does.
 
 Steps::
 
     initialize ─> fetch ─> convert ─> save ─> (next chunk) ... ─> retries ─> finalize
 
-* **initialize** — create ``<out>/<target>/``, take the job lock, remove temporary files a
-  killed run left, open the ledger and job log (``<out>/.synapse-export/<target>/``).
+* **initialize** — prepare ``<out>/<target>/`` on its storage (:mod:`synapse_sdk.storage`;
+  locally: create it and remove temporary files a killed run left), take the job lock, open the
+  ledger and job log in the local state folder (``<out>/.synapse-export/<target>/``, or one
+  derived from the URL, or ``params.state_dir``); on a non-local storage, list the output once.
 * **fetch** — list the ids page by page (or take ``params.ids``), skip those already exported
   (the ledger says so *and* the files are there), and bulk-fetch the rest in chunks of
   ``batch_size``, one request each. Each chunk is first filled with the oldest ids waiting in
@@ -16,11 +18,14 @@ Steps::
   marks the named ids failed (never retried) and fetches the rest of the chunk. A chunk that
   still fails transiently after the client's retries (rate limit, outage, dropped connections)
   is enqueued as a whole; three such chunks in a row mean the backend is down and stop the run.
-* **convert** — each item becomes its export record (:func:`~.steps.convert_item`).
+* **convert** — each item becomes its export record through the exporter's hooks
+  (:class:`~.exporter.BaseExporter`; a hook's exception fails its item only).
 * **save** — the original file is downloaded (checked against its size and SHA-256 by the
-  client) and written with :func:`~.steps.atomic_write` (temporary file in the same folder,
-  fsync, ``os.replace``), then the JSON record; then the folder is fsynced and the items are
-  marked exported in the ledger, 25 to a transaction. A kill at any point leaves only whole
+  client) and written, then the JSON record, by the exporter's save hooks through the storage
+  layer (locally: temporary file in the same folder, fsync, ``os.replace``; on an object
+  store: one whole put per object); then the folder is fsynced and the items are marked
+  exported in the ledger, 25 to a transaction (on a non-local storage, what each item wrote is
+  recorded in the object index first). A kill at any point leaves only whole
   files, and at worst items whose files exist but whose mark is missing: the next run fetches
   them again and replaces the same files with the same bytes.
 * **retries** — after the main pass, whatever still waits in the ledger is fetched again, oldest
@@ -29,8 +34,9 @@ Steps::
   failed (``retry_delay``, doubling, capped at the retry policy's ``backoff_max``) or when the
   backend asked for one (exactly; one above the policy's ``retry_after_max`` ends the retries
   at once): :func:`~synapse_sdk.retry.decide_wait` decides it.
-* **finalize** — an :class:`ExportSummary` (exported, skipped, failed by code, retried, requests
-  sent, rate-limited answers, duration) and the completion message.
+* **finalize** — the exporter's ``additional_file_saving``, an :class:`ExportSummary`
+  (exported, skipped, repaired, failed by code, retried, requests sent, rate-limited answers,
+  duration), ``export_report.json`` at the root of the output, and the completion message.
 
 Memory stays flat as the dataset grows: one page of ids and one chunk of items are held at a
 time; the ledger is queried per chunk and its retry queue read a chunk at a time.
@@ -77,25 +83,39 @@ from synapse_sdk.exceptions import (
     SynapError,
     SynapTransientError,
 )
+from synapse_sdk.failures import walk_chain
 from synapse_sdk.i18n import normalize_language
 from synapse_sdk.plugins.action import BaseAction
+from synapse_sdk.plugins.actions.export.exporter import (
+    BaseExporter,
+    ExporterHookError,
+    ExportOutput,
+    convert_with,
+)
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
+from synapse_sdk.plugins.actions.export.report import REPORT_NAME, build_report, report_bytes
 from synapse_sdk.plugins.actions.export.steps import (
     ExportRecord,
     RatePacer,
     UnsafeItemIdError,
-    atomic_write,
     chunked,
-    clean_temp_files,
-    convert_item,
-    fsync_dir,
     item_filename,
     name_key,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
-from synapse_sdk.retry import decide_wait
+from synapse_sdk.retry import Retrying, decide_wait
+from synapse_sdk.storage import (
+    ListedObject,
+    Storage,
+    StoredObject,
+    default_state_dir,
+    is_url,
+    open_storage,
+)
+from synapse_sdk.storage.errors import redact_url
+from synapse_sdk.storage.index import ObjectIndex
 from synapse_sdk.telemetry import record_export
 
 if TYPE_CHECKING:
@@ -122,6 +142,8 @@ _CODE_MISSING: Final = "missing_from_response"
 _CODE_DAMAGED: Final = "damaged_on_disk"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
+#: Items in a row failing in an exporter hook before the exporter is taken to be broken.
+_MAX_HOOK_STREAK: Final = 50
 #: Saved items marked exported in the ledger together (one transaction).
 _MARK_EVERY: Final = 25
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
@@ -149,6 +171,9 @@ _ITEM_CODE_MESSAGES: Final[dict[str, ExportLogMessageCode]] = {
     "rate_limited": ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
     "service_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
     "network_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
+    "storage_throttled": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
+    "storage_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
+    "storage_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
 }
 
 
@@ -169,7 +194,11 @@ class ExportParams(BaseModel):
     """Parameters of :class:`ExportAction`.
 
     * ``target`` — tasks, assignments or ground-truths (default tasks);
-    * ``out_dir`` (also accepted as ``out``) — the output folder; a rerun over it resumes;
+    * ``out_dir`` (also accepted as ``out``) — the output folder, or an fsspec URL
+      (``s3://bucket/prefix``, ``memory://x``; see :mod:`synapse_sdk.storage`); a rerun over it
+      resumes;
+    * ``state_dir`` — the local folder of the ledger and job log (default: ``<out>/.synapse-export``
+      for a folder, :func:`~synapse_sdk.storage.default_state_dir` of the URL for a URL);
     * ``page_size`` — ids listed per page (1-500, default 500: list pages share the rate limit
       with bulk fetches, so fewer is faster); ``batch_size`` — ids per bulk fetch (1-200);
     * ``language`` — language of the messages (``en``, ``ko``, ``ko-KR``…);
@@ -183,13 +212,15 @@ class ExportParams(BaseModel):
 
     Raises:
         pydantic.ValidationError: (a ``ValueError``) a value is out of range, of the wrong type,
-            an unknown field, or ``out_dir`` is an existing file.
+            an unknown field, ``out_dir`` is an existing file or a URL of a storage this
+            installation cannot write to.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     target: ExportTarget = ExportTarget.TASKS
-    out_dir: Path = Field(validation_alias=AliasChoices("out_dir", "out"))
+    out_dir: Path | str = Field(validation_alias=AliasChoices("out_dir", "out"))
+    state_dir: Path | None = None
     page_size: int = Field(default=500, ge=1, le=500)
     batch_size: int = Field(default=200, ge=1, le=200)
     language: str | None = None
@@ -199,11 +230,19 @@ class ExportParams(BaseModel):
     originals: bool = True
     workers: int = Field(default=4, ge=1, le=32)
 
-    @field_validator("out_dir")
+    @field_validator("out_dir", mode="before")
     @classmethod
-    def _out_dir_is_a_folder(cls, value: Path) -> Path:
-        if value.exists() and not value.is_dir():
-            raise ValueError(f"{str(value)!r} exists and is not a folder")
+    def _out_dir_is_a_folder_or_url(cls, value: Any) -> Any:
+        if isinstance(value, str) and is_url(value):
+            if not value.lower().startswith("file://"):
+                open_storage(value)  # an unknown scheme or a missing package is refused here
+                return value.rstrip("/")
+            value = value.split("://", 1)[1]
+        if isinstance(value, str | os.PathLike):
+            path = Path(value)
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"{str(path)!r} exists and is not a folder")
+            return path
         return value
 
     @field_validator("language")
@@ -239,7 +278,8 @@ class ExportSummary:
     """The result of an export run.
 
     * ``exported`` — items written by this run; ``skipped`` — items a previous run had already
-      exported (their files are there), left alone;
+      exported (their files are there), left alone; ``repaired`` — items among ``exported``
+      a previous run had exported but whose files were missing or changed;
     * ``failed`` — items that ended failed, ``failed_by_code`` counted by their own code (the
       backend's ``item_corrupted``, ``invalid_id``, or the code of a transient failure that
       outlasted every retry) and ``failed_by_message`` by the export message code reporting them
@@ -255,6 +295,7 @@ class ExportSummary:
     out_dir: str
     exported: int = 0
     skipped: int = 0
+    repaired: int = 0
     failed: int = 0
     failed_by_code: dict[str, int] = field(default_factory=dict)
     failed_by_message: dict[str, int] = field(default_factory=dict)
@@ -311,6 +352,8 @@ class _Counters:
     taken_ahead: set[ItemId] = field(default_factory=set)
     #: The newest ``updated`` among the items pending when the run started (None: none was).
     carried_until: float | None = None
+    #: Ids marked exported whose files were missing or changed, written again by this run.
+    repairing: list[ItemId] = field(default_factory=list)
 
 
 class ExportAction(BaseAction[ExportParams]):
@@ -321,7 +364,12 @@ class ExportAction(BaseAction[ExportParams]):
     * ``sleep`` — every pause (the client's retries, rate pacing, the pause before a retry
       round); ``monotonic`` — the clock of those pauses and of the duration. Inject a fake clock's
       pair in tests and nothing sleeps for real.
-    * ``on_progress`` — called with an :class:`ExportProgress` after each chunk.
+    * ``on_progress`` — called with an :class:`ExportProgress` after each chunk;
+    * ``exporter`` — a :class:`~.exporter.BaseExporter` whose hooks convert and write each
+      item (default: the SDK's own output).
+
+    Raises:
+        TypeError: ``exporter`` is not a ``BaseExporter``.
 
     A client the action builds itself (from ``config``) uses ``sleep``/``monotonic`` and paces
     its list and bulk-fetch requests to the rate limit the backend reveals (:class:`RatePacer`);
@@ -345,6 +393,7 @@ class ExportAction(BaseAction[ExportParams]):
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         on_progress: Callable[[ExportProgress], None] | None = None,
+        exporter: BaseExporter | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(params, **kwargs)
@@ -358,17 +407,63 @@ class ExportAction(BaseAction[ExportParams]):
         self._phase = "main"
         self._pacer: RatePacer | None = None
         self._console_seen: set[LogMessageCode] = set()
+        self._storage: Storage | None = None
+        self._root_storage: Storage | None = None
+        self._index: ObjectIndex | None = None
+        #: One listing of a non-local storage per run (resume checks), kept current with the
+        #: objects this run writes.
+        self._listing: dict[str, ListedObject] | None = None
+        self._written: dict[ItemId, list[StoredObject]] = {}
+        #: The exporter's hooks (:class:`BaseExporter`: the SDK's own output).
+        self.exporter = exporter if exporter is not None else BaseExporter()
+        if not isinstance(self.exporter, BaseExporter):
+            raise TypeError(
+                f"exporter must be a BaseExporter, not {type(self.exporter).__name__}"
+            )
+        self._hook_errors: dict[ItemId, ExporterHookError] = {}
+        self._hook_streak = 0
 
     # -- folders and client ---------------------------------------------------------------------
 
     @property
     def target_dir(self) -> Path:
-        """The folder the item files are written to: ``<out_dir>/<target>``."""
-        return self.params.out_dir / self.params.target.value
+        """The local folder the item files are written to: ``<out_dir>/<target>``.
+
+        Raises:
+            ValueError: the output is a URL (use :attr:`storage`).
+        """
+        out = self.params.out_dir
+        if not isinstance(out, Path):
+            raise ValueError(f"the output {out!r} is not a local folder; see .storage")
+        return out / self.params.target.value
+
+    @property
+    def root_storage(self) -> Storage:
+        """The output, ``<out_dir>`` on its storage (where ``export_report.json`` goes)."""
+        if self._root_storage is None:
+            self._root_storage = open_storage(self.params.out_dir)
+        return self._root_storage
+
+    @property
+    def storage(self) -> Storage:
+        """Where the item files are written: ``<out_dir>/<target>`` on its storage."""
+        if self._storage is None:
+            self._storage = self.root_storage.child(self.params.target.value)
+        return self._storage
 
     def default_job_dir(self) -> Path:
-        """``<out_dir>/.synapse-export/<target>``: the ledger, job log and lock of this export."""
-        return self.params.out_dir / JOB_FOLDER / self.params.target.value
+        """The ledger, job log and lock of this export: ``<state_dir>/<target>``, where the
+        state folder is ``params.state_dir``, else ``<out_dir>/.synapse-export`` for a local
+        folder, else a local folder derived from the URL
+        (:func:`~synapse_sdk.storage.default_state_dir`)."""
+        out = self.params.out_dir
+        if self.params.state_dir is not None:
+            state = self.params.state_dir
+        elif isinstance(out, Path):
+            state = out / JOB_FOLDER
+        else:
+            state = default_state_dir(out)
+        return state / self.params.target.value
 
     def _build_v2_client(self) -> BackendV2Client:
         """A client on the action's sleep and clock whose rate-limited requests are paced (its
@@ -388,6 +483,13 @@ class ExportAction(BaseAction[ExportParams]):
     def _rate_limited(self, wait: float) -> None:
         """Tell the user the backend is limiting the rate (on the console once per run)."""
         self._note(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=round(wait, 2))
+
+    def close(self) -> None:
+        """Close what :class:`BaseAction` closes and the object index."""
+        super().close()
+        index, self._index = self._index, None
+        if index is not None:
+            index.close()
 
     def classify_failure(self, exc: BaseException) -> LogMessageCode | None:
         """Export failures are classified with ``classify_export_error``."""
@@ -416,6 +518,9 @@ class ExportAction(BaseAction[ExportParams]):
         self._whole_request_failed = False
         self._not_before = float("-inf")
         self._console_seen = set()
+        self._hook_streak = 0
+        self._hook_errors = {}
+        self.exporter.target = self.params.target.value
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
@@ -429,15 +534,30 @@ class ExportAction(BaseAction[ExportParams]):
             self._phase = "retry"
             self._drain()
             with self.step("finalize"):
+                # Aggregate files and the report are whole rewrites: a throttled or failed
+                # write is retried under the configured policy.
+                retrying = Retrying(
+                    self.config.retry_policy, sleep=self._sleep, clock=self._monotonic,
+                    name="export finalize",
+                )
+                retrying.call(self.exporter.additional_file_saving, ExportOutput(self.storage))
                 summary = self._summarize(started, requests_before, rejections_before)
+                retrying.call(self._write_report, summary)
                 self._phase = "done"
                 self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
                 return summary
 
     def _initialize(self) -> None:
-        self.target_dir.mkdir(parents=True, exist_ok=True)
-        clean_temp_files(self.target_dir)
+        self.root_storage.prepare()  # also removes a killed report write's temporary
+        storage = self.storage
+        storage.prepare()
+        self._written = {}
+        if not storage.is_local:
+            if self._index is None:
+                self._index = ObjectIndex(self.job_dir)
+            # One listing: a missing bucket or refused credentials stop the run here, early.
+            self._listing = storage.listing()
         self.log_message(ExportLogMessageCode.EXPORT_INITIALIZED)
         self.log_message(ExportLogMessageCode.EXPORT_TARGET, target=self.params.target.value)
         self.ledger.start_run()  # this run's retry rounds are its own
@@ -451,17 +571,29 @@ class ExportAction(BaseAction[ExportParams]):
             )
 
     def _requeue_damaged(self) -> int:
-        """Check the files of every item an earlier run exported (:meth:`_files_match`) and put
-        those that do not match back in the retry queue; returns how many."""
-        damaged: list[ItemId] = []
+        """Check the files of every item an earlier run exported and put those that do not match
+        back in the retry queue; returns how many. On local disk each item's files are read
+        (:meth:`_files_match`); elsewhere the run's one listing is compared with the object
+        index (sizes and checksums), with no request per item."""
         repaired = 0
+        batch: list[ItemId] = []
         for record in self.ledger.iter_exported():
-            if not self._files_match(record.id):
-                damaged.append(record.id)
-            if len(damaged) >= _MARK_EVERY:
-                repaired += self.ledger.requeue(damaged, _CODE_DAMAGED)
-                damaged = []
-        return repaired + self.ledger.requeue(damaged, _CODE_DAMAGED)
+            batch.append(record.id)
+            if len(batch) >= _MARK_EVERY:
+                repaired += self._requeue_unmatched(batch)
+                batch = []
+        return repaired + self._requeue_unmatched(batch)
+
+    def _requeue_unmatched(self, ids: list[ItemId]) -> int:
+        if not ids:
+            return 0
+        if self._index is not None and self._listing is not None:
+            present = self._index.present(ids, self._listing)
+            damaged = [i for i in ids if i not in present]
+        else:
+            damaged = [i for i in ids if not self._files_match(i)]
+        self._counts.repairing.extend(damaged)  # the report names those exported again
+        return self.ledger.requeue(damaged, _CODE_DAMAGED)
 
     def _newest_pending(self) -> float | None:
         """The newest ``updated`` of the items an earlier run left pending (read in batches).
@@ -750,7 +882,12 @@ class ExportAction(BaseAction[ExportParams]):
         records: list[ExportRecord] = []
         for item in fetched.items:
             try:
-                records.append(convert_item(item, self.params.target.value))
+                records.append(convert_with(self.exporter, item))
+                self._hook_streak = 0
+            except ExporterHookError as exc:
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                fetched.failed[exc.item_id] = self._hook_failed(exc, cause)  # type: ignore[index]
+                self._hook_systemic(exc)
             except UnsafeItemIdError as exc:
                 fetched.failed[exc.item_id] = _CODE_UNSAFE_ID  # type: ignore[index]
             except (ValueError, TypeError, RecursionError):
@@ -777,6 +914,11 @@ class ExportAction(BaseAction[ExportParams]):
                 )
                 outcomes = pool.map(self._save_one, records)
             for record, outcome in zip(records, outcomes, strict=True):
+                hook_error = self._hook_errors.pop(record.id, None)
+                if hook_error is not None:
+                    self._hook_systemic(hook_error)
+                elif outcome is None:
+                    self._hook_streak = 0
                 if outcome is None:
                     saved.append(record.id)
                     unmarked.append(record.id)
@@ -791,45 +933,99 @@ class ExportAction(BaseAction[ExportParams]):
         self.log_message(ExportLogMessageCode.EXPORT_FILES_SAVED, quiet=True, count=len(saved))
         return saved
 
+    def _hook_systemic(self, error: ExporterHookError) -> None:
+        """Count a hook failure; ``_MAX_HOOK_STREAK`` in a row with no item getting through
+        mean the exporter is broken, not the items: the error is raised and the step fails."""
+        self._hook_streak += 1
+        if self._hook_streak >= _MAX_HOOK_STREAK:
+            raise error
+
     def _mark_exported(self, ids: list[ItemId]) -> None:
         if ids:
-            fsync_dir(self.target_dir)
+            self.storage.sync()
+            written = {item_id: self._written.pop(item_id, []) for item_id in ids}
+            if self._index is not None:
+                self._index.put(written)  # before the mark: a kill between redoes the item
+            if self._listing is not None:
+                for objects in written.values():
+                    for obj in objects:
+                        self._listing[obj.name] = ListedObject(obj.size, obj.md5)
             self.ledger.mark_exported(ids)
             self._counts.exported += len(ids)
 
     def _save_one(self, record: ExportRecord) -> tuple[str | None, bool] | None:
-        """Write one item, original first and JSON last. None when done, else ``(code,
-        retryable)`` saying why not.
+        """Write one item through the exporter's save hooks, original first and JSON last.
+        None when done, else ``(code, retryable)`` saying why not.
 
-        Each item is its own failure domain: a transient download failure is retryable; a
-        backend error about this item (a checksum or size mismatch, a missing file) is not, nor
-        is an item the backend described wrongly (:func:`_item_fault`). Authentication errors
-        and errors that would hit every item (disk full, permissions) propagate and fail the
-        save step.
+        A transient download or storage failure is retryable; a backend error about this item
+        (a checksum or size mismatch, a missing file) is not, nor is an item the backend described
+        wrongly or whose id cannot name a file here (:func:`_item_fault`), nor a save hook's own
+        error (its classified code). Authentication, disk and permanent storage errors propagate
+        and fail the save step.
         """
+        content: bytes | None = None
+        if self.params.originals and record.has_original:
+            try:
+                content = self.v2_client.download_original(dict(record.source))
+            except SynapTransientError as exc:
+                return (getattr(exc, "error_code", None) or exc.code, True)
+            except BackendError as exc:
+                if isinstance(exc, AuthenticationError):
+                    raise
+                return (exc.error_code or exc.code, False)
+            except Exception as exc:
+                code = _item_fault(exc)
+                if code is None:
+                    raise
+                return (code, False)
+        output = ExportOutput(self.storage)
+        hook = "save_original_file"
         try:
-            self._write_item(record)
-        except SynapTransientError as exc:
-            return (getattr(exc, "error_code", None) or exc.code, True)
-        except BackendError as exc:
-            if isinstance(exc, AuthenticationError):
-                raise
-            return (exc.error_code or exc.code, False)
+            original_name = (
+                None if content is None
+                else self.exporter.save_original_file(record, content, output)
+            )
+            hook = "save_as_json"
+            self.exporter.save_as_json(record, original_name, output)
         except Exception as exc:
-            code = _item_fault(exc)
-            if code is None:
-                raise
-            return (code, False)
+            if output.failure is None:  # the hook's own error, not the storage's
+                fault = self._item_fault_in(hook, exc)
+                if fault is not None:
+                    return (fault, False)
+                error = ExporterHookError(hook, record.id)
+                self._hook_errors[record.id] = error  # counted by _save, in order
+                return (self._hook_failed(error, exc), False)
+        failure = output.failure
+        if failure is not None:  # even if a hook swallowed it
+            if isinstance(failure, SynapTransientError):  # storage throttled, 5xx, timed out
+                return (getattr(failure, "error_code", None) or failure.code, True)
+            raise failure
+        self._written[record.id] = output.written
         return None
 
-    def _write_item(self, record: ExportRecord) -> None:
-        """Download the item's original (when wanted) and write it, then the JSON record."""
-        original_name: str | None = None
-        if self.params.originals and record.has_original:
-            content = self.v2_client.download_original(dict(record.source))
-            original_name = record.original_name(content)
-            atomic_write(self.target_dir / original_name, content)
-        atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
+    def _item_fault_in(self, hook: str, exc: Exception) -> str | None:
+        """The item's own code for an error of save hook ``hook``: an id that cannot name a file
+        here always; a malformed item only from the default hook (a plugin's override reports
+        its own errors as the hook's)."""
+        if isinstance(exc, UnsafeItemIdError | OSError):
+            return _item_fault(exc)
+        if getattr(type(self.exporter), hook) is getattr(BaseExporter, hook):
+            return _item_fault(exc)
+        return None
+
+    def _hook_failed(self, error: ExporterHookError, cause: BaseException) -> str:
+        """Log a per-item hook failure (the chain kept on ``error``) and return the item's
+        code: the export code its chain classifies as."""
+        error.__cause__ = cause
+        code = classify_export_error(error) or ExportLogMessageCode.EXPORT_FAILED
+        self.log_message(
+            code,
+            quiet=True,
+            hook=error.hook,
+            item_id=str(error.item_id),
+            error=" <- ".join(type(e).__name__ for e in walk_chain(error)),
+        )
+        return str(code.value)
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
@@ -863,9 +1059,10 @@ class ExportAction(BaseAction[ExportParams]):
             by_message[message] = by_message.get(message, 0) + count
         return ExportSummary(
             target=self.params.target.value,
-            out_dir=str(self.params.out_dir),
+            out_dir=redact_url(str(self.params.out_dir)),
             exported=self._counts.exported,
             skipped=self._counts.skipped,
+            repaired=len(self._repaired()),
             failed=ledger.failed,
             failed_by_code=by_code,
             failed_by_message=by_message,
@@ -880,6 +1077,22 @@ class ExportAction(BaseAction[ExportParams]):
             - rejections_before,
             duration=self._monotonic() - started,
         )
+
+    def _write_report(self, summary: ExportSummary) -> None:
+        """Write ``export_report.json`` at the root of the output (atomically)."""
+        report = build_report(
+            summary.as_dict(),
+            self.ledger.iter_failed(),
+            self._repaired(),
+            lambda code: str(_item_message(code).value),
+        )
+        self.root_storage.write(REPORT_NAME, report_bytes(report))
+
+    def _repaired(self) -> list[ItemId]:
+        """The ids this run repaired: found damaged, and exported again by now."""
+        candidates = dict.fromkeys(self._counts.repairing)
+        exported = self.ledger.exported_among(candidates)
+        return [item_id for item_id in candidates if item_id in exported]
 
     def _report(self, summary: ExportSummary) -> None:
         """Log each failed code with its count, the first failed items, and the outcome."""
@@ -929,7 +1142,7 @@ class ExportAction(BaseAction[ExportParams]):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JobLockedError(
-                    f"another export is running over {str(self.params.out_dir)!r} "
+                    f"another export is running over {redact_url(str(self.params.out_dir))!r} "
                     f"({self.params.target.value}); wait for it or choose another folder"
                 ) from None
             yield
@@ -956,8 +1169,11 @@ def _item_fault(exc: Exception) -> str | None:
 
 
 def _item_message(code: str) -> LogMessageCode:
-    """The export message code reporting items that ended failed with the per-item ``code``."""
+    """The export message code reporting items that ended failed with the per-item ``code``
+    (an exporter hook's failure is recorded with the export code itself)."""
     known = _ITEM_CODE_MESSAGES.get(code)
     if known is not None:
         return known
+    if code in ExportLogMessageCode.__members__:
+        return ExportLogMessageCode[code]
     return classify_export_error(message=code) or ExportLogMessageCode.EXPORT_FAILED

@@ -47,6 +47,16 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
 _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
+    # The output storage's failures, mapped into the tree at the storage boundary
+    # (synapse_sdk.storage.errors); first, since their chains also hold the storage library's
+    # own PermissionError / FileNotFoundError / OSError.
+    (Gated(r"\bStorageAccessDeniedError\b", "storageaccessdeniederror"),
+     _E.EXPORT_FAILED_STORAGE_ACCESS_DENIED),
+    (Gated(r"\bStorageNotFoundError\b", "storagenotfounderror"),
+     _E.EXPORT_FAILED_STORAGE_NOT_FOUND),
+    (Gated(r"\bStorage(?:Throttled|Unavailable)Error\b", "storagethrottlederror",
+           "storageunavailableerror"), _E.EXPORT_FAILED_SERVICE_UNAVAILABLE),
+    (Gated(r"\bStorageTimeoutError\b", "storagetimeouterror"), _E.EXPORT_FAILED_TIMEOUT),
     # A second run of a job the backend still has running: "Job is currently running".
     (fp.JOB_RUNNING, _E.EXPORT_FAILED_JOB_RUNNING),
     # A plugin built for another SDK version: "No module named 'synapse_sdk.plugins.x'",
@@ -126,6 +136,8 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_PERMISSION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_STORAGE_UNSUPPORTED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_STORAGE_ACCESS_DENIED: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_STORAGE_NOT_FOUND: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_INVALID_KEY: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_AUTHENTICATION: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_TLS: RetrySemantics.NO_RETRY,

@@ -34,6 +34,8 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
     EXPORT_FAILED_PERMISSION = ("EXPORT_FAILED_PERMISSION", LogLevel.ERROR)
     EXPORT_FAILED_STORAGE_UNSUPPORTED = ("EXPORT_FAILED_STORAGE_UNSUPPORTED", LogLevel.ERROR)
+    EXPORT_FAILED_STORAGE_ACCESS_DENIED = ("EXPORT_FAILED_STORAGE_ACCESS_DENIED", LogLevel.ERROR)
+    EXPORT_FAILED_STORAGE_NOT_FOUND = ("EXPORT_FAILED_STORAGE_NOT_FOUND", LogLevel.ERROR)
     EXPORT_FAILED_INVALID_KEY = ("EXPORT_FAILED_INVALID_KEY", LogLevel.ERROR)
     EXPORT_FAILED_AUTHENTICATION = ("EXPORT_FAILED_AUTHENTICATION", LogLevel.ERROR)
     EXPORT_FAILED_TLS = ("EXPORT_FAILED_TLS", LogLevel.ERROR)
@@ -118,6 +120,18 @@ register_log_messages({
     _E.EXPORT_FAILED_STORAGE_UNSUPPORTED: {
         "en": "Export failed: the configured storage type is not supported.",
         "ko": "내보내기 실패: 설정된 스토리지 유형은 지원되지 않습니다.",
+    },
+    _E.EXPORT_FAILED_STORAGE_ACCESS_DENIED: {
+        "en": "Export failed: the output storage refused access. Check the storage "
+              "credentials and that they may write to the bucket or folder.",
+        "ko": "내보내기 실패: 출력 스토리지가 접근을 거부했습니다. 스토리지 자격 증명과 해당 "
+              "버킷 또는 폴더에 쓰기 권한이 있는지 확인하세요.",
+    },
+    _E.EXPORT_FAILED_STORAGE_NOT_FOUND: {
+        "en": "Export failed: the output bucket does not exist. Check the output URL, or "
+              "create the bucket first.",
+        "ko": "내보내기 실패: 출력 버킷이 없습니다. 출력 URL을 확인하거나 버킷을 먼저 "
+              "만드세요.",
     },
     _E.EXPORT_FAILED_INVALID_KEY: {
         "en": "Export failed: the data is missing an expected field. Check that the export "

@@ -4,9 +4,9 @@ Everything here is free of backend and logging concerns so each piece can be tes
 
 * :func:`item_filename` turns an item id into a file name, refusing ids that could escape the
   output folder (``../``, absolute paths, separators, NUL, control characters);
-* :func:`atomic_write` writes a file so that a kill at any instant leaves either the old file,
-  the complete new one, or nothing: a temporary file in the same folder, ``fsync``, then
-  ``os.replace``; :func:`clean_temp_files` removes temporaries a killed run left behind;
+* :func:`atomic_write` (from :mod:`synapse_sdk.storage`, the one place files are written)
+  writes a file so that a kill at any instant leaves either the old file, the complete new one,
+  or nothing; :func:`clean_temp_files` removes temporaries a killed run left behind;
 * :func:`convert_item` turns a backend item into the export JSON record;
 * :func:`chunked` groups an iterable into lists without reading ahead;
 * :class:`RatePacer` paces a backend client's requests (a transport ``pacer``) to the rate limit
@@ -15,24 +15,29 @@ Everything here is free of backend and logging concerns so each piece can be tes
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import secrets
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Final, TypeVar
 
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry import decide_wait
 from synapse_sdk.retry_after import rate_limit_from_headers, retry_after_from_headers
+from synapse_sdk.storage._local import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    atomic_write,
+    clean_temp_files,
+    fsync_dir,
+)
 
 __all__ = [
     "ORIGINAL_MARK",
@@ -42,20 +47,18 @@ __all__ = [
     "RatePacer",
     "UnsafeItemIdError",
     "atomic_write",
+    "checked_item",
     "chunked",
     "clean_temp_files",
     "convert_item",
+    "default_record",
     "fsync_dir",
     "item_filename",
     "name_key",
     "original_extension",
+    "record_for",
     "sha256_hex",
 ]
-
-#: Temporary files are named ``.<final name>.<random>.tmp`` so they are hidden, never collide
-#: with an item's file, and :func:`clean_temp_files` can find them.
-TEMP_PREFIX: Final = "."
-TEMP_SUFFIX: Final = ".tmp"
 
 _MAX_ID_LENGTH: Final = 128
 #: Most filesystems cap a file name at 255 bytes; the longest name an id gets is the temporary
@@ -64,7 +67,6 @@ _MAX_ID_BYTES: Final = 255 - 36
 _DEFAULT_EXTENSION: Final = "bin"
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 _SUFFIX = re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,10})?")
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 # Characters an id may never contain in a file name: separators of every platform, NUL and the
 # rest of the C0 controls, DEL and the C1 controls (they break terminals, logs and some
 # filesystems), and lone surrogates (no filesystem encoding can write them).
@@ -230,67 +232,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fsync_dir(directory: str | Path) -> None:
-    """Flush a folder's entries (the renames into it) to disk; a no-op where folders cannot be
-    opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically: all of it or nothing, even under ``kill -9``.
-
-    The bytes go to a hidden temporary file in the same folder, are flushed and (by default)
-    fsynced, and the file is then renamed over ``path`` with ``os.replace``. Readers see the old
-    file or the complete new one, never a part. The temporary file is removed if anything fails;
-    a *kill* can leave one behind, which :func:`clean_temp_files` removes.
-
-    Raises:
-        TypeError: ``data`` is not bytes.
-        OSError: the folder is missing or the write fails (disk full, permissions).
-    """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    target = Path(path)
-    temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def clean_temp_files(directory: str | Path) -> int:
-    """Remove the temporary files :func:`atomic_write` left in ``directory`` when a run was
-    killed; return how many were removed. Other files are never touched."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False) and _TEMP_NAME.fullmatch(entry.name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
-    return removed
-
-
 @dataclass(frozen=True, slots=True)
 class ExportRecord:
     """One item converted for export: its id, its JSON record, and where its files go.
@@ -323,11 +264,8 @@ class ExportRecord:
         return (text + "\n").encode("utf-8")
 
 
-def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
-    """Turn a backend item into its export record.
-
-    The record keeps the item's ``id``, ``resource``, ``project_id`` and ``data``, and describes
-    the original file as saved beside it (``file``, ``size``, ``sha256``).
+def checked_item(item: Mapping[str, Any]) -> tuple[ItemId, str]:
+    """The id of a backend item and its JSON file name, after checking both.
 
     Raises:
         ValueError: the item is not a mapping with an ``id`` (a malformed backend answer).
@@ -337,22 +275,53 @@ def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
     if not isinstance(item, Mapping) or "id" not in item:
         raise ValueError(f"a backend item must be an object with an 'id', got {_brief(item)}")
     item_id = item["id"]
-    json_name = item_filename(item_id, "json")
+    return item_id, item_filename(item_id, "json")
+
+
+def default_record(item: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """The export record of a backend item: its ``id``, ``resource``, ``project_id`` and
+    ``data``, and the description of its original file (``file``, ``size``, ``sha256``)."""
     original = item.get("original")
     described: dict[str, Any] | None = None
-    sha: str | None = None
     if isinstance(original, Mapping):
         raw_sha = original.get("sha256")
         sha = raw_sha.lower() if isinstance(raw_sha, str) else None
         described = {"file": None, "size": original.get("size"), "sha256": sha}
-    record = {
-        "id": item_id,
+    return {
+        "id": item.get("id"),
         "resource": item.get("resource", target),
         "project_id": item.get("project_id"),
         "data": item.get("data"),
         "original": described,
     }
-    return ExportRecord(item_id, record, json_name, described is not None, sha, item)
+
+
+def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
+    """Turn a backend item into its export record (:func:`default_record`), the conversion of
+    the default exporter.
+
+    Raises:
+        ValueError: the item is not a mapping with an ``id`` (a malformed backend answer).
+        UnsafeItemIdError: the id cannot be used as a file name.
+        TypeError: the id is neither an ``int`` nor a ``str``.
+    """
+    return record_for(item, default_record(item, target))
+
+
+def record_for(item: Mapping[str, Any], record: dict[str, Any]) -> ExportRecord:
+    """The :class:`ExportRecord` of a backend item whose converted record is ``record``; the
+    original file is described from the item as the backend sent it.
+
+    Raises:
+        ValueError, UnsafeItemIdError, TypeError: as :func:`checked_item`.
+    """
+    item_id, json_name = checked_item(item)
+    original = item.get("original")
+    sha: str | None = None
+    if isinstance(original, Mapping):
+        raw_sha = original.get("sha256")
+        sha = raw_sha.lower() if isinstance(raw_sha, str) else None
+    return ExportRecord(item_id, record, json_name, isinstance(original, Mapping), sha, item)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
