@@ -59,7 +59,9 @@ FAILURE_RATE = 0.10
 # -- the naive client (runs in a worker subprocess) --------------------------------------------
 
 
-def naive_export(url: str, token: str, out: Path, originals: bool, pause: float) -> dict[str, Any]:
+def naive_export(
+    url: str, token: str, tenant: str, out: Path, originals: bool, pause: float
+) -> dict[str, Any]:
     """Export every task the naive way; returns counters."""
     import httpx
 
@@ -67,7 +69,7 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
 
     target = out / RESOURCE
     target.mkdir(parents=True, exist_ok=True)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"SYNAPSE-ACCESS-TOKEN": token, "SYNAPSE-Tenant": tenant}
     requests = exported = 0
     with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
 
@@ -119,13 +121,14 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
     return {"exported": exported, "requests_client": requests}
 
 
-def ours_export(url: str, token: str, out: Path, originals: bool) -> dict[str, Any]:
+def ours_export(url: str, token: str, tenant: str, out: Path, originals: bool) -> dict[str, Any]:
     """Export every task with the export action; returns counters."""
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.actions.export.action import ExportAction
 
     params = {"out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE, "originals": originals}
-    with ExportAction(params, config=SDKConfig(backend_url=url, token=token)) as action:
+    config = SDKConfig(backend_url=url, token=token, tenant=tenant)
+    with ExportAction(params, config=config) as action:
         summary = action.run()
     return {
         "exported": summary.exported,
@@ -137,16 +140,16 @@ def ours_export(url: str, token: str, out: Path, originals: bool) -> dict[str, A
 
 def worker(args: argparse.Namespace) -> None:
     """Run one export in this (sub)process and print its figures as one JSON line."""
-    token = os.environ["BENCH_TOKEN"]
+    token, tenant = os.environ["BENCH_TOKEN"], os.environ["BENCH_TENANT"]
     import httpx  # noqa: F401 - imported before the clock starts, like the SDK below
 
     import synapse_sdk.plugins.actions.export.action  # noqa: F401
 
     started = time.perf_counter()
     if args.worker == "ours":
-        result = ours_export(args.url, token, Path(args.out), args.originals)
+        result = ours_export(args.url, token, tenant, Path(args.out), args.originals)
     else:
-        result = naive_export(args.url, token, Path(args.out), args.originals, args.pause)
+        result = naive_export(args.url, token, tenant, Path(args.out), args.originals, args.pause)
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
@@ -207,7 +210,7 @@ def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
             sys.executable, __file__, "--worker", side, "--url", emu.url, "--out", out,
             "--pause", str(args.pause),
         ] + (["--originals"] if args.originals else [])
-        env = {**os.environ, "BENCH_TOKEN": emu.token}
+        env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")

@@ -56,7 +56,9 @@ IDS = list(range(1, 301))
 
 
 def _client(emu: Emulator, clock: FakeClock) -> BackendV2Client:
-    return BackendV2Client(base_url=emu.url, token=emu.token, sleep=clock.sleep, clock=clock)
+    return BackendV2Client(
+        base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep, clock=clock
+    )
 
 
 def test_partial_failure_is_logged_as_warning_and_failed_ids_enqueued(

@@ -18,6 +18,7 @@ from synapse_sdk.config import RetryPolicy, SDKConfig
 
 BASE = "https://backend.test"
 TOKEN = "tok-SECRET-1234567890"
+TENANT = "acme"
 
 
 class Clock:
@@ -54,7 +55,7 @@ def config(retry: RetryPolicy | None = None, **changes: Any) -> SDKConfig:
         retry_policy=retry if retry is not None else policy(),
         backend_url=BASE,
         token=TOKEN,
-        **changes,
+        **{"tenant": TENANT, **changes},
     )
 
 
@@ -110,7 +111,7 @@ class FakeBulk:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        assert request.headers["synapse-access-token"] == TOKEN
         if request.method == "GET":
             limit = int(request.url.params["limit"])
             start = int(request.url.params.get("cursor", "0"))

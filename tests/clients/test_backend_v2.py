@@ -388,7 +388,7 @@ def test_download_original_checks_size_and_sha(clock: Clock) -> None:
     client = sync_client(handler, clock)
     assert client.download_original(original_item(content)) == content
     assert str(handler.requests[0].url) == f"{BASE}/v2/files/tasks/7/original"
-    assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert handler.requests[0].headers["synapse-access-token"] == TOKEN
 
 
 def test_checksum_mismatch_is_a_clear_error(clock: Clock) -> None:
@@ -428,7 +428,8 @@ def test_download_from_another_origin_sends_no_token(clock: Clock) -> None:
     handler = Scripted([reply(200, content)])
     client = sync_client(handler, clock)
     client.download_original(original_item(content, url="https://cdn.example/f/7?sig=1"))
-    assert "authorization" not in handler.requests[0].headers
+    assert "synapse-access-token" not in handler.requests[0].headers
+    assert "synapse-tenant" not in handler.requests[0].headers
 
 
 @pytest.mark.parametrize(

@@ -53,14 +53,14 @@ def fake_clock() -> FakeClock:
 def sync_client(emu: Emulator, clock: FakeClock) -> BackendV2Client:
     return BackendV2Client(
         SDKConfig(retry_policy=retry_policy()), base_url=emu.url, token=emu.token,
-        sleep=clock.sleep, clock=clock, rng=random.Random(3),
+        tenant=emu.tenant, sleep=clock.sleep, clock=clock, rng=random.Random(3),
     )
 
 
 def async_client(emu: Emulator, clock: FakeClock) -> AsyncBackendV2Client:
     return AsyncBackendV2Client(
         SDKConfig(retry_policy=retry_policy()), base_url=emu.url, token=emu.token,
-        sleep=clock.asleep, clock=clock, rng=random.Random(3),
+        tenant=emu.tenant, sleep=clock.asleep, clock=clock, rng=random.Random(3),
     )
 
 
@@ -215,7 +215,8 @@ def test_errors_classify_as_the_seed_says(fake_clock: FakeClock) -> None:
     faults = FaultProfile(seed=3, permanent_failure_rate=0.2, rate_limit=RateLimit(1.0, 1))
     no_retry = SDKConfig(retry_policy=None)
     with Emulator(items=40, seed=2, faults=faults, clock=fake_clock) as emu, BackendV2Client(
-        no_retry, base_url=emu.url, token=emu.token, sleep=fake_clock.sleep, clock=fake_clock
+        no_retry, base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=fake_clock.sleep,
+        clock=fake_clock,
     ) as client:
         outcomes = []
         for ids in (list(range(1, 41)), [1, 2, 40_000]):
@@ -237,3 +238,23 @@ def test_errors_classify_as_the_seed_says(fake_clock: FakeClock) -> None:
     assert invalid.failed_ids == (40_000,)
     assert limited_code is Code.EXPORT_FAILED_RATE_LIMITED
     assert limited.retry_after_seconds is not None and limited.retry_after_seconds > 0
+
+
+def test_a_client_without_the_tenant_is_refused_with_the_schemas_403(fake_clock: FakeClock) -> None:
+    with Emulator(items=3, clock=fake_clock) as emu, BackendV2Client(
+        base_url=emu.url, token=emu.token, sleep=fake_clock.sleep, clock=fake_clock
+    ) as client:
+        with pytest.raises(BackendAuthenticationError) as info:
+            client.tasks.list_page()
+        assert info.value.status_code == 403
+        assert info.value.error_code == "PERMISSION_DENIED"
+        assert emu.token not in str(info.value)
+
+
+def test_the_legacy_drf_token_is_accepted(fake_clock: FakeClock) -> None:
+    with Emulator(items=3, clock=fake_clock) as emu, BackendV2Client(
+        SDKConfig(token_kind="drf"), base_url=emu.url, token=emu.token, tenant=emu.tenant,
+        sleep=fake_clock.sleep, clock=fake_clock,
+    ) as client:
+        assert [item["id"] for item in client.tasks.iter()] == [1, 2, 3]
+    assert all(record.authenticated for record in emu.requests)

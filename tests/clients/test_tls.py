@@ -109,12 +109,12 @@ def _config() -> SDKConfig:
 
 
 def _sync(emu: Emulator, clock: Clock, **kwargs: Any) -> BackendV2Client:
-    options: dict[str, Any] = {"base_url": emu.url, "token": TOKEN, **kwargs}
+    options: dict[str, Any] = {"base_url": emu.url, "token": TOKEN, "tenant": emu.tenant, **kwargs}
     return BackendV2Client(_config(), sleep=clock.sleep, clock=clock, **options)
 
 
 def _async(emu: Emulator, clock: Clock, **kwargs: Any) -> AsyncBackendV2Client:
-    options: dict[str, Any] = {"base_url": emu.url, "token": TOKEN, **kwargs}
+    options: dict[str, Any] = {"base_url": emu.url, "token": TOKEN, "tenant": emu.tenant, **kwargs}
     return AsyncBackendV2Client(_config(), sleep=clock.asleep, clock=clock, **options)
 
 

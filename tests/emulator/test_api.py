@@ -139,10 +139,19 @@ def test_oversized_body_is_413(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong-token", "Basic dXNlcjpwYXNz", "Bearer", ""]
+    ("headers", "code"),
+    [
+        ({}, "NOT_AUTHENTICATED"),
+        ({"Authorization": "Bearer wrong-token"}, "NOT_AUTHENTICATED"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "NOT_AUTHENTICATED"),
+        ({"Authorization": "Token"}, "NOT_AUTHENTICATED"),
+        ({"SYNAPSE-ACCESS-TOKEN": ""}, "NOT_AUTHENTICATED"),
+        ({"Authorization": "Token syn_wrong"}, "AUTHENTICATION_FAILED"),
+        ({"SYNAPSE-ACCESS-TOKEN": "syn_wrong", "SYNAPSE-Tenant": "emulator"},
+         "AUTHENTICATION_FAILED"),
+    ],
 )
-def test_missing_or_bad_token_is_401(emu: Emulator, authorization: str | None) -> None:
-    headers = {} if authorization is None else {"Authorization": authorization}
+def test_missing_or_bad_token_is_401(emu: Emulator, headers: dict[str, str], code: str) -> None:
     requests = (
         ("GET", "/v2/tasks/"),
         ("POST", "/v2/tasks/bulk-fetch/"),
@@ -152,10 +161,41 @@ def test_missing_or_bad_token_is_401(emu: Emulator, authorization: str | None) -
         responses = [anonymous.request(m, path, json={"ids": [1]}) for m, path in requests]
     for response in responses:
         assert response.status_code == 401
-        assert response.json()["error"]["code"] == "unauthorized"
-        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["error"]["code"] == code
+        assert response.headers["www-authenticate"] == "Token"
         assert emu.token not in response.text
     assert not any(record.authenticated for record in emu.requests)
+
+
+@pytest.mark.parametrize("tenant", [None, "", "another-tenant", "Token another-tenant"])
+def test_a_valid_token_without_this_tenant_is_403(emu: Emulator, tenant: str | None) -> None:
+    headers = {"SYNAPSE-ACCESS-TOKEN": emu.token}
+    if tenant is not None:
+        headers["SYNAPSE-Tenant"] = tenant
+    with httpx.Client(base_url=emu.url, headers=headers) as foreign:
+        response = foreign.get("/v2/tasks/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert emu.token not in response.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"SYNAPSE-Tenant": "emulator"},
+        {"SYNAPSE-Tenant": "Token emulator"},  # the v1-compatible tenant form
+    ],
+)
+@pytest.mark.parametrize("legacy", [False, True], ids=["access-token", "drf-token"])
+def test_the_access_token_or_the_legacy_drf_token_with_the_tenant_is_let_in(
+    emu: Emulator, headers: dict[str, str], legacy: bool
+) -> None:
+    assert emu.token.startswith("syn_") and emu.tenant == "emulator"
+    token = {"Authorization": f"Token {emu.token}"} if legacy else {
+        "SYNAPSE-ACCESS-TOKEN": emu.token
+    }
+    with httpx.Client(base_url=emu.url, headers={**headers, **token}) as http:
+        assert http.get("/v2/tasks/").status_code == 200
 
 
 def test_unknown_resource_route_and_method_are_json_errors(client: httpx.Client) -> None:

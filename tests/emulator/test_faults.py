@@ -94,7 +94,8 @@ def test_each_token_has_its_own_bucket(clock: FakeClock) -> None:
     with Emulator(items=5, faults=faults, clock=clock) as emu, emu.client() as first:
         second_token = emu.add_token()
         with httpx.Client(
-            base_url=emu.url, headers={"Authorization": f"Bearer {second_token}"}
+            base_url=emu.url,
+            headers={"SYNAPSE-ACCESS-TOKEN": second_token, "SYNAPSE-Tenant": emu.tenant},
         ) as second:
             assert first.get("/v2/tasks/").status_code == 200
             assert first.get("/v2/tasks/").status_code == 429

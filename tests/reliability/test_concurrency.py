@@ -331,10 +331,10 @@ def _ids_of(worker: int, call: int) -> list[int]:
     return [rng.randint(1, ITEMS) for _ in range(70)]
 
 
-def _reference(url: str, token: str, clock: FakeClock) -> dict[int, dict[str, Any]]:
+def _reference(emu: Emulator, clock: FakeClock) -> dict[int, dict[str, Any]]:
     """Every task item, fetched once by one thread from a fault-free emulator view."""
-    with BackendV2Client(_config(), base_url=url, token=token, sleep=clock.sleep,
-                         clock=clock) as client:
+    with BackendV2Client(_config(), base_url=emu.url, token=emu.token, tenant=emu.tenant,
+                         sleep=clock.sleep, clock=clock) as client:
         return {item["id"]: item for item in client.tasks.iter(limit=500)}
 
 
@@ -376,9 +376,10 @@ def _check_log(emu: Emulator, logical_calls: int, stats: dict[str, int]) -> None
 def test_sync_client_shared_by_threads(faults: FaultProfile | None) -> None:
     clock = FakeClock()
     with Emulator(items=ITEMS, seed=3, clock=clock) as clean:
-        reference = _reference(clean.url, clean.token, clock)
+        reference = _reference(clean, clock)
     with Emulator(items=ITEMS, seed=3, faults=faults, clock=clock) as emu, BackendV2Client(
-        _config(), base_url=emu.url, token=emu.token, sleep=clock.sleep, clock=clock,
+        _config(), base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep,
+        clock=clock,
         rng=random.Random(4),
     ) as client:
 
@@ -415,9 +416,9 @@ def test_sync_client_shared_by_threads(faults: FaultProfile | None) -> None:
 async def test_async_client_shared_by_tasks(faults: FaultProfile | None) -> None:
     clock = FakeClock()
     async with Emulator(items=ITEMS, seed=3, clock=clock) as clean:
-        reference = await asyncio.to_thread(_reference, clean.url, clean.token, clock)
+        reference = await asyncio.to_thread(_reference, clean, clock)
     async with Emulator(items=ITEMS, seed=3, faults=faults, clock=clock) as emu, \
-            AsyncBackendV2Client(_config(), base_url=emu.url, token=emu.token,
+            AsyncBackendV2Client(_config(), base_url=emu.url, token=emu.token, tenant=emu.tenant,
                                  sleep=clock.asleep, clock=clock, rng=random.Random(4)) as client:
 
         async def work(worker: int) -> int:
@@ -570,7 +571,7 @@ def test_a_second_export_over_the_same_folder_is_refused_while_one_runs(tmp_path
     clock = FakeClock()
     refused: list[BaseException] = []
     with Emulator(items=30, clock=clock) as emu, BackendV2Client(
-        base_url=emu.url, token=emu.token, sleep=clock.sleep, clock=clock
+        base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep, clock=clock
     ) as client:
 
         def second_run(progress: ExportProgress) -> None:

@@ -155,7 +155,7 @@ def test_tokens_stay_out_of_logs_errors_and_request_logs_on_backend_paths(
     with Emulator(items=80, faults=faults, clock=clock) as emu:
         good, wrong = emu.token, _token("wrong")
         with BackendV2Client(SDKConfig(retry_policy=policy), base_url=emu.url, token=good,
-                             sleep=clock.sleep, clock=clock) as client:
+                             tenant=emu.tenant, sleep=clock.sleep, clock=clock) as client:
             client.tasks.list_page(limit=10)
             try:
                 items = client.tasks.bulk_fetch(list(range(1, 81)))
@@ -180,7 +180,7 @@ def test_tokens_stay_out_of_logs_errors_and_request_logs_on_backend_paths(
         assert secret not in blob
     http_events = [r for r in caplog.records if r.getMessage() == "synapse_sdk.http.request"]
     assert http_events and all(
-        r.headers["Authorization"] == "[REDACTED]" for r in http_events  # type: ignore[attr-defined]
+        r.headers["SYNAPSE-ACCESS-TOKEN"] == "[REDACTED]" for r in http_events  # type: ignore[attr-defined]
     )
     assert any(r.name.startswith("httpx") for r in caplog.records)
 
@@ -192,7 +192,7 @@ def test_tokens_stay_out_of_the_export_job_log_console_and_errors(
     clock = FakeClock()
     with Emulator(items=40, faults="mild", clock=clock) as emu:
         console_text = io.StringIO()
-        config = SDKConfig(backend_url=emu.url, token=emu.token)
+        config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant)
         action = ExportAction({"out_dir": tmp_path / "ok", "batch_size": 15}, config=config,
                               sleep=clock.sleep, monotonic=clock,
                               console=Console(file=console_text, width=200))
@@ -224,10 +224,11 @@ def test_the_export_cli_never_prints_the_token(tmp_path: Path) -> None:
     runner = CliRunner()
     with Emulator(items=12) as emu:
         ok = runner.invoke(cli_main, ["export", "--backend", emu.url, "--out", str(tmp_path / "a"),
-                                      "--json"], env={"SYNAPSE_TOKEN": emu.token})
+                                      "--json"],
+                           env={"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant})
         wrong = _token("wrong")
         refused = runner.invoke(cli_main, ["export", "--backend", emu.url, "--token", wrong,
-                                           "--out", str(tmp_path / "b")])
+                                           "--tenant", emu.tenant, "--out", str(tmp_path / "b")])
         token = emu.token
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout.strip().splitlines()[-1])["exported"] == 12

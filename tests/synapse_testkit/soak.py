@@ -613,7 +613,8 @@ def soak(config: SoakConfig, log: Callable[[str], None] = print) -> SoakResult:
             seed_seconds = time.monotonic() - seeding
             tally = _tally_class()(config.items, profile)
             emu.state.log = tally
-            env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_LANGUAGE": "en"}
+            env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant,
+                   "SYNAPSE_LANGUAGE": "en"}
             url = emu.url
             command = export_command(out, url)
             log(f"emulator at {emu.url} ({config.items} items, seeded in {seed_seconds:.1f} s); "

@@ -135,7 +135,24 @@ def _check_language(ctx: click.Context, param: click.Parameter, value: str | Non
     default=None,
     show_envvar=True,
     metavar="TOKEN",
-    help="Bearer token for --backend. Prefer the environment variable: it stays out of ps.",
+    help="Access token (syn_…) for --backend. Prefer the environment variable: it stays out "
+    "of ps.",
+)
+@click.option(
+    "--tenant",
+    envvar="SYNAPSE_TENANT",
+    default=None,
+    show_envvar=True,
+    metavar="CODE",
+    help="Tenant code for --backend (sent as SYNAPSE-Tenant).",
+)
+@click.option(
+    "--token-kind",
+    type=click.Choice(["access", "drf"]),
+    default="access",
+    show_default=True,
+    help="How --token is sent: access (SYNAPSE-ACCESS-TOKEN) or drf (legacy Authorization: "
+    "Token).",
 )
 @click.option(
     "--lang",
@@ -172,6 +189,8 @@ def export(
     out_dir: Path,
     backend: str | None,
     token: str | None,
+    tenant: str | None,
+    token_kind: str,
     language: str,
     faults: str | None,
     items: int | None,
@@ -194,17 +213,26 @@ def export(
             )
         if not token:
             raise click.UsageError("--backend needs a token: --token T or SYNAPSE_TOKEN")
+        if not tenant:
+            raise click.UsageError(
+                "--backend needs a tenant: --tenant CODE or SYNAPSE_TENANT "
+                "(the backend refuses requests without one)"
+            )
     labels = _labels(language)
     emulator: Emulator | None = None
     if backend is None:
         emulator = _start_emulator(items, seed, faults)
-        backend, token = emulator.url, emulator.token
+        backend, token, tenant, token_kind = (
+            emulator.url, emulator.token, emulator.tenant, "access"
+        )
     try:
         code = _run(
             target=target,
             out_dir=out_dir,
             backend=backend,
             token=token,
+            tenant=tenant,
+            token_kind=token_kind,
             language=language,
             retry_rounds=retry_rounds,
             as_json=as_json,
@@ -238,6 +266,8 @@ def _run(
     out_dir: Path,
     backend: str,
     token: str | None,
+    tenant: str | None,
+    token_kind: str,
     language: str,
     retry_rounds: int,
     as_json: bool,
@@ -267,7 +297,13 @@ def _run(
     total = emulator.items if emulator is not None else None
     progress = _progress(err, labels["progress"].format(target=target), total, interactive)
     try:
-        config = SDKConfig(backend_url=backend, token=token, language=language)
+        config = SDKConfig(
+            backend_url=backend,
+            token=token,
+            tenant=tenant,
+            token_kind="drf" if token_kind == "drf" else "access",
+            language=language,
+        )
         action = ExportAction(
             {
                 "target": target,

@@ -98,10 +98,12 @@ from synapse_sdk.retry import Retrying, remaining_time
 from synapse_sdk.retry_after import retry_after_from_headers
 
 __all__ = [
+    "ACCESS_TOKEN_HEADER",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "ERROR_BODY_LIMIT",
     "HTTPX_ERROR_MAP",
     "HTTPX_NOT_MAPPED",
+    "TENANT_HEADER",
     "AsyncTransport",
     "ClientCertificate",
     "ClientStats",
@@ -110,6 +112,7 @@ __all__ = [
     "Response",
     "Transport",
     "VerifyTypes",
+    "credential_headers",
     "error_for_status",
     "map_transport_error",
     "redact_headers",
@@ -132,8 +135,18 @@ _ENVELOPE_SHOWN = 4096
 #: Longest ``X-Request-ID`` quoted in an error message.
 _REQUEST_ID_SHOWN = 200
 _REDACTED: Final = "[REDACTED]"
+#: The headers of the backend's credentials (the real v2 API's names).
+ACCESS_TOKEN_HEADER: Final = "SYNAPSE-ACCESS-TOKEN"
+TENANT_HEADER: Final = "SYNAPSE-Tenant"
 _SENSITIVE_HEADERS: Final = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        ACCESS_TOKEN_HEADER.lower(),
+    }
 )
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
@@ -543,6 +556,20 @@ def _validate_token(token: object) -> str | None:
     return token
 
 
+def credential_headers(token: str | None, tenant: str | None, kind: str) -> dict[str, str]:
+    """The headers presenting ``token`` (``SYNAPSE-ACCESS-TOKEN``, or ``Authorization: Token``
+    when ``kind`` is ``drf``) and ``tenant`` (``SYNAPSE-Tenant``, raw) to the backend."""
+    headers: dict[str, str] = {}
+    if token is not None:
+        if kind == "drf":
+            headers["Authorization"] = f"Token {token}"
+        else:
+            headers[ACCESS_TOKEN_HEADER] = token
+    if tenant is not None:
+        headers[TENANT_HEADER] = tenant
+    return headers
+
+
 def _header_value(name: str, value: object) -> str:
     """``value`` if it is a non-empty single-line string fit for a header."""
     if not isinstance(value, str):
@@ -677,6 +704,7 @@ class _Core:
         *,
         base_url: str | None,
         token: str | None,
+        tenant: str | None,
         client_base_url: str | None,
         clock: Clock | None,
         rng: random.Random | None,
@@ -690,6 +718,12 @@ class _Core:
             raise ValueError("no backend URL: pass base_url= or SDKConfig(backend_url=...)")
         self.base_url = _validate_base_url(url)
         self.token = _validate_token(token if token is not None else self.config.token)
+        if tenant is not None:
+            self.config = self.config.replace(tenant=tenant)  # validated there
+        #: Sent to the base URL's origin only, with every request (never logged: redacted).
+        self.credentials = credential_headers(
+            self.token, self.config.tenant, self.config.token_kind
+        )
         if (
             isinstance(max_response_bytes, bool)
             or not isinstance(max_response_bytes, int)
@@ -737,7 +771,7 @@ class _Core:
                 url = httpx.URL(path)
             except httpx.InvalidURL as exc:
                 raise ValueError(f"not a valid URL: {path!r} ({exc})") from exc
-            # Never send the token to another origin (e.g. a pre-signed storage URL).
+            # Never send the credentials to another origin (e.g. a pre-signed storage URL).
             send_token = (url.scheme, url.host, url.port) == self._origin
             full = path
         elif path.startswith("/"):
@@ -831,8 +865,8 @@ class _Core:
         }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
-        if self.token is not None and call.send_token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if call.send_token:
+            headers.update(self.credentials)
         logger.debug(
             "synapse_sdk.http.request",
             extra={
@@ -944,7 +978,10 @@ class _Core:
         raise error
 
     def repr(self, cls: str) -> str:
-        return f"{cls}(base_url={self.base_url!r}, authenticated={self.token is not None})"
+        return (
+            f"{cls}(base_url={self.base_url!r}, tenant={self.config.tenant!r}, "
+            f"authenticated={self.token is not None})"
+        )
 
 
 _FOREIGN_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
@@ -962,7 +999,10 @@ class _TransportBase(Generic[_C, _S]):
     or ``ssl.SSLContext``; certificate verification cannot be turned off) and no redirect
     following. ``sleep``, ``clock`` and ``rng`` go to the retry engine; ``max_response_bytes``
     bounds success bodies unless a call passes its own ``max_bytes``. ``secret_headers`` names
-    headers that carry credentials (redacted in logs and messages like the token).
+    headers that carry credentials (redacted in logs and messages like the token). ``token`` and
+    ``tenant`` override the config's; they are sent (``SYNAPSE-ACCESS-TOKEN`` or, for
+    ``token_kind="drf"``, ``Authorization: Token``, plus ``SYNAPSE-Tenant``) only to the base
+    URL's origin.
 
     A call may present a TLS client certificate (``certificate=``): the transport then sends it
     on a client of its own built for that certificate, trusting what ``verify`` names. Clients of
@@ -970,8 +1010,8 @@ class _TransportBase(Generic[_C, _S]):
     transport closes.
 
     Raises:
-        ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
-            an ``http_client`` built with ``verify=False``.
+        ValueError: no or a bad ``base_url``, a bad token or tenant, ``verify`` that disables
+            verification, an ``http_client`` built with ``verify=False``.
         TypeError: arguments of the wrong type.
     """
 
@@ -983,6 +1023,7 @@ class _TransportBase(Generic[_C, _S]):
         *,
         base_url: str | None = None,
         token: str | None = None,
+        tenant: str | None = None,
         http_client: _C | None = None,
         verify: VerifyTypes | None = None,
         sleep: _S | None = None,
@@ -1011,6 +1052,7 @@ class _TransportBase(Generic[_C, _S]):
             config,
             base_url=base_url,
             token=token,
+            tenant=tenant,
             client_base_url=str(http_client.base_url) if http_client is not None else None,
             clock=clock,
             rng=rng,

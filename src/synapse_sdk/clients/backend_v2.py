@@ -667,15 +667,18 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
 class _ClientBase(Generic[_T, _R, _H, _S]):
     """Construction and read-only views shared by both clients.
 
-    ``base_url``/``token`` override ``config.backend_url``/``config.token``. ``http_client`` is a
+    ``base_url``/``token``/``tenant`` override ``config.backend_url``/``config.token``/
+    ``config.tenant``; the token goes out as ``SYNAPSE-ACCESS-TOKEN`` (or ``Authorization:
+    Token`` with ``config.token_kind="drf"``) and the tenant as ``SYNAPSE-Tenant``, to the base
+    URL's origin only. ``http_client`` is a
     caller-owned httpx client (not closed on close); ``verify`` a CA bundle path or
     ``ssl.SSLContext`` for the client built otherwise (TLS verification cannot be turned off).
     ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's and the pause between
     bulk-fetch rounds.
 
     Raises:
-        ValueError: no backend URL, a bad URL or token, ``verify`` or an ``http_client`` that
-            disables verification.
+        ValueError: no backend URL, a bad URL, token or tenant, ``verify`` or an ``http_client``
+            that disables verification.
         TypeError: arguments of the wrong type.
     """
 
@@ -697,6 +700,7 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         *,
         base_url: str | None = None,
         token: str | None = None,
+        tenant: str | None = None,
         http_client: _H | None = None,
         sleep: _S | None = None,
         clock: Clock | None = None,
@@ -705,7 +709,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     ) -> None:
         cls = type(self)
         self._transport = cls._transport_type(
-            config, base_url=base_url, token=token, http_client=http_client, verify=verify,
+            config, base_url=base_url, token=token, tenant=tenant, http_client=http_client,
+            verify=verify,
             sleep=sleep, clock=clock, rng=rng,
         )
         pause = sleep if sleep is not None else cls._default_sleep
@@ -734,7 +739,10 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         return self._transport
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"tenant={self.config.tenant!r})"
+        )
 
 
 class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep]):

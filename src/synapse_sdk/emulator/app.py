@@ -6,7 +6,10 @@ path (:func:`policy_for`: ``/v2/`` is gated fully, ``/v2/files/`` is not rate li
 paths such as ``/healthz`` are open):
 
 1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
-2. bearer token → 401 ``unauthorized`` when missing or wrong;
+2. credentials, as the platform's v2 API takes them: the access token
+   (``SYNAPSE-ACCESS-TOKEN: syn_…``, or the legacy ``Authorization: Token …``) → 401
+   ``NOT_AUTHENTICATED`` when missing, ``AUTHENTICATION_FAILED`` when wrong; then the tenant
+   (``SYNAPSE-Tenant``) → 403 ``PERMISSION_DENIED`` when missing or another tenant's;
 3. per-token token bucket → 429 ``rate_limited`` with ``Retry-After`` and ``retry-after-ms``;
 4. latency (injected sleep) and the drop decision for this request identity and attempt;
 5. ``Idempotency-Key`` replay of a recorded 200, else the route itself.
@@ -30,9 +33,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from synapse_sdk.clients._transport import ACCESS_TOKEN_HEADER, TENANT_HEADER
 from synapse_sdk.emulator import backend_v2
 from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
-from synapse_sdk.emulator.state import EmulatorState, RecordedResponse, RequestContext
+from synapse_sdk.emulator.state import (
+    EmulatorState,
+    RecordedResponse,
+    RequestContext,
+    presented_token,
+)
 
 __all__ = ["MAX_BODY_BYTES", "FaultGate", "Policy", "create_app", "policy_for"]
 
@@ -53,7 +62,7 @@ def _request_key(ctx: RequestContext, body: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How the gate treats a path: whether a request needs a bearer token
+    """How the gate treats a path: whether a request needs an access token and tenant
     (``authenticated``), takes one from the per-token bucket (``rate_limited``) and is subject
     to outages, latency and drops (``faulted``)."""
 
@@ -193,12 +202,20 @@ class FaultGate:
             return error_response(ctx, 503, "service_unavailable", detail, retry_after=remaining)
         if not policy.authenticated:
             return None
-        fingerprint = state.authenticate(headers.get("authorization"))
+        presented = presented_token(
+            headers.get(ACCESS_TOKEN_HEADER), headers.get("authorization")
+        )
+        fingerprint = None if presented is None else state.authenticate(presented)
         if fingerprint is None:
-            missing = "authorization" not in headers
-            detail = "missing bearer token" if missing else "invalid bearer token"
-            challenge = {"WWW-Authenticate": 'Bearer realm="synapse-emulator"'}
-            return error_response(ctx, 401, "unauthorized", detail, headers=challenge)
+            challenge = {"WWW-Authenticate": "Token"}
+            if presented is None:
+                detail = "Authentication credentials were not provided."
+                return error_response(ctx, 401, "NOT_AUTHENTICATED", detail, headers=challenge)
+            detail = "Invalid token."
+            return error_response(ctx, 401, "AUTHENTICATION_FAILED", detail, headers=challenge)
+        if not state.serves_tenant(headers.get(TENANT_HEADER)):
+            detail = f"a {TENANT_HEADER} header naming your tenant is required"
+            return error_response(ctx, 403, "PERMISSION_DENIED", detail)
         ctx.authenticated = True
         ctx.token_fingerprint = fingerprint
         wait = state.take_rate_token(fingerprint) if policy.rate_limited else 0.0

@@ -33,6 +33,8 @@ __all__ = [
     "Sleep",
     "TokenBucket",
     "new_token",
+    "presented_token",
+    "validate_tenant",
     "validate_token",
 ]
 
@@ -46,16 +48,36 @@ Sleep = Callable[[float], Awaitable[Any] | None]
 IDEMPOTENCY_CACHE_SIZE = 128
 
 
+#: The tenant code an emulator serves unless told otherwise.
+DEFAULT_TENANT = "emulator"
+
+
 def new_token() -> str:
-    """A fresh random bearer token."""
-    return "emu_" + secrets.token_urlsafe(24)
+    """A fresh random access token, shaped like the platform's (``syn_`` and the secret)."""
+    return "syn_" + secrets.token_urlsafe(24)
 
 
 def validate_token(token: object) -> str:
-    """Return ``token`` if usable as a bearer token; ``ValueError`` if empty or with whitespace."""
+    """Return ``token`` if usable as an access token; ``ValueError`` if empty or with whitespace."""
     if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
-        raise ValueError("a bearer token must be a non-empty string without whitespace")
+        raise ValueError("an access token must be a non-empty string without whitespace")
     return token
+
+
+def validate_tenant(tenant: object) -> str:
+    """Return ``tenant`` if usable as a tenant code; ``ValueError`` if empty or with whitespace."""
+    if not isinstance(tenant, str) or not tenant or any(ch.isspace() for ch in tenant):
+        raise ValueError("a tenant code must be a non-empty string without whitespace")
+    return tenant
+
+
+def presented_token(access_token: str | None, authorization: str | None) -> str | None:
+    """The token a request presents: its ``SYNAPSE-ACCESS-TOKEN``, else the key of an
+    ``Authorization: Token <key>`` header (the legacy DRF form); None when it presents neither."""
+    if access_token is not None and access_token.strip():
+        return access_token.strip()
+    scheme, _, key = (authorization or "").partition(" ")
+    return (key.strip() or None) if scheme.lower() == "token" else None
 
 
 def _fingerprint(token: str) -> str:
@@ -211,8 +233,8 @@ class RecordedResponse:
 class EmulatorState:
     """Everything the gate and the v2 routes share.
 
-    ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the bearer
-    tokens accepted (kept out of ``repr``).
+    ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the access
+    tokens accepted (kept out of ``repr``), ``tenant`` the tenant code requests must name.
     """
 
     def __init__(
@@ -221,12 +243,14 @@ class EmulatorState:
         store: Store,
         faults: FaultProfile,
         tokens: Sequence[str],
+        tenant: str = DEFAULT_TENANT,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         log_limit: int | None = 200_000,
     ) -> None:
         if not tokens:
-            raise ValueError("the emulator needs at least one bearer token")
+            raise ValueError("the emulator needs at least one access token")
+        self.tenant = validate_tenant(tenant)
         self.store = store
         self.faults = faults
         self.clock: Clock = time.monotonic if clock is None else clock
@@ -285,7 +309,7 @@ class EmulatorState:
     # -- tokens --------------------------------------------------------------------------
 
     def add_token(self, token: str) -> None:
-        """Accept another bearer token (it gets its own rate-limit bucket).
+        """Accept another access token (it gets its own rate-limit bucket).
 
         Raises ``ValueError`` for an empty token or one with whitespace.
         """
@@ -293,20 +317,24 @@ class EmulatorState:
         with self._lock:
             self._tokens[_fingerprint(token)] = token
 
-    def authenticate(self, authorization: str | None) -> str | None:
-        """The fingerprint of the token in an ``Authorization`` header, or None if not valid."""
-        if not authorization:
-            return None
-        scheme, _, presented = authorization.partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented:
-            return None
+    def authenticate(self, presented: str) -> str | None:
+        """The fingerprint of the presented token (see :func:`presented_token`), or None if it
+        is not one this emulator accepts."""
         fingerprint = _fingerprint(presented)
         with self._lock:
             known = self._tokens.get(fingerprint)
         if known is None or not hmac.compare_digest(known.encode(), presented.encode()):
             return None
         return fingerprint
+
+    def serves_tenant(self, header: str | None) -> bool:
+        """Whether a ``SYNAPSE-Tenant`` header names this emulator's tenant (raw, or in the
+        v1-compatible ``Token <code>`` form)."""
+        if not header:
+            return False
+        scheme, _, code = header.strip().partition(" ")
+        named = code.strip() if scheme.lower() == "token" and code.strip() else header.strip()
+        return hmac.compare_digest(named.encode(), self.tenant.encode())
 
     # -- faults --------------------------------------------------------------------------
 

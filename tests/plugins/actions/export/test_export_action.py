@@ -67,7 +67,8 @@ def _action(
 ) -> ExportAction:
     policy = RetryPolicy(max_attempts=6, backoff_base=0.2, backoff_max=5.0, retry_after_max=30.0)
     config = SDKConfig(
-        backend_url=emu.url, token=token or emu.token, retry_policy=policy, language="en"
+        backend_url=emu.url, token=token or emu.token, tenant=emu.tenant, retry_policy=policy,
+        language="en",
     )
     return ExportAction(
         {"out_dir": out, "workers": 2, **params},
