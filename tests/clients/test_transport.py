@@ -118,7 +118,28 @@ STATUS_TABLE = [
     (501, "not_implemented", BackendError, False),
     (505, "http_version", BackendError, False),
     (301, "moved", BackendError, False),
+    # The platform's v2 codes (docs/backend-api.md).
+    (400, "VALIDATION_ERROR", BackendInvalidInputError, False),
+    (400, "ids_limit_exceeded", BackendInvalidInputError, False),
+    (401, "NOT_AUTHENTICATED", BackendAuthenticationError, False),
+    (401, "AUTHENTICATION_FAILED", BackendAuthenticationError, False),
+    (403, "PERMISSION_DENIED", BackendAuthenticationError, False),
+    (404, "NOT_FOUND", BackendInvalidInputError, False),
 ]
+
+
+def test_the_real_error_body_gives_code_message_and_its_request_id(
+    call: Callable[..., Call]
+) -> None:
+    body = {"error": {"code": "VALIDATION_ERROR", "message": "ids: not a list",
+                      "details": [{"field": "ids", "message": "not a list"}]},
+            "meta": {"request_id": "req_abc123def456"}}
+    handler = Scripted([reply(400, body)])
+    with pytest.raises(BackendInvalidInputError) as info:
+        call(handler, NO_RETRY)()
+    assert info.value.error_code == "VALIDATION_ERROR"
+    assert info.value.detail == "ids: not a list"
+    assert "request_id=req_abc123def456" in str(info.value)
 
 
 @pytest.mark.parametrize(("status", "code", "cls", "unknown"), STATUS_TABLE)

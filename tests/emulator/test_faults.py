@@ -23,7 +23,7 @@ def test_207_shape_matches_the_contract() -> None:
     assert body["meta"]["request_id"] == response.headers["x-request-id"]
     error = body["error"]
     assert error["code"] == "partial_failure"
-    assert isinstance(error["detail"], str)
+    assert isinstance(error["message"], str)
     failed = error["failed"]
     assert failed
     assert all(set(entry) == {"id", "code", "retryable"} for entry in failed)
@@ -69,8 +69,8 @@ def test_429_with_retry_after_then_allowed_after_the_fake_clock_advances(
         assert limited.status_code == 429
         error = limited.json()["error"]
         assert error["code"] == "rate_limited"
-        assert error["retry_after"] == 0.5
-        assert limited.headers["retry-after"] == "0.5"
+        assert error["retry_after"] == 1  # RFC 9110 delay-seconds: whole, rounded up
+        assert limited.headers["retry-after"] == "1"
         assert limited.headers["retry-after-ms"] == "500"
         # Still empty a moment before the advertised time ...
         clock.advance(0.4)
@@ -111,7 +111,7 @@ def test_503_inside_an_outage_window_only(clock: FakeClock) -> None:
         down = http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]})
         assert down.status_code == 503
         assert down.json()["error"]["code"] == "service_unavailable"
-        assert down.headers["retry-after"] == "2.5"
+        assert down.headers["retry-after"] == "3"  # whole seconds, rounded up
         assert down.headers["retry-after-ms"] == "2500"
         # Unauthenticated requests see the outage too: the whole backend is down.
         assert httpx.get(emu.url + "/v2/files/tasks/1/original").status_code == 503
@@ -285,14 +285,14 @@ def test_token_bucket_refills_on_its_clock_and_tolerates_rounding() -> None:
 @pytest.mark.parametrize(
     ("seconds", "header", "millis"),
     [
-        (0.5, "0.5", "500"),
-        (1 / 3, "0.334", "334"),
+        (0.5, "1", "500"),
+        (1 / 3, "1", "334"),
         (2.0, "2", "2000"),
-        (1e-9, "0.001", "1"),
-        (86400.0004, "86400.001", "86400001"),
+        (1e-9, "1", "1"),
+        (86400.0004, "86401", "86400001"),
     ],
 )
-def test_retry_after_is_rounded_up_to_whole_milliseconds(
+def test_retry_after_is_rounded_up_to_whole_seconds_and_milliseconds(
     seconds: float, header: str, millis: str
 ) -> None:
     assert format_seconds(seconds)[1:] == (header, millis)

@@ -484,7 +484,7 @@ def error_for_status(
         status, envelope.code if envelope is not None else None, context.operation
     )
     cls, outcome_unknown = backend_error_class(match.error), match.outcome_unknown
-    request_id = headers.get("x-request-id")
+    request_id = headers.get("x-request-id") or _meta_request_id(body)
     if request_id is not None and len(request_id) > _REQUEST_ID_SHOWN:
         request_id = request_id[:_REQUEST_ID_SHOWN] + "…"
     if envelope is not None:
@@ -511,6 +511,18 @@ def error_for_status(
         outcome_unknown=outcome_unknown,
         envelope=envelope,
     )
+
+
+def _meta_request_id(body: bytes) -> str | None:
+    """The v2 envelope's ``meta.request_id`` (the backend's trace id), if the body has one."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        meta = json.loads(body).get("meta")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    request_id = meta.get("request_id") if isinstance(meta, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
 
 
 def _envelope_shown(envelope: ErrorEnvelope) -> str:

@@ -5,7 +5,8 @@ assigns a request id and sequence number, then, following the :class:`Policy` of
 path (:func:`policy_for`: ``/v2/`` is gated fully, ``/v2/files/`` is not rate limited, other
 paths such as ``/healthz`` are open):
 
-1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
+1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``
+   (whole seconds) and ``retry-after-ms``;
 2. credentials, as the platform's v2 API takes them: the access token
    (``SYNAPSE-ACCESS-TOKEN: syn_…``, or the legacy ``Authorization: Token …``) → 401
    ``NOT_AUTHENTICATED`` when missing, ``AUTHENTICATION_FAILED`` when wrong; then the tenant
@@ -194,7 +195,7 @@ class FaultGate:
         state = self.state
         if len(body) > MAX_BODY_BYTES:
             detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
-            return error_response(ctx, 413, "payload_too_large", detail)
+            return error_response(ctx, 413, "PAYLOAD_TOO_LARGE", detail)
         remaining = state.outage_remaining() if policy.faulted else None
         if remaining is not None:
             ctx.faults.append("outage")
@@ -312,14 +313,14 @@ def _http_error(request: Request, exc: Exception) -> Response:
     ctx = context_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
-        return error_response(ctx, 404, "not_found", f"no route for {request.url.path}")
+        return error_response(ctx, 404, "NOT_FOUND", f"no route for {request.url.path}")
     if status == 405:
         return error_response(
-            ctx, 405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            ctx, 405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}"
         )
     detail = exc.detail if isinstance(exc, HTTPException) else "internal emulator error"
     return error_response(
-        ctx, status, "internal_error" if status >= 500 else "invalid_request", str(detail)
+        ctx, status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR", str(detail)
     )
 
 

@@ -62,9 +62,15 @@ def _target(request: Request) -> tuple[RequestContext, str | Response]:
     resource = request.path_params["resource"]
     if resource not in RESOURCES:
         detail = f"unknown resource {resource!r}; expected one of: {', '.join(RESOURCES)}"
-        return ctx, error_response(ctx, 404, "not_found", detail)
+        return ctx, error_response(ctx, 404, "NOT_FOUND", detail)
     ctx.resource = resource
     return ctx, resource
+
+
+def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
+    """The schema's 400 ``VALIDATION_ERROR``, naming the offending ``field``."""
+    details = [{"field": field, "message": message}]
+    return error_response(ctx, 400, "VALIDATION_ERROR", message, details=details)
 
 
 def _parse_limit(raw: str | None) -> int:
@@ -103,12 +109,14 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx, resource = _target(request)
         if isinstance(resource, Response):
             return resource
+        field = "limit"
         try:
             limit = _parse_limit(request.query_params.get("limit"))
+            field = "cursor"
             cursor = request.query_params.get("cursor")
             after = decode_cursor(resource, cursor) if cursor else 0
         except ValueError as exc:
-            return error_response(ctx, 400, "invalid_request", str(exc))
+            return _invalid(ctx, field, str(exc))
         bodies, last = state.store.page(resource, after, limit)
         next_cursor = None if last is None else encode_cursor(resource, last)
         return json_response(ctx, 200, data_json=f"[{','.join(bodies)}]", next_cursor=next_cursor)
@@ -120,13 +128,13 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         try:
             ids = _parse_ids(await request.body())
         except ValueError as exc:
-            return error_response(ctx, 400, "invalid_request", str(exc))
+            return _invalid(ctx, "ids", str(exc))
         ctx.ids = tuple(ids)
         if len(ids) > MAX_BULK_IDS:
             return error_response(
                 ctx,
                 400,
-                "too_many_ids",
+                "ids_limit_exceeded",
                 f"at most {MAX_BULK_IDS} ids per bulk fetch, got {len(ids)}",
                 max_ids=MAX_BULK_IDS,
             )
@@ -155,7 +163,7 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ]
         error = {
             "code": "partial_failure",
-            "detail": f"{len(failures)} of {len(dict.fromkeys(known))} items failed",
+            "message": f"{len(failures)} of {len(dict.fromkeys(known))} items failed",
             "failed": failed,
         }
         return json_response(ctx, 207, data_json=data, error=error)
@@ -177,7 +185,7 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx.ids = (item_id,)
         original = state.store.original(resource, item_id)
         if original is None:
-            return error_response(ctx, 404, "not_found", f"no {resource} item with id {item_id}")
+            return error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
         headers = {
             "Content-Disposition": f'attachment; filename="{original.filename}"',
             "ETag": f'"{original.sha256}"',

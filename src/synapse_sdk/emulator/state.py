@@ -401,8 +401,7 @@ class EmulatorState:
 
 
 def format_seconds(seconds: float) -> tuple[float, str, str]:
-    """Round a wait *up* to whole milliseconds: (seconds, ``Retry-After``, ``retry-after-ms``)."""
+    """Round a wait *up*: (seconds to the millisecond, ``Retry-After`` in whole seconds as
+    RFC 9110 requires, ``retry-after-ms``)."""
     millis = max(1, math.ceil(seconds * 1000 - 1e-9))
-    whole, frac = divmod(millis, 1000)
-    text = f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
-    return millis / 1000, text, str(millis)
+    return millis / 1000, str(-(-millis // 1000)), str(millis)

@@ -44,12 +44,26 @@ def _envelope(code: str, **extra: object) -> str:
 # --- the v2 catalog ---------------------------------------------------------------------------
 
 
-def test_catalog_is_exactly_the_seeds_three_entries() -> None:
+def test_catalog_is_the_seeds_three_entries_and_the_real_apis_two() -> None:
     assert fc._V2_ERROR_CODE_TO_EXPORT_CODE == {
         "invalid_ids": E.EXPORT_FAILED_BAD_REQUEST,
         "partial_failure": E.EXPORT_FAILED_BATCH_PARTIAL,
         "rate_limited": E.EXPORT_FAILED_RATE_LIMITED,
+        "ids_limit_exceeded": E.EXPORT_FAILED_BAD_REQUEST,
+        "VALIDATION_ERROR": E.EXPORT_FAILED_VALIDATION,
     }
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("ids_limit_exceeded", E.EXPORT_FAILED_BAD_REQUEST),
+     ("VALIDATION_ERROR", E.EXPORT_FAILED_VALIDATION)],
+)
+def test_the_real_v2_error_body_is_classified_by_its_code(code: str, expected: E) -> None:
+    body = json.dumps({"error": {"code": code, "message": "x", "details": [
+        {"field": "ids", "message": "x"}]}, "meta": {"request_id": "req_1"}})
+    assert classify_export_error(BackendError(f"POST /v2/tasks/bulk-fetch/ answered HTTP 400: "
+                                              f"{body}", error_code=code)) is expected
 
 
 def test_v2_invalid_ids_is_bad_request() -> None:
@@ -594,11 +608,13 @@ def test_the_docs_code_table_matches_the_code() -> None:
     docs = Path(__file__).resolve().parents[4] / "docs" / "failure-classification.md"
     rows = [line for line in docs.read_text(encoding="utf-8").splitlines()
             if line.startswith("| `EXPORT_")]
-    backend = {code: key for key, code in fc._V2_ERROR_CODE_TO_EXPORT_CODE.items()}
+    backend: dict[ExportLogMessageCode, list[str]] = {}
+    for key, code in fc._V2_ERROR_CODE_TO_EXPORT_CODE.items():
+        backend.setdefault(code, []).append(f"`{key}`")
     expected = []
     for code in ExportLogMessageCode:
         semantics = EXPORT_RETRY_SEMANTICS.get(code)
-        v2 = f"`{backend[code]}`" if code in backend else "—"
+        v2 = ", ".join(backend[code]) if code in backend else "—"
         english = resolve_log_message(code, "en").text
         expected.append(
             f"| `{code.value}` | {code.level.value} | {v2} | "

@@ -37,6 +37,9 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
     'invalid_ids': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
     'partial_failure': ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     'rate_limited': ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
+    # The platform's v2 API (docs/backend-api.md): a bulk request over 200 ids, a bad input.
+    'ids_limit_exceeded': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
+    'VALIDATION_ERROR': ExportLogMessageCode.EXPORT_FAILED_VALIDATION,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
