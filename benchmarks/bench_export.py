@@ -85,7 +85,7 @@ def naive_export(
         def pages() -> Iterator[list[int]]:
             cursor = None
             while True:
-                params: dict[str, Any] = {"limit": LIST_PAGE}
+                params: dict[str, Any] = {"per_page": LIST_PAGE}
                 if cursor:
                     params["cursor"] = cursor
                 response = send("GET", f"/v2/{RESOURCE}/", params=params)
@@ -94,7 +94,7 @@ def naive_export(
                     continue
                 body = response.json()
                 yield [item["id"] for item in body["data"]]
-                cursor = body["meta"]["next_cursor"]
+                cursor = body["meta"]["pagination"]["next_cursor"]
                 if cursor is None:
                     return
 

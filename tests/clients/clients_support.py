@@ -113,11 +113,13 @@ class FakeBulk:
         self.requests.append(request)
         assert request.headers["synapse-access-token"] == TOKEN
         if request.method == "GET":
-            limit = int(request.url.params["limit"])
+            limit = int(request.url.params["per_page"])
             start = int(request.url.params.get("cursor", "0"))
             ids = range(start, min(start + limit, self.total))
             nxt = str(start + limit) if start + limit < self.total else None
-            return reply(200, {"data": [item(i) for i in ids], "meta": {"next_cursor": nxt}})
+            pagination = {"next_cursor": nxt, "previous_cursor": None, "per_page": limit}
+            body = {"data": [item(i) for i in ids], "meta": {"pagination": pagination}}
+            return reply(200, body)
         ids = json.loads(request.content)["ids"]
         assert len(ids) <= 200
         bad = [i for i in ids if i in self.invalid]

@@ -40,18 +40,20 @@ from synapse_sdk.exceptions import (
 # --- pagination ----------------------------------------------------------------------------------
 
 
-def test_list_page_sends_cursor_and_limit(clock: Clock) -> None:
+def test_list_page_sends_cursor_and_per_page(clock: Clock) -> None:
     backend = FakeBulk(total=250)
     client = sync_client(backend, clock)
     page = client.tasks.list_page(limit=100)
     assert isinstance(page, Page)
     assert ids_of(page.items) == list(range(100))
-    assert page.next_cursor == "100"
+    assert (page.next_cursor, page.previous_cursor, page.per_page) == ("100", None, 100)
     last = client.tasks.list_page(cursor="200", limit=100)
     assert ids_of(last.items) == list(range(200, 250))
     assert last.next_cursor is None
     urls = [str(r.url) for r in backend.requests]
-    assert urls == [f"{BASE}/v2/tasks/?limit=100", f"{BASE}/v2/tasks/?limit=100&cursor=200"]
+    assert urls == [
+        f"{BASE}/v2/tasks/?per_page=100", f"{BASE}/v2/tasks/?per_page=100&cursor=200"
+    ]
 
 
 def test_resource_paths(clock: Clock) -> None:
@@ -101,8 +103,12 @@ def test_bad_cursor_type(clock: Clock) -> None:
         ([1, 2], "not a JSON object"),
         ({"data": {"id": 1}}, "'data' is not a list"),
         ({"data": [1]}, "'data' is not a list of objects"),
-        ({"data": [], "meta": {"next_cursor": 5}}, "next_cursor"),
-        ({"data": [], "meta": {"next_cursor": "c1"}}, "did not advance"),
+        ({"data": []}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"next_cursor": "c2"}}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"pagination": None}}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"pagination": {"next_cursor": 5}}}, "next_cursor"),
+        ({"data": [], "meta": {"pagination": {"previous_cursor": []}}}, "previous_cursor"),
+        ({"data": [], "meta": {"pagination": {"next_cursor": "c1"}}}, "did not advance"),
     ],
 )
 def test_malformed_pages_are_permanent_errors(clock: Clock, body: Any, match: str) -> None:
@@ -110,6 +116,30 @@ def test_malformed_pages_are_permanent_errors(clock: Clock, body: Any, match: st
     with pytest.raises(BackendError, match=match) as info:
         client.tasks.list_page(cursor="c1")
     assert info.value.error_code == "malformed_response"
+
+
+def test_a_server_without_pagination_makes_iter_raise_not_stop_early(clock: Clock) -> None:
+    # The symptom: a schema-shaped server answered 50 of 120 items and iter() ended.
+    first = {"data": [{"id": i} for i in range(50)], "meta": {"next": "?cursor=x"}}
+    client = sync_client(Scripted([reply(200, first)]), clock)
+    seen: list[int] = []
+    with pytest.raises(BackendError) as info:
+        seen.extend(item["id"] for item in client.tasks.iter(limit=50))
+    assert info.value.error_code == "malformed_response"
+    assert seen == []  # never a silent short list
+
+
+def test_retrieve_gets_one_detail_object(clock: Clock) -> None:
+    handler = Scripted([reply(200, {"data": {"id": 7, "data": {"a": 1}}, "meta": {}}),
+                        reply(200, {"data": [{"id": 7}]})])
+    client = sync_client(handler, clock)
+    assert client.ground_truths.retrieve(7) == {"id": 7, "data": {"a": 1}}
+    assert handler.requests[0].url.path == "/v2/ground-truths/7/"
+    with pytest.raises(BackendError, match="'data' is not an object"):
+        client.tasks.retrieve(7)
+    for bad, error in ((0, ValueError), ("7", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="item_id"):
+            client.tasks.retrieve(bad)
 
 
 # --- bulk fetch: argument checks -----------------------------------------------------------------

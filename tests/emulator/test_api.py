@@ -18,7 +18,7 @@ def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) ->
         cursor: str | None = None
         pages = 0
         while True:
-            params: dict[str, str | int] = {"limit": 100}
+            params: dict[str, str | int] = {"per_page": 100}
             if cursor:
                 params["cursor"] = cursor
             response = client.get(f"/v2/{resource}/", params=params)
@@ -26,9 +26,10 @@ def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) ->
             body = response.json()
             assert body["meta"]["request_id"] == response.headers["x-request-id"]
             seen.extend(item["id"] for item in body["data"])
-            assert all(item["resource"] == resource for item in body["data"])
+            assert all("data" not in item for item in body["data"])  # slim list items
+            assert body["meta"]["pagination"]["per_page"] == 100
             pages += 1
-            cursor = body["meta"]["next_cursor"]
+            cursor = body["meta"]["pagination"]["next_cursor"]
             if cursor is None:
                 break
         assert seen == list(range(1, 451))
@@ -38,34 +39,69 @@ def test_list_pagination_covers_every_item_exactly_once(client: httpx.Client) ->
 def test_list_default_and_maximum_page_sizes(client: httpx.Client) -> None:
     default = client.get("/v2/tasks/").json()
     assert len(default["data"]) == 100
-    biggest = client.get("/v2/tasks/", params={"limit": 500}).json()
+    biggest = client.get("/v2/tasks/", params={"per_page": 500}).json()
     assert len(biggest["data"]) == 450
-    assert biggest["meta"]["next_cursor"] is None
+    assert biggest["meta"]["pagination"] == {
+        "next_cursor": None, "previous_cursor": None, "per_page": 500,
+    }
+    assert set(biggest["data"][0]) == {
+        "id", "project_id", "data_unit_id", "is_discarded", "has_data", "created",
+    }
 
 
 @pytest.mark.parametrize(
-    "params",
-    [
-        {"limit": 0},
-        {"limit": 501},
-        {"limit": "ten"},
-        {"cursor": "not-a-cursor!"},
-        {"cursor": "YzE6dGFza3M6LTU"},
-    ],  # the last one decodes to a negative id
+    ("per_page", "applied"), [("0", 100), ("-3", 100), ("ten", 100), ("501", 500), ("7", 7)]
 )
-def test_bad_list_parameters_are_400_invalid_request(
-    client: httpx.Client, params: dict[str, str | int]
-) -> None:
-    response = client.get("/v2/tasks/", params=params)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+def test_per_page_is_applied_like_drf(client: httpx.Client, per_page: str, applied: int) -> None:
+    body = client.get("/v2/tasks/", params={"per_page": per_page}).json()
+    assert body["meta"]["pagination"]["per_page"] == applied
+    assert len(body["data"]) == min(applied, 450)
+
+
+@pytest.mark.parametrize(
+    "cursor", ["not-a-cursor!", "YzE6dGFza3M6LTU"]  # the last one decodes to a negative id
+)
+def test_a_cursor_the_list_did_not_issue_is_404(client: httpx.Client, cursor: str) -> None:
+    response = client.get("/v2/tasks/", params={"cursor": cursor})
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "NOT_FOUND", "message": "Invalid cursor", "details": None,
+    }
 
 
 def test_a_cursor_of_one_list_is_refused_by_another(client: httpx.Client) -> None:
-    cursor = client.get("/v2/tasks/", params={"limit": 5}).json()["meta"]["next_cursor"]
-    response = client.get("/v2/assignments/", params={"cursor": cursor})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    first = client.get("/v2/tasks/", params={"per_page": 5}).json()
+    response = client.get(
+        "/v2/assignments/", params={"cursor": first["meta"]["pagination"]["next_cursor"]}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("resource", "fields"),
+    [
+        ("tasks", {"id", "project_id", "data_unit_id", "workshop_id", "meta", "data", "schema",
+                   "is_discarded", "has_data", "created"}),
+        ("assignments", {"id", "user_id", "task_id", "reviewer_id", "status_label",
+                         "status_review", "is_confirmed", "is_discarded", "data", "tags",
+                         "created"}),
+        ("ground-truths", {"id", "ground_truth_dataset_id", "data_unit_id", "project_id",
+                           "category", "data", "classes"}),
+    ],
+)
+def test_retrieve_serves_the_detail_object(
+    client: httpx.Client, resource: str, fields: set[str]
+) -> None:
+    response = client.get(f"/v2/{resource}/7/")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body["data"]) == fields and body["data"]["id"] == 7
+    bulk = client.post(f"/v2/{resource}/bulk-fetch/", json={"ids": [7]}).json()
+    assert body["data"]["data"] == bulk["data"][0]["data"]
+    assert body["meta"] == {"request_id": response.headers["x-request-id"]}
+    missing = client.get(f"/v2/{resource}/451/")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None:
@@ -74,7 +110,7 @@ def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None
     assert response.status_code == 200
     body = response.json()
     assert [item["id"] for item in body["data"]] == ids
-    assert body["meta"] == {"request_id": response.headers["x-request-id"], "next_cursor": None}
+    assert body["meta"] == {"request_id": response.headers["x-request-id"]}
     item = body["data"][0]
     assert set(item) == {"id", "resource", "project_id", "data", "original"}
     assert item["resource"] == "tasks"

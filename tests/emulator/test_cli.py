@@ -184,9 +184,9 @@ def test_a_million_items_serve_at_once_and_answer_the_last_id() -> None:
         )
         assert [item["id"] for item in fetched.json()["data"]] == [1_000_000, 1]
         page = httpx.get(
-            info["url"] + "/v2/tasks/", params={"limit": 500}, headers=headers, timeout=10
+            info["url"] + "/v2/tasks/", params={"per_page": 500}, headers=headers, timeout=10
         )
-        assert len(page.json()["data"]) == 500 and page.json()["meta"]["next_cursor"]
+        assert len(page.json()["data"]) == 500 and page.json()["meta"]["pagination"]["next_cursor"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         out.rest()

@@ -332,10 +332,11 @@ def _ids_of(worker: int, call: int) -> list[int]:
 
 
 def _reference(emu: Emulator, clock: FakeClock) -> dict[int, dict[str, Any]]:
-    """Every task item, fetched once by one thread from a fault-free emulator view."""
+    """Every task item (its bulk shape), fetched once by one thread from a fault-free view."""
     with BackendV2Client(_config(), base_url=emu.url, token=emu.token, tenant=emu.tenant,
                          sleep=clock.sleep, clock=clock) as client:
-        return {item["id"]: item for item in client.tasks.iter(limit=500)}
+        ids = [item["id"] for item in client.tasks.iter(limit=500)]
+        return {item["id"]: item for item in client.tasks.bulk_fetch(ids)}
 
 
 def _settle(call: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]],
@@ -396,7 +397,8 @@ def test_sync_client_shared_by_threads(faults: FaultProfile | None) -> None:
                 assert [item["id"] for item in page.items] == list(
                     range(1 + 50 * number, 51 + 50 * number)
                 )
-                assert all(item == reference[item["id"]] for item in page.items)
+                assert all(item["project_id"] == reference[item["id"]]["project_id"]
+                           for item in page.items)  # slim list items: no data to compare
                 cursor = page.next_cursor
                 calls += 1
             return calls

@@ -463,7 +463,8 @@ class FakeBackend:
         path = request.url.path
         if path == "/v2/tasks/":
             data = [self.item(i) for i in self.ids]
-            return httpx.Response(200, json={"data": data, "meta": {"next_cursor": None}})
+            meta = {"pagination": {"next_cursor": None}}
+            return httpx.Response(200, json={"data": data, "meta": meta})
         if path == "/v2/tasks/bulk-fetch/":
             asked = json.loads(request.content)["ids"]
             self.fetched.append(asked)

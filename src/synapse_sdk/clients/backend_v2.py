@@ -3,8 +3,10 @@
 Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths`` (URL names
 ``tasks``, ``assignments``, ``ground-truths``), each with:
 
-* ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list;
+* ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list
+  (``GET /v2/{resource}/?per_page=&cursor=``; the page size goes out as ``per_page``);
 * ``iter(limit=100)`` — every item, fetched page by page as you iterate (never all at once);
+* ``retrieve(id)`` — one item's detail (``GET /v2/{resource}/{id}/``);
 * ``bulk_fetch(ids)`` — the items with these ids, in input order;
 * ``bulk_fetch_once(ids)`` — one request of at most 200 ids, its answer sorted out into a
   :class:`BulkAnswer` (served items, retryable and permanent failures) with no follow-ups, for
@@ -31,6 +33,11 @@ Errors that concern the whole call propagate unchanged: a 400 ``invalid_ids`` is
 ``BackendInvalidInputError`` (``failed_ids`` = the invalid ids, never retried), a 401 as
 ``BackendAuthenticationError``; and a transient error that outlasted the retries before any item
 was settled is raised as itself (e.g. ``BackendServiceUnavailableError``).
+
+List answers are the v2 list envelope ``{"data": [...], "meta": {"pagination": {"next_cursor",
+"previous_cursor", "per_page"}, "request_id"}}``; list items are slim (ids and a few fields,
+no ``data``: fetch those with ``bulk_fetch``). An answer without ``data`` or without the
+pagination object is a ``BackendError("malformed_response")``, never a silent last page.
 
 Design choices: duplicate ids are fetched once (the result has one item per distinct id, at its
 first position); ids are matched by their string form (``7`` and ``"7"`` name the same item); an
@@ -103,11 +110,14 @@ _MISSING = "missing_from_response"
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a list: its items, the cursor of the next page (None: last page)."""
+    """One page of a list: its items, the cursor of the next page (None: last page), the
+    cursor of the previous one, the page size the backend applied and its request id."""
 
     items: list[Item]
     next_cursor: str | None
     request_id: str | None = None
+    previous_cursor: str | None = None
+    per_page: int | None = None
 
 
 def succeeded_items(exc: BaseException) -> list[Item]:
@@ -196,14 +206,54 @@ def _data_list(response: Response) -> tuple[list[Item], dict[str, Any]]:
 
 
 def _parse_page(response: Response, cursor: str | None) -> Page:
+    """A list answer as a :class:`Page`.
+
+    Raises:
+        BackendError: ``malformed_response``; no ``data`` list, no ``meta.pagination`` object,
+            a cursor that is not a string or null, or a next cursor equal to this page's.
+    """
     data, body = _data_list(response)
     meta = body.get("meta")
-    next_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
-    if next_cursor is not None and not isinstance(next_cursor, str):
-        raise malformed_response(response, "'meta.next_cursor' is not a string or null")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    if not isinstance(pagination, dict):
+        raise malformed_response(response, "no 'meta.pagination' object in a list answer")
+    cursors = [pagination.get(key) for key in ("next_cursor", "previous_cursor")]
+    for key, value in zip(("next_cursor", "previous_cursor"), cursors, strict=True):
+        if value is not None and not isinstance(value, str):
+            raise malformed_response(response, f"'meta.pagination.{key}' is not a string or null")
+    next_cursor, previous_cursor = (value or None for value in cursors)
     if next_cursor is not None and next_cursor == cursor:
-        raise malformed_response(response, "'meta.next_cursor' did not advance")
-    return Page(items=data, next_cursor=next_cursor or None, request_id=response.request_id)
+        raise malformed_response(response, "'meta.pagination.next_cursor' did not advance")
+    per_page = pagination.get("per_page")
+    request_id = meta.get("request_id") if isinstance(meta, dict) else None
+    return Page(
+        items=data,
+        next_cursor=next_cursor,
+        request_id=request_id if isinstance(request_id, str) else response.request_id,
+        previous_cursor=previous_cursor,
+        per_page=per_page if isinstance(per_page, int) and not isinstance(per_page, bool) else None,
+    )
+
+
+def _parse_detail(response: Response) -> Item:
+    """The ``data`` object of a retrieve answer.
+
+    Raises:
+        BackendError: ``malformed_response``; the body has no ``data`` object.
+    """
+    body = response.json()
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise malformed_response(response, "'data' is not an object")
+    return data
+
+
+def _validate_item_id(item_id: object) -> int:
+    if isinstance(item_id, bool) or not isinstance(item_id, int):
+        raise TypeError(f"item_id must be an int, not {type(item_id).__name__}")
+    if item_id < 1:
+        raise ValueError(f"item_id must be positive, got {item_id}")
+    return item_id
 
 
 def _key(item_id: object) -> str:
@@ -514,10 +564,13 @@ class _ResourceBase(Generic[_T]):
     @staticmethod
     def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
         checked = _validate_cursor(cursor)
-        params: dict[str, str | int] = {"limit": _validate_limit(limit, MAX_PAGE_LIMIT)}
+        params: dict[str, str | int] = {"per_page": _validate_limit(limit, MAX_PAGE_LIMIT)}
         if checked is not None:
             params["cursor"] = checked
         return checked, params
+
+    def _detail_path(self, item_id: object) -> str:
+        return f"{self.list_path}{_validate_item_id(item_id)}/"
 
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
@@ -561,6 +614,17 @@ class Resource(_ResourceBase[Transport]):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def retrieve(self, item_id: int) -> Item:
+        """One item's detail object (``GET /v2/{resource}/{id}/``).
+
+        Raises:
+            TypeError, ValueError: ``item_id`` is not a positive int.
+            BackendInvalidInputError: 404, no such item (or not visible to you).
+            SynapError: another error of the transport; ``BackendError("malformed_response")``
+                for an answer without a ``data`` object.
+        """
+        return _parse_detail(self._transport.request("GET", self._detail_path(item_id)))
 
     def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
@@ -634,6 +698,10 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def retrieve(self, item_id: int) -> Item:
+        """Async :meth:`Resource.retrieve`: same arguments, same errors."""
+        return _parse_detail(await self._transport.request("GET", self._detail_path(item_id)))
 
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""

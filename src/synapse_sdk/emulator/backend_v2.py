@@ -1,4 +1,5 @@
-"""The backend v2 API: cursor-paginated lists, bulk fetch with per-item faults, original files.
+"""The backend v2 API: cursor-paginated lists (``per_page``, ``meta.pagination``, slim items),
+retrieve, bulk fetch with per-item faults, original files.
 
 Exactly the "Backend v2 HTTP API" of ``dev/CONTRACTS.md``. Authentication, rate limiting,
 outages, latency and dropped connections are the gate's job (:mod:`synapse_sdk.emulator.app`);
@@ -73,16 +74,14 @@ def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
     return error_response(ctx, 400, "VALIDATION_ERROR", message, details=details)
 
 
-def _parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_LIMIT
+def _per_page(raw: str | None) -> int:
+    """The page size ``per_page`` asks for, as DRF's cursor pagination applies it: missing,
+    non-numeric or non-positive → the default; above the maximum → the maximum."""
     try:
-        limit = int(raw)
+        asked = int(raw) if raw is not None else DEFAULT_PAGE_LIMIT
     except ValueError:
-        raise ValueError(f"limit must be an integer, got {raw[:40]!r}") from None
-    if not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
-    return limit
+        return DEFAULT_PAGE_LIMIT
+    return DEFAULT_PAGE_LIMIT if asked < 1 else min(asked, MAX_PAGE_LIMIT)
 
 
 def _parse_ids(body: bytes) -> list[int | str]:
@@ -109,17 +108,31 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx, resource = _target(request)
         if isinstance(resource, Response):
             return resource
-        field = "limit"
+        per_page = _per_page(request.query_params.get("per_page"))
+        cursor = request.query_params.get("cursor")
         try:
-            limit = _parse_limit(request.query_params.get("limit"))
-            field = "cursor"
-            cursor = request.query_params.get("cursor")
             after = decode_cursor(resource, cursor) if cursor else 0
-        except ValueError as exc:
-            return _invalid(ctx, field, str(exc))
-        bodies, last = state.store.page(resource, after, limit)
-        next_cursor = None if last is None else encode_cursor(resource, last)
-        return json_response(ctx, 200, data_json=f"[{','.join(bodies)}]", next_cursor=next_cursor)
+        except ValueError:
+            return error_response(ctx, 404, "NOT_FOUND", "Invalid cursor")
+        bodies, last = state.store.page(resource, after, per_page)
+        pagination = {
+            "next_cursor": None if last is None else encode_cursor(resource, last),
+            "previous_cursor": None,  # ours: only forward cursors are issued
+            "per_page": per_page,
+        }
+        data = f"[{','.join(bodies)}]"
+        return json_response(ctx, 200, data_json=data, pagination=pagination)
+
+    async def retrieve(request: Request) -> Response:
+        ctx, resource = _target(request)
+        if isinstance(resource, Response):
+            return resource
+        item_id = int(request.path_params["item_id"])
+        ctx.ids = (item_id,)
+        detail = state.store.detail(resource, item_id)
+        if detail is None:
+            return error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
+        return json_response(ctx, 200, data_json=json.dumps(detail, ensure_ascii=False))
 
     async def bulk_fetch(request: Request) -> Response:
         ctx, resource = _target(request)
@@ -170,6 +183,7 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
 
     return [
         Route("/v2/{resource}/", list_items, methods=["GET"], name="v2-list"),
+        Route("/v2/{resource}/{item_id:int}/", retrieve, methods=["GET"], name="v2-retrieve"),
         Route("/v2/{resource}/bulk-fetch/", bulk_fetch, methods=["POST"], name="v2-bulk-fetch"),
     ]
 

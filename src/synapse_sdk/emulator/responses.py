@@ -48,10 +48,11 @@ def json_response(
     *,
     data_json: str | None = None,
     error: dict[str, Any] | None = None,
-    next_cursor: str | None = None,
+    pagination: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A v2 body ``{"data": ..., "error": ..., "meta": {"request_id", "next_cursor"}}``.
+    """A v2 body ``{"data": ..., "error": ..., "meta": {"request_id", "pagination"?}}``
+    (``pagination`` only for a list answer).
 
     ``data_json`` is JSON text (items are stored serialised), spliced in without re-encoding.
     """
@@ -62,8 +63,8 @@ def json_response(
         parts.append(f'"error":{_dumps(error)}')
         ctx.error_code = str(error.get("code"))
     meta: dict[str, Any] = {"request_id": ctx.request_id}
-    if data_json is not None:
-        meta["next_cursor"] = next_cursor
+    if pagination is not None:
+        meta["pagination"] = pagination
     parts.append(f'"meta":{_dumps(meta)}')
     return raw_json_response(status, "{" + ",".join(parts) + "}", headers)
 
