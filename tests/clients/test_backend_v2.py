@@ -367,7 +367,7 @@ def test_string_ids_match_integer_items(clock: Clock) -> None:
     assert ids_of(sync_client(handler, clock).tasks.bulk_fetch(["4", "2"])) == [4, 2]
 
 
-def test_ids_missing_from_a_200_are_retried_then_reported(clock: Clock) -> None:
+def test_ids_missing_from_a_200_are_not_served_at_once_without_a_retry(clock: Clock) -> None:
     def forgetful(request: httpx.Request) -> httpx.Response:
         ids = json.loads(request.content)["ids"]
         return reply(200, {"data": [item(i) for i in ids if i != 2]})
@@ -375,8 +375,23 @@ def test_ids_missing_from_a_200_are_retried_then_reported(clock: Clock) -> None:
     handler = Scripted([forgetful] * 3)
     with pytest.raises(BackendError) as info:
         sync_client(handler, clock).tasks.bulk_fetch([1, 2, 3])
-    assert info.value.failed_codes == {2: "missing_from_response"}
-    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3], [2], [2]]
+    assert info.value.failed_codes == {2: "not_served"}
+    assert info.value.envelope.failed[0].retryable is False
+    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3]]
+    assert handler.requests[0].url.params["response_mode"] == "inline"
+
+
+def test_ids_a_207_leaves_out_unnamed_are_still_retried(clock: Clock) -> None:
+    def forgetful(request: httpx.Request) -> httpx.Response:
+        ids = json.loads(request.content)["ids"]
+        served = [item(i) for i in ids if i != 2]
+        if ids == [2]:
+            return reply(200, {"data": [item(2)]})
+        return reply(207, {"data": served, "error": {"code": "partial_failure", "failed": []}})
+
+    handler = Scripted([forgetful] * 2)
+    assert ids_of(sync_client(handler, clock).tasks.bulk_fetch([1, 2, 3])) == [1, 2, 3]
+    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3], [2]]
 
 
 def test_malformed_bulk_answer_is_permanent(clock: Clock) -> None:

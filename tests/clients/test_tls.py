@@ -156,7 +156,7 @@ def test_sync_client_lists_and_bulk_fetches_over_tls(
         original = client.download_original(fetched[0])  # size and sha256 checked
         assert len(original) == fetched[0]["original"]["size"]
         _assert_all_served(emu, client)
-    assert [r.path for r in emu.requests].count("/v2/ground-truths/bulk-fetch/") == 1
+    assert [r.path for r in emu.requests].count("/v2/ground-truths/bulk-data/") == 1
     assert clock.sleeps == []
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from synapse_sdk.emulator import Emulator, FaultProfile
+from synapse_sdk.emulator.backend_v2 import bulk_path
 
 RESOURCES = ("tasks", "assignments", "ground-truths")
 
@@ -97,7 +98,7 @@ def test_retrieve_serves_the_detail_object(
     assert response.status_code == 200
     body = response.json()
     assert set(body["data"]) == fields and body["data"]["id"] == 7
-    bulk = client.post(f"/v2/{resource}/bulk-fetch/", json={"ids": [7]}).json()
+    bulk = client.post(bulk_path(resource), json={"ids": [7]}).json()
     assert body["data"]["data"] == bulk["data"][0]["data"]
     assert body["meta"] == {"request_id": response.headers["x-request-id"]}
     missing = client.get(f"/v2/{resource}/451/")
@@ -136,8 +137,36 @@ def test_empty_bulk_fetch_is_an_empty_page(client: httpx.Client) -> None:
     assert response.json()["data"] == []
 
 
-def test_invalid_ids_names_the_unknown_ids(client: httpx.Client) -> None:
-    response = client.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 9999, 2, "x", 0, 9999]})
+def test_unknown_ids_are_silently_left_out_of_a_200_like_the_real_api(
+    client: httpx.Client,
+) -> None:
+    response = client.post("/v2/tasks/bulk-fetch/", json={"ids": [3, 9999, 1, "x", 0, 3]})
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["data"]] == [3, 1, 3]
+    assert "error" not in response.json()
+
+
+def test_each_resource_has_its_bulk_route_and_response_mode_is_checked(
+    client: httpx.Client,
+) -> None:
+    assert bulk_path("ground-truths") == "/v2/ground-truths/bulk-data/"
+    for resource in RESOURCES:
+        wrong = "bulk-fetch" if resource == "ground-truths" else "bulk-data"
+        refused = client.post(f"/v2/{resource}/{wrong}/", json={"ids": [1]})
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "NOT_FOUND"
+        for mode in ("inline", "presigned"):
+            served = client.post(bulk_path(resource), params={"response_mode": mode},
+                                 json={"ids": [1]})
+            assert served.status_code == 200, served.text
+    bad = client.post(bulk_path("tasks"), params={"response_mode": "s3"}, json={"ids": [1]})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"][0]["field"] == "response_mode"
+
+
+def test_invalid_ids_names_the_unknown_ids_under_the_seeds_profile() -> None:
+    seeds = FaultProfile(unknown_ids="invalid_ids")
+    with Emulator(items=10, faults=seeds) as emu, emu.client() as client:
+        response = client.post("/v2/tasks/bulk-fetch/", json={"ids": [1, 9999, 2, "x", 0, 9999]})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_ids"
@@ -252,7 +281,7 @@ def test_unknown_resource_route_and_method_are_json_errors(client: httpx.Client)
 def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
     kinds = {}
     for resource in RESOURCES:
-        item = client.post(f"/v2/{resource}/bulk-fetch/", json={"ids": [42]}).json()["data"][0]
+        item = client.post(bulk_path(resource), json={"ids": [42]}).json()["data"][0]
         response = client.get(item["original"]["url"])
         assert response.status_code == 200
         assert len(response.content) == item["original"]["size"]
@@ -280,9 +309,8 @@ def test_every_response_has_a_request_id_and_echoes_the_correlation_id(emu: Emul
     records = emu.requests
     assert [r.request_id for r in records] == ids
     assert [r.correlation_id for r in records] == ["corr-123"] * 4 + [None]
-    assert [r.status for r in records] == [200, 400, 404, 200, 401]
+    assert [r.status for r in records] == [200, 200, 404, 200, 401]
     assert records[1].ids == (1, 10**6)
-    assert records[1].error_code == "invalid_ids"
     assert [r.seq for r in records] == sorted(r.seq for r in records)
 
 

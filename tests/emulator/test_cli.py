@@ -177,7 +177,7 @@ def test_a_million_items_serve_at_once_and_answer_the_last_id() -> None:
         assert info["items"] == 1_000_000
         headers = {"SYNAPSE-ACCESS-TOKEN": info["token"], "SYNAPSE-Tenant": info["tenant"]}
         fetched = httpx.post(
-            info["url"] + "/v2/ground-truths/bulk-fetch/",
+            info["url"] + "/v2/ground-truths/bulk-data/",
             json={"ids": [1_000_000, 1]},
             headers=headers,
             timeout=10,

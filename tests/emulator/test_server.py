@@ -159,7 +159,7 @@ async def test_async_context_manager() -> None:
         async with httpx.AsyncClient(
             base_url=emu.url, headers=emu.auth_headers
         ) as http:
-            response = await http.post("/v2/ground-truths/bulk-fetch/", json={"ids": [3, 1]})
+            response = await http.post("/v2/ground-truths/bulk-data/", json={"ids": [3, 1]})
         assert [item["id"] for item in response.json()["data"]] == [3, 1]
     assert not emu.running
 

@@ -41,7 +41,6 @@ from synapse_sdk.emulator.synap import SynapEmulator
 from synapse_sdk.exceptions import (
     BackendAuthenticationError,
     BackendError,
-    BackendInvalidInputError,
     BackendServiceUnavailableError,
     SynapError,
 )
@@ -163,9 +162,10 @@ def test_tokens_stay_out_of_logs_errors_and_request_logs_on_backend_paths(
                 seen.append(exc)
                 items = exc.succeeded
             assert client.download_original(items[0])
-            with pytest.raises(BackendInvalidInputError) as invalid:
+            with pytest.raises(BackendError) as not_served:
                 client.tasks.bulk_fetch([1, 999_999])
-            seen.append(invalid.value)
+            assert not_served.value.failed_codes == {999_999: "not_served"}
+            seen.append(not_served.value)
             seen.append(client)
         with BackendV2Client(base_url=emu.url, token=wrong, sleep=clock.sleep,
                              clock=clock) as intruder:
@@ -495,11 +495,11 @@ def test_ids_that_would_escape_the_folder_are_reported_never_written(tmp_path: P
     assert {i for chunk in backend.fetched for i in chunk} == set(SAFE_IDS)
     assert summary.exported == 2
     # An item served under another id (``../swapped`` for ``swap-me``) is never written: the
-    # id asked for is reported missing.
-    assert summary.failed_by_code == {"unsafe_id": len(ESCAPING_IDS), "missing_from_response": 1}
+    # id asked for is reported not served (the 200 left it out).
+    assert summary.failed_by_code == {"unsafe_id": len(ESCAPING_IDS), "not_served": 1}
     assert summary.failed_by_message["EXPORT_FAILED_VALIDATION"] == len(ESCAPING_IDS)
     assert ledger == {**dict.fromkeys(ESCAPING_IDS, "unsafe_id"),
-                      "swap-me": "missing_from_response"}
+                      "swap-me": "not_served"}
     # Nothing was written outside the target folder, and the planted link was replaced, not
     # followed.
     assert outside.read_text() == "precious"

@@ -40,9 +40,12 @@ no ``data``: fetch those with ``bulk_fetch``). An answer without ``data`` or wit
 pagination object is a ``BackendError("malformed_response")``, never a silent last page.
 
 Design choices: duplicate ids are fetched once (the result has one item per distinct id, at its
-first position); ids are matched by their string form (``7`` and ``"7"`` name the same item); an
-id a 200 answer silently left out is treated as a retryable failure with code
-``missing_from_response``.
+first position); ids are matched by their string form (``7`` and ``"7"`` name the same item). An
+id a 200 answer left out is one the backend does not serve (the real v2 API silently drops
+unknown and forbidden ids): a permanent failure with code ``not_served``, reported once and never
+asked again. An id a 207 left out without naming it is retried (``missing_from_response``).
+Ground truths are fetched at ``/v2/ground-truths/bulk-data/``, the others at
+``/v2/{resource}/bulk-fetch/``, always with ``?response_mode=inline``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ __all__ = [
     "DEFAULT_MAX_ORIGINAL_BYTES",
     "DEFAULT_PAGE_LIMIT",
     "MAX_PAGE_LIMIT",
+    "NOT_SERVED",
     "AsyncBackendV2Client",
     "AsyncResource",
     "BackendV2Client",
@@ -106,6 +110,10 @@ _FAILED_SHOWN = 20
 _MAX_ID_CHARS = 256
 _PARTIAL = "partial_failure"
 _MISSING = "missing_from_response"
+#: The per-item code of an id a 200 answer left out: the backend does not serve it to us
+#: (unknown or not visible). Permanent: asking again gives the same answer.
+NOT_SERVED: Final = "not_served"
+_BULK_ACTIONS: Final = {"ground-truths": "bulk-data"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +273,9 @@ class BulkAnswer:
     """One bulk-fetch answer (200 or 207) sorted out against the ids it was asked for.
 
     ``items`` are the items served, in request order; ``retry`` maps the ids worth asking again
-    (the backend said ``retryable``, or silently left them out: ``missing_from_response``) to
-    their code; ``failed`` the ids it will not serve (e.g. ``item_corrupted``) to theirs;
+    (the backend said ``retryable``, or a 207 left them out without naming them:
+    ``missing_from_response``) to their code; ``failed`` the ids it will not serve (e.g.
+    ``item_corrupted``, or :data:`NOT_SERVED` for an id a 200 left out) to theirs;
     ``retry_after`` is the wait the answer asked for before asking again, if any.
     """
 
@@ -304,6 +313,8 @@ def sort_answer(sent: Sequence[ItemId], response: Response) -> BulkAnswer:
         failure = reported.get(key)
         if item is not None:
             answer.items.append(item)
+        elif failure is None and response.status_code == 200:
+            answer.failed[item_id] = NOT_SERVED
         elif failure is None:
             answer.retry[item_id] = _MISSING
         elif failure.retryable:
@@ -559,7 +570,10 @@ class _ResourceBase(Generic[_T]):
         #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
         self.name = name
         self.list_path = f"/v2/{name}/"
-        self.bulk_path = f"/v2/{name}/bulk-fetch/"
+        #: Ground truths are fetched in bulk at ``bulk-data/``, the others at ``bulk-fetch/``.
+        self.bulk_path = f"/v2/{name}/{_BULK_ACTIONS.get(name, 'bulk-fetch')}/"
+        #: The bulk requests' query: payloads inline (the presigned wrapper is not resolved).
+        self.bulk_params: dict[str, str | int] = {"response_mode": "inline"}
 
     @staticmethod
     def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
@@ -640,7 +654,9 @@ class Resource(_ResourceBase[Transport]):
                 outlasted the retries).
         """
         sent = _one_request(ids)
-        response = self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        response = self._transport.request(
+            "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params
+        )
         return sort_answer(sent, response)
 
     def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -659,7 +675,7 @@ class Resource(_ResourceBase[Transport]):
             for chunk in plan.chunks():
                 try:
                     response = self._transport.request(
-                        "POST", self.bulk_path, json={"ids": chunk},
+                        "POST", self.bulk_path, json={"ids": chunk}, params=self.bulk_params,
                         correlation_id=plan.correlation_id,
                     )
                 except SynapError as exc:
@@ -706,7 +722,9 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""
         sent = _one_request(ids)
-        response = await self._transport.request("POST", self.bulk_path, json={"ids": sent})
+        response = await self._transport.request(
+            "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params
+        )
         return sort_answer(sent, response)
 
     async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -716,7 +734,7 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
             for chunk in plan.chunks():
                 try:
                     response = await self._transport.request(
-                        "POST", self.bulk_path, json={"ids": chunk},
+                        "POST", self.bulk_path, json={"ids": chunk}, params=self.bulk_params,
                         correlation_id=plan.correlation_id,
                     )
                 except SynapError as exc:

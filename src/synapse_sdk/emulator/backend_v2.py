@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +26,9 @@ __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "MAX_BULK_IDS",
     "MAX_PAGE_LIMIT",
+    "RESPONSE_MODES",
     "api_routes",
+    "bulk_path",
     "decode_cursor",
     "encode_cursor",
     "file_routes",
@@ -36,6 +39,10 @@ MAX_PAGE_LIMIT = 500
 DEFAULT_PAGE_LIMIT = 100
 _CURSOR_VERSION = "c1"
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER range; larger ids cannot exist
+#: The bulk routes' ``response_mode`` values. Payloads here are small, so both are served
+#: inline (ours: the presigned wrapper is not modelled).
+RESPONSE_MODES = ("inline", "presigned")
+_Found = TypeVar("_Found")
 
 
 def encode_cursor(resource: str, after: int) -> str:
@@ -66,6 +73,28 @@ def _target(request: Request) -> tuple[RequestContext, str | Response]:
         return ctx, error_response(ctx, 404, "NOT_FOUND", detail)
     ctx.resource = resource
     return ctx, resource
+
+
+def bulk_path(resource: str) -> str:
+    """Where ``resource`` is fetched in bulk: ``bulk-data/`` for ground truths, else
+    ``bulk-fetch/`` (the v2 API's paths)."""
+    return f"/v2/{resource}/{'bulk-data' if resource == 'ground-truths' else 'bulk-fetch'}/"
+
+
+def _one_item(
+    request: Request, lookup: Callable[[str, int], _Found | None]
+) -> tuple[RequestContext, _Found | Response]:
+    """The request's context and what ``lookup`` finds for its resource and ``item_id``, or
+    the 404 to send."""
+    ctx, resource = _target(request)
+    if isinstance(resource, Response):
+        return ctx, resource
+    item_id = int(request.path_params["item_id"])
+    ctx.ids = (item_id,)
+    found = lookup(resource, item_id)
+    if found is None:
+        return ctx, error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
+    return ctx, found
 
 
 def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
@@ -124,20 +153,21 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         return json_response(ctx, 200, data_json=data, pagination=pagination)
 
     async def retrieve(request: Request) -> Response:
-        ctx, resource = _target(request)
-        if isinstance(resource, Response):
-            return resource
-        item_id = int(request.path_params["item_id"])
-        ctx.ids = (item_id,)
-        detail = state.store.detail(resource, item_id)
-        if detail is None:
-            return error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
-        return json_response(ctx, 200, data_json=json.dumps(detail, ensure_ascii=False))
+        ctx, found = _one_item(request, state.store.detail)
+        if isinstance(found, Response):
+            return found
+        return json_response(ctx, 200, data_json=json.dumps(found, ensure_ascii=False))
 
     async def bulk_fetch(request: Request) -> Response:
         ctx, resource = _target(request)
         if isinstance(resource, Response):
             return resource
+        if request.url.path != bulk_path(resource):
+            return error_response(ctx, 404, "NOT_FOUND", f"{resource} are fetched in bulk at "
+                                  f"{bulk_path(resource)}")
+        mode = request.query_params.get("response_mode", "inline")
+        if mode not in RESPONSE_MODES:
+            return _invalid(ctx, "response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
         try:
             ids = _parse_ids(await request.body())
         except ValueError as exc:
@@ -154,7 +184,7 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         candidates = [i for i in ids if isinstance(i, int) and 0 < i <= _MAX_ID]
         found = state.store.fetch(resource, candidates)
         invalid = [i for i in dict.fromkeys(ids) if not isinstance(i, int) or i not in found]
-        if invalid:
+        if invalid and state.faults.unknown_ids == "invalid_ids":
             shown = ", ".join(repr(i) for i in invalid[:10]) + (" ..." if len(invalid) > 10 else "")
             return error_response(
                 ctx,
@@ -163,7 +193,7 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
                 f"{len(invalid)} unknown {resource} id(s): {shown}",
                 invalid_ids=invalid,
             )
-        known = [i for i in ids if isinstance(i, int)]
+        known = [i for i in ids if isinstance(i, int) and i in found]  # the rest: dropped
         failures = state.item_failures(resource, known)
         data = f"[{','.join(found[i] for i in known if i not in failures)}]"
         if not failures:
@@ -185,6 +215,7 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         Route("/v2/{resource}/", list_items, methods=["GET"], name="v2-list"),
         Route("/v2/{resource}/{item_id:int}/", retrieve, methods=["GET"], name="v2-retrieve"),
         Route("/v2/{resource}/bulk-fetch/", bulk_fetch, methods=["POST"], name="v2-bulk-fetch"),
+        Route("/v2/{resource}/bulk-data/", bulk_fetch, methods=["POST"], name="v2-bulk-data"),
     ]
 
 
@@ -192,14 +223,9 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
     """The original-file download route, bound to ``state``."""
 
     async def download(request: Request) -> Response:
-        ctx, resource = _target(request)
-        if isinstance(resource, Response):
-            return resource
-        item_id = int(request.path_params["item_id"])
-        ctx.ids = (item_id,)
-        original = state.store.original(resource, item_id)
-        if original is None:
-            return error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
+        _, original = _one_item(request, state.store.original)
+        if isinstance(original, Response):
+            return original
         headers = {
             "Content-Disposition": f'attachment; filename="{original.filename}"',
             "ETag": f'"{original.sha256}"',

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "DROP_KINDS",
     "PRESETS",
+    "UNKNOWN_IDS",
     "FaultProfile",
     "RateLimit",
     "decide",
@@ -26,6 +27,8 @@ __all__ = [
 #: The two ways a connection is dropped: closed before any response, or cut mid-body after
 #: headers that promised the full ``Content-Length``.
 DROP_KINDS = ("drop_reset", "drop_truncated")
+#: What a bulk request naming unknown ids gets (see :class:`FaultProfile`).
+UNKNOWN_IDS = ("drop", "invalid_ids")
 
 _PERSON = b"synapse-emu"
 
@@ -112,6 +115,9 @@ class FaultProfile:
     * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
     * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
       any response, half cut mid-body), decided per (request identity, attempt).
+    * ``unknown_ids`` — what a bulk request naming ids that do not exist gets: ``"drop"`` (the
+      real v2 API: they are silently left out of a 200) or ``"invalid_ids"`` (the seed's 400
+      ``invalid_ids`` naming them).
 
     Raises ``TypeError`` / ``ValueError`` for values of the wrong type or out of range.
     """
@@ -123,6 +129,7 @@ class FaultProfile:
     outages: tuple[tuple[float, float], ...] = ()
     latency: tuple[float, float] = (0.0, 0.0)
     drop_rate: float = 0.0
+    unknown_ids: str = "drop"
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +138,10 @@ class FaultProfile:
         for rate_name in ("partial_failure_rate", "permanent_failure_rate", "drop_rate"):
             object.__setattr__(self, rate_name, _rate(rate_name, getattr(self, rate_name)))
         object.__setattr__(self, "rate_limit", _rate_limit(self.rate_limit))
+        if self.unknown_ids not in UNKNOWN_IDS:
+            raise ValueError(
+                f"unknown_ids must be one of {', '.join(UNKNOWN_IDS)}, got {self.unknown_ids!r}"
+            )
         outages: object = self.outages
         if not isinstance(outages, Iterable) or isinstance(outages, str | bytes):
             raise TypeError("outages must be a sequence of (start, end) pairs")
@@ -307,6 +318,7 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "rate_limit": _parse_rate_limit,
     "latency": _parse_span,
     "outages": _parse_outages,
+    "unknown_ids": str,
 }
 
 #: The phrases of :meth:`FaultProfile.describe`, in English and Korean.

@@ -111,6 +111,8 @@ _CODE_INVALID_ID: Final = "invalid_id"
 _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
 _CODE_MISSING: Final = "missing_from_response"
+#: backend_v2.NOT_SERVED (not imported: the client loads lazily): an id a 200 answer left out.
+_CODE_NOT_SERVED: Final = "not_served"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
 #: Saved items marked exported in the ledger together (one transaction).
@@ -136,6 +138,7 @@ _ITEM_CODE_MESSAGES: Final[dict[str, ExportLogMessageCode]] = {
     "size_mismatch": ExportLogMessageCode.EXPORT_FAILED_INCOMPLETE_RESPONSE,
     "item_unavailable": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     "missing_from_response": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
+    _CODE_NOT_SERVED: ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
     "rate_limited": ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
     "service_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
     "network_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
@@ -647,7 +650,14 @@ class ExportAction(BaseAction[ExportParams]):
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
             result.failed.update(invalid)
-            if answer_failed := len(result.retry) + len(result.failed):
+            not_served = [i for i, code in result.failed.items() if code == _CODE_NOT_SERVED]
+            if not_served:  # reported once, here: the backend will never serve them
+                self._note(
+                    ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
+                    count=len(not_served),
+                    ids=[str(i) for i in not_served[:_ITEMS_SHOWN]],
+                )
+            if answer_failed := len(result.retry) + len(result.failed) - len(not_served):
                 self._note(
                     ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
                     succeeded=len(result.items),

@@ -102,6 +102,7 @@ _V1_PATTERNS: list[tuple[str, ExportLogMessageCode]] = [
 #: What a caller should do about each failure code (the seed's retry-policy column).
 EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_NOT_SERVED: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_BATCH_PARTIAL: RetrySemantics.RETRY_FAILED_ITEMS,
     _E.EXPORT_FAILED_RATE_LIMITED: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,

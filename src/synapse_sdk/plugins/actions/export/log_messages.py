@@ -21,6 +21,8 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_BAD_REQUEST = ("EXPORT_FAILED_BAD_REQUEST", LogLevel.ERROR)
     EXPORT_FAILED_BATCH_PARTIAL = ("EXPORT_FAILED_BATCH_PARTIAL", LogLevel.WARNING)
     EXPORT_FAILED_RATE_LIMITED = ("EXPORT_FAILED_RATE_LIMITED", LogLevel.ERROR)
+    # --- per-item: ids a 200 bulk answer left out (the v2 API drops unknown/forbidden ids) --
+    EXPORT_FAILED_NOT_SERVED = ("EXPORT_FAILED_NOT_SERVED", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
     EXPORT_FAILED_PERMISSION = ("EXPORT_FAILED_PERMISSION", LogLevel.ERROR)
@@ -60,6 +62,14 @@ class ExportLogMessageCode(LogMessageCode):
 _E = ExportLogMessageCode
 
 register_log_messages({
+    _E.EXPORT_FAILED_NOT_SERVED: {
+        "en": "Some items were not exported: the backend did not return them (the IDs do not "
+              "exist or you cannot access them). Asking again gives the same answer; check the "
+              "selected items and your access to the project.",
+        "ko": "일부 항목을 내보내지 못했습니다. 백엔드가 해당 항목을 돌려주지 않았습니다(존재하지 "
+              "않는 ID이거나 접근 권한이 없는 ID). 다시 요청해도 결과는 같으니 선택한 항목과 "
+              "프로젝트 접근 권한을 확인하세요.",
+    },
     _E.EXPORT_FAILED_BAD_REQUEST: {
         "en": "Export failed: the backend rejected the request (unknown or invalid IDs). "
               "Check the selected tasks, assignments or ground truths.",
