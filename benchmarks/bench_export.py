@@ -215,7 +215,7 @@ def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
         if done.returncode != 0:
             raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        api = [r for r in emu.requests if not r.path.startswith("/v2/files/")]
+        api = [r for r in emu.requests if not r.path.startswith(("/storage/", "/v2/files/"))]
         result["api_requests"] = len(api)
         result["rate_limited"] = sum(1 for r in api if r.status == 429)
         result["missing"], result["extra"] = check_output(Path(out), items)

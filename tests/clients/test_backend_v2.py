@@ -556,3 +556,53 @@ async def test_async_bulk_fetch_once(clock: Clock) -> None:
     backend = FakeBulk(fail={1: ["item_unavailable"]})
     answer = await async_client(backend, clock).tasks.bulk_fetch_once((1, 2))
     assert ids_of(answer.items) == [2] and answer.retry == {1: "item_unavailable"}
+
+
+def manifest_item(content: bytes, *, url: str = f"{BASE}/storage/tasks/7?sig=1",
+                  size: int | None = None, checksum: str | None = None,
+                  described: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"url": url, "file_name_original": "photo.JPG", "is_primary": True}
+    if described:
+        entry["file_size"] = len(content) if size is None else size
+        entry["checksum"] = hashlib.sha1(content).hexdigest() if checksum is None else checksum
+    thumb = {"url": f"{BASE}/storage/thumb", "file_name_original": "t.png", "is_primary": False}
+    return {"id": 7, "files_manifest": {"thumbnail": thumb, "image_1": entry}}
+
+
+def test_download_reads_the_primary_manifest_entry_without_credentials(clock: Clock) -> None:
+    content = b"jpeg bytes"
+    handler = Scripted([reply(200, content)])
+    client = sync_client(handler, clock)
+    assert client.download_original(manifest_item(content)) == content
+    sent = handler.requests[0]
+    assert str(sent.url) == f"{BASE}/storage/tasks/7?sig=1"  # the primary entry, same origin
+    assert "synapse-access-token" not in sent.headers and "synapse-tenant" not in sent.headers
+    assert "authorization" not in sent.headers
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        (manifest_item(b"jpeg bytes", checksum="0" * 40), "checksum_mismatch"),
+        (manifest_item(b"jpeg bytes", size=3), "size_mismatch"),
+    ],
+)
+def test_manifest_size_and_sha1_are_checked(clock: Clock, item: dict[str, Any], code: str) -> None:
+    client = sync_client(Scripted([reply(200, b"jpeg bytes")]), clock)
+    with pytest.raises(BackendError) as info:
+        client.download_original(item)
+    assert info.value.error_code == code and info.value.failed_ids == (7,)
+
+
+def test_without_size_or_checksum_the_length_is_checked_against_content_length(
+    clock: Clock,
+) -> None:
+    short = httpx.Response(200, content=b"abc", headers={"Content-Length": "3"})
+    client = sync_client(Scripted([short]), clock)
+    assert client.download_original(manifest_item(b"abc", described=False)) == b"abc"
+
+
+def test_the_export_names_the_original_after_file_name_original() -> None:
+    from synapse_sdk.plugins.actions.export.steps import original_extension
+
+    assert original_extension(manifest_item(b"x")) == "jpg"

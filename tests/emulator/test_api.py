@@ -7,7 +7,7 @@ import hashlib
 import httpx
 import pytest
 
-from synapse_sdk.emulator import Emulator, FaultProfile
+from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile
 from synapse_sdk.emulator.backend_v2 import bulk_path
 
 RESOURCES = ("tasks", "assignments", "ground-truths")
@@ -113,7 +113,9 @@ def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None
     assert [item["id"] for item in body["data"]] == ids
     assert body["meta"] == {"request_id": response.headers["x-request-id"]}
     item = body["data"][0]
-    assert set(item) == {"id", "resource", "project_id", "data", "original"}
+    assert set(item) == {
+        "id", "resource", "project_id", "data_unit_id", "data", "files_manifest", "original",
+    }
     assert item["resource"] == "tasks"
     assert item["project_id"] == 1
     assert item["original"]["url"] == "/v2/files/tasks/17/original"
@@ -292,6 +294,32 @@ def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
     assert kinds["tasks"] == "image/png"
     assert kinds["assignments"] == "application/json"
     assert kinds["ground-truths"].startswith("text/plain")
+
+
+def test_files_manifest_urls_are_presigned_expiring_and_serve_ranges(clock: FakeClock) -> None:
+    with Emulator(items=5, clock=clock) as emu, emu.client() as api:
+        item = api.post("/v2/tasks/bulk-fetch/", json={"ids": [3]}).json()["data"][0]
+        entry = item["files_manifest"]["original"]
+        assert entry["is_primary"] and entry["file_name_original"]
+        url = entry["url"]
+        assert url.startswith(emu.url + "/storage/tasks/3?expires=")
+        with httpx.Client() as anonymous:  # no token, no tenant: the signature is enough
+            whole = anonymous.get(url)
+            assert whole.status_code == 200 and len(whole.content) == entry["file_size"]
+            assert hashlib.sha1(whole.content).hexdigest() == entry["checksum"]
+            part = anonymous.get(url, headers={"Range": "bytes=2-5"})
+            assert part.status_code == 206 and part.content == whole.content[2:6]
+            assert part.headers["content-range"] == f"bytes 2-5/{len(whole.content)}"
+            tail = anonymous.get(url, headers={"Range": "bytes=-3"})
+            assert tail.content == whole.content[-3:]
+            assert anonymous.get(url, headers={"Range": "bytes=9999-"}).status_code == 416
+            forged = anonymous.get(url.replace("/tasks/3?", "/tasks/4?"))
+            assert forged.status_code == 403
+            assert forged.json()["error"]["code"] == "SIGNATURE_INVALID"
+            clock.advance(3601.0)
+            expired = anonymous.get(url)
+            assert expired.status_code == 403 and "expired" in expired.json()["error"]["message"]
+    assert not any(r.authenticated for r in emu.requests if r.path.startswith("/storage/"))
 
 
 def test_every_response_has_a_request_id_and_echoes_the_correlation_id(emu: Emulator) -> None:

@@ -226,13 +226,13 @@ def _tally_class() -> type[Any]:
             for fault in record.faults:
                 counts[f"fault {fault}"] += 1
             whole = "drop_truncated" not in record.faults and record.status in (200, 207)
-            if record.path.startswith("/v2/files/"):
+            if record.path.startswith(("/storage/", "/v2/files/")):
                 counts["file downloads"] += 1
                 if whole and record.ids:
                     _bump(self.files_served, record.ids[0])
                 return
             counts["api requests"] += 1
-            if record.method != "POST" or not record.path.endswith("/bulk-fetch/"):
+            if record.method != "POST" or not record.path.endswith(("/bulk-fetch/", "/bulk-data/")):
                 return
             counts["bulk fetches"] += 1
             ids = record.ids

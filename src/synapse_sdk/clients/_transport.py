@@ -819,8 +819,11 @@ class _Core:
         headers: Mapping[str, str] | None,
         certificate: ClientCertificate | None,
         context: ErrorContext | None,
+        credentials: bool = True,
     ) -> _Call:
-        """Give ``call`` its extra headers, client certificate and error context."""
+        """Give ``call`` its extra headers, client certificate and error context; without
+        ``credentials`` the token and tenant are not sent, whatever the origin."""
+        call.send_token = call.send_token and credentials
         if headers:
             call.headers = {
                 _header_value("header name", k): _header_value(k, v) for k, v in headers.items()
@@ -1185,6 +1188,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         headers: Mapping[str, str] | None = None,
         certificate: ClientCertificate | None = None,
         context: ErrorContext | None = None,
+        credentials: bool = True,
     ) -> Response:
         """Send one logical call, retried per the policy, and return its 2xx response.
 
@@ -1192,8 +1196,9 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         sent only to the base URL's origin). ``idempotency_key``: None generates one for
         POST/PATCH, a string is used as is, False sends none (the call is then not retried after
         an outcome-unknown failure). ``max_bytes`` bounds the success body. ``headers`` are
-        sent besides the SDK's own, ``certificate`` is presented in the TLS handshake, and
-        ``context`` tells the error mapping the operation and the ids an error may name.
+        sent besides the SDK's own, ``certificate`` is presented in the TLS handshake,
+        ``context`` tells the error mapping the operation and the ids an error may name, and
+        ``credentials=False`` sends neither token nor tenant (a presigned file URL).
 
         Raises:
             SynapError: the mapped error of the last attempt (see the module docstring), with
@@ -1203,7 +1208,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
-        self._core.add_options(call, headers, certificate, context)
+        self._core.add_options(call, headers, certificate, context, credentials)
         return retrying.call(self._attempt, call, idempotent=call.idempotent)
 
     def _attempt(self, call: _Call) -> Response:
@@ -1256,12 +1261,13 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         headers: Mapping[str, str] | None = None,
         certificate: ClientCertificate | None = None,
         context: ErrorContext | None = None,
+        credentials: bool = True,
     ) -> Response:
         """Async :meth:`Transport.request`: same arguments, same errors."""
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
-        self._core.add_options(call, headers, certificate, context)
+        self._core.add_options(call, headers, certificate, context, credentials)
         return await retrying.acall(self._attempt, call, idempotent=call.idempotent)
 
     async def _attempt(self, call: _Call) -> Response:

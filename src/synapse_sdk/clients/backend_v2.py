@@ -61,6 +61,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import httpx
 
+from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.clients._transport import (
     AsyncSleep,
     AsyncTransport,
@@ -460,6 +461,17 @@ class _BulkFetch:
         raise error
 
 
+def _hex_digest(value: object, length: int, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"item's {what} must be a hex string")
+    digest = value.lower()
+    if len(digest) != length or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"item's {what} is not {length} hex digits: {digest!r}")
+    return digest
+
+
 @dataclass(frozen=True, slots=True)
 class _Original:
     """Where an item's original file is and what it must look like."""
@@ -467,38 +479,42 @@ class _Original:
     item_id: ItemId | None
     url: str
     size: int | None
-    sha256: str | None
+    digest: str | None
+    #: ``sha1`` (a manifest's ``checksum``) or ``sha256`` (our ``original`` block).
+    algorithm: str
+    #: Whether the API's credentials may go with the download: never for a manifest's
+    #: (presigned) URL; for our ``original`` block, to the base URL's origin only.
+    credentials: bool
 
     @classmethod
     def of(cls, item: object) -> _Original:
-        """Read ``item["original"]``.
+        """Read the primary ``files_manifest`` entry (``url``, ``file_size``, SHA-1
+        ``checksum``), else our ``original`` block (``url``, ``size``, ``sha256``).
 
         Raises:
-            TypeError: ``item`` or its ``original`` is not a dict, or a field has the wrong type.
-            ValueError: ``url`` is missing or not a path/URL, ``size`` negative, ``sha256`` not
-                64 hex digits.
+            TypeError: ``item`` is not a dict, has neither, or a field has the wrong type.
+            ValueError: ``url`` is missing or not a path/URL, a size negative, a digest not hex
+                of the right length.
         """
         if not isinstance(item, dict):
             raise TypeError(f"item must be a dict from the backend, not {type(item).__name__}")
-        original = item.get("original")
-        if not isinstance(original, dict):
-            raise TypeError("item has no 'original' object")
-        url = original.get("url")
+        entry = primary_file(item)
+        if entry is not None:
+            url, size, algorithm = entry.get("url"), entry.get("file_size"), "sha1"
+            digest = _hex_digest(entry.get("checksum"), 40, "files_manifest checksum")
+        else:
+            original = item.get("original")
+            if not isinstance(original, dict):
+                raise TypeError("item has no file: no 'files_manifest' entry, no 'original'")
+            url, size, algorithm = original.get("url"), original.get("size"), "sha256"
+            digest = _hex_digest(original.get("sha256"), 64, "original sha256")
         if not isinstance(url, str) or not url.startswith(("/", "http://", "https://")):
             raise ValueError(f"item's original url must be a path or http(s) URL, got {url!r}")
-        size = original.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise ValueError(f"item's original size must be an int >= 0, got {size!r}")
-        digest = original.get("sha256")
-        if digest is not None:
-            if not isinstance(digest, str):
-                raise TypeError("item's original sha256 must be a hex string")
-            digest = digest.lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ValueError(f"item's original sha256 is not 64 hex digits: {digest!r}")
         raw_id = item.get("id")
         item_id = raw_id if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None
-        return cls(item_id, url, size, digest)
+        return cls(item_id, url, size, digest, algorithm, entry is None)
 
     def _error(self, code: str, what: str, correlation_id: str | None) -> BackendError:
         return BackendError(
@@ -528,25 +544,33 @@ class _Original:
         return limit
 
     def check(self, response: Response) -> bytes:
-        """The downloaded bytes, if their size and SHA-256 match the item's.
+        """The downloaded bytes, if their size and digest match the item's (without a size:
+        if their length matches the answer's ``Content-Length``).
 
         Raises:
             BackendError: ``size_mismatch`` or ``checksum_mismatch`` (not retried: the backend
                 serves this file wrong), carrying the item id in ``failed_ids``.
         """
         content = response.content
-        if self.size is not None and len(content) != self.size:
+        expected = self.size
+        declared = response.headers.get("content-length")
+        if expected is None and declared is not None and declared.isdigit() and (
+            "content-encoding" not in response.headers
+        ):
+            expected = int(declared)
+        if expected is not None and len(content) != expected:
             raise self._error(
                 "size_mismatch",
-                f"has {len(content)} bytes, the item declares {self.size}",
+                f"has {len(content)} bytes, expected {expected}",
                 response.correlation_id,
             )
-        if self.sha256 is not None:
-            actual = hashlib.sha256(content).hexdigest()
-            if actual != self.sha256:
+        if self.digest is not None:
+            actual = hashlib.new(self.algorithm, content).hexdigest()
+            if actual != self.digest:
+                name = "SHA-1" if self.algorithm == "sha1" else "SHA-256"
                 raise self._error(
                     "checksum_mismatch",
-                    f"has SHA-256 {actual}, the item declares {self.sha256}",
+                    f"has {name} {actual}, the item declares {self.digest}",
                     response.correlation_id,
                 )
         return content
@@ -847,10 +871,13 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
     _default_sleep = time.sleep
 
     def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
-        """The bytes of ``item``'s original file, checked against its size and SHA-256.
+        """The bytes of ``item``'s original file: the primary entry of its ``files_manifest``
+        (checked against ``file_size`` and the SHA-1 ``checksum`` when given, else against the
+        answer's length), or our ``original`` block (size and SHA-256).
 
-        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. The token
-        is sent only when the file lives on the backend's own origin.
+        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. A manifest
+        URL is presigned: it is fetched without the API's credentials, whatever its origin;
+        for an ``original`` block they go only to the backend's own origin.
 
         Raises:
             TypeError, ValueError: ``item`` lacks a well-formed ``original``.
@@ -859,7 +886,10 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
         """
         original = _Original.of(item)
         limit = original.limit(max_bytes)
-        return original.check(self._transport.request("GET", original.url, max_bytes=limit))
+        response = self._transport.request(
+            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        )
+        return original.check(response)
 
     def close(self) -> None:
         """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
@@ -892,7 +922,9 @@ class AsyncBackendV2Client(
         """Async :meth:`BackendV2Client.download_original`: same arguments, same errors."""
         original = _Original.of(item)
         limit = original.limit(max_bytes)
-        response = await self._transport.request("GET", original.url, max_bytes=limit)
+        response = await self._transport.request(
+            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        )
         return original.check(response)
 
     async def aclose(self) -> None:

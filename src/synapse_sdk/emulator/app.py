@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synapse_sdk.clients._transport import ACCESS_TOKEN_HEADER, TENANT_HEADER
 from synapse_sdk.emulator import backend_v2
+from synapse_sdk.emulator.backend_v2 import STORAGE_PREFIX
 from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
 from synapse_sdk.emulator.state import (
     EmulatorState,
@@ -75,12 +76,16 @@ class Policy:
 _OPEN = Policy(authenticated=False, rate_limited=False, faulted=False)
 _API = Policy(authenticated=True, rate_limited=True, faulted=True)
 _FILES = Policy(authenticated=True, rate_limited=False, faulted=True)  # a CDN: no rate limit
+#: Presigned object-store URLs: the signature is the credential (checked by the route).
+_STORAGE = Policy(authenticated=False, rate_limited=False, faulted=True)
 
 
 def policy_for(path: str) -> Policy:
     """The gate's policy for ``path``: file downloads, the rest of ``/v2/``, or open."""
     if path.startswith("/v2/files/"):
         return _FILES
+    if path.startswith(STORAGE_PREFIX):
+        return _STORAGE
     return _API if path.startswith("/v2/") else _OPEN
 
 

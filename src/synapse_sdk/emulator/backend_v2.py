@@ -21,20 +21,25 @@ from starlette.routing import BaseRoute, Route
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
 from synapse_sdk.emulator.state import EmulatorState, RequestContext
+from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "MAX_BULK_IDS",
     "MAX_PAGE_LIMIT",
     "RESPONSE_MODES",
+    "STORAGE_PREFIX",
     "api_routes",
     "bulk_path",
     "decode_cursor",
     "encode_cursor",
     "file_routes",
+    "storage_path",
 ]
 
 MAX_BULK_IDS = 200
+#: Where the emulated object store serves original files (presigned, no API credentials).
+STORAGE_PREFIX = "/storage/"
 MAX_PAGE_LIMIT = 500
 DEFAULT_PAGE_LIMIT = 100
 _CURSOR_VERSION = "c1"
@@ -95,6 +100,37 @@ def _one_item(
     if found is None:
         return ctx, error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
     return ctx, found
+
+
+def storage_path(resource: str, item_id: int) -> str:
+    """The object-store path of an item's original file."""
+    return f"{STORAGE_PREFIX}{resource}/{item_id}"
+
+
+def _signed(state: EmulatorState, base: str, resource: str, item_id: int, body: str) -> str:
+    """``body`` with its file URL made a presigned, expiring URL for this answer."""
+    path = storage_path(resource, item_id)
+    url = f"{base}{path}?{state.sign(path)}"
+    return body.replace(f'"{FILE_URL_PLACEHOLDER}"', json.dumps(url))
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``(start, end)`` (inclusive) of a single ``Range: bytes=...`` header, None for the
+    whole file. Raises ``ValueError`` for a range that cannot be satisfied."""
+    if header is None:
+        return None
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    if unit.strip() != "bytes" or not dash or "," in spec:
+        raise ValueError("only one bytes=START-END range is supported")
+    if not first:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start > end or start >= size:
+        raise ValueError("the range is outside the file")
+    return start, end
 
 
 def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
@@ -195,7 +231,9 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
             )
         known = [i for i in ids if isinstance(i, int) and i in found]  # the rest: dropped
         failures = state.item_failures(resource, known)
-        data = f"[{','.join(found[i] for i in known if i not in failures)}]"
+        base = str(request.base_url).rstrip("/")
+        served = [_signed(state, base, resource, i, found[i]) for i in known if i not in failures]
+        data = f"[{','.join(served)}]"
         if not failures:
             return json_response(ctx, 200, data_json=data)
         ctx.failed_ids = tuple(failures)
@@ -233,7 +271,37 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         }
         return Response(original.content, headers=headers, media_type=original.content_type)
 
+    async def stored(request: Request) -> Response:
+        """A presigned object-store URL: the signature is the only credential."""
+        ctx = context_of(request)
+        problem = state.check_signature(
+            request.url.path,
+            request.query_params.get("expires"),
+            request.query_params.get("signature"),
+        )
+        if problem is not None:
+            return error_response(ctx, 403, "SIGNATURE_INVALID", problem)
+        _, original = _one_item(request, state.store.original)
+        if isinstance(original, Response):
+            return original
+        content, size = original.content, len(original.content)
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{original.sha256}"'}
+        try:
+            span = _byte_range(request.headers.get("range"), size)
+        except ValueError as exc:
+            headers["Content-Range"] = f"bytes */{size}"
+            return error_response(ctx, 416, "RANGE_NOT_SATISFIABLE", str(exc), headers=headers)
+        if span is None:
+            return Response(content, headers=headers, media_type=original.content_type)
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        return Response(content[start : end + 1], status_code=206, headers=headers,
+                        media_type=original.content_type)
+
     return [
+        Route(
+            STORAGE_PREFIX + "{resource}/{item_id:int}", stored, methods=["GET"], name="storage"
+        ),
         Route(
             "/v2/files/{resource}/{item_id:int}/original",
             download,

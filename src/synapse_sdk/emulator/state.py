@@ -48,6 +48,8 @@ Sleep = Callable[[float], Awaitable[Any] | None]
 IDEMPOTENCY_CACHE_SIZE = 128
 
 
+#: How long a presigned storage URL stays valid, in emulator-clock seconds.
+SIGNED_URL_TTL = 3600.0
 #: The tenant code an emulator serves unless told otherwise.
 DEFAULT_TENANT = "emulator"
 
@@ -251,6 +253,7 @@ class EmulatorState:
         if not tokens:
             raise ValueError("the emulator needs at least one access token")
         self.tenant = validate_tenant(tenant)
+        self._signing_key = secrets.token_bytes(32)
         self.store = store
         self.faults = faults
         self.clock: Clock = time.monotonic if clock is None else clock
@@ -335,6 +338,27 @@ class EmulatorState:
         scheme, _, code = header.strip().partition(" ")
         named = code.strip() if scheme.lower() == "token" and code.strip() else header.strip()
         return hmac.compare_digest(named.encode(), self.tenant.encode())
+
+    # -- presigned storage URLs ----------------------------------------------------------
+
+    def sign(self, path: str, ttl: float = SIGNED_URL_TTL) -> str:
+        """The query that makes ``path`` a presigned URL valid for ``ttl`` emulator seconds."""
+        expires = math.ceil(self.elapsed() + ttl)
+        return f"expires={expires}&signature={self._signature(path, expires)}"
+
+    def check_signature(self, path: str, expires: str | None, signature: str | None) -> str | None:
+        """None when ``path`` carries a valid, unexpired signature, else what is wrong."""
+        if not expires or not signature or not expires.isdigit():
+            return "the URL is not signed"
+        if not hmac.compare_digest(signature, self._signature(path, int(expires))):
+            return "the signature does not match"
+        if self.elapsed() > int(expires):
+            return "the URL has expired"
+        return None
+
+    def _signature(self, path: str, expires: int) -> str:
+        message = f"{path}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()[:32]
 
     # -- faults --------------------------------------------------------------------------
 

@@ -19,13 +19,22 @@ from typing import Any
 
 from synapse_sdk.emulator.seed import DEMO_PROJECT_ID, RESOURCES, generate_item
 
-__all__ = ["DEFAULT_ITEMS", "MAX_ITEMS", "Original", "Store", "validate_items"]
+__all__ = [
+    "DEFAULT_ITEMS",
+    "FILE_URL_PLACEHOLDER",
+    "MAX_ITEMS",
+    "Original",
+    "Store",
+    "validate_items",
+]
 
 #: Items per resource when the caller does not say (so 2000 tasks, 2000 assignments and 2000
 #: ground truths).
 DEFAULT_ITEMS = 2000
 #: The largest project the store agrees to serve.
 MAX_ITEMS = 1_000_000
+#: Where an item's stored JSON holds its file URL, which is signed for each answer.
+FILE_URL_PLACEHOLDER = "@signed-file-url@"
 #: Built items kept for reuse (about 1.5 KB each).
 _CACHE_SIZE = 4096
 
@@ -97,7 +106,20 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
         "id": item_id,
         "resource": resource,
         "project_id": DEMO_PROJECT_ID,
+        "data_unit_id": item_id,
         "data": item.data,
+        # The v2 API's file manifest; the url is signed per answer (see FILE_URL_PLACEHOLDER).
+        # Ground truths get one too (ours: the real bulk-data item has none).
+        "files_manifest": {
+            "original": {
+                "url": FILE_URL_PLACEHOLDER,
+                "file_name_original": item.filename,
+                "is_primary": True,
+                "file_size": len(item.content),
+                "checksum": hashlib.sha1(item.content).hexdigest(),  # SHA-1, like the platform
+            }
+        },
+        # Ours, from before the v2 API: the file behind the token, with its SHA-256.
         "original": {
             "url": f"/v2/files/{resource}/{item_id}/original",
             "size": len(item.content),

@@ -132,7 +132,7 @@ def test_clean_export_writes_every_item_exactly_once(
     assert summary.ok and summary.retry_rounds == 0 and summary.retried == 0
     assert summary.requests == len(requests)
     _check_output(emu, tmp_path / target, target, set(range(1, 121)))
-    downloads = Counter(r.path for r in requests if r.path.startswith("/v2/files/"))
+    downloads = Counter(r.path for r in requests if r.path.startswith("/storage/"))
     assert len(downloads) == 120 and set(downloads.values()) == {1}
     fetched = Counter(i for r in requests if r.path.endswith(("/bulk-fetch/", "/bulk-data/"))
                       for i in r.ids or ())

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry_after import retry_after_from_headers
 
@@ -125,10 +126,17 @@ def item_filename(item_id: ItemId, suffix: str) -> str:
 def original_extension(item: Mapping[str, Any], content: bytes | None = None) -> str:
     """The extension for an item's original file. Never raises.
 
-    From the item's ``original`` block (``ext``/``extension``, else the last segment of
+    From the ``file_name_original`` of the primary ``files_manifest`` entry, else the item's
+    ``original`` block (``ext``/``extension``, else the last segment of
     ``filename``/``name``/``url`` when it has one), else sniffed from the file's first bytes
     (PNG, JPEG, GIF, PDF, ZIP, JSON, UTF-8 text), else ``bin``.
     """
+    entry = primary_file(item)
+    name = entry.get("file_name_original") if entry is not None else None
+    if isinstance(name, str):
+        _, dot, ext = name.rsplit("/", 1)[-1].rpartition(".")
+        if dot and _EXTENSION.fullmatch(ext):
+            return ext.lower()
     original = item.get("original")
     if isinstance(original, Mapping):
         for key in ("ext", "extension"):
@@ -291,12 +299,15 @@ def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
     item_id = item["id"]
     json_name = item_filename(item_id, "json")
     original = item.get("original")
+    entry = primary_file(item)
     described: dict[str, Any] | None = None
     sha: str | None = None
     if isinstance(original, Mapping):
         raw_sha = original.get("sha256")
         sha = raw_sha.lower() if isinstance(raw_sha, str) else None
         described = {"file": None, "size": original.get("size"), "sha256": sha}
+    elif entry is not None:  # the v2 API's manifest: no SHA-256, a SHA-1 checksum
+        described = {"file": None, "size": entry.get("file_size"), "sha256": None}
     record = {
         "id": item_id,
         "resource": item.get("resource", target),
