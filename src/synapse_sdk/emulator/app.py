@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -45,7 +46,7 @@ from synapse_sdk.emulator.state import (
     presented_token,
 )
 
-__all__ = ["MAX_BODY_BYTES", "FaultGate", "Policy", "create_app", "policy_for"]
+__all__ = ["MAX_BODY_BYTES", "OPENAPI_DOCUMENT", "FaultGate", "Policy", "create_app", "policy_for"]
 
 #: Request bodies above this size are refused with 413 before any route runs.
 MAX_BODY_BYTES = 1 << 20
@@ -309,6 +310,15 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+#: The OpenAPI document of the routes the emulator serves (``GET /api-schema/v2/``).
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi_v2.json")
+
+
+async def _schema(request: Request) -> Response:
+    context_of(request)
+    return Response(OPENAPI_DOCUMENT.read_bytes(), media_type="application/json")
+
+
 async def _health(request: Request) -> Response:
     ctx = context_of(request)
     return JSONResponse({"status": "ok", "meta": {"request_id": ctx.request_id}})
@@ -334,6 +344,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     with the v2 API, file downloads and ``GET /healthz`` (which answers without a token)."""
     routes: list[BaseRoute] = [
         Route("/healthz", _health, methods=["GET"], name="health"),
+        Route("/api-schema/v2/", _schema, methods=["GET"], name="api-schema"),
         *backend_v2.api_routes(state),
         *backend_v2.file_routes(state),
     ]

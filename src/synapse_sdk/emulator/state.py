@@ -350,7 +350,8 @@ class EmulatorState:
         """None when ``path`` carries a valid, unexpired signature, else what is wrong."""
         if not expires or not signature or not expires.isdigit():
             return "the URL is not signed"
-        if not hmac.compare_digest(signature, self._signature(path, int(expires))):
+        expected = self._signature(path, int(expires)).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             return "the signature does not match"
         if self.elapsed() > int(expires):
             return "the URL has expired"

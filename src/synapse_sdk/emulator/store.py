@@ -126,8 +126,12 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
             "sha256": digest,
         },
     }
+    listed = _slim(resource, item_id)
+    if resource == "ground-truths":  # GroundTruthV2BulkData's own fields
+        body |= {key: listed[key] for key in ("ground_truth_dataset_id", "category")}
+        body["classes"] = []
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    slim = json.dumps(_slim(resource, item_id), separators=(",", ":"))
+    slim = json.dumps(listed, separators=(",", ":"))
     return _Built(text, slim, Original(item.content, item.content_type, item.filename, digest))
 
 
