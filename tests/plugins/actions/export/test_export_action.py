@@ -656,3 +656,15 @@ def test_rate_pacer_refuses_bad_settings() -> None:
         RatePacer(["no-slash"])
     with pytest.raises(ValueError):
         RatePacer(["/x"], margin=0.5)
+
+
+def test_a_v2_item_with_only_a_manifest_is_exported_with_its_sha256_as_saved() -> None:
+    content = b"\x89PNG\r\n\x1a\nfake"
+    entry = {"url": "https://cdn.test/o/1?sig=x", "file_name_original": "scan.png",
+             "is_primary": True, "file_size": len(content)}
+    record = convert_item({"id": 4, "project_id": 1, "data": {"a": 1},
+                           "files_manifest": {"image_1": entry}}, "tasks")
+    assert record.has_original and record.original_name(content) == "4.png"
+    data = json.loads(record.json_bytes("4.png", hashlib.sha256(content).hexdigest()))
+    assert data["original"] == {"file": "4.png", "size": len(content),
+                                "sha256": hashlib.sha256(content).hexdigest()}

@@ -84,6 +84,7 @@ from synapse_sdk.plugins.actions.export.steps import (
     convert_item,
     fsync_dir,
     item_filename,
+    sha256_hex,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord
 from synapse_sdk.plugins.log_messages import LogMessageCode
@@ -746,6 +747,7 @@ class ExportAction(BaseAction[ExportParams]):
         fail the save step.
         """
         original_name: str | None = None
+        digest: str | None = None
         if self.params.originals and record.has_original:
             try:
                 content = self.v2_client.download_original(dict(record.source))
@@ -755,9 +757,9 @@ class ExportAction(BaseAction[ExportParams]):
                 if isinstance(exc, AuthenticationError):
                     raise
                 return (exc.error_code or exc.code, False)
-            original_name = record.original_name(content)
+            original_name, digest = record.original_name(content), sha256_hex(content)
             atomic_write(self.target_dir / original_name, content)
-        atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name))
+        atomic_write(self.target_dir / record.json_name, record.json_bytes(original_name, digest))
         return None
 
     def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:

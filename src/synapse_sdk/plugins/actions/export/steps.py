@@ -272,13 +272,16 @@ class ExportRecord:
         ext = original_extension(self.source, content)
         return item_filename(self.id, "original.json" if ext == "json" else ext)
 
-    def json_bytes(self, original_name: str | None = None) -> bytes:
+    def json_bytes(self, original_name: str | None = None, sha256: str | None = None) -> bytes:
         """The bytes of the item's JSON file (sorted keys, UTF-8, trailing newline), naming
-        the original file saved beside it."""
+        the original file saved beside it and, when the item declared none (a v2 manifest
+        gives a SHA-1), its SHA-256 as saved."""
         record = dict(self.record)
         original = record.get("original")
         if isinstance(original, Mapping):
             record["original"] = {**original, "file": original_name}
+            if original.get("sha256") is None and sha256 is not None:
+                record["original"]["sha256"] = sha256
         text = json.dumps(record, ensure_ascii=False, sort_keys=True, indent=2)
         return (text + "\n").encode("utf-8")
 
