@@ -82,13 +82,16 @@ __all__ = [
     "BULK_FETCH_LIMIT",
     "DEFAULT_MAX_ORIGINAL_BYTES",
     "DEFAULT_PAGE_LIMIT",
+    "MAX_LOGS_PER_REQUEST",
     "MAX_PAGE_LIMIT",
     "NOT_SERVED",
     "AsyncBackendV2Client",
+    "AsyncJobs",
     "AsyncResource",
     "BackendV2Client",
     "BulkAnswer",
     "Item",
+    "Jobs",
     "Page",
     "Resource",
     "sort_answer",
@@ -774,6 +777,113 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                 await self._sleep(delay)
 
 
+#: Most log entries one ``logs/bulk/`` request carries (the backend's limit).
+MAX_LOGS_PER_REQUEST: Final = 1000
+_JOB_FIELDS: Final = frozenset({"status", "progress_record", "metrics_record", "meta", "result"})
+
+
+class _JobsBase(Generic[_T]):
+    """The job routes (``/v2/jobs/{id}/``): argument checks shared by both flavours."""
+
+    _transport: _T
+
+    def __init__(self, transport: _T) -> None:
+        self._transport = transport
+
+    @staticmethod
+    def _path(job_id: object, tail: str = "") -> str:
+        if not isinstance(job_id, str):
+            raise TypeError(f"job_id must be a str, not {type(job_id).__name__}")
+        if not job_id or any(c in job_id for c in "/?#") or job_id != job_id.strip():
+            raise ValueError(f"job_id must be a job's id (a UUID), got {job_id[:40]!r}")
+        return f"/v2/jobs/{job_id}/{tail}"
+
+    @staticmethod
+    def _fields(fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(fields) - _JOB_FIELDS)
+        if unknown or not fields:
+            raise ValueError(f"update takes some of {sorted(_JOB_FIELDS)}, got {sorted(fields)}")
+        return fields
+
+    @staticmethod
+    def _chunks(entries: object) -> list[list[Any]]:
+        if not isinstance(entries, list | tuple) or not entries:
+            raise ValueError("entries must be a non-empty list of log entries")
+        step = MAX_LOGS_PER_REQUEST
+        return [list(entries[i : i + step]) for i in range(0, len(entries), step)]
+
+
+class Jobs(_JobsBase[Transport]):
+    """A :class:`BackendV2Client`'s job routes: progress, status and logs of a running job.
+
+    Log creation is not idempotent on the backend: a log request is never re-sent after an
+    answer that may have been applied (no idempotency key, so outcome-unknown failures are
+    not retried).
+    """
+
+    def update(self, job_id: str, **fields: Any) -> Item:
+        """``PATCH /v2/jobs/{id}/`` with ``status``, ``progress_record``, ``metrics_record``,
+        ``meta`` or ``result`` (each replaces the stored value whole); the job's detail.
+
+        Raises:
+            TypeError, ValueError: a bad ``job_id`` or field name.
+            BackendInvalidInputError: 400 ``INVALID_TRANSITION``/``VALIDATION_ERROR``, 404.
+            SynapError: another error of the transport.
+        """
+        path = self._path(job_id)
+        body = self._fields(fields)
+        return _parse_detail(self._transport.request("PATCH", path, json=body))
+
+    def create_log(self, job_id: str, entry: dict[str, Any]) -> Item:
+        """``POST /v2/jobs/{id}/logs/``: one log entry (``event``, ``data``, ``datetime``,
+        optional ``step``, ``level``); the stored log. Errors as :meth:`update`."""
+        response = self._transport.request(
+            "POST", self._path(job_id, "logs/"), json=entry, idempotency_key=False
+        )
+        return _parse_detail(response)
+
+    def create_logs(self, job_id: str, entries: Sequence[dict[str, Any]]) -> list[Item]:
+        """``POST /v2/jobs/{id}/logs/bulk/`` in requests of at most
+        :data:`MAX_LOGS_PER_REQUEST` entries (each stored all or none); the stored logs.
+        Errors as :meth:`update` (``BULK_SIZE_EXCEEDED`` cannot happen: chunks are bounded)."""
+        path = self._path(job_id, "logs/bulk/")
+        stored: list[Item] = []
+        for chunk in self._chunks(entries):
+            response = self._transport.request(
+                "POST", path, json={"logs": chunk}, idempotency_key=False
+            )
+            stored.extend(_data_list(response)[0])
+        return stored
+
+
+class AsyncJobs(_JobsBase[AsyncTransport]):
+    """The async twin of :class:`Jobs`: same arguments, same errors."""
+
+    async def update(self, job_id: str, **fields: Any) -> Item:
+        """Async :meth:`Jobs.update`."""
+        path = self._path(job_id)
+        body = self._fields(fields)
+        return _parse_detail(await self._transport.request("PATCH", path, json=body))
+
+    async def create_log(self, job_id: str, entry: dict[str, Any]) -> Item:
+        """Async :meth:`Jobs.create_log`."""
+        response = await self._transport.request(
+            "POST", self._path(job_id, "logs/"), json=entry, idempotency_key=False
+        )
+        return _parse_detail(response)
+
+    async def create_logs(self, job_id: str, entries: Sequence[dict[str, Any]]) -> list[Item]:
+        """Async :meth:`Jobs.create_logs`."""
+        path = self._path(job_id, "logs/bulk/")
+        stored: list[Item] = []
+        for chunk in self._chunks(entries):
+            response = await self._transport.request(
+                "POST", path, json={"logs": chunk}, idempotency_key=False
+            )
+            stored.extend(_data_list(response)[0])
+        return stored
+
+
 class _ClientBase(Generic[_T, _R, _H, _S]):
     """Construction and read-only views shared by both clients.
 
@@ -794,6 +904,7 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
 
     _transport_type: ClassVar[Callable[..., Any]]
     _resource_type: ClassVar[Callable[..., Any]]
+    _jobs_type: ClassVar[Callable[..., Any]]
     _default_sleep: ClassVar[Callable[..., Any]]
 
     _transport: _T
@@ -827,6 +938,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         self.tasks = cls._resource_type(self._transport, "tasks", pause, rng)
         self.assignments = cls._resource_type(self._transport, "assignments", pause, rng)
         self.ground_truths = cls._resource_type(self._transport, "ground-truths", pause, rng)
+        #: The job routes (progress, status, logs of a running job).
+        self.jobs = cls._jobs_type(self._transport)
 
     @property
     def stats(self) -> ClientStats:
@@ -868,6 +981,7 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
 
     _transport_type = Transport
     _resource_type = Resource
+    _jobs_type = Jobs
     _default_sleep = time.sleep
 
     def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
@@ -916,6 +1030,7 @@ class AsyncBackendV2Client(
 
     _transport_type = AsyncTransport
     _resource_type = AsyncResource
+    _jobs_type = AsyncJobs
     _default_sleep = asyncio.sleep
 
     async def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from synapse_sdk.clients._transport import ACCESS_TOKEN_HEADER, TENANT_HEADER
 from synapse_sdk.emulator import backend_v2
 from synapse_sdk.emulator.backend_v2 import STORAGE_PREFIX
+from synapse_sdk.emulator.jobs import job_routes
 from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
 from synapse_sdk.emulator.state import (
     EmulatorState,
@@ -347,6 +348,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         Route("/api-schema/v2/", _schema, methods=["GET"], name="api-schema"),
         *backend_v2.api_routes(state),
         *backend_v2.file_routes(state),
+        *job_routes(state.jobs),
     ]
     handlers: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers)

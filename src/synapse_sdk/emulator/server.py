@@ -243,6 +243,13 @@ class Emulator(ServedEmulator):
         """The access token the emulator accepts (a secret: not shown in ``repr``)."""
         return self._token
 
+    def create_job(self, action: str = "export", params: Any = None) -> str:
+        """Make a PENDING job the v2 job routes know, and return its id (a UUID).
+
+        Raises ``RuntimeError`` before start.
+        """
+        return self._started().jobs.create(action, params)
+
     @property
     def auth_headers(self) -> dict[str, str]:
         """The headers a request needs to be let in: ``SYNAPSE-ACCESS-TOKEN`` (:attr:`token`)

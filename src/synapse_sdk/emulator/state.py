@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synapse_sdk.emulator.faults import FaultProfile, RateLimit
+from synapse_sdk.emulator.jobs import Jobs
 from synapse_sdk.emulator.store import Store
 
 __all__ = [
@@ -255,6 +256,8 @@ class EmulatorState:
         self.tenant = validate_tenant(tenant)
         self._signing_key = secrets.token_bytes(32)
         self.store = store
+        #: The job area (``/v2/jobs/``): jobs exist once a test creates them.
+        self.jobs = Jobs()
         self.faults = faults
         self.clock: Clock = time.monotonic if clock is None else clock
         self.sleep: Sleep = asyncio.sleep if sleep is None else sleep
