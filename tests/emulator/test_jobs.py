@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from synapse_sdk.clients import BackendV2Client
+from synapse_sdk.clients import AsyncBackendV2Client, BackendV2Client
 from synapse_sdk.clients.backend_v2 import MAX_LOGS_PER_REQUEST
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.emulator import Emulator
@@ -71,3 +71,17 @@ def test_a_bulk_over_the_limit_is_bulk_size_exceeded(running: Any) -> None:
     with pytest.raises(BackendInvalidInputError) as info:
         response("POST", f"/v2/jobs/{job_id}/logs/bulk/", json={"logs": logs})
     assert info.value.error_code == "BULK_SIZE_EXCEEDED"
+
+
+@pytest.mark.anyio
+async def test_the_async_client_reports_to_jobs_too() -> None:
+    async with Emulator(items=1) as emu, AsyncBackendV2Client(
+        SDKConfig(retry_policy=None), base_url=emu.url, token=emu.token, tenant=emu.tenant
+    ) as client:
+        job_id = emu.create_job()
+        assert (await client.jobs.update(job_id, status="RUNNING"))["status"] == "RUNNING"
+        assert (await client.jobs.create_log(job_id, _log(0)))["level"] == "info"
+        stored = await client.jobs.create_logs(job_id, [_log(1), _log(2, level="warning")])
+        assert [log["level"] for log in stored] == ["info", "warning"]
+        with pytest.raises(BackendInvalidInputError):
+            await client.jobs.update(job_id, status="PENDING")
