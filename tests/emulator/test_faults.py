@@ -308,3 +308,24 @@ def test_request_log_records_drops_and_faults_and_resets() -> None:
         emu.reset_log()
         assert emu.requests == []
     assert counts["partial_failure"] + counts["drop_reset"] + counts["drop_truncated"] > 0
+
+
+def test_gateway_errors_answer_html_like_the_real_backends_gateway(clock: FakeClock) -> None:
+    from synapse_sdk.clients import BackendV2Client
+    from synapse_sdk.config import RetryPolicy, SDKConfig
+
+    faults = FaultProfile(seed=2, gateway_error_rate=0.4)
+    assert "gateway errors" in faults.describe() and "게이트웨이 오류" in faults.describe("ko")
+    with Emulator(items=60, faults=faults, clock=clock) as emu:
+        with emu.client() as http:
+            answers = [http.get("/v2/tasks/", params={"per_page": n}) for n in range(1, 30)]
+        gateway = [a for a in answers if a.status_code != 200]
+        assert gateway and {a.status_code for a in gateway} <= {502, 503, 504, 520, 524}
+        assert all(a.headers["content-type"].startswith("text/html") for a in gateway)
+        policy = RetryPolicy(max_attempts=8, backoff_base=0.01, budget_capacity=None)
+        with BackendV2Client(SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token,
+                             tenant=emu.tenant, sleep=clock.sleep, clock=clock) as client:
+            ids = [item["id"] for item in client.tasks.iter(limit=7)]
+            assert [item["id"] for item in client.tasks.bulk_fetch(ids)] == ids
+        faulted = [r for r in emu.requests if any(f.startswith("gateway_") for f in r.faults)]
+    assert faulted and ids == list(range(1, 61))

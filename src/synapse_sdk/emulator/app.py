@@ -256,6 +256,11 @@ class FaultGate:
             attempt = state.request_attempt(key)
             ctx.latency = state.faults.latency_for(key, attempt)
             await state.pause(ctx.latency)
+            gateway = state.faults.gateway_error(key, attempt)
+            if gateway is not None:
+                ctx.faults.append(f"gateway_{gateway}")
+                await _gateway_page(gateway)(scope, receive, sender)
+                return
             drop = state.faults.drop(key, attempt)
             if drop is not None:
                 ctx.faults.append(drop)
@@ -280,6 +285,12 @@ class FaultGate:
                 return
             sender.remember_as = replay_key
         await self.app(scope, _replaying(body, receive), sender)
+
+
+def _gateway_page(status: int) -> Response:
+    """What a gateway in front of the backend answers when it fails: an HTML page, no JSON."""
+    page = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+    return Response(page, status_code=status, media_type="text/html")
 
 
 async def _read_body(receive: Receive) -> bytes | None:
