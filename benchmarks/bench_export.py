@@ -59,7 +59,9 @@ FAILURE_RATE = 0.10
 # -- the naive client (runs in a worker subprocess) --------------------------------------------
 
 
-def naive_export(url: str, token: str, out: Path, originals: bool, pause: float) -> dict[str, Any]:
+def naive_export(
+    url: str, token: str, tenant: str, out: Path, originals: bool, pause: float
+) -> dict[str, Any]:
     """Export every task the naive way; returns counters."""
     import httpx
 
@@ -67,7 +69,7 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
 
     target = out / RESOURCE
     target.mkdir(parents=True, exist_ok=True)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"SYNAPSE-ACCESS-TOKEN": token, "SYNAPSE-Tenant": tenant}
     requests = exported = 0
     with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
 
@@ -83,7 +85,7 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
         def pages() -> Iterator[list[int]]:
             cursor = None
             while True:
-                params: dict[str, Any] = {"limit": LIST_PAGE}
+                params: dict[str, Any] = {"per_page": LIST_PAGE}
                 if cursor:
                     params["cursor"] = cursor
                 response = send("GET", f"/v2/{RESOURCE}/", params=params)
@@ -92,7 +94,7 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
                     continue
                 body = response.json()
                 yield [item["id"] for item in body["data"]]
-                cursor = body["meta"]["next_cursor"]
+                cursor = body["meta"]["pagination"]["next_cursor"]
                 if cursor is None:
                     return
 
@@ -119,13 +121,14 @@ def naive_export(url: str, token: str, out: Path, originals: bool, pause: float)
     return {"exported": exported, "requests_client": requests}
 
 
-def ours_export(url: str, token: str, out: Path, originals: bool) -> dict[str, Any]:
+def ours_export(url: str, token: str, tenant: str, out: Path, originals: bool) -> dict[str, Any]:
     """Export every task with the export action; returns counters."""
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.actions.export.action import ExportAction
 
     params = {"out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE, "originals": originals}
-    with ExportAction(params, config=SDKConfig(backend_url=url, token=token)) as action:
+    config = SDKConfig(backend_url=url, token=token, tenant=tenant)
+    with ExportAction(params, config=config) as action:
         summary = action.run()
     return {
         "exported": summary.exported,
@@ -137,16 +140,16 @@ def ours_export(url: str, token: str, out: Path, originals: bool) -> dict[str, A
 
 def worker(args: argparse.Namespace) -> None:
     """Run one export in this (sub)process and print its figures as one JSON line."""
-    token = os.environ["BENCH_TOKEN"]
+    token, tenant = os.environ["BENCH_TOKEN"], os.environ["BENCH_TENANT"]
     import httpx  # noqa: F401 - imported before the clock starts, like the SDK below
 
     import synapse_sdk.plugins.actions.export.action  # noqa: F401
 
     started = time.perf_counter()
     if args.worker == "ours":
-        result = ours_export(args.url, token, Path(args.out), args.originals)
+        result = ours_export(args.url, token, tenant, Path(args.out), args.originals)
     else:
-        result = naive_export(args.url, token, Path(args.out), args.originals, args.pause)
+        result = naive_export(args.url, token, tenant, Path(args.out), args.originals, args.pause)
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
@@ -207,12 +210,12 @@ def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
             sys.executable, __file__, "--worker", side, "--url", emu.url, "--out", out,
             "--pause", str(args.pause),
         ] + (["--originals"] if args.originals else [])
-        env = {**os.environ, "BENCH_TOKEN": emu.token}
+        env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        api = [r for r in emu.requests if not r.path.startswith("/v2/files/")]
+        api = [r for r in emu.requests if not r.path.startswith(("/storage/", "/v2/files/"))]
         result["api_requests"] = len(api)
         result["rate_limited"] = sum(1 for r in api if r.status == 429)
         result["missing"], result["extra"] = check_output(Path(out), items)

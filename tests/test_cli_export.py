@@ -90,7 +90,8 @@ def test_items_that_stay_failed_give_their_own_exit_code(tmp_path: Path) -> None
 def test_bad_token_is_a_clear_message_and_exit_4(tmp_path: Path, lang: str, expected: str) -> None:
     with Emulator(items=10) as emu:
         result = _invoke(
-            "--out", str(tmp_path), "--backend", emu.url, "--token", BAD_TOKEN, "--lang", lang
+            "--out", str(tmp_path), "--backend", emu.url, "--token", BAD_TOKEN, "--lang", lang,
+            "--tenant", emu.tenant,
         )
     assert result.exit_code == EXIT_AUTH, result.output
     assert expected in result.stderr
@@ -103,7 +104,7 @@ def test_bad_token_with_json_reports_the_error_as_json(tmp_path: Path) -> None:
     with Emulator(items=10) as emu:
         result = _invoke(
             "--out", str(tmp_path), "--backend", emu.url, "--json",
-            env={"SYNAPSE_TOKEN": BAD_TOKEN},
+            env={"SYNAPSE_TOKEN": BAD_TOKEN, "SYNAPSE_TENANT": emu.tenant},
         )
     assert result.exit_code == EXIT_AUTH
     data = json.loads(result.stdout)
@@ -122,7 +123,8 @@ def test_bad_token_with_json_reports_the_error_as_json(tmp_path: Path) -> None:
 def test_token_from_the_environment_is_used_and_never_echoed(tmp_path: Path) -> None:
     with Emulator(items=15) as emu:
         result = _invoke(
-            "--out", str(tmp_path), "--backend", emu.url, env={"SYNAPSE_TOKEN": emu.token}
+            "--out", str(tmp_path), "--backend", emu.url,
+            env={"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant},
         )
         token = emu.token
     assert result.exit_code == EXIT_OK, result.output
@@ -146,6 +148,19 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = _invoke("--out", str(tmp_path), *args, env={"SYNAPSE_TOKEN": ""})
     assert result.exit_code == EXIT_USAGE, result.output
     assert "Traceback" not in result.output
+
+
+def test_backend_without_a_tenant_is_a_usage_error_naming_both_ways(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_TENANT"}
+    env |= {"SYNAPSE_TOKEN": "syn_not-checked", "SYNAPSE_LANGUAGE": "en"}
+    done = subprocess.run(
+        _export_command(tmp_path / "out", "http://127.0.0.1:9"),
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "--tenant CODE or SYNAPSE_TENANT" in done.stderr
+    assert "syn_not-checked" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_out_must_be_a_folder(tmp_path: Path) -> None:
@@ -193,7 +208,8 @@ def test_sigkill_mid_export_then_rerun_gives_exactly_once_output(tmp_path: Path)
     slow = FaultProfile(latency=(0.01, 0.02))
     out = tmp_path / "out"
     with Emulator(items=items, faults=slow) as emu:
-        env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_LANGUAGE": "en"}
+        env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant,
+               "SYNAPSE_LANGUAGE": "en"}
         first = subprocess.Popen(
             _export_command(out, emu.url), env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

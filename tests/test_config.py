@@ -96,7 +96,8 @@ def test_invalid_timeout_raises_value_error_naming_the_field(field: str, value: 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("retry_policy", "fast"), ("timeouts", 3.0), ("language", ""), ("language", 7)],
+    [("retry_policy", "fast"), ("timeouts", 3.0), ("language", ""), ("language", 7),
+     ("tenant", ""), ("tenant", "a b"), ("tenant", 7), ("token_kind", "bearer")],
 )
 def test_invalid_sdk_config_raises_value_error_naming_the_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"SDKConfig.{field}"):
@@ -149,6 +150,19 @@ def test_sdk_config_retry_policy_none_means_one_attempt() -> None:
     assert config.effective_retry_policy.max_attempts == 1
     default = SDKConfig()
     assert default.effective_retry_policy is default.retry_policy
+
+
+def test_from_env_reads_token_and_tenant_and_fields_win() -> None:
+    env = {"SYNAPSE_TOKEN": "syn_env-secret", "SYNAPSE_TENANT": "acme"}
+    config = SDKConfig.from_env(env)
+    assert (config.token, config.tenant, config.token_kind) == ("syn_env-secret", "acme", "access")
+    assert "acme" in repr(config) and "syn_env-secret" not in repr(config)
+    explicit = SDKConfig.from_env(env, tenant="other", token_kind="drf")
+    assert (explicit.token, explicit.tenant, explicit.token_kind) == (
+        "syn_env-secret", "other", "drf"
+    )
+    empty = SDKConfig.from_env({"SYNAPSE_TOKEN": "", "SYNAPSE_TENANT": ""})
+    assert (empty.token, empty.tenant) == (None, None)
 
 
 def test_token_never_appears_in_repr() -> None:

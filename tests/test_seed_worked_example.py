@@ -56,7 +56,9 @@ IDS = list(range(1, 301))
 
 
 def _client(emu: Emulator, clock: FakeClock) -> BackendV2Client:
-    return BackendV2Client(base_url=emu.url, token=emu.token, sleep=clock.sleep, clock=clock)
+    return BackendV2Client(
+        base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep, clock=clock
+    )
 
 
 def test_partial_failure_is_logged_as_warning_and_failed_ids_enqueued(
@@ -110,7 +112,8 @@ def test_the_warning_speaks_korean_when_the_action_does(tmp_path: Path) -> None:
 
 def test_unknown_ids_are_an_error_that_bubbles_up(tmp_path: Path) -> None:
     clock = FakeClock()
-    with Emulator(items=50, clock=clock, sleep=clock.sleep) as emu:
+    seeds = FaultProfile(unknown_ids="invalid_ids")  # the seed's 400 invalid_ids, selected
+    with Emulator(items=50, faults=seeds, clock=clock, sleep=clock.sleep) as emu:
         with _client(emu, clock) as client:
             action = MyExportAction({"ids": [1, 2, 999]}, job_dir=tmp_path, v2_client=client)
             with action, pytest.raises(BackendInvalidInputError) as info:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self, get_args
@@ -36,10 +37,26 @@ from typing import Any, Literal, Self, get_args
 from synapse_sdk.exceptions import SynapTransientError
 from synapse_sdk.telemetry._hooks import RetryHook, check_hooks
 
-__all__ = ["JitterMode", "RetryBudget", "RetryPolicy", "SDKConfig", "TimeoutConfig"]
+__all__ = [
+    "TENANT_ENV_VAR",
+    "TOKEN_ENV_VAR",
+    "JitterMode",
+    "RetryBudget",
+    "RetryPolicy",
+    "SDKConfig",
+    "TimeoutConfig",
+    "TokenKind",
+]
 
 JitterMode = Literal["none", "full", "equal", "decorrelated"]
 _JITTER_MODES: frozenset[str] = frozenset(get_args(JitterMode))
+#: How the backend token is presented: ``access`` (``SYNAPSE-ACCESS-TOKEN: syn_…``, the
+#: default) or ``drf`` (the legacy ``Authorization: Token …``).
+TokenKind = Literal["access", "drf"]
+_TOKEN_KINDS: frozenset[str] = frozenset(get_args(TokenKind))
+#: Environment variables :meth:`SDKConfig.from_env` reads.
+TOKEN_ENV_VAR = "SYNAPSE_TOKEN"
+TENANT_ENV_VAR = "SYNAPSE_TENANT"
 
 
 def _check_number(
@@ -291,9 +308,12 @@ class SDKConfig(_Replaceable):
 
     ``retry_policy=None`` turns retries off (one attempt per call). ``retry_hooks`` are called
     on each scheduled retry and give-up of the client's calls (see
-    :mod:`synapse_sdk.telemetry`). ``token`` is a secret and never appears in ``repr``.
-    ``language`` picks the locale of rendered messages (``None``:
-    ``SYNAPSE_LANGUAGE``, then English).
+    :mod:`synapse_sdk.telemetry`). ``token`` is a secret and never appears in ``repr``;
+    ``token_kind`` says how it is sent (``access``: ``SYNAPSE-ACCESS-TOKEN``; ``drf``: the
+    legacy ``Authorization: Token``). ``tenant`` is the tenant code sent as ``SYNAPSE-Tenant``
+    (shown in ``repr``: it is not a secret). ``language`` picks the locale of rendered messages
+    (``None``: ``SYNAPSE_LANGUAGE``, then English). :meth:`from_env` fills ``token`` and
+    ``tenant`` from ``SYNAPSE_TOKEN`` and ``SYNAPSE_TENANT``.
 
     Thread-safe: immutable; one instance may be shared by threads and tasks.
     """
@@ -305,6 +325,8 @@ class SDKConfig(_Replaceable):
     language: str | None = None
     credentials_dir: Path | None = None
     retry_hooks: tuple[RetryHook, ...] = ()
+    tenant: str | None = None
+    token_kind: TokenKind = "access"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retry_hooks", check_hooks(self.retry_hooks, "retry_hooks"))
@@ -318,6 +340,33 @@ class SDKConfig(_Replaceable):
             raise ValueError(
                 f"SDKConfig.language must be a non-empty string, got {self.language!r}"
             )
+        if self.tenant is not None and (
+            not isinstance(self.tenant, str)
+            or not self.tenant
+            or any(c.isspace() or not c.isprintable() for c in self.tenant)
+        ):
+            raise ValueError(
+                f"SDKConfig.tenant must be a non-empty code without spaces, got {self.tenant!r}"
+            )
+        if self.token_kind not in _TOKEN_KINDS:
+            raise ValueError(
+                f"SDKConfig.token_kind must be one of {sorted(_TOKEN_KINDS)}, "
+                f"got {self.token_kind!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **fields: Any) -> SDKConfig:
+        """A config whose ``token`` and ``tenant`` come from ``SYNAPSE_TOKEN`` and
+        ``SYNAPSE_TENANT`` (empty values count as unset) unless ``fields`` name them.
+
+        Raises:
+            ValueError: a field is invalid (as the constructor).
+        """
+        env = os.environ if environ is None else environ
+        for name, var in (("token", TOKEN_ENV_VAR), ("tenant", TENANT_ENV_VAR)):
+            if fields.get(name) is None:
+                fields[name] = env.get(var) or None
+        return cls(**fields)
 
     @property
     def effective_retry_policy(self) -> RetryPolicy:

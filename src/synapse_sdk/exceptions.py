@@ -392,7 +392,15 @@ class InvalidInputError(SynapPermanentError):
     #: 404: the addressed resource does not exist, the request named something wrong.
     http_statuses: ClassVar[tuple[int, ...]] = (400, 404, 422)
     grpc_statuses: ClassVar[tuple[str, ...]] = ("INVALID_ARGUMENT", "NOT_FOUND")
-    backend_codes: ClassVar[tuple[str, ...]] = ("invalid_input",)
+    #: Ours, then the v2 API's (``ids_limit_exceeded``: a bulk request over 200 ids).
+    backend_codes: ClassVar[tuple[str, ...]] = (
+        "invalid_input",
+        "VALIDATION_ERROR",
+        "ids_limit_exceeded",
+        "NOT_FOUND",
+        "INVALID_TRANSITION",
+        "BULK_SIZE_EXCEEDED",
+    )
 
 
 def _shown_id(value: object) -> str:
@@ -477,6 +485,10 @@ class AuthenticationError(SynapPermanentError):
         "certificate_unknown",
         "credentials_rotated",
         "binding_revoked",
+        # The v2 API's: no or a refused token (401), no or another tenant (403).
+        "NOT_AUTHENTICATED",
+        "AUTHENTICATION_FAILED",
+        "PERMISSION_DENIED",
     )
 
 

@@ -19,6 +19,7 @@ from synapse_testkit.scripted import FakeTime
 
 BASE = "https://backend.test"
 TOKEN = "tok-SECRET-1234567890"
+TENANT = "acme"
 
 
 #: A clock that only moves when slept on; records every sleep (the shared fake time).
@@ -41,7 +42,7 @@ def config(retry: RetryPolicy | None = None, **changes: Any) -> SDKConfig:
         retry_policy=retry if retry is not None else policy(),
         backend_url=BASE,
         token=TOKEN,
-        **changes,
+        **{"tenant": TENANT, **changes},
     )
 
 
@@ -97,13 +98,15 @@ class FakeBulk:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        assert request.headers["synapse-access-token"] == TOKEN
         if request.method == "GET":
-            limit = int(request.url.params["limit"])
+            limit = int(request.url.params["per_page"])
             start = int(request.url.params.get("cursor", "0"))
             ids = range(start, min(start + limit, self.total))
             nxt = str(start + limit) if start + limit < self.total else None
-            return reply(200, {"data": [item(i) for i in ids], "meta": {"next_cursor": nxt}})
+            pagination = {"next_cursor": nxt, "previous_cursor": None, "per_page": limit}
+            body = {"data": [item(i) for i in ids], "meta": {"pagination": pagination}}
+            return reply(200, body)
         ids = json.loads(request.content)["ids"]
         assert len(ids) <= 200
         bad = [i for i in ids if i in self.invalid]

@@ -40,18 +40,20 @@ from synapse_sdk.exceptions import (
 # --- pagination ----------------------------------------------------------------------------------
 
 
-def test_list_page_sends_cursor_and_limit(clock: Clock) -> None:
+def test_list_page_sends_cursor_and_per_page(clock: Clock) -> None:
     backend = FakeBulk(total=250)
     client = sync_client(backend, clock)
     page = client.tasks.list_page(limit=100)
     assert isinstance(page, Page)
     assert ids_of(page.items) == list(range(100))
-    assert page.next_cursor == "100"
+    assert (page.next_cursor, page.previous_cursor, page.per_page) == ("100", None, 100)
     last = client.tasks.list_page(cursor="200", limit=100)
     assert ids_of(last.items) == list(range(200, 250))
     assert last.next_cursor is None
     urls = [str(r.url) for r in backend.requests]
-    assert urls == [f"{BASE}/v2/tasks/?limit=100", f"{BASE}/v2/tasks/?limit=100&cursor=200"]
+    assert urls == [
+        f"{BASE}/v2/tasks/?per_page=100", f"{BASE}/v2/tasks/?per_page=100&cursor=200"
+    ]
 
 
 def test_resource_paths(clock: Clock) -> None:
@@ -101,8 +103,12 @@ def test_bad_cursor_type(clock: Clock) -> None:
         ([1, 2], "not a JSON object"),
         ({"data": {"id": 1}}, "'data' is not a list"),
         ({"data": [1]}, "'data' is not a list of objects"),
-        ({"data": [], "meta": {"next_cursor": 5}}, "next_cursor"),
-        ({"data": [], "meta": {"next_cursor": "c1"}}, "did not advance"),
+        ({"data": []}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"next_cursor": "c2"}}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"pagination": None}}, "no 'meta.pagination'"),
+        ({"data": [], "meta": {"pagination": {"next_cursor": 5}}}, "next_cursor"),
+        ({"data": [], "meta": {"pagination": {"previous_cursor": []}}}, "previous_cursor"),
+        ({"data": [], "meta": {"pagination": {"next_cursor": "c1"}}}, "did not advance"),
     ],
 )
 def test_malformed_pages_are_permanent_errors(clock: Clock, body: Any, match: str) -> None:
@@ -110,6 +116,30 @@ def test_malformed_pages_are_permanent_errors(clock: Clock, body: Any, match: st
     with pytest.raises(BackendError, match=match) as info:
         client.tasks.list_page(cursor="c1")
     assert info.value.error_code == "malformed_response"
+
+
+def test_a_server_without_pagination_makes_iter_raise_not_stop_early(clock: Clock) -> None:
+    # The symptom: a schema-shaped server answered 50 of 120 items and iter() ended.
+    first = {"data": [{"id": i} for i in range(50)], "meta": {"next": "?cursor=x"}}
+    client = sync_client(Scripted([reply(200, first)]), clock)
+    seen: list[int] = []
+    with pytest.raises(BackendError) as info:
+        seen.extend(item["id"] for item in client.tasks.iter(limit=50))
+    assert info.value.error_code == "malformed_response"
+    assert seen == []  # never a silent short list
+
+
+def test_retrieve_gets_one_detail_object(clock: Clock) -> None:
+    handler = Scripted([reply(200, {"data": {"id": 7, "data": {"a": 1}}, "meta": {}}),
+                        reply(200, {"data": [{"id": 7}]})])
+    client = sync_client(handler, clock)
+    assert client.ground_truths.retrieve(7) == {"id": 7, "data": {"a": 1}}
+    assert handler.requests[0].url.path == "/v2/ground-truths/7/"
+    with pytest.raises(BackendError, match="'data' is not an object"):
+        client.tasks.retrieve(7)
+    for bad, error in ((0, ValueError), ("7", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="item_id"):
+            client.tasks.retrieve(bad)
 
 
 # --- bulk fetch: argument checks -----------------------------------------------------------------
@@ -337,7 +367,7 @@ def test_string_ids_match_integer_items(clock: Clock) -> None:
     assert ids_of(sync_client(handler, clock).tasks.bulk_fetch(["4", "2"])) == [4, 2]
 
 
-def test_ids_missing_from_a_200_are_retried_then_reported(clock: Clock) -> None:
+def test_ids_missing_from_a_200_are_not_served_at_once_without_a_retry(clock: Clock) -> None:
     def forgetful(request: httpx.Request) -> httpx.Response:
         ids = json.loads(request.content)["ids"]
         return reply(200, {"data": [item(i) for i in ids if i != 2]})
@@ -345,8 +375,23 @@ def test_ids_missing_from_a_200_are_retried_then_reported(clock: Clock) -> None:
     handler = Scripted([forgetful] * 3)
     with pytest.raises(BackendError) as info:
         sync_client(handler, clock).tasks.bulk_fetch([1, 2, 3])
-    assert info.value.failed_codes == {2: "missing_from_response"}
-    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3], [2], [2]]
+    assert info.value.failed_codes == {2: "not_served"}
+    assert info.value.envelope.failed[0].retryable is False
+    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3]]
+    assert handler.requests[0].url.params["response_mode"] == "inline"
+
+
+def test_ids_a_207_leaves_out_unnamed_are_still_retried(clock: Clock) -> None:
+    def forgetful(request: httpx.Request) -> httpx.Response:
+        ids = json.loads(request.content)["ids"]
+        served = [item(i) for i in ids if i != 2]
+        if ids == [2]:
+            return reply(200, {"data": [item(2)]})
+        return reply(207, {"data": served, "error": {"code": "partial_failure", "failed": []}})
+
+    handler = Scripted([forgetful] * 2)
+    assert ids_of(sync_client(handler, clock).tasks.bulk_fetch([1, 2, 3])) == [1, 2, 3]
+    assert [json.loads(r.content)["ids"] for r in handler.requests] == [[1, 2, 3], [2]]
 
 
 def test_malformed_bulk_answer_is_permanent(clock: Clock) -> None:
@@ -388,7 +433,7 @@ def test_download_original_checks_size_and_sha(clock: Clock) -> None:
     client = sync_client(handler, clock)
     assert client.download_original(original_item(content)) == content
     assert str(handler.requests[0].url) == f"{BASE}/v2/files/tasks/7/original"
-    assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert handler.requests[0].headers["synapse-access-token"] == TOKEN
 
 
 def test_checksum_mismatch_is_a_clear_error(clock: Clock) -> None:
@@ -428,7 +473,8 @@ def test_download_from_another_origin_sends_no_token(clock: Clock) -> None:
     handler = Scripted([reply(200, content)])
     client = sync_client(handler, clock)
     client.download_original(original_item(content, url="https://cdn.example/f/7?sig=1"))
-    assert "authorization" not in handler.requests[0].headers
+    assert "synapse-access-token" not in handler.requests[0].headers
+    assert "synapse-tenant" not in handler.requests[0].headers
 
 
 @pytest.mark.parametrize(
@@ -510,3 +556,53 @@ async def test_async_bulk_fetch_once(clock: Clock) -> None:
     backend = FakeBulk(fail={1: ["item_unavailable"]})
     answer = await async_client(backend, clock).tasks.bulk_fetch_once((1, 2))
     assert ids_of(answer.items) == [2] and answer.retry == {1: "item_unavailable"}
+
+
+def manifest_item(content: bytes, *, url: str = f"{BASE}/storage/tasks/7?sig=1",
+                  size: int | None = None, checksum: str | None = None,
+                  described: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"url": url, "file_name_original": "photo.JPG", "is_primary": True}
+    if described:
+        entry["file_size"] = len(content) if size is None else size
+        entry["checksum"] = hashlib.sha1(content).hexdigest() if checksum is None else checksum
+    thumb = {"url": f"{BASE}/storage/thumb", "file_name_original": "t.png", "is_primary": False}
+    return {"id": 7, "files_manifest": {"thumbnail": thumb, "image_1": entry}}
+
+
+def test_download_reads_the_primary_manifest_entry_without_credentials(clock: Clock) -> None:
+    content = b"jpeg bytes"
+    handler = Scripted([reply(200, content)])
+    client = sync_client(handler, clock)
+    assert client.download_original(manifest_item(content)) == content
+    sent = handler.requests[0]
+    assert str(sent.url) == f"{BASE}/storage/tasks/7?sig=1"  # the primary entry, same origin
+    assert "synapse-access-token" not in sent.headers and "synapse-tenant" not in sent.headers
+    assert "authorization" not in sent.headers
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        (manifest_item(b"jpeg bytes", checksum="0" * 40), "checksum_mismatch"),
+        (manifest_item(b"jpeg bytes", size=3), "size_mismatch"),
+    ],
+)
+def test_manifest_size_and_sha1_are_checked(clock: Clock, item: dict[str, Any], code: str) -> None:
+    client = sync_client(Scripted([reply(200, b"jpeg bytes")]), clock)
+    with pytest.raises(BackendError) as info:
+        client.download_original(item)
+    assert info.value.error_code == code and info.value.failed_ids == (7,)
+
+
+def test_without_size_or_checksum_the_length_is_checked_against_content_length(
+    clock: Clock,
+) -> None:
+    short = httpx.Response(200, content=b"abc", headers={"Content-Length": "3"})
+    client = sync_client(Scripted([short]), clock)
+    assert client.download_original(manifest_item(b"abc", described=False)) == b"abc"
+
+
+def test_the_export_names_the_original_after_file_name_original() -> None:
+    from synapse_sdk.plugins.actions.export.steps import original_extension
+
+    assert original_extension(manifest_item(b"x")) == "jpg"

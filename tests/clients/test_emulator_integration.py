@@ -53,14 +53,14 @@ def fake_clock() -> FakeClock:
 def sync_client(emu: Emulator, clock: FakeClock) -> BackendV2Client:
     return BackendV2Client(
         SDKConfig(retry_policy=retry_policy()), base_url=emu.url, token=emu.token,
-        sleep=clock.sleep, clock=clock, rng=random.Random(3),
+        tenant=emu.tenant, sleep=clock.sleep, clock=clock, rng=random.Random(3),
     )
 
 
 def async_client(emu: Emulator, clock: FakeClock) -> AsyncBackendV2Client:
     return AsyncBackendV2Client(
         SDKConfig(retry_policy=retry_policy()), base_url=emu.url, token=emu.token,
-        sleep=clock.asleep, clock=clock, rng=random.Random(3),
+        tenant=emu.tenant, sleep=clock.asleep, clock=clock, rng=random.Random(3),
     )
 
 
@@ -169,13 +169,34 @@ def test_clean_emulator_bulk_fetch_and_download(fake_clock: FakeClock) -> None:
 
 
 def test_invalid_ids_against_emulator(fake_clock: FakeClock) -> None:
-    with Emulator(items=10, seed=4, clock=fake_clock) as emu, \
+    seeds = FaultProfile(unknown_ids="invalid_ids")  # the seed's 400 invalid_ids, selected
+    with Emulator(items=10, seed=4, faults=seeds, clock=fake_clock) as emu, \
             sync_client(emu, fake_clock) as client:
         with pytest.raises(BackendInvalidInputError) as info:
             client.ground_truths.bulk_fetch([1, 2, 99999])
         assert info.value.error_code == "invalid_ids"
         assert info.value.failed_ids == (99999,)
     assert [r.status for r in emu.requests] == [400]
+
+
+def test_an_id_a_200_leaves_out_is_not_served_once_without_a_retry_round(
+    fake_clock: FakeClock,
+) -> None:
+    with Emulator(items=10, seed=4, clock=fake_clock) as emu, \
+            sync_client(emu, fake_clock) as client:
+        with pytest.raises(BackendError) as info:
+            client.ground_truths.bulk_fetch([3, 99999, 1])
+        assert info.value.error_code == "partial_failure"
+        assert info.value.failed_codes == {99999: "not_served"}
+        assert [item["id"] for item in succeeded_items(info.value)] == [3, 1]
+        answer = client.tasks.bulk_fetch_once([5, 12345])
+        assert answer.failed == {12345: "not_served"} and answer.retry == {}
+    requests = emu.requests
+    assert [(r.path, r.status) for r in requests] == [
+        ("/v2/ground-truths/bulk-data/", 200), ("/v2/tasks/bulk-fetch/", 200),
+    ]  # one request each: no round spent on the dropped ids
+    assert all(r.query == "response_mode=inline" for r in requests)
+    assert client.stats.as_dict()["items_retried"] == 0
 
 
 def test_bad_token_against_emulator(fake_clock: FakeClock) -> None:
@@ -212,10 +233,12 @@ def test_errors_classify_as_the_seed_says(fake_clock: FakeClock) -> None:
     from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
     from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode as Code
 
-    faults = FaultProfile(seed=3, permanent_failure_rate=0.2, rate_limit=RateLimit(1.0, 1))
+    faults = FaultProfile(seed=3, permanent_failure_rate=0.2, rate_limit=RateLimit(1.0, 1),
+                          unknown_ids="invalid_ids")
     no_retry = SDKConfig(retry_policy=None)
     with Emulator(items=40, seed=2, faults=faults, clock=fake_clock) as emu, BackendV2Client(
-        no_retry, base_url=emu.url, token=emu.token, sleep=fake_clock.sleep, clock=fake_clock
+        no_retry, base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=fake_clock.sleep,
+        clock=fake_clock,
     ) as client:
         outcomes = []
         for ids in (list(range(1, 41)), [1, 2, 40_000]):
@@ -237,3 +260,23 @@ def test_errors_classify_as_the_seed_says(fake_clock: FakeClock) -> None:
     assert invalid.failed_ids == (40_000,)
     assert limited_code is Code.EXPORT_FAILED_RATE_LIMITED
     assert limited.retry_after_seconds is not None and limited.retry_after_seconds > 0
+
+
+def test_a_client_without_the_tenant_is_refused_with_the_schemas_403(fake_clock: FakeClock) -> None:
+    with Emulator(items=3, clock=fake_clock) as emu, BackendV2Client(
+        base_url=emu.url, token=emu.token, sleep=fake_clock.sleep, clock=fake_clock
+    ) as client:
+        with pytest.raises(BackendAuthenticationError) as info:
+            client.tasks.list_page()
+        assert info.value.status_code == 403
+        assert info.value.error_code == "PERMISSION_DENIED"
+        assert emu.token not in str(info.value)
+
+
+def test_the_legacy_drf_token_is_accepted(fake_clock: FakeClock) -> None:
+    with Emulator(items=3, clock=fake_clock) as emu, BackendV2Client(
+        SDKConfig(token_kind="drf"), base_url=emu.url, token=emu.token, tenant=emu.tenant,
+        sleep=fake_clock.sleep, clock=fake_clock,
+    ) as client:
+        assert [item["id"] for item in client.tasks.iter()] == [1, 2, 3]
+    assert all(record.authenticated for record in emu.requests)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from clients_support import (
     BASE,
+    TENANT,
     TOKEN,
     Clock,
     Scripted,
@@ -120,7 +121,28 @@ STATUS_TABLE = [
     (501, "not_implemented", BackendError, False),
     (505, "http_version", BackendError, False),
     (301, "moved", BackendError, False),
+    # The platform's v2 codes (docs/backend-api.md).
+    (400, "VALIDATION_ERROR", BackendInvalidInputError, False),
+    (400, "ids_limit_exceeded", BackendInvalidInputError, False),
+    (401, "NOT_AUTHENTICATED", BackendAuthenticationError, False),
+    (401, "AUTHENTICATION_FAILED", BackendAuthenticationError, False),
+    (403, "PERMISSION_DENIED", BackendAuthenticationError, False),
+    (404, "NOT_FOUND", BackendInvalidInputError, False),
 ]
+
+
+def test_the_real_error_body_gives_code_message_and_its_request_id(
+    call: Callable[..., Call]
+) -> None:
+    body = {"error": {"code": "VALIDATION_ERROR", "message": "ids: not a list",
+                      "details": [{"field": "ids", "message": "not a list"}]},
+            "meta": {"request_id": "req_abc123def456"}}
+    handler = Scripted([reply(400, body)])
+    with pytest.raises(BackendInvalidInputError) as info:
+        call(handler, NO_RETRY)()
+    assert info.value.error_code == "VALIDATION_ERROR"
+    assert info.value.detail == "ids: not a list"
+    assert "request_id=req_abc123def456" in str(info.value)
 
 
 @pytest.mark.parametrize(("status", "code", "cls", "unknown"), STATUS_TABLE)
@@ -543,7 +565,7 @@ def test_token_never_in_messages_reprs_or_logs(
         handler = Scripted([failure])
         with pytest.raises(SynapError) as info:
             call(handler, NO_RETRY)()
-        assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+        assert handler.requests[0].headers["synapse-access-token"] == TOKEN
         assert TOKEN not in str(info.value)
         assert TOKEN not in repr(info.value)
         assert "[REDACTED]" in str(info.value)
@@ -581,15 +603,19 @@ def test_log_events_carry_structured_fields(
     assert request_record.path == "/v2/tasks/"  # type: ignore[attr-defined]
     assert request_record.correlation_id == cid  # type: ignore[attr-defined]
     assert request_record.attempt == 1  # type: ignore[attr-defined]
-    assert request_record.headers["Authorization"] == "[REDACTED]"  # type: ignore[attr-defined]
+    logged = request_record.headers  # type: ignore[attr-defined]
+    assert logged["SYNAPSE-ACCESS-TOKEN"] == "[REDACTED]"
+    assert logged["SYNAPSE-Tenant"] == TENANT  # the tenant code is not a secret
     assert events[2][1].status == 503  # type: ignore[attr-defined]
     assert events[3][1].attempt == 2  # type: ignore[attr-defined]
 
 
 def test_redact_headers() -> None:
-    headers = {"Authorization": "Bearer x", "cookie": "a=b", "X-Correlation-ID": "c"}
+    headers = {"Authorization": "Token x", "cookie": "a=b", "X-Correlation-ID": "c",
+               "SYNAPSE-ACCESS-TOKEN": "syn_x"}
     assert redact_headers(headers) == {
         "Authorization": "[REDACTED]", "cookie": "[REDACTED]", "X-Correlation-ID": "c",
+        "SYNAPSE-ACCESS-TOKEN": "[REDACTED]",
     }
 
 
@@ -603,7 +629,37 @@ def test_token_is_sent_only_to_the_backend_origin(clock: Clock) -> None:
     transport.request("GET", f"{BASE}/v2/files/tasks/2/original")
     transport.request("GET", "https://storage.example/bucket/3?sig=abc")
     assert str(handler.requests[0].url) == f"{BASE}/v2/files/tasks/1/original"
-    assert ["authorization" in r.headers for r in handler.requests] == [True, True, False]
+    sent = [(r.headers.get("synapse-access-token"), r.headers.get("synapse-tenant"))
+            for r in handler.requests]
+    assert sent == [(TOKEN, TENANT), (TOKEN, TENANT), (None, None)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("access", {"synapse-access-token": TOKEN, "synapse-tenant": TENANT}),
+     ("drf", {"authorization": f"Token {TOKEN}", "synapse-tenant": TENANT})],
+)
+def test_the_token_kind_picks_the_credential_header(
+    clock: Clock, kind: str, expected: dict[str, str]
+) -> None:
+    handler = Scripted([reply(200, {})])
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    Transport(config(token_kind=kind), http_client=http).request("GET", "/v2/tasks/")
+    sent = {k: v for k, v in handler.requests[0].headers.items()
+            if k in ("authorization", "synapse-access-token", "synapse-tenant")}
+    assert sent == expected
+
+
+def test_a_tenant_argument_overrides_the_config_and_is_validated(clock: Clock) -> None:
+    handler = Scripted([reply(200, {})])
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    transport = Transport(config(), tenant="other", http_client=http)
+    transport.request("GET", "/v2/tasks/")
+    assert handler.requests[0].headers["synapse-tenant"] == "other"
+    assert "tenant='other'" in repr(transport) and TOKEN not in repr(transport)
+    for bad in ("", "a b", "x\ny"):
+        with pytest.raises(ValueError, match="tenant"):
+            Transport(config(), tenant=bad, http_client=http)
 
 
 def test_stats_count_requests_and_retries(clock: Clock) -> None:
@@ -830,7 +886,7 @@ def test_secret_headers_are_sent_and_kept_out_of_logs_and_messages(
     with pytest.raises(SessionExpiredError) as info:
         transport.request("GET", "/v1/context", headers={"X-Session": session})
     assert handler.requests[0].headers["x-session"] == session
-    assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert handler.requests[0].headers["synapse-access-token"] == TOKEN
     texts = [str(info.value), repr(info.value), *(str(r.__dict__) for r in caplog.records)]
     assert session not in "\n".join(texts)
     with pytest.raises(ValueError):

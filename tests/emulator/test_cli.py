@@ -78,7 +78,7 @@ def test_serve_prints_url_and_token_serves_and_stops_cleanly_on_a_signal(sig: in
         response = httpx.post(
             url + "/v2/tasks/bulk-fetch/",
             json={"ids": [30, 1]},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"SYNAPSE-ACCESS-TOKEN": token, "SYNAPSE-Tenant": "emulator"},
             timeout=10,
         )
         assert [item["id"] for item in response.json()["data"]] == [30, 1]
@@ -143,6 +143,7 @@ def test_serve_tls_and_export_over_https_only_with_its_ca(tmp_path: Path) -> Non
             if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")
         }
         env["SYNAPSE_TOKEN"] = info["token"]
+        env["SYNAPSE_TENANT"] = info["tenant"]
         command = [sys.executable, "-c", _LAUNCH, "export", "--backend", info["url"], "--json"]
 
         refused = subprocess.run(
@@ -174,18 +175,18 @@ def test_a_million_items_serve_at_once_and_answer_the_last_id() -> None:
     with _serve("--items", "1000000", "--faults", "none", "--json") as (proc, out):
         info = json.loads(out.until(lambda line: line.startswith("{")))
         assert info["items"] == 1_000_000
-        headers = {"Authorization": f"Bearer {info['token']}"}
+        headers = {"SYNAPSE-ACCESS-TOKEN": info["token"], "SYNAPSE-Tenant": info["tenant"]}
         fetched = httpx.post(
-            info["url"] + "/v2/ground-truths/bulk-fetch/",
+            info["url"] + "/v2/ground-truths/bulk-data/",
             json={"ids": [1_000_000, 1]},
             headers=headers,
             timeout=10,
         )
         assert [item["id"] for item in fetched.json()["data"]] == [1_000_000, 1]
         page = httpx.get(
-            info["url"] + "/v2/tasks/", params={"limit": 500}, headers=headers, timeout=10
+            info["url"] + "/v2/tasks/", params={"per_page": 500}, headers=headers, timeout=10
         )
-        assert len(page.json()["data"]) == 500 and page.json()["meta"]["next_cursor"]
+        assert len(page.json()["data"]) == 500 and page.json()["meta"]["pagination"]["next_cursor"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         out.rest()
@@ -275,12 +276,13 @@ def test_every_banner_line_in_korean_has_no_english_left() -> None:
     from synapse_sdk.cli.emulator import _TEXT
 
     values = {"url": "http://127.0.0.1:1", "token": "emu_x", "items": 5, "seed": 0}
+    values |= {"tenant": "emulator"}
     values |= {"faults": FaultProfile.preset("heavy").describe("ko"), "ca_file": "/ca.pem"}
     values |= {"requests": 3}
     assert set(_TEXT["ko"]) == set(_TEXT["en"])
     for key, template in _TEXT["ko"].items():
         line = template.format(**values).replace(values["url"], "").replace("emu_x", "")
-        line = line.replace("/ca.pem", "")
+        line = line.replace("/ca.pem", "").replace("emulator", "")
         latin = set(_LATIN_WORD.findall(line)) - _LATIN_ALLOWED - {"heavy"}
         assert not latin, (key, line)
 

@@ -61,8 +61,8 @@ def test_the_banner_example_shows_the_mild_profile_as_the_cli_does() -> None:
 
 
 def test_the_api_limits_are_the_codes() -> None:
-    assert f"`limit` 1–{MAX_PAGE_LIMIT}, default {DEFAULT_PAGE_LIMIT}" in DOC
-    assert f"`too_many_ids` above {MAX_BULK_IDS} ids" in DOC
-    assert MAX_BODY_BYTES == 1 << 20 and "`payload_too_large` above 1 MiB" in DOC
+    assert f"`per_page` 1–{MAX_PAGE_LIMIT}, default {DEFAULT_PAGE_LIMIT}" in DOC
+    assert f"`ids_limit_exceeded` above {MAX_BULK_IDS} ids" in DOC
+    assert MAX_BODY_BYTES == 1 << 20 and "`PAYLOAD_TOO_LARGE` above 1 MiB" in DOC
     assert f"(the latest {IDEMPOTENCY_CACHE_SIZE})" in DOC
     assert f"| `items` | `{DEFAULT_ITEMS}` |" in DOC

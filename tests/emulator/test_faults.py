@@ -23,7 +23,7 @@ def test_207_shape_matches_the_contract() -> None:
     assert body["meta"]["request_id"] == response.headers["x-request-id"]
     error = body["error"]
     assert error["code"] == "partial_failure"
-    assert isinstance(error["detail"], str)
+    assert isinstance(error["message"], str)
     failed = error["failed"]
     assert failed
     assert all(set(entry) == {"id", "code", "retryable"} for entry in failed)
@@ -69,8 +69,8 @@ def test_429_with_retry_after_then_allowed_after_the_fake_clock_advances(
         assert limited.status_code == 429
         error = limited.json()["error"]
         assert error["code"] == "rate_limited"
-        assert error["retry_after"] == 0.5
-        assert limited.headers["retry-after"] == "0.5"
+        assert error["retry_after"] == 1  # RFC 9110 delay-seconds: whole, rounded up
+        assert limited.headers["retry-after"] == "1"
         assert limited.headers["retry-after-ms"] == "500"
         # Still empty a moment before the advertised time ...
         clock.advance(0.4)
@@ -94,7 +94,8 @@ def test_each_token_has_its_own_bucket(clock: FakeClock) -> None:
     with Emulator(items=5, faults=faults, clock=clock) as emu, emu.client() as first:
         second_token = emu.add_token()
         with httpx.Client(
-            base_url=emu.url, headers={"Authorization": f"Bearer {second_token}"}
+            base_url=emu.url,
+            headers={"SYNAPSE-ACCESS-TOKEN": second_token, "SYNAPSE-Tenant": emu.tenant},
         ) as second:
             assert first.get("/v2/tasks/").status_code == 200
             assert first.get("/v2/tasks/").status_code == 429
@@ -110,7 +111,7 @@ def test_503_inside_an_outage_window_only(clock: FakeClock) -> None:
         down = http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]})
         assert down.status_code == 503
         assert down.json()["error"]["code"] == "service_unavailable"
-        assert down.headers["retry-after"] == "2.5"
+        assert down.headers["retry-after"] == "3"  # whole seconds, rounded up
         assert down.headers["retry-after-ms"] == "2500"
         # Unauthenticated requests see the outage too: the whole backend is down.
         assert httpx.get(emu.url + "/v2/files/tasks/1/original").status_code == 503
@@ -284,14 +285,14 @@ def test_token_bucket_refills_on_its_clock_and_tolerates_rounding() -> None:
 @pytest.mark.parametrize(
     ("seconds", "header", "millis"),
     [
-        (0.5, "0.5", "500"),
-        (1 / 3, "0.334", "334"),
+        (0.5, "1", "500"),
+        (1 / 3, "1", "334"),
         (2.0, "2", "2000"),
-        (1e-9, "0.001", "1"),
-        (86400.0004, "86400.001", "86400001"),
+        (1e-9, "1", "1"),
+        (86400.0004, "86401", "86400001"),
     ],
 )
-def test_retry_after_is_rounded_up_to_whole_milliseconds(
+def test_retry_after_is_rounded_up_to_whole_seconds_and_milliseconds(
     seconds: float, header: str, millis: str
 ) -> None:
     assert format_seconds(seconds)[1:] == (header, millis)
@@ -307,3 +308,24 @@ def test_request_log_records_drops_and_faults_and_resets() -> None:
         emu.reset_log()
         assert emu.requests == []
     assert counts["partial_failure"] + counts["drop_reset"] + counts["drop_truncated"] > 0
+
+
+def test_gateway_errors_answer_html_like_the_real_backends_gateway(clock: FakeClock) -> None:
+    from synapse_sdk.clients import BackendV2Client
+    from synapse_sdk.config import RetryPolicy, SDKConfig
+
+    faults = FaultProfile(seed=2, gateway_error_rate=0.4)
+    assert "gateway errors" in faults.describe() and "게이트웨이 오류" in faults.describe("ko")
+    with Emulator(items=60, faults=faults, clock=clock) as emu:
+        with emu.client() as http:
+            answers = [http.get("/v2/tasks/", params={"per_page": n}) for n in range(1, 30)]
+        gateway = [a for a in answers if a.status_code != 200]
+        assert gateway and {a.status_code for a in gateway} <= {502, 503, 504, 520, 524}
+        assert all(a.headers["content-type"].startswith("text/html") for a in gateway)
+        policy = RetryPolicy(max_attempts=8, backoff_base=0.01, budget_capacity=None)
+        with BackendV2Client(SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token,
+                             tenant=emu.tenant, sleep=clock.sleep, clock=clock) as client:
+            ids = [item["id"] for item in client.tasks.iter(limit=7)]
+            assert [item["id"] for item in client.tasks.bulk_fetch(ids)] == ids
+        faulted = [r for r in emu.requests if any(f.startswith("gateway_") for f in r.faults)]
+    assert faulted and ids == list(range(1, 61))

@@ -96,14 +96,14 @@ def test_generated_tokens_are_random_and_authenticate() -> None:
         with first.client() as http:
             assert http.get("/v2/tasks/").status_code == 200
         wrong = httpx.get(
-            first.url + "/v2/tasks/", headers={"Authorization": f"Bearer {second.token}"}
+            first.url + "/v2/tasks/", headers=second.auth_headers
         )
         assert wrong.status_code == 401
 
 
 @pytest.mark.parametrize("token", ["", "has space", "tab\there"])
 def test_a_bad_fixed_token_is_refused(token: str) -> None:
-    with pytest.raises(ValueError, match="bearer token"):
+    with pytest.raises(ValueError, match="access token"):
         Emulator(items=1, token=token)
 
 
@@ -157,9 +157,9 @@ def test_preset_names_are_seeded_from_the_emulator_seed() -> None:
 async def test_async_context_manager() -> None:
     async with Emulator(items=3) as emu:
         async with httpx.AsyncClient(
-            base_url=emu.url, headers={"Authorization": f"Bearer {emu.token}"}
+            base_url=emu.url, headers=emu.auth_headers
         ) as http:
-            response = await http.post("/v2/ground-truths/bulk-fetch/", json={"ids": [3, 1]})
+            response = await http.post("/v2/ground-truths/bulk-data/", json={"ids": [3, 1]})
         assert [item["id"] for item in response.json()["data"]] == [3, 1]
     assert not emu.running
 

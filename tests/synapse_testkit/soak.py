@@ -226,13 +226,13 @@ def _tally_class() -> type[Any]:
             for fault in record.faults:
                 counts[f"fault {fault}"] += 1
             whole = "drop_truncated" not in record.faults and record.status in (200, 207)
-            if record.path.startswith("/v2/files/"):
+            if record.path.startswith(("/storage/", "/v2/files/")):
                 counts["file downloads"] += 1
                 if whole and record.ids:
                     _bump(self.files_served, record.ids[0])
                 return
             counts["api requests"] += 1
-            if record.method != "POST" or not record.path.endswith("/bulk-fetch/"):
+            if record.method != "POST" or not record.path.endswith(("/bulk-fetch/", "/bulk-data/")):
                 return
             counts["bulk fetches"] += 1
             ids = record.ids
@@ -616,7 +616,8 @@ def soak(config: SoakConfig, log: Callable[[str], None] = print) -> SoakResult:
             seed_seconds = time.monotonic() - seeding
             tally = _tally_class()(config.items, profile)
             emu.state.log = tally
-            env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_LANGUAGE": "en"}
+            env = {**os.environ, "SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant,
+                   "SYNAPSE_LANGUAGE": "en"}
             url = emu.url
             command = export_command(out, url)
             log(f"emulator at {emu.url} ({config.items} items, seeded in {seed_seconds:.1f} s); "

@@ -1,8 +1,8 @@
 """``synapse emulator``: run the local backend emulator.
 
-``synapse emulator serve`` prints the URL and bearer token (in English or Korean, ``--lang``),
-then serves until Ctrl-C or SIGTERM and exits 0 after a clean shutdown; Ctrl-C before it serves
-exits 130 with nothing left running. Binding to anything but loopback needs
+``synapse emulator serve`` prints the URL, access token and tenant (in English or Korean,
+``--lang``), then serves until Ctrl-C or SIGTERM and exits 0 after a clean shutdown; Ctrl-C
+before it serves exits 130 with nothing left running. Binding to anything but loopback needs
 ``--allow-non-loopback`` and prints a warning: the emulator has no real security.
 """
 
@@ -27,6 +27,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "serving": "synapse emulator serving at {url}",
         "url": "  url:    {url}",
         "token": "  token:  {token}",
+        "tenant": "  tenant: {tenant}",
         "items": "  items:  {items} per resource (tasks, assignments, ground-truths), seed {seed}",
         "faults": "  faults: {faults}",
         "ca": "  ca:     {ca_file} (the CA that signed the server certificate)",
@@ -39,6 +40,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "serving": "synapse 에뮬레이터가 {url}에서 실행 중입니다",
         "url": "  주소:   {url}",
         "token": "  토큰:   {token}",
+        "tenant": "  테넌트: {tenant}",
         "items": "  항목:   리소스마다 {items}개 (tasks, assignments, ground-truths), 시드 {seed}",
         "faults": "  장애:   {faults}",
         "ca": "  CA:     {ca_file} (서버 인증서에 서명한 CA)",
@@ -119,7 +121,7 @@ def emulator() -> None:
     "--token",
     envvar="SYNAPSE_EMULATOR_TOKEN",
     default=None,
-    help="Bearer token to accept (default: a random one). Env: SYNAPSE_EMULATOR_TOKEN.",
+    help="Access token to accept (default: a random one). Env: SYNAPSE_EMULATOR_TOKEN.",
 )
 @click.option(
     "--allow-non-loopback",
@@ -132,7 +134,9 @@ def emulator() -> None:
     help="Serve HTTPS with a throwaway CA; its certificate file is printed (ca_file). Point "
     "clients at it, e.g. SSL_CERT_FILE=<ca_file> synapse export --backend <url> ...",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line with url and token.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON line with url, token and tenant."
+)
 @click.option(
     "--lang",
     "language",
@@ -213,6 +217,7 @@ def serve(
                     {
                         "url": emu.url,
                         "token": emu.token,
+                        "tenant": emu.tenant,
                         "items": items,
                         "seed": seed,
                         "faults": faults,
@@ -224,6 +229,7 @@ def serve(
             click.echo(text["serving"].format(url=emu.url))
             click.echo(text["url"].format(url=emu.url))
             click.echo(text["token"].format(token=emu.token))
+            click.echo(text["tenant"].format(tenant=emu.tenant))
             click.echo(text["items"].format(items=items, seed=seed))
             click.echo(text["faults"].format(faults=emu.faults.describe(language)))
             if tls:

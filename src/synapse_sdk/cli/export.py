@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
+    from synapse_sdk.config import TokenKind
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
     from synapse_sdk.plugins.actions.export.exporter import BaseExporter
@@ -86,6 +87,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "not_backend": "{url} is not the synapse backend: its API answered 404 Not Found. "
         "Check --backend.",
         "needs_token": "--backend needs a token: --token T or SYNAPSE_TOKEN",
+        "needs_tenant": "--backend needs a tenant: --tenant CODE or SYNAPSE_TENANT (the backend "
+        "refuses requests without one)",
         "token_ascii": "the token holds non-ASCII characters; tokens are ASCII (letters, digits "
         "and punctuation). Check what was pasted.",
         "emulator_only": "{options} only apply to the embedded emulator, not with --backend",
@@ -124,6 +127,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "not_backend": "이 주소는 synapse 백엔드가 아닙니다: {url}. API 요청에 404(찾을 수 "
         "없음)로 응답했습니다. --backend를 확인하세요.",
         "needs_token": "--backend에는 토큰이 필요합니다: --token T 또는 SYNAPSE_TOKEN",
+        "needs_tenant": "--backend에는 테넌트가 필요합니다: --tenant CODE 또는 SYNAPSE_TENANT "
+        "(테넌트가 없는 요청은 백엔드가 거부합니다)",
         "token_ascii": "토큰에 ASCII가 아닌 문자가 있습니다. 토큰은 ASCII 문자(영문자, 숫자, "
         "문장 부호)로만 이루어집니다. 붙여 넣은 값을 확인하세요.",
         "emulator_only": "{options} 옵션은 내장 에뮬레이터에만 쓰이며 --backend와 함께 쓸 수 "
@@ -227,7 +232,24 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     default=None,
     show_envvar=True,
     metavar="TOKEN",
-    help="Bearer token for --backend. Prefer the environment variable: it stays out of ps.",
+    help="Access token (syn_…) for --backend. Prefer the environment variable: it stays out "
+    "of ps.",
+)
+@click.option(
+    "--tenant",
+    envvar="SYNAPSE_TENANT",
+    default=None,
+    show_envvar=True,
+    metavar="CODE",
+    help="Tenant code for --backend (sent as SYNAPSE-Tenant).",
+)
+@click.option(
+    "--token-kind",
+    type=click.Choice(["access", "drf"]),
+    default="access",
+    show_default=True,
+    help="How --token is sent: access (SYNAPSE-ACCESS-TOKEN) or drf (legacy Authorization: "
+    "Token).",
 )
 @click.option(
     "--faults",
@@ -267,6 +289,8 @@ def export(
     state_dir: Path | None,
     backend: str | None,
     token: str | None,
+    tenant: str | None,
+    token_kind: str,
     faults: str | None,
     items: int | None,
     seed: int | None,
@@ -289,14 +313,19 @@ def export(
             raise click.UsageError(labels["emulator_only"].format(options=", ".join(given)))
         if not token:
             raise click.UsageError(labels["needs_token"])
+        tenant = tenant.strip() if tenant else None
+        if not tenant:
+            raise click.UsageError(labels["needs_tenant"])
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
         emulator = _start_emulator(items, seed, faults, labels)
-        backend, token = emulator.url, emulator.token
+        backend, token, tenant, token_kind = (
+            emulator.url, emulator.token, emulator.tenant, "access"
+        )
     job = _Job(
-        target, out_dir, state_dir, backend, token, language, retry_rounds, exporter, as_json,
-        labels,
+        target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
+        "access", language, retry_rounds, exporter, as_json, labels,
     )
     try:
         code = _run(job, emulator)
@@ -410,6 +439,8 @@ class _Job:
     state_dir: Path | None
     backend: str
     token: str | None
+    tenant: str | None
+    token_kind: TokenKind
     language: str
     retry_rounds: int
     exporter: BaseExporter | None
@@ -461,7 +492,13 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
 
     out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
     try:
-        config = SDKConfig(backend_url=job.backend, token=job.token, language=language)
+        config = SDKConfig(
+            backend_url=job.backend,
+            token=job.token,
+            tenant=job.tenant,
+            token_kind=job.token_kind,
+            language=language,
+        )
         action = ExportAction(
             {
                 "target": job.target,

@@ -121,11 +121,13 @@ if TYPE_CHECKING:
     from synapse_sdk.telemetry._otel import OpenTelemetry
 
 __all__ = [
+    "ACCESS_TOKEN_HEADER",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "ERROR_BODY_LIMIT",
     "HTTPX_ERROR_MAP",
     "HTTPX_NOT_MAPPED",
     "REDIRECT_REFUSED",
+    "TENANT_HEADER",
     "AsyncTransport",
     "ClientCertificate",
     "ClientStats",
@@ -135,6 +137,7 @@ __all__ = [
     "Response",
     "Transport",
     "VerifyTypes",
+    "credential_headers",
     "default_ssl_context",
     "error_for_status",
     "map_transport_error",
@@ -162,8 +165,18 @@ _ENVELOPE_SHOWN = 4096
 #: Longest ``X-Request-ID`` quoted in an error message.
 _REQUEST_ID_SHOWN = 200
 _REDACTED: Final = "[REDACTED]"
+#: The headers of the backend's credentials (the real v2 API's names).
+ACCESS_TOKEN_HEADER: Final = "SYNAPSE-ACCESS-TOKEN"
+TENANT_HEADER: Final = "SYNAPSE-Tenant"
 _SENSITIVE_HEADERS: Final = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        ACCESS_TOKEN_HEADER.lower(),
+    }
 )
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
@@ -528,7 +541,7 @@ def error_for_status(
         status, envelope.code if envelope is not None else None, context.operation
     )
     cls, outcome_unknown = backend_error_class(match.error), match.outcome_unknown
-    request_id = headers.get("x-request-id")
+    request_id = headers.get("x-request-id") or _meta_request_id(body)
     if request_id is not None and len(request_id) > _REQUEST_ID_SHOWN:
         request_id = request_id[:_REQUEST_ID_SHOWN] + "…"
     if envelope is not None:
@@ -557,6 +570,18 @@ def error_for_status(
         outcome_unknown=outcome_unknown,
         envelope=envelope,
     )
+
+
+def _meta_request_id(body: bytes) -> str | None:
+    """The v2 envelope's ``meta.request_id`` (the backend's trace id), if the body has one."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        meta = json.loads(body).get("meta")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    request_id = meta.get("request_id") if isinstance(meta, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
 
 
 def _envelope_shown(envelope: ErrorEnvelope) -> str:
@@ -600,6 +625,20 @@ def _validate_token(token: object) -> str | None:
         # Never echo the token itself.
         raise ValueError("token must be non-empty, without surrounding whitespace or newlines")
     return token
+
+
+def credential_headers(token: str | None, tenant: str | None, kind: str) -> dict[str, str]:
+    """The headers presenting ``token`` (``SYNAPSE-ACCESS-TOKEN``, or ``Authorization: Token``
+    when ``kind`` is ``drf``) and ``tenant`` (``SYNAPSE-Tenant``, raw) to the backend."""
+    headers: dict[str, str] = {}
+    if token is not None:
+        if kind == "drf":
+            headers["Authorization"] = f"Token {token}"
+        else:
+            headers[ACCESS_TOKEN_HEADER] = token
+    if tenant is not None:
+        headers[TENANT_HEADER] = tenant
+    return headers
 
 
 def _header_value(name: str, value: object) -> str:
@@ -834,6 +873,7 @@ class _Core:
         *,
         base_url: str | None,
         token: str | None,
+        tenant: str | None,
         client_base_url: str | None,
         clock: Clock | None,
         rng: random.Random | None,
@@ -847,6 +887,12 @@ class _Core:
             raise ValueError("no backend URL: pass base_url= or SDKConfig(backend_url=...)")
         self.base_url = _validate_base_url(url)
         self.token = _validate_token(token if token is not None else self.config.token)
+        if tenant is not None:
+            self.config = self.config.replace(tenant=tenant)  # validated there
+        #: Sent to the base URL's origin only, with every request (never logged: redacted).
+        self.credentials = credential_headers(
+            self.token, self.config.tenant, self.config.token_kind
+        )
         if (
             isinstance(max_response_bytes, bool)
             or not isinstance(max_response_bytes, int)
@@ -894,7 +940,7 @@ class _Core:
                 url = httpx.URL(path)
             except httpx.InvalidURL as exc:
                 raise ValueError(f"not a valid URL: {path!r} ({exc})") from exc
-            # Never send the token to another origin (e.g. a pre-signed storage URL).
+            # Never send the credentials to another origin (e.g. a pre-signed storage URL).
             send_token = (url.scheme, url.host, url.port) == self._origin
             full = path
         elif path.startswith("/"):
@@ -930,8 +976,11 @@ class _Core:
         headers: Mapping[str, str] | None,
         certificate: ClientCertificate | None,
         context: ErrorContext | None,
+        credentials: bool = True,
     ) -> _Call:
-        """Give ``call`` its extra headers, client certificate and error context."""
+        """Give ``call`` its extra headers, client certificate and error context; without
+        ``credentials`` the token and tenant are not sent, whatever the origin."""
+        call.send_token = call.send_token and credentials
         if headers:
             call.headers = {
                 _header_value("header name", k): _header_value(k, v) for k, v in headers.items()
@@ -997,8 +1046,8 @@ class _Core:
         }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
-        if self.token is not None and call.send_token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if call.send_token:
+            headers.update(self.credentials)
         logger.debug(
             "synapse_sdk.http.request",
             extra={
@@ -1112,7 +1161,10 @@ class _Core:
         raise error
 
     def repr(self, cls: str) -> str:
-        return f"{cls}(base_url={self.base_url!r}, authenticated={self.token is not None})"
+        return (
+            f"{cls}(base_url={self.base_url!r}, tenant={self.config.tenant!r}, "
+            f"authenticated={self.token is not None})"
+        )
 
 
 _FOREIGN_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
@@ -1142,6 +1194,9 @@ class _TransportBase(Generic[_C, _S]):
     ``max_response_bytes`` bounds success bodies unless a call passes its own ``max_bytes``;
     ``pacer`` (a :class:`Pacer`) paces every attempt. ``secret_headers`` names headers that
     carry credentials (redacted in logs and messages like the token).
+    ``token`` and ``tenant`` override the config's; they are sent (``SYNAPSE-ACCESS-TOKEN``
+    or, for ``token_kind="drf"``, ``Authorization: Token``, plus ``SYNAPSE-Tenant``) only to
+    the base URL's origin.
 
     A call may present a TLS client certificate (``certificate=``): the transport then sends it
     on a client of its own built for that certificate, trusting what ``verify`` names. Clients of
@@ -1149,10 +1204,10 @@ class _TransportBase(Generic[_C, _S]):
     transport closes.
 
     Raises:
-        ValueError: no or a bad ``base_url``, a bad token, ``verify`` that disables verification,
-            CA certificates that cannot be loaded (``verify=`` or ``SSL_CERT_FILE`` naming a
-            missing or empty file), an ``http_client`` built with ``verify=False`` or sending
-            through a transport the SDK cannot check.
+        ValueError: no or a bad ``base_url``, a bad token or tenant, ``verify`` that disables
+            verification, CA certificates that cannot be loaded (``verify=`` or
+            ``SSL_CERT_FILE`` naming a missing or empty file), an ``http_client`` built with
+            ``verify=False`` or sending through a transport the SDK cannot check.
         TypeError: arguments of the wrong type.
     """
 
@@ -1164,6 +1219,7 @@ class _TransportBase(Generic[_C, _S]):
         *,
         base_url: str | None = None,
         token: str | None = None,
+        tenant: str | None = None,
         http_client: _C | None = None,
         verify: VerifyTypes | None = None,
         sleep: _S | None = None,
@@ -1196,6 +1252,7 @@ class _TransportBase(Generic[_C, _S]):
             config,
             base_url=base_url,
             token=token,
+            tenant=tenant,
             client_base_url=str(http_client.base_url) if http_client is not None else None,
             clock=clock,
             rng=rng,
@@ -1321,6 +1378,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         headers: Mapping[str, str] | None = None,
         certificate: ClientCertificate | None = None,
         context: ErrorContext | None = None,
+        credentials: bool = True,
     ) -> Response:
         """Send one logical call, retried per the policy, and return its 2xx response.
 
@@ -1328,8 +1386,9 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         sent only to the base URL's origin). ``idempotency_key``: None generates one for
         POST/PATCH, a string is used as is, False sends none (the call is then not retried after
         an outcome-unknown failure). ``max_bytes`` bounds the success body. ``headers`` are
-        sent besides the SDK's own, ``certificate`` is presented in the TLS handshake, and
-        ``context`` tells the error mapping the operation and the ids an error may name.
+        sent besides the SDK's own, ``certificate`` is presented in the TLS handshake,
+        ``context`` tells the error mapping the operation and the ids an error may name, and
+        ``credentials=False`` sends neither token nor tenant (a presigned file URL).
 
         Raises:
             SynapError: the mapped error of the last attempt (see the module docstring), with
@@ -1339,7 +1398,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
-        self._core.add_options(call, headers, certificate, context)
+        self._core.add_options(call, headers, certificate, context, credentials)
         otel = opentelemetry()
         if otel is None:
             return retrying.call(self._attempt, call, idempotent=call.idempotent)
@@ -1419,12 +1478,13 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         headers: Mapping[str, str] | None = None,
         certificate: ClientCertificate | None = None,
         context: ErrorContext | None = None,
+        credentials: bool = True,
     ) -> Response:
         """Async :meth:`Transport.request`: same arguments, same errors."""
         call, retrying = self._prepare(
             method, path, params, json, correlation_id, idempotency_key, max_bytes
         )
-        self._core.add_options(call, headers, certificate, context)
+        self._core.add_options(call, headers, certificate, context, credentials)
         otel = opentelemetry()
         if otel is None:
             return await retrying.acall(self._attempt, call, idempotent=call.idempotent)

@@ -3,8 +3,10 @@
 Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths`` (URL names
 ``tasks``, ``assignments``, ``ground-truths``), each with:
 
-* ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list;
+* ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list
+  (``GET /v2/{resource}/?per_page=&cursor=``; the page size goes out as ``per_page``);
 * ``iter(limit=100)`` — every item, fetched page by page as you iterate (never all at once);
+* ``retrieve(id)`` — one item's detail (``GET /v2/{resource}/{id}/``);
 * ``bulk_fetch(ids)`` — the items with these ids, in input order;
 * ``bulk_fetch_once(ids)`` — one request of at most 200 ids, its answer sorted out into a
   :class:`BulkAnswer` (served items, retryable and permanent failures) with no follow-ups, for
@@ -35,10 +37,18 @@ Errors that concern the whole call propagate unchanged: a 400 ``invalid_ids`` is
 ``BackendAuthenticationError``; and a transient error that outlasted the retries before any item
 was settled is raised as itself (e.g. ``BackendServiceUnavailableError``).
 
+List answers are the v2 list envelope ``{"data": [...], "meta": {"pagination": {"next_cursor",
+"previous_cursor", "per_page"}, "request_id"}}``; list items are slim (ids and a few fields,
+no ``data``: fetch those with ``bulk_fetch``). An answer without ``data`` or without the
+pagination object is a ``BackendError("malformed_response")``, never a silent last page.
+
 Design choices: duplicate ids are fetched once (the result has one item per distinct id, at its
-first position); ids are matched by their string form (``7`` and ``"7"`` name the same item); an
-id a 200 answer silently left out is treated as a retryable failure with code
-``missing_from_response``.
+first position); ids are matched by their string form (``7`` and ``"7"`` name the same item). An
+id a 200 answer left out is one the backend does not serve (the real v2 API silently drops
+unknown and forbidden ids): a permanent failure with code ``not_served``, reported once and never
+asked again. An id a 207 left out without naming it is retried (``missing_from_response``).
+Ground truths are fetched at ``/v2/ground-truths/bulk-data/``, the others at
+``/v2/{resource}/bulk-fetch/``, always with ``?response_mode=inline``.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import httpx
 
+from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.clients._transport import (
     AsyncSleep,
     AsyncTransport,
@@ -75,12 +86,16 @@ __all__ = [
     "BULK_FETCH_LIMIT",
     "DEFAULT_MAX_ORIGINAL_BYTES",
     "DEFAULT_PAGE_LIMIT",
+    "MAX_LOGS_PER_REQUEST",
     "MAX_PAGE_LIMIT",
+    "NOT_SERVED",
     "AsyncBackendV2Client",
+    "AsyncJobs",
     "AsyncResource",
     "BackendV2Client",
     "BulkAnswer",
     "Item",
+    "Jobs",
     "Page",
     "Resource",
     "rate_limited_paths",
@@ -110,26 +125,38 @@ _MAX_ID_CHARS = 256
 _RESOURCE_NAMES: Final = ("tasks", "assignments", "ground-truths")
 
 
+#: Ground truths are fetched in bulk at ``bulk-data/``, the others at ``bulk-fetch/``.
+_BULK_ACTIONS: Final = {"ground-truths": "bulk-data"}
+
+
 def _resource_paths(name: str) -> tuple[str, str]:
-    """The list and bulk-fetch paths of resource ``name``."""
-    return f"/v2/{name}/", f"/v2/{name}/bulk-fetch/"
+    """The list and bulk paths of resource ``name``."""
+    return f"/v2/{name}/", f"/v2/{name}/{_BULK_ACTIONS.get(name, 'bulk-fetch')}/"
 
 
 def rate_limited_paths() -> frozenset[str]:
     """The call paths that share the backend's rate limit (every resource's list and bulk-fetch
     paths): what a :class:`~synapse_sdk.clients._transport.Pacer` paces."""
     return frozenset(path for name in _RESOURCE_NAMES for path in _resource_paths(name))
+
+
 _PARTIAL = "partial_failure"
 _MISSING = "missing_from_response"
+#: The per-item code of an id a 200 answer left out: the backend does not serve it to us
+#: (unknown or not visible). Permanent: asking again gives the same answer.
+NOT_SERVED: Final = "not_served"
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a list: its items, the cursor of the next page (None: last page)."""
+    """One page of a list: its items, the cursor of the next page (None: last page), the
+    cursor of the previous one, the page size the backend applied and its request id."""
 
     items: list[Item]
     next_cursor: str | None
     request_id: str | None = None
+    previous_cursor: str | None = None
+    per_page: int | None = None
 
 
 def succeeded_items(exc: BaseException) -> list[Item]:
@@ -218,14 +245,54 @@ def _data_list(response: Response) -> tuple[list[Item], dict[str, Any]]:
 
 
 def _parse_page(response: Response, cursor: str | None) -> Page:
+    """A list answer as a :class:`Page`.
+
+    Raises:
+        BackendError: ``malformed_response``; no ``data`` list, no ``meta.pagination`` object,
+            a cursor that is not a string or null, or a next cursor equal to this page's.
+    """
     data, body = _data_list(response)
     meta = body.get("meta")
-    next_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
-    if next_cursor is not None and not isinstance(next_cursor, str):
-        raise malformed_response(response, "'meta.next_cursor' is not a string or null")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    if not isinstance(pagination, dict):
+        raise malformed_response(response, "no 'meta.pagination' object in a list answer")
+    cursors = [pagination.get(key) for key in ("next_cursor", "previous_cursor")]
+    for key, value in zip(("next_cursor", "previous_cursor"), cursors, strict=True):
+        if value is not None and not isinstance(value, str):
+            raise malformed_response(response, f"'meta.pagination.{key}' is not a string or null")
+    next_cursor, previous_cursor = (value or None for value in cursors)
     if next_cursor is not None and next_cursor == cursor:
-        raise malformed_response(response, "'meta.next_cursor' did not advance")
-    return Page(items=data, next_cursor=next_cursor or None, request_id=response.request_id)
+        raise malformed_response(response, "'meta.pagination.next_cursor' did not advance")
+    per_page = pagination.get("per_page")
+    request_id = meta.get("request_id") if isinstance(meta, dict) else None
+    return Page(
+        items=data,
+        next_cursor=next_cursor,
+        request_id=request_id if isinstance(request_id, str) else response.request_id,
+        previous_cursor=previous_cursor,
+        per_page=per_page if isinstance(per_page, int) and not isinstance(per_page, bool) else None,
+    )
+
+
+def _parse_detail(response: Response) -> Item:
+    """The ``data`` object of a retrieve answer.
+
+    Raises:
+        BackendError: ``malformed_response``; the body has no ``data`` object.
+    """
+    body = response.json()
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise malformed_response(response, "'data' is not an object")
+    return data
+
+
+def _validate_item_id(item_id: object) -> int:
+    if isinstance(item_id, bool) or not isinstance(item_id, int):
+        raise TypeError(f"item_id must be an int, not {type(item_id).__name__}")
+    if item_id < 1:
+        raise ValueError(f"item_id must be positive, got {item_id}")
+    return item_id
 
 
 def _new_cursor(page: Page, seen: set[bytes], path: str) -> str:
@@ -257,8 +324,9 @@ class BulkAnswer:
     """One bulk-fetch answer (200 or 207) sorted out against the ids it was asked for.
 
     ``items`` are the items served, in request order; ``retry`` maps the ids worth asking again
-    (the backend said ``retryable``, or silently left them out: ``missing_from_response``) to
-    their code; ``failed`` the ids it will not serve (e.g. ``item_corrupted``) to theirs;
+    (the backend said ``retryable``, or a 207 left them out without naming them:
+    ``missing_from_response``) to their code; ``failed`` the ids it will not serve (e.g.
+    ``item_corrupted``, or :data:`NOT_SERVED` for an id a 200 left out) to theirs;
     ``retry_after`` is the wait the answer asked for before asking again, if any.
     """
 
@@ -296,6 +364,8 @@ def sort_answer(sent: Sequence[ItemId], response: Response) -> BulkAnswer:
         failure = reported.get(key)
         if item is not None:
             answer.items.append(item)
+        elif failure is None and response.status_code == 200:
+            answer.failed[item_id] = NOT_SERVED
         elif failure is None:
             answer.retry[item_id] = _MISSING
         elif failure.retryable:
@@ -453,6 +523,17 @@ class _BulkFetch:
         raise error
 
 
+def _hex_digest(value: object, length: int, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"item's {what} must be a hex string")
+    digest = value.lower()
+    if len(digest) != length or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"item's {what} is not {length} hex digits: {digest!r}")
+    return digest
+
+
 @dataclass(frozen=True, slots=True)
 class _Original:
     """Where an item's original file is and what it must look like."""
@@ -460,38 +541,42 @@ class _Original:
     item_id: ItemId | None
     url: str
     size: int | None
-    sha256: str | None
+    digest: str | None
+    #: ``sha1`` (a manifest's ``checksum``) or ``sha256`` (our ``original`` block).
+    algorithm: str
+    #: Whether the API's credentials may go with the download: never for a manifest's
+    #: (presigned) URL; for our ``original`` block, to the base URL's origin only.
+    credentials: bool
 
     @classmethod
     def of(cls, item: object) -> _Original:
-        """Read ``item["original"]``.
+        """Read the primary ``files_manifest`` entry (``url``, ``file_size``, SHA-1
+        ``checksum``), else our ``original`` block (``url``, ``size``, ``sha256``).
 
         Raises:
-            TypeError: ``item`` or its ``original`` is not a dict, or a field has the wrong type.
-            ValueError: ``url`` is missing or not a path/URL, ``size`` negative, ``sha256`` not
-                64 hex digits.
+            TypeError: ``item`` is not a dict, has neither, or a field has the wrong type.
+            ValueError: ``url`` is missing or not a path/URL, a size negative, a digest not hex
+                of the right length.
         """
         if not isinstance(item, dict):
             raise TypeError(f"item must be a dict from the backend, not {type(item).__name__}")
-        original = item.get("original")
-        if not isinstance(original, dict):
-            raise TypeError("item has no 'original' object")
-        url = original.get("url")
+        entry = primary_file(item)
+        if entry is not None:
+            url, size, algorithm = entry.get("url"), entry.get("file_size"), "sha1"
+            digest = _hex_digest(entry.get("checksum"), 40, "files_manifest checksum")
+        else:
+            original = item.get("original")
+            if not isinstance(original, dict):
+                raise TypeError("item has no file: no 'files_manifest' entry, no 'original'")
+            url, size, algorithm = original.get("url"), original.get("size"), "sha256"
+            digest = _hex_digest(original.get("sha256"), 64, "original sha256")
         if not isinstance(url, str) or not url.startswith(("/", "http://", "https://")):
             raise ValueError(f"item's original url must be a path or http(s) URL, got {url!r}")
-        size = original.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise ValueError(f"item's original size must be an int >= 0, got {size!r}")
-        digest = original.get("sha256")
-        if digest is not None:
-            if not isinstance(digest, str):
-                raise TypeError("item's original sha256 must be a hex string")
-            digest = digest.lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ValueError(f"item's original sha256 is not 64 hex digits: {digest!r}")
         raw_id = item.get("id")
         item_id = raw_id if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None
-        return cls(item_id, url, size, digest)
+        return cls(item_id, url, size, digest, algorithm, entry is None)
 
     def _error(self, code: str, what: str, correlation_id: str | None) -> BackendError:
         return BackendError(
@@ -521,25 +606,33 @@ class _Original:
         return limit
 
     def check(self, response: Response) -> bytes:
-        """The downloaded bytes, if their size and SHA-256 match the item's.
+        """The downloaded bytes, if their size and digest match the item's (without a size:
+        if their length matches the answer's ``Content-Length``).
 
         Raises:
             BackendError: ``size_mismatch`` or ``checksum_mismatch`` (not retried: the backend
                 serves this file wrong), carrying the item id in ``failed_ids``.
         """
         content = response.content
-        if self.size is not None and len(content) != self.size:
+        expected = self.size
+        declared = response.headers.get("content-length")
+        if expected is None and declared is not None and declared.isdigit() and (
+            "content-encoding" not in response.headers
+        ):
+            expected = int(declared)
+        if expected is not None and len(content) != expected:
             raise self._error(
                 "size_mismatch",
-                f"has {len(content)} bytes, the item declares {self.size}",
+                f"has {len(content)} bytes, expected {expected}",
                 response.correlation_id,
             )
-        if self.sha256 is not None:
-            actual = hashlib.sha256(content).hexdigest()
-            if actual != self.sha256:
+        if self.digest is not None:
+            actual = hashlib.new(self.algorithm, content).hexdigest()
+            if actual != self.digest:
+                name = "SHA-1" if self.algorithm == "sha1" else "SHA-256"
                 raise self._error(
                     "checksum_mismatch",
-                    f"has SHA-256 {actual}, the item declares {self.sha256}",
+                    f"has {name} {actual}, the item declares {self.digest}",
                     response.correlation_id,
                 )
         return content
@@ -571,14 +664,19 @@ class _ResourceBase(Generic[_T]):
         #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
         self.name = name
         self.list_path, self.bulk_path = _resource_paths(name)
+        #: The bulk requests' query: payloads inline (the presigned wrapper is not resolved).
+        self.bulk_params: dict[str, str | int] = {"response_mode": "inline"}
 
     @staticmethod
     def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
         checked = _validate_cursor(cursor)
-        params: dict[str, str | int] = {"limit": _validate_limit(limit, MAX_PAGE_LIMIT)}
+        params: dict[str, str | int] = {"per_page": _validate_limit(limit, MAX_PAGE_LIMIT)}
         if checked is not None:
             params["cursor"] = checked
         return checked, params
+
+    def _detail_path(self, item_id: object) -> str:
+        return f"{self.list_path}{_validate_item_id(item_id)}/"
 
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
@@ -626,6 +724,17 @@ class Resource(_ResourceBase[Transport]):
                 return
             cursor = _new_cursor(page, seen, self.list_path)
 
+    def retrieve(self, item_id: int) -> Item:
+        """One item's detail object (``GET /v2/{resource}/{id}/``).
+
+        Raises:
+            TypeError, ValueError: ``item_id`` is not a positive int.
+            BackendInvalidInputError: 404, no such item (or not visible to you).
+            SynapError: another error of the transport; ``BackendError("malformed_response")``
+                for an answer without a ``data`` object.
+        """
+        return _parse_detail(self._transport.request("GET", self._detail_path(item_id)))
+
     def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
 
@@ -641,7 +750,8 @@ class Resource(_ResourceBase[Transport]):
         """
         sent = _one_request(ids)
         response = self._transport.request(
-            "POST", self.bulk_path, json={"ids": sent}, max_bytes=MAX_PAGE_BYTES
+            "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params,
+            max_bytes=MAX_PAGE_BYTES,
         )
         return sort_answer(sent, response)
 
@@ -661,7 +771,7 @@ class Resource(_ResourceBase[Transport]):
             for chunk in plan.chunks():
                 try:
                     response = self._transport.request(
-                        "POST", self.bulk_path, json={"ids": chunk},
+                        "POST", self.bulk_path, json={"ids": chunk}, params=self.bulk_params,
                         correlation_id=plan.correlation_id, max_bytes=MAX_PAGE_BYTES,
                     )
                 except SynapError as exc:
@@ -704,11 +814,16 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                 return
             cursor = _new_cursor(page, seen, self.list_path)
 
+    async def retrieve(self, item_id: int) -> Item:
+        """Async :meth:`Resource.retrieve`: same arguments, same errors."""
+        return _parse_detail(await self._transport.request("GET", self._detail_path(item_id)))
+
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""
         sent = _one_request(ids)
         response = await self._transport.request(
-            "POST", self.bulk_path, json={"ids": sent}, max_bytes=MAX_PAGE_BYTES
+            "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params,
+            max_bytes=MAX_PAGE_BYTES,
         )
         return sort_answer(sent, response)
 
@@ -719,7 +834,7 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
             for chunk in plan.chunks():
                 try:
                     response = await self._transport.request(
-                        "POST", self.bulk_path, json={"ids": chunk},
+                        "POST", self.bulk_path, json={"ids": chunk}, params=self.bulk_params,
                         correlation_id=plan.correlation_id, max_bytes=MAX_PAGE_BYTES,
                     )
                 except SynapError as exc:
@@ -735,10 +850,120 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                 await self._sleep(delay)
 
 
+#: Most log entries one ``logs/bulk/`` request carries (the backend's limit).
+MAX_LOGS_PER_REQUEST: Final = 1000
+_JOB_FIELDS: Final = frozenset({"status", "progress_record", "metrics_record", "meta", "result"})
+
+
+class _JobsBase(Generic[_T]):
+    """The job routes (``/v2/jobs/{id}/``): argument checks shared by both flavours."""
+
+    _transport: _T
+
+    def __init__(self, transport: _T) -> None:
+        self._transport = transport
+
+    @staticmethod
+    def _path(job_id: object, tail: str = "") -> str:
+        if not isinstance(job_id, str):
+            raise TypeError(f"job_id must be a str, not {type(job_id).__name__}")
+        if not job_id or any(c in job_id for c in "/?#") or job_id != job_id.strip():
+            raise ValueError(f"job_id must be a job's id (a UUID), got {job_id[:40]!r}")
+        return f"/v2/jobs/{job_id}/{tail}"
+
+    @staticmethod
+    def _fields(fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(fields) - _JOB_FIELDS)
+        if unknown or not fields:
+            raise ValueError(f"update takes some of {sorted(_JOB_FIELDS)}, got {sorted(fields)}")
+        return fields
+
+    @staticmethod
+    def _chunks(entries: object) -> list[list[Any]]:
+        if not isinstance(entries, list | tuple) or not entries:
+            raise ValueError("entries must be a non-empty list of log entries")
+        step = MAX_LOGS_PER_REQUEST
+        return [list(entries[i : i + step]) for i in range(0, len(entries), step)]
+
+
+class Jobs(_JobsBase[Transport]):
+    """A :class:`BackendV2Client`'s job routes: progress, status and logs of a running job.
+
+    Log creation is not idempotent on the backend: a log request is never re-sent after an
+    answer that may have been applied (no idempotency key, so outcome-unknown failures are
+    not retried).
+    """
+
+    def update(self, job_id: str, **fields: Any) -> Item:
+        """``PATCH /v2/jobs/{id}/`` with ``status``, ``progress_record``, ``metrics_record``,
+        ``meta`` or ``result`` (each replaces the stored value whole); the job's detail.
+
+        Raises:
+            TypeError, ValueError: a bad ``job_id`` or field name.
+            BackendInvalidInputError: 400 ``INVALID_TRANSITION``/``VALIDATION_ERROR``, 404.
+            SynapError: another error of the transport.
+        """
+        path = self._path(job_id)
+        body = self._fields(fields)
+        return _parse_detail(self._transport.request("PATCH", path, json=body))
+
+    def create_log(self, job_id: str, entry: dict[str, Any]) -> Item:
+        """``POST /v2/jobs/{id}/logs/``: one log entry (``event``, ``data``, ``datetime``,
+        optional ``step``, ``level``); the stored log. Errors as :meth:`update`."""
+        response = self._transport.request(
+            "POST", self._path(job_id, "logs/"), json=entry, idempotency_key=False
+        )
+        return _parse_detail(response)
+
+    def create_logs(self, job_id: str, entries: Sequence[dict[str, Any]]) -> list[Item]:
+        """``POST /v2/jobs/{id}/logs/bulk/`` in requests of at most
+        :data:`MAX_LOGS_PER_REQUEST` entries (each stored all or none); the stored logs.
+        Errors as :meth:`update` (``BULK_SIZE_EXCEEDED`` cannot happen: chunks are bounded)."""
+        path = self._path(job_id, "logs/bulk/")
+        stored: list[Item] = []
+        for chunk in self._chunks(entries):
+            response = self._transport.request(
+                "POST", path, json={"logs": chunk}, idempotency_key=False
+            )
+            stored.extend(_data_list(response)[0])
+        return stored
+
+
+class AsyncJobs(_JobsBase[AsyncTransport]):
+    """The async twin of :class:`Jobs`: same arguments, same errors."""
+
+    async def update(self, job_id: str, **fields: Any) -> Item:
+        """Async :meth:`Jobs.update`."""
+        path = self._path(job_id)
+        body = self._fields(fields)
+        return _parse_detail(await self._transport.request("PATCH", path, json=body))
+
+    async def create_log(self, job_id: str, entry: dict[str, Any]) -> Item:
+        """Async :meth:`Jobs.create_log`."""
+        response = await self._transport.request(
+            "POST", self._path(job_id, "logs/"), json=entry, idempotency_key=False
+        )
+        return _parse_detail(response)
+
+    async def create_logs(self, job_id: str, entries: Sequence[dict[str, Any]]) -> list[Item]:
+        """Async :meth:`Jobs.create_logs`."""
+        path = self._path(job_id, "logs/bulk/")
+        stored: list[Item] = []
+        for chunk in self._chunks(entries):
+            response = await self._transport.request(
+                "POST", path, json={"logs": chunk}, idempotency_key=False
+            )
+            stored.extend(_data_list(response)[0])
+        return stored
+
+
 class _ClientBase(Generic[_T, _R, _H, _S]):
     """Construction and read-only views shared by both clients.
 
-    ``base_url``/``token`` override ``config.backend_url``/``config.token``. ``http_client`` is a
+    ``base_url``/``token``/``tenant`` override ``config.backend_url``/``config.token``/
+    ``config.tenant``; the token goes out as ``SYNAPSE-ACCESS-TOKEN`` (or ``Authorization:
+    Token`` with ``config.token_kind="drf"``) and the tenant as ``SYNAPSE-Tenant``, to the base
+    URL's origin only. ``http_client`` is a
     caller-owned httpx client (not closed on close); ``verify`` a CA bundle path or
     ``ssl.SSLContext`` for the client built otherwise (TLS verification cannot be turned off).
     ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's, the pause between
@@ -746,13 +971,14 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     transport asks before each request, e.g. the export's rate pacer).
 
     Raises:
-        ValueError: no backend URL, a bad URL or token, ``verify`` or an ``http_client`` that
-            disables verification.
+        ValueError: no backend URL, a bad URL, token or tenant, ``verify`` or an ``http_client``
+            that disables verification.
         TypeError: arguments of the wrong type.
     """
 
     _transport_type: ClassVar[Callable[..., Any]]
     _resource_type: ClassVar[Callable[..., Any]]
+    _jobs_type: ClassVar[Callable[..., Any]]
     _default_sleep: ClassVar[Callable[..., Any]]
 
     _transport: _T
@@ -769,6 +995,7 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         *,
         base_url: str | None = None,
         token: str | None = None,
+        tenant: str | None = None,
         http_client: _H | None = None,
         sleep: _S | None = None,
         clock: Clock | None = None,
@@ -778,8 +1005,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     ) -> None:
         cls = type(self)
         self._transport = cls._transport_type(
-            config, base_url=base_url, token=token, http_client=http_client, verify=verify,
-            sleep=sleep, clock=clock, rng=rng, pacer=pacer,
+            config, base_url=base_url, token=token, tenant=tenant, http_client=http_client,
+            verify=verify, sleep=sleep, clock=clock, rng=rng, pacer=pacer,
         )
         pause = sleep if sleep is not None else cls._default_sleep
         now = clock if clock is not None else time.monotonic
@@ -787,6 +1014,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
             cls._resource_type(self._transport, name, pause, rng, now) for name in _RESOURCE_NAMES
         )
         self.tasks, self.assignments, self.ground_truths = tasks, assignments, ground_truths
+        #: The job routes (progress, status, logs of a running job).
+        self.jobs = cls._jobs_type(self._transport)
 
     @property
     def stats(self) -> ClientStats:
@@ -809,7 +1038,10 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         return self._transport
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"tenant={self.config.tenant!r})"
+        )
 
 
 class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep]):
@@ -825,13 +1057,17 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
 
     _transport_type = Transport
     _resource_type = Resource
+    _jobs_type = Jobs
     _default_sleep = time.sleep
 
     def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
-        """The bytes of ``item``'s original file, checked against its size and SHA-256.
+        """The bytes of ``item``'s original file: the primary entry of its ``files_manifest``
+        (checked against ``file_size`` and the SHA-1 ``checksum`` when given, else against the
+        answer's length), or our ``original`` block (size and SHA-256).
 
-        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. The token
-        is sent only when the file lives on the backend's own origin.
+        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. A manifest
+        URL is presigned: it is fetched without the API's credentials, whatever its origin;
+        for an ``original`` block they go only to the backend's own origin.
 
         Raises:
             TypeError, ValueError: ``item`` lacks a well-formed ``original``.
@@ -840,7 +1076,10 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
         """
         original = _Original.of(item)
         limit = original.limit(max_bytes)
-        return original.check(self._transport.request("GET", original.url, max_bytes=limit))
+        response = self._transport.request(
+            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        )
+        return original.check(response)
 
     def close(self) -> None:
         """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
@@ -867,13 +1106,16 @@ class AsyncBackendV2Client(
 
     _transport_type = AsyncTransport
     _resource_type = AsyncResource
+    _jobs_type = AsyncJobs
     _default_sleep = asyncio.sleep
 
     async def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
         """Async :meth:`BackendV2Client.download_original`: same arguments, same errors."""
         original = _Original.of(item)
         limit = original.limit(max_bytes)
-        response = await self._transport.request("GET", original.url, max_bytes=limit)
+        response = await self._transport.request(
+            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        )
         return original.check(response)
 
     async def aclose(self) -> None:

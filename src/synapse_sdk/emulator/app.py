@@ -5,8 +5,12 @@ assigns a request id and sequence number, then, following the :class:`Policy` of
 path (:func:`policy_for`: ``/v2/`` is gated fully, ``/v2/files/`` is not rate limited, other
 paths such as ``/healthz`` are open):
 
-1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``;
-2. bearer token → 401 ``unauthorized`` when missing or wrong;
+1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``
+   (whole seconds) and ``retry-after-ms``;
+2. credentials, as the platform's v2 API takes them: the access token
+   (``SYNAPSE-ACCESS-TOKEN: syn_…``, or the legacy ``Authorization: Token …``) → 401
+   ``NOT_AUTHENTICATED`` when missing, ``AUTHENTICATION_FAILED`` when wrong; then the tenant
+   (``SYNAPSE-Tenant``) → 403 ``PERMISSION_DENIED`` when missing or another tenant's;
 3. per-token token bucket → 429 ``rate_limited`` with ``Retry-After`` and ``retry-after-ms``;
    every answer on a rate-limited path carries the bucket's ``RateLimit``/``RateLimit-Policy``
    and ``X-RateLimit-Limit/Remaining/Reset`` headers;
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,11 +37,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from synapse_sdk.clients._transport import ACCESS_TOKEN_HEADER, TENANT_HEADER
 from synapse_sdk.emulator import backend_v2
+from synapse_sdk.emulator.backend_v2 import STORAGE_PREFIX
+from synapse_sdk.emulator.jobs import job_routes
 from synapse_sdk.emulator.responses import CONTEXT_KEY, context_of, error_response
-from synapse_sdk.emulator.state import EmulatorState, RecordedResponse, RequestContext
+from synapse_sdk.emulator.state import (
+    EmulatorState,
+    RecordedResponse,
+    RequestContext,
+    presented_token,
+)
 
-__all__ = ["MAX_BODY_BYTES", "FaultGate", "Policy", "create_app", "policy_for"]
+__all__ = ["MAX_BODY_BYTES", "OPENAPI_DOCUMENT", "FaultGate", "Policy", "create_app", "policy_for"]
 
 #: Request bodies above this size are refused with 413 before any route runs.
 MAX_BODY_BYTES = 1 << 20
@@ -55,7 +68,7 @@ def _request_key(ctx: RequestContext, body: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How the gate treats a path: whether a request needs a bearer token
+    """How the gate treats a path: whether a request needs an access token and tenant
     (``authenticated``), takes one from the per-token bucket (``rate_limited``) and is subject
     to outages, latency and drops (``faulted``)."""
 
@@ -67,12 +80,16 @@ class Policy:
 _OPEN = Policy(authenticated=False, rate_limited=False, faulted=False)
 _API = Policy(authenticated=True, rate_limited=True, faulted=True)
 _FILES = Policy(authenticated=True, rate_limited=False, faulted=True)  # a CDN: no rate limit
+#: Presigned object-store URLs: the signature is the credential (checked by the route).
+_STORAGE = Policy(authenticated=False, rate_limited=False, faulted=True)
 
 
 def policy_for(path: str) -> Policy:
     """The gate's policy for ``path``: file downloads, the rest of ``/v2/``, or open."""
     if path.startswith("/v2/files/"):
         return _FILES
+    if path.startswith(STORAGE_PREFIX):
+        return _STORAGE
     return _API if path.startswith("/v2/") else _OPEN
 
 
@@ -188,7 +205,7 @@ class FaultGate:
         state = self.state
         if len(body) > MAX_BODY_BYTES:
             detail = f"request body is larger than {MAX_BODY_BYTES} bytes"
-            return error_response(ctx, 413, "payload_too_large", detail)
+            return error_response(ctx, 413, "PAYLOAD_TOO_LARGE", detail)
         remaining = state.outage_remaining() if policy.faulted else None
         if remaining is not None:
             ctx.faults.append("outage")
@@ -196,12 +213,20 @@ class FaultGate:
             return error_response(ctx, 503, "service_unavailable", detail, retry_after=remaining)
         if not policy.authenticated:
             return None
-        fingerprint = state.authenticate(headers.get("authorization"))
+        presented = presented_token(
+            headers.get(ACCESS_TOKEN_HEADER), headers.get("authorization")
+        )
+        fingerprint = None if presented is None else state.authenticate(presented)
         if fingerprint is None:
-            missing = "authorization" not in headers
-            detail = "missing bearer token" if missing else "invalid bearer token"
-            challenge = {"WWW-Authenticate": 'Bearer realm="synapse-emulator"'}
-            return error_response(ctx, 401, "unauthorized", detail, headers=challenge)
+            challenge = {"WWW-Authenticate": "Token"}
+            if presented is None:
+                detail = "Authentication credentials were not provided."
+                return error_response(ctx, 401, "NOT_AUTHENTICATED", detail, headers=challenge)
+            detail = "Invalid token."
+            return error_response(ctx, 401, "AUTHENTICATION_FAILED", detail, headers=challenge)
+        if not state.serves_tenant(headers.get(TENANT_HEADER)):
+            detail = f"a {TENANT_HEADER} header naming your tenant is required"
+            return error_response(ctx, 403, "PERMISSION_DENIED", detail)
         ctx.authenticated = True
         ctx.token_fingerprint = fingerprint
         wait = state.take_rate_token(fingerprint, ctx) if policy.rate_limited else 0.0
@@ -234,6 +259,11 @@ class FaultGate:
             attempt = state.request_attempt(key)
             ctx.latency = state.faults.latency_for(key, attempt)
             await state.pause(ctx.latency)
+            gateway = state.faults.gateway_error(key, attempt)
+            if gateway is not None:
+                ctx.faults.append(f"gateway_{gateway}")
+                await _gateway_page(gateway)(scope, receive, sender)
+                return
             drop = state.faults.drop(key, attempt)
             if drop is not None:
                 ctx.faults.append(drop)
@@ -258,6 +288,12 @@ class FaultGate:
                 return
             sender.remember_as = replay_key
         await self.app(scope, _replaying(body, receive), sender)
+
+
+def _gateway_page(status: int) -> Response:
+    """What a gateway in front of the backend answers when it fails: an HTML page, no JSON."""
+    page = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+    return Response(page, status_code=status, media_type="text/html")
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -289,6 +325,15 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+#: The OpenAPI document of the routes the emulator serves (``GET /api-schema/v2/``).
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi_v2.json")
+
+
+async def _schema(request: Request) -> Response:
+    context_of(request)
+    return Response(OPENAPI_DOCUMENT.read_bytes(), media_type="application/json")
+
+
 async def _health(request: Request) -> Response:
     ctx = context_of(request)
     return JSONResponse({"status": "ok", "meta": {"request_id": ctx.request_id}})
@@ -298,14 +343,14 @@ def _http_error(request: Request, exc: Exception) -> Response:
     ctx = context_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
-        return error_response(ctx, 404, "not_found", f"no route for {request.url.path}")
+        return error_response(ctx, 404, "NOT_FOUND", f"no route for {request.url.path}")
     if status == 405:
         return error_response(
-            ctx, 405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            ctx, 405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}"
         )
     detail = exc.detail if isinstance(exc, HTTPException) else "internal emulator error"
     return error_response(
-        ctx, status, "internal_error" if status >= 500 else "invalid_request", str(detail)
+        ctx, status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR", str(detail)
     )
 
 
@@ -314,8 +359,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
     with the v2 API, file downloads and ``GET /healthz`` (which answers without a token)."""
     routes: list[BaseRoute] = [
         Route("/healthz", _health, methods=["GET"], name="health"),
+        Route("/api-schema/v2/", _schema, methods=["GET"], name="api-schema"),
         *backend_v2.api_routes(state),
         *backend_v2.file_routes(state),
+        *job_routes(state.jobs),
     ]
     handlers: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers)

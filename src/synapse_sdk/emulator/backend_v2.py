@@ -1,4 +1,5 @@
-"""The backend v2 API: cursor-paginated lists, bulk fetch with per-item faults, original files.
+"""The backend v2 API: cursor-paginated lists (``per_page``, ``meta.pagination``, slim items),
+retrieve, bulk fetch with per-item faults, original files.
 
 Exactly the "Backend v2 HTTP API" of ``dev/CONTRACTS.md``. Authentication, rate limiting,
 outages, latency and dropped connections are the gate's job (:mod:`synapse_sdk.emulator.app`);
@@ -10,7 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,22 +21,33 @@ from starlette.routing import BaseRoute, Route
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
 from synapse_sdk.emulator.state import EmulatorState, RequestContext
+from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "MAX_BULK_IDS",
     "MAX_PAGE_LIMIT",
+    "RESPONSE_MODES",
+    "STORAGE_PREFIX",
     "api_routes",
+    "bulk_path",
     "decode_cursor",
     "encode_cursor",
     "file_routes",
+    "storage_path",
 ]
 
 MAX_BULK_IDS = 200
+#: Where the emulated object store serves original files (presigned, no API credentials).
+STORAGE_PREFIX = "/storage/"
 MAX_PAGE_LIMIT = 500
 DEFAULT_PAGE_LIMIT = 100
 _CURSOR_VERSION = "c1"
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER range; larger ids cannot exist
+#: The bulk routes' ``response_mode`` values. Payloads here are small, so both are served
+#: inline (ours: the presigned wrapper is not modelled).
+RESPONSE_MODES = ("inline", "presigned")
+_Found = TypeVar("_Found")
 
 
 def encode_cursor(resource: str, after: int) -> str:
@@ -62,21 +75,78 @@ def _target(request: Request) -> tuple[RequestContext, str | Response]:
     resource = request.path_params["resource"]
     if resource not in RESOURCES:
         detail = f"unknown resource {resource!r}; expected one of: {', '.join(RESOURCES)}"
-        return ctx, error_response(ctx, 404, "not_found", detail)
+        return ctx, error_response(ctx, 404, "NOT_FOUND", detail)
     ctx.resource = resource
     return ctx, resource
 
 
-def _parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_LIMIT
+def bulk_path(resource: str) -> str:
+    """Where ``resource`` is fetched in bulk: ``bulk-data/`` for ground truths, else
+    ``bulk-fetch/`` (the v2 API's paths)."""
+    return f"/v2/{resource}/{'bulk-data' if resource == 'ground-truths' else 'bulk-fetch'}/"
+
+
+def _one_item(
+    request: Request, lookup: Callable[[str, int], _Found | None]
+) -> tuple[RequestContext, _Found | Response]:
+    """The request's context and what ``lookup`` finds for its resource and ``item_id``, or
+    the 404 to send."""
+    ctx, resource = _target(request)
+    if isinstance(resource, Response):
+        return ctx, resource
+    item_id = int(request.path_params["item_id"])
+    ctx.ids = (item_id,)
+    found = lookup(resource, item_id)
+    if found is None:
+        return ctx, error_response(ctx, 404, "NOT_FOUND", f"no {resource} item with id {item_id}")
+    return ctx, found
+
+
+def storage_path(resource: str, item_id: int) -> str:
+    """The object-store path of an item's original file."""
+    return f"{STORAGE_PREFIX}{resource}/{item_id}"
+
+
+def _signed(state: EmulatorState, base: str, resource: str, item_id: int, body: str) -> str:
+    """``body`` with its file URL made a presigned, expiring URL for this answer."""
+    path = storage_path(resource, item_id)
+    url = f"{base}{path}?{state.sign(path)}"
+    return body.replace(f'"{FILE_URL_PLACEHOLDER}"', json.dumps(url))
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``(start, end)`` (inclusive) of a single ``Range: bytes=...`` header, None for the
+    whole file. Raises ``ValueError`` for a range that cannot be satisfied."""
+    if header is None:
+        return None
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    if unit.strip() != "bytes" or not dash or "," in spec:
+        raise ValueError("only one bytes=START-END range is supported")
+    if not first:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start > end or start >= size:
+        raise ValueError("the range is outside the file")
+    return start, end
+
+
+def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
+    """The schema's 400 ``VALIDATION_ERROR``, naming the offending ``field``."""
+    details = [{"field": field, "message": message}]
+    return error_response(ctx, 400, "VALIDATION_ERROR", message, details=details)
+
+
+def _per_page(raw: str | None) -> int:
+    """The page size ``per_page`` asks for, as DRF's cursor pagination applies it: missing,
+    non-numeric or non-positive → the default; above the maximum → the maximum."""
     try:
-        limit = int(raw)
+        asked = int(raw) if raw is not None else DEFAULT_PAGE_LIMIT
     except ValueError:
-        raise ValueError(f"limit must be an integer, got {raw[:40]!r}") from None
-    if not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
-    return limit
+        return DEFAULT_PAGE_LIMIT
+    return DEFAULT_PAGE_LIMIT if asked < 1 else min(asked, MAX_PAGE_LIMIT)
 
 
 def _parse_ids(body: bytes) -> list[int | str]:
@@ -103,37 +173,54 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx, resource = _target(request)
         if isinstance(resource, Response):
             return resource
+        per_page = _per_page(request.query_params.get("per_page"))
+        cursor = request.query_params.get("cursor")
         try:
-            limit = _parse_limit(request.query_params.get("limit"))
-            cursor = request.query_params.get("cursor")
             after = decode_cursor(resource, cursor) if cursor else 0
-        except ValueError as exc:
-            return error_response(ctx, 400, "invalid_request", str(exc))
-        bodies, last = state.store.page(resource, after, limit)
-        next_cursor = None if last is None else encode_cursor(resource, last)
-        return json_response(ctx, 200, data_json=f"[{','.join(bodies)}]", next_cursor=next_cursor)
+        except ValueError:
+            return error_response(ctx, 404, "NOT_FOUND", "Invalid cursor")
+        bodies, last = state.store.page(resource, after, per_page)
+        pagination = {
+            "next_cursor": None if last is None else encode_cursor(resource, last),
+            "previous_cursor": None,  # ours: only forward cursors are issued
+            "per_page": per_page,
+        }
+        data = f"[{','.join(bodies)}]"
+        return json_response(ctx, 200, data_json=data, pagination=pagination)
+
+    async def retrieve(request: Request) -> Response:
+        ctx, found = _one_item(request, state.store.detail)
+        if isinstance(found, Response):
+            return found
+        return json_response(ctx, 200, data_json=json.dumps(found, ensure_ascii=False))
 
     async def bulk_fetch(request: Request) -> Response:
         ctx, resource = _target(request)
         if isinstance(resource, Response):
             return resource
+        if request.url.path != bulk_path(resource):
+            return error_response(ctx, 404, "NOT_FOUND", f"{resource} are fetched in bulk at "
+                                  f"{bulk_path(resource)}")
+        mode = request.query_params.get("response_mode", "inline")
+        if mode not in RESPONSE_MODES:
+            return _invalid(ctx, "response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
         try:
             ids = _parse_ids(await request.body())
         except ValueError as exc:
-            return error_response(ctx, 400, "invalid_request", str(exc))
+            return _invalid(ctx, "ids", str(exc))
         ctx.ids = tuple(ids)
         if len(ids) > MAX_BULK_IDS:
             return error_response(
                 ctx,
                 400,
-                "too_many_ids",
+                "ids_limit_exceeded",
                 f"at most {MAX_BULK_IDS} ids per bulk fetch, got {len(ids)}",
                 max_ids=MAX_BULK_IDS,
             )
         candidates = [i for i in ids if isinstance(i, int) and 0 < i <= _MAX_ID]
         found = state.store.fetch(resource, candidates)
         invalid = [i for i in dict.fromkeys(ids) if not isinstance(i, int) or i not in found]
-        if invalid:
+        if invalid and state.faults.unknown_ids == "invalid_ids":
             shown = ", ".join(repr(i) for i in invalid[:10]) + (" ..." if len(invalid) > 10 else "")
             return error_response(
                 ctx,
@@ -142,9 +229,11 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
                 f"{len(invalid)} unknown {resource} id(s): {shown}",
                 invalid_ids=invalid,
             )
-        known = [i for i in ids if isinstance(i, int)]
+        known = [i for i in ids if isinstance(i, int) and i in found]  # the rest: dropped
         failures = state.item_failures(resource, known)
-        data = f"[{','.join(found[i] for i in known if i not in failures)}]"
+        base = str(request.base_url).rstrip("/")
+        served = [_signed(state, base, resource, i, found[i]) for i in known if i not in failures]
+        data = f"[{','.join(served)}]"
         if not failures:
             return json_response(ctx, 200, data_json=data)
         ctx.failed_ids = tuple(failures)
@@ -155,14 +244,16 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ]
         error = {
             "code": "partial_failure",
-            "detail": f"{len(failures)} of {len(dict.fromkeys(known))} items failed",
+            "message": f"{len(failures)} of {len(dict.fromkeys(known))} items failed",
             "failed": failed,
         }
         return json_response(ctx, 207, data_json=data, error=error)
 
     return [
         Route("/v2/{resource}/", list_items, methods=["GET"], name="v2-list"),
+        Route("/v2/{resource}/{item_id:int}/", retrieve, methods=["GET"], name="v2-retrieve"),
         Route("/v2/{resource}/bulk-fetch/", bulk_fetch, methods=["POST"], name="v2-bulk-fetch"),
+        Route("/v2/{resource}/bulk-data/", bulk_fetch, methods=["POST"], name="v2-bulk-data"),
     ]
 
 
@@ -170,14 +261,9 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
     """The original-file download route, bound to ``state``."""
 
     async def download(request: Request) -> Response:
-        ctx, resource = _target(request)
-        if isinstance(resource, Response):
-            return resource
-        item_id = int(request.path_params["item_id"])
-        ctx.ids = (item_id,)
-        original = state.store.original(resource, item_id)
-        if original is None:
-            return error_response(ctx, 404, "not_found", f"no {resource} item with id {item_id}")
+        _, original = _one_item(request, state.store.original)
+        if isinstance(original, Response):
+            return original
         headers = {
             "Content-Disposition": f'attachment; filename="{original.filename}"',
             "ETag": f'"{original.sha256}"',
@@ -185,7 +271,37 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         }
         return Response(original.content, headers=headers, media_type=original.content_type)
 
+    async def stored(request: Request) -> Response:
+        """A presigned object-store URL: the signature is the only credential."""
+        ctx = context_of(request)
+        problem = state.check_signature(
+            request.url.path,
+            request.query_params.get("expires"),
+            request.query_params.get("signature"),
+        )
+        if problem is not None:
+            return error_response(ctx, 403, "SIGNATURE_INVALID", problem)
+        _, original = _one_item(request, state.store.original)
+        if isinstance(original, Response):
+            return original
+        content, size = original.content, len(original.content)
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{original.sha256}"'}
+        try:
+            span = _byte_range(request.headers.get("range"), size)
+        except ValueError as exc:
+            headers["Content-Range"] = f"bytes */{size}"
+            return error_response(ctx, 416, "RANGE_NOT_SATISFIABLE", str(exc), headers=headers)
+        if span is None:
+            return Response(content, headers=headers, media_type=original.content_type)
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        return Response(content[start : end + 1], status_code=206, headers=headers,
+                        media_type=original.content_type)
+
     return [
+        Route(
+            STORAGE_PREFIX + "{resource}/{item_id:int}", stored, methods=["GET"], name="storage"
+        ),
         Route(
             "/v2/files/{resource}/{item_id:int}/original",
             download,

@@ -17,7 +17,9 @@ from typing import Any
 
 __all__ = [
     "DROP_KINDS",
+    "GATEWAY_STATUSES",
     "PRESETS",
+    "UNKNOWN_IDS",
     "FaultProfile",
     "RateLimit",
     "decide",
@@ -26,6 +28,10 @@ __all__ = [
 #: The two ways a connection is dropped: closed before any response, or cut mid-body after
 #: headers that promised the full ``Content-Length``.
 DROP_KINDS = ("drop_reset", "drop_truncated")
+#: What the gateway in front of the real backend answers when it, not the backend, fails.
+GATEWAY_STATUSES = (502, 503, 504, 520, 524)
+#: What a bulk request naming unknown ids gets (see :class:`FaultProfile`).
+UNKNOWN_IDS = ("drop", "invalid_ids")
 
 _PERSON = b"synapse-emu"
 
@@ -117,6 +123,12 @@ class FaultProfile:
     * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
     * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
       any response, half cut mid-body), decided per (request identity, attempt).
+    * ``gateway_error_rate`` — chance that a request is answered by the gateway in front of the
+      backend instead: 502, 503, 504 or Cloudflare's 520/524, with an HTML body (what the real
+      backend's clients see), decided per (request identity, attempt).
+    * ``unknown_ids`` — what a bulk request naming ids that do not exist gets: ``"drop"`` (the
+      real v2 API: they are silently left out of a 200) or ``"invalid_ids"`` (the seed's 400
+      ``invalid_ids`` naming them).
 
     Raises ``TypeError`` / ``ValueError`` for values of the wrong type or out of range.
     """
@@ -128,14 +140,22 @@ class FaultProfile:
     outages: tuple[tuple[float, float], ...] = ()
     latency: tuple[float, float] = (0.0, 0.0)
     drop_rate: float = 0.0
+    gateway_error_rate: float = 0.0
+    unknown_ids: str = "drop"
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"FaultProfile.seed must be an int, got {type(self.seed).__name__}")
-        for rate_name in ("partial_failure_rate", "permanent_failure_rate", "drop_rate"):
+        for rate_name in (
+            "partial_failure_rate", "permanent_failure_rate", "drop_rate", "gateway_error_rate"
+        ):
             object.__setattr__(self, rate_name, _rate(rate_name, getattr(self, rate_name)))
         object.__setattr__(self, "rate_limit", _rate_limit(self.rate_limit))
+        if self.unknown_ids not in UNKNOWN_IDS:
+            raise ValueError(
+                f"unknown_ids must be one of {', '.join(UNKNOWN_IDS)}, got {self.unknown_ids!r}"
+            )
         outages: object = self.outages
         if not isinstance(outages, Iterable) or isinstance(outages, str | bytes):
             raise TypeError("outages must be a sequence of (start, end) pairs")
@@ -222,6 +242,7 @@ class FaultProfile:
             and not self.outages
             and self.latency == (0.0, 0.0)
             and self.drop_rate == 0
+            and self.gateway_error_rate == 0
         )
 
     def describe(self, language: str = "en") -> str:
@@ -246,6 +267,8 @@ class FaultProfile:
             bits.append(words["latency"].format(f"{low:g}-{high:g}"))
         if self.drop_rate:
             bits.append(words["drops"].format(f"{self.drop_rate:.1%}"))
+        if self.gateway_error_rate:
+            bits.append(words["gateway"].format(f"{self.gateway_error_rate:.1%}"))
         return f"{self.name or 'custom'} ({'; '.join(bits)})"
 
     # -- decisions -----------------------------------------------------------------------
@@ -266,6 +289,15 @@ class FaultProfile:
             return None
         pick = decide(self.seed, "drop-kind", request_key, attempt)
         return DROP_KINDS[0] if pick < 0.5 else DROP_KINDS[1]
+
+    def gateway_error(self, request_key: str, attempt: int) -> int | None:
+        """The gateway status (one of :data:`GATEWAY_STATUSES`) answering this request
+        attempt instead of the backend, or None."""
+        rate = self.gateway_error_rate
+        if rate <= 0 or decide(self.seed, "gateway", request_key, attempt) >= rate:
+            return None
+        pick = decide(self.seed, "gateway-status", request_key, attempt)
+        return GATEWAY_STATUSES[int(pick * len(GATEWAY_STATUSES))]
 
     def latency_for(self, request_key: str, attempt: int) -> float:
         """Seconds of latency to add to this request attempt."""
@@ -309,9 +341,11 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "partial_failure_rate": float,
     "permanent_failure_rate": float,
     "drop_rate": float,
+    "gateway_error_rate": float,
     "rate_limit": _parse_rate_limit,
     "latency": _parse_span,
     "outages": _parse_outages,
+    "unknown_ids": str,
 }
 
 #: The phrases of :meth:`FaultProfile.describe`, in English and Korean.
@@ -323,6 +357,7 @@ _DESCRIBE_EN = {
     "outages": "outages at {} s",
     "latency": "latency {} ms",
     "drops": "{} dropped connections",
+    "gateway": "{} gateway errors",
 }
 _DESCRIBE_KO = {
     "clean": "장애 없음",
@@ -332,6 +367,7 @@ _DESCRIBE_KO = {
     "outages": "{}초 구간 서비스 중단",
     "latency": "지연 {} ms",
     "drops": "연결 끊김 {}",
+    "gateway": "게이트웨이 오류 {}",
 }
 
 #: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate

@@ -48,10 +48,11 @@ def json_response(
     *,
     data_json: str | None = None,
     error: dict[str, Any] | None = None,
-    next_cursor: str | None = None,
+    pagination: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A v2 body ``{"data": ..., "error": ..., "meta": {"request_id", "next_cursor"}}``.
+    """A v2 body ``{"data": ..., "error": ..., "meta": {"request_id", "pagination"?}}``
+    (``pagination`` only for a list answer).
 
     ``data_json`` is JSON text (items are stored serialised), spliced in without re-encoding.
     """
@@ -62,8 +63,8 @@ def json_response(
         parts.append(f'"error":{_dumps(error)}')
         ctx.error_code = str(error.get("code"))
     meta: dict[str, Any] = {"request_id": ctx.request_id}
-    if data_json is not None:
-        meta["next_cursor"] = next_cursor
+    if pagination is not None:
+        meta["pagination"] = pagination
     parts.append(f'"meta":{_dumps(meta)}')
     return raw_json_response(status, "{" + ",".join(parts) + "}", headers)
 
@@ -72,22 +73,26 @@ def error_response(
     ctx: RequestContext,
     status: int,
     code: str,
-    detail: str,
+    message: str,
     *,
+    details: list[dict[str, Any]] | None = None,
     retry_after: float | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """An error envelope ``{"error": {"code", "detail", ...}, "meta": {...}}``.
+    """The v2 API's error envelope ``{"error": {"code", "message", "details"}, "meta":
+    {"request_id"}}``; ``extra`` keys (our extensions: ``invalid_ids``, ``failed``...) join
+    ``error``.
 
-    With ``retry_after`` the wait is rounded up to whole milliseconds and sent both in the body
-    (``retry_after``) and as ``Retry-After`` / ``retry-after-ms`` headers.
+    With ``retry_after`` the wait goes out as whole seconds, rounded up (RFC 9110
+    delay-seconds), in ``Retry-After`` and the body's ``retry_after``, and to the millisecond in
+    ``retry-after-ms`` (our extension, which a client should prefer).
     """
-    error: dict[str, Any] = {"code": code, "detail": detail, **extra}
+    error: dict[str, Any] = {"code": code, "message": message, "details": details, **extra}
     all_headers = dict(headers or {})
     if retry_after is not None:
         seconds, header, millis = format_seconds(retry_after)
-        error["retry_after"] = seconds
+        error["retry_after"] = int(header)
         all_headers["Retry-After"] = header
         all_headers["retry-after-ms"] = millis
         ctx.retry_after = seconds

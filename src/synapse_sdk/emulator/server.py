@@ -19,17 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp
 
+from synapse_sdk.clients._transport import credential_headers
 from synapse_sdk.emulator._ca import CertificateAuthority
 from synapse_sdk.emulator._serving import ServedEmulator, is_loopback
 from synapse_sdk.emulator.app import create_app
 from synapse_sdk.emulator.clock import FakeClock
 from synapse_sdk.emulator.faults import FaultProfile
 from synapse_sdk.emulator.state import (
+    DEFAULT_TENANT,
     Clock,
     EmulatorState,
     RequestRecord,
     Sleep,
     new_token,
+    validate_tenant,
     validate_token,
 )
 from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
@@ -48,7 +51,7 @@ class Emulator(ServedEmulator):
     Use it as a context manager (sync or async)::
 
         with Emulator(items=200, faults="mild") as emu:
-            httpx.get(emu.url + "/v2/tasks/", headers={"Authorization": f"Bearer {emu.token}"})
+            httpx.get(emu.url + "/v2/tasks/", headers=emu.auth_headers)
 
     * ``items`` — items per resource (tasks, assignments, ground truths); ``seed`` seeds the
       data and, when ``faults`` is a preset name, the faults too.
@@ -59,12 +62,15 @@ class Emulator(ServedEmulator):
       (its ``sleep`` is then the default, so latency advances it instead of sleeping).
     * ``host`` / ``port`` — loopback only unless ``allow_non_loopback=True``; port 0 picks a
       free port.
-    * ``token`` — the bearer token to accept (default: a random one). It never appears in
-      ``repr``.
+    * ``token`` — the access token to accept (default: a random ``syn_…`` one), sent as
+      ``SYNAPSE-ACCESS-TOKEN`` (or the legacy ``Authorization: Token …``). It never appears in
+      ``repr``. ``tenant`` — the tenant code requests must send as ``SYNAPSE-Tenant``
+      (default ``"emulator"``); :attr:`auth_headers` gives both headers.
     * ``tls`` — serve HTTPS (default: plain HTTP). A throwaway CA and a server certificate for
       the served address (an IP address SAN, e.g. ``127.0.0.1``) are made at start; ``url`` is
       then ``https://...``, ``ca_file`` / ``ca_pem`` give clients the CA to verify it with
-      (e.g. ``BackendV2Client(base_url=emu.url, token=emu.token, verify=emu.ca_file)``), and
+      (e.g. ``BackendV2Client(base_url=emu.url, token=emu.token, tenant=emu.tenant,
+      verify=emu.ca_file)``), and
       :meth:`client` / :meth:`async_client` trust it already. The server's private key never
       leaves the server: it is not kept on the object, not logged, and its file is deleted as
       soon as the server has loaded it; the CA file is removed on stop.
@@ -89,6 +95,7 @@ class Emulator(ServedEmulator):
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        tenant: str = DEFAULT_TENANT,
         allow_non_loopback: bool = False,
         log_limit: int | None = 200_000,
         tls: bool = False,
@@ -121,6 +128,7 @@ class Emulator(ServedEmulator):
         self._sleep = clock.sleep if sleep is None and isinstance(clock, FakeClock) else sleep
         self._log_limit = log_limit
         self._token = new_token() if token is None else validate_token(token)
+        self.tenant = validate_tenant(tenant)
         self._state: EmulatorState | None = None
         self.tls = tls
         self._tls: ssl.SSLContext | None = None
@@ -134,6 +142,7 @@ class Emulator(ServedEmulator):
             store=store,
             faults=self.faults,
             tokens=[self._token],
+            tenant=self.tenant,
             clock=self._clock,
             sleep=self._sleep,
             log_limit=self._log_limit,
@@ -231,8 +240,21 @@ class Emulator(ServedEmulator):
 
     @property
     def token(self) -> str:
-        """The bearer token the emulator accepts (a secret: not shown in ``repr``)."""
+        """The access token the emulator accepts (a secret: not shown in ``repr``)."""
         return self._token
+
+    def create_job(self, action: str = "export", params: Any = None) -> str:
+        """Make a PENDING job the v2 job routes know, and return its id (a UUID).
+
+        Raises ``RuntimeError`` before start.
+        """
+        return self._started().jobs.create(action, params)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The headers a request needs to be let in: ``SYNAPSE-ACCESS-TOKEN`` (:attr:`token`)
+        and ``SYNAPSE-Tenant`` (:attr:`tenant`)."""
+        return credential_headers(self._token, self.tenant, "access")
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -244,13 +266,13 @@ class Emulator(ServedEmulator):
         self._started().log.clear()
 
     def add_token(self) -> str:
-        """Accept a new random bearer token, with its own rate-limit bucket, and return it."""
+        """Accept a new random access token, with its own rate-limit bucket, and return it."""
         token = new_token()
         self._started().add_token(token)
         return token
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """An ``httpx.Client`` for this emulator: its base URL and bearer token preset (and,
+        """An ``httpx.Client`` for this emulator: its base URL and credentials preset (and,
         with ``tls=True``, ``verify`` trusting the emulator's CA).
 
         Keyword arguments go to ``httpx.Client`` (extra ``headers`` are merged).
@@ -267,7 +289,7 @@ class Emulator(ServedEmulator):
         return httpx.AsyncClient(**self._client_options(kwargs))
 
     def _client_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.token}", **dict(kwargs.pop("headers", {}))}
+        headers = {**self.auth_headers, **dict(kwargs.pop("headers", {}))}
         options: dict[str, Any] = {"base_url": self.url, "timeout": 30.0}
         if self.tls:
             options["verify"] = ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synapse_sdk.emulator.faults import FaultProfile, RateLimit
+from synapse_sdk.emulator.jobs import Jobs
 from synapse_sdk.emulator.store import Store
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "Sleep",
     "TokenBucket",
     "new_token",
+    "presented_token",
+    "validate_tenant",
     "validate_token",
 ]
 
@@ -46,16 +49,38 @@ Sleep = Callable[[float], Awaitable[Any] | None]
 IDEMPOTENCY_CACHE_SIZE = 128
 
 
+#: How long a presigned storage URL stays valid, in emulator-clock seconds.
+SIGNED_URL_TTL = 3600.0
+#: The tenant code an emulator serves unless told otherwise.
+DEFAULT_TENANT = "emulator"
+
+
 def new_token() -> str:
-    """A fresh random bearer token."""
-    return "emu_" + secrets.token_urlsafe(24)
+    """A fresh random access token, shaped like the platform's (``syn_`` and the secret)."""
+    return "syn_" + secrets.token_urlsafe(24)
 
 
 def validate_token(token: object) -> str:
-    """Return ``token`` if usable as a bearer token; ``ValueError`` if empty or with whitespace."""
+    """Return ``token`` if usable as an access token; ``ValueError`` if empty or with whitespace."""
     if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
-        raise ValueError("a bearer token must be a non-empty string without whitespace")
+        raise ValueError("an access token must be a non-empty string without whitespace")
     return token
+
+
+def validate_tenant(tenant: object) -> str:
+    """Return ``tenant`` if usable as a tenant code; ``ValueError`` if empty or with whitespace."""
+    if not isinstance(tenant, str) or not tenant or any(ch.isspace() for ch in tenant):
+        raise ValueError("a tenant code must be a non-empty string without whitespace")
+    return tenant
+
+
+def presented_token(access_token: str | None, authorization: str | None) -> str | None:
+    """The token a request presents: its ``SYNAPSE-ACCESS-TOKEN``, else the key of an
+    ``Authorization: Token <key>`` header (the legacy DRF form); None when it presents neither."""
+    if access_token is not None and access_token.strip():
+        return access_token.strip()
+    scheme, _, key = (authorization or "").partition(" ")
+    return (key.strip() or None) if scheme.lower() == "token" else None
 
 
 def _fingerprint(token: str) -> str:
@@ -231,8 +256,8 @@ class RecordedResponse:
 class EmulatorState:
     """Everything the gate and the v2 routes share.
 
-    ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the bearer
-    tokens accepted (kept out of ``repr``).
+    ``clock`` and ``sleep`` are injectable so tests run on a fake clock; ``tokens`` are the access
+    tokens accepted (kept out of ``repr``), ``tenant`` the tenant code requests must name.
     """
 
     def __init__(
@@ -241,13 +266,18 @@ class EmulatorState:
         store: Store,
         faults: FaultProfile,
         tokens: Sequence[str],
+        tenant: str = DEFAULT_TENANT,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         log_limit: int | None = 200_000,
     ) -> None:
         if not tokens:
-            raise ValueError("the emulator needs at least one bearer token")
+            raise ValueError("the emulator needs at least one access token")
+        self.tenant = validate_tenant(tenant)
+        self._signing_key = secrets.token_bytes(32)
         self.store = store
+        #: The job area (``/v2/jobs/``): jobs exist once a test creates them.
+        self.jobs = Jobs()
         self.faults = faults
         self.clock: Clock = time.monotonic if clock is None else clock
         self.sleep: Sleep = asyncio.sleep if sleep is None else sleep
@@ -305,7 +335,7 @@ class EmulatorState:
     # -- tokens --------------------------------------------------------------------------
 
     def add_token(self, token: str) -> None:
-        """Accept another bearer token (it gets its own rate-limit bucket).
+        """Accept another access token (it gets its own rate-limit bucket).
 
         Raises ``ValueError`` for an empty token or one with whitespace.
         """
@@ -313,20 +343,46 @@ class EmulatorState:
         with self._lock:
             self._tokens[_fingerprint(token)] = token
 
-    def authenticate(self, authorization: str | None) -> str | None:
-        """The fingerprint of the token in an ``Authorization`` header, or None if not valid."""
-        if not authorization:
-            return None
-        scheme, _, presented = authorization.partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented:
-            return None
+    def authenticate(self, presented: str) -> str | None:
+        """The fingerprint of the presented token (see :func:`presented_token`), or None if it
+        is not one this emulator accepts."""
         fingerprint = _fingerprint(presented)
         with self._lock:
             known = self._tokens.get(fingerprint)
         if known is None or not hmac.compare_digest(known.encode(), presented.encode()):
             return None
         return fingerprint
+
+    def serves_tenant(self, header: str | None) -> bool:
+        """Whether a ``SYNAPSE-Tenant`` header names this emulator's tenant (raw, or in the
+        v1-compatible ``Token <code>`` form)."""
+        if not header:
+            return False
+        scheme, _, code = header.strip().partition(" ")
+        named = code.strip() if scheme.lower() == "token" and code.strip() else header.strip()
+        return hmac.compare_digest(named.encode(), self.tenant.encode())
+
+    # -- presigned storage URLs ----------------------------------------------------------
+
+    def sign(self, path: str, ttl: float = SIGNED_URL_TTL) -> str:
+        """The query that makes ``path`` a presigned URL valid for ``ttl`` emulator seconds."""
+        expires = math.ceil(self.elapsed() + ttl)
+        return f"expires={expires}&signature={self._signature(path, expires)}"
+
+    def check_signature(self, path: str, expires: str | None, signature: str | None) -> str | None:
+        """None when ``path`` carries a valid, unexpired signature, else what is wrong."""
+        if not expires or not signature or not expires.isdigit():
+            return "the URL is not signed"
+        expected = self._signature(path, int(expires)).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
+            return "the signature does not match"
+        if self.elapsed() > int(expires):
+            return "the URL has expired"
+        return None
+
+    def _signature(self, path: str, expires: int) -> str:
+        message = f"{path}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()[:32]
 
     # -- faults --------------------------------------------------------------------------
 
@@ -397,8 +453,7 @@ class EmulatorState:
 
 
 def format_seconds(seconds: float) -> tuple[float, str, str]:
-    """Round a wait *up* to whole milliseconds: (seconds, ``Retry-After``, ``retry-after-ms``)."""
+    """Round a wait *up*: (seconds to the millisecond, ``Retry-After`` in whole seconds as
+    RFC 9110 requires, ``retry-after-ms``)."""
     millis = max(1, math.ceil(seconds * 1000 - 1e-9))
-    whole, frac = divmod(millis, 1000)
-    text = f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
-    return millis / 1000, text, str(millis)
+    return millis / 1000, str(-(-millis // 1000)), str(millis)

@@ -14,17 +14,27 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from synapse_sdk.emulator.seed import DEMO_PROJECT_ID, RESOURCES, generate_item
 
-__all__ = ["DEFAULT_ITEMS", "MAX_ITEMS", "Original", "Store", "validate_items"]
+__all__ = [
+    "DEFAULT_ITEMS",
+    "FILE_URL_PLACEHOLDER",
+    "MAX_ITEMS",
+    "Original",
+    "Store",
+    "validate_items",
+]
 
 #: Items per resource when the caller does not say (so 2000 tasks, 2000 assignments and 2000
 #: ground truths).
 DEFAULT_ITEMS = 2000
 #: The largest project the store agrees to serve.
 MAX_ITEMS = 1_000_000
+#: Where an item's stored JSON holds its file URL, which is signed for each answer.
+FILE_URL_PLACEHOLDER = "@signed-file-url@"
 #: Built items kept for reuse (about 1.5 KB each).
 _CACHE_SIZE = 4096
 
@@ -41,8 +51,37 @@ class Original:
 
 @dataclass(frozen=True, slots=True)
 class _Built:
-    body: str  # the item's v2 JSON text, ready to send
+    body: str  # the item's bulk JSON text, ready to send
+    slim: str  # its list item's JSON text (the v2 API's slim shape)
     original: Original
+
+
+#: When the demo items were made (``created``: this plus the id in seconds).
+_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+_CATEGORIES = ("train", "validation", "test")
+
+
+def _slim(resource: str, item_id: int) -> dict[str, Any]:
+    """The list item of ``resource`` ``item_id``: the fields of the v2 API's ``*V2List``."""
+    created = (_CREATED + timedelta(seconds=item_id)).isoformat().replace("+00:00", "Z")
+    if resource == "tasks":
+        return {"id": item_id, "project_id": DEMO_PROJECT_ID, "data_unit_id": item_id,
+                "is_discarded": False, "has_data": True, "created": created}
+    if resource == "assignments":
+        return {"id": item_id, "user_id": 1, "task_id": item_id, "status_label": "completed",
+                "status_review": "completed", "is_confirmed": True, "is_discarded": False,
+                "created": created}
+    return {"id": item_id, "ground_truth_dataset_id": 1, "data_unit_id": item_id,
+            "category": _CATEGORIES[item_id % len(_CATEGORIES)]}
+
+
+def _detail(resource: str, slim: dict[str, Any], data: Any) -> dict[str, Any]:
+    """The retrieve object: the list item plus ``data`` and the ``*V2Detail`` fields."""
+    if resource == "tasks":
+        return {**slim, "workshop_id": 1, "meta": None, "data": data, "schema": "dm_schema_v1"}
+    if resource == "assignments":
+        return {**slim, "reviewer_id": 1, "data": data, "tags": []}
+    return {**slim, "project_id": DEMO_PROJECT_ID, "data": data, "classes": []}
 
 
 def validate_items(items: object) -> int:
@@ -67,15 +106,33 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
         "id": item_id,
         "resource": resource,
         "project_id": DEMO_PROJECT_ID,
+        "data_unit_id": item_id,
         "data": item.data,
+        # The v2 API's file manifest; the url is signed per answer (see FILE_URL_PLACEHOLDER).
+        # Ground truths get one too (ours: the real bulk-data item has none).
+        "files_manifest": {
+            "original": {
+                "url": FILE_URL_PLACEHOLDER,
+                "file_name_original": item.filename,
+                "is_primary": True,
+                "file_size": len(item.content),
+                "checksum": hashlib.sha1(item.content).hexdigest(),  # SHA-1, like the platform
+            }
+        },
+        # Ours, from before the v2 API: the file behind the token, with its SHA-256.
         "original": {
             "url": f"/v2/files/{resource}/{item_id}/original",
             "size": len(item.content),
             "sha256": digest,
         },
     }
+    listed = _slim(resource, item_id)
+    if resource == "ground-truths":  # GroundTruthV2BulkData's own fields
+        body |= {key: listed[key] for key in ("ground_truth_dataset_id", "category")}
+        body["classes"] = []
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return _Built(text, Original(item.content, item.content_type, item.filename, digest))
+    slim = json.dumps(listed, separators=(",", ":"))
+    return _Built(text, slim, Original(item.content, item.content_type, item.filename, digest))
 
 
 class Store:
@@ -111,19 +168,31 @@ class Store:
         return built
 
     def page(self, resource: str, after: int, limit: int) -> tuple[list[str], int | None]:
-        """Up to ``limit`` item JSON texts with id > ``after``, and the last id if more follow.
+        """Up to ``limit`` list-item JSON texts (slim) with id > ``after``, and the last id if
+        more follow.
 
         Raises ``ValueError`` for an unknown resource.
         """
         _check_resource(resource)
         first, last = max(after, 0) + 1, min(after + limit, self.items)
-        bodies = [self._body(resource, item_id) for item_id in range(first, last + 1)]
+        bodies = [self._slim(resource, item_id) for item_id in range(first, last + 1)]
         return bodies, (last if bodies and last < self.items else None)
 
-    def _body(self, resource: str, item_id: int) -> str:
+    def _slim(self, resource: str, item_id: int) -> str:
         built = self._get(resource, item_id)
         assert built is not None
-        return built.body
+        return built.slim
+
+    def detail(self, resource: str, item_id: int) -> dict[str, Any] | None:
+        """The retrieve object of an item, or None when it does not exist.
+
+        Raises ``ValueError`` for an unknown resource.
+        """
+        _check_resource(resource)
+        built = self._get(resource, item_id)
+        if built is None:
+            return None
+        return _detail(resource, json.loads(built.slim), json.loads(built.body)["data"])
 
     def fetch(self, resource: str, ids: Sequence[int]) -> dict[int, str]:
         """The JSON text of each existing id among ``ids`` (unknown ids are simply absent).

@@ -70,7 +70,8 @@ def _action(
 ) -> ExportAction:
     policy = RetryPolicy(max_attempts=6, backoff_base=0.2, backoff_max=5.0, retry_after_max=30.0)
     config = SDKConfig(
-        backend_url=emu.url, token=token or emu.token, retry_policy=policy, language="en"
+        backend_url=emu.url, token=token or emu.token, tenant=emu.tenant, retry_policy=policy,
+        language="en",
     )
     return ExportAction(
         {"out_dir": out, "workers": 2, **params},
@@ -134,9 +135,10 @@ def test_clean_export_writes_every_item_exactly_once(
     assert summary.ok and summary.retry_rounds == 0 and summary.retried == 0
     assert summary.requests == len(requests)
     _check_output(emu, tmp_path / target, target, set(range(1, 121)))
-    downloads = Counter(r.path for r in requests if r.path.startswith("/v2/files/"))
+    downloads = Counter(r.path for r in requests if r.path.startswith("/storage/"))
     assert len(downloads) == 120 and set(downloads.values()) == {1}
-    fetched = Counter(i for r in requests if r.path.endswith("/bulk-fetch/") for i in r.ids or ())
+    fetched = Counter(i for r in requests if r.path.endswith(("/bulk-fetch/", "/bulk-data/"))
+                      for i in r.ids or ())
     assert len(fetched) == 120 and set(fetched.values()) == {1}
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     assert progress[-1].exported == 120
@@ -253,8 +255,27 @@ def test_pacing_stops_spending_requests_on_rate_limits(tmp_path: Path, clock: Fa
     assert len(waits) == rejected and all(e["params"]["seconds"] > 0 for e in waits)
 
 
+def test_ids_the_backend_does_not_serve_fail_once_without_retry(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with Emulator(items=20, clock=clock, sleep=clock.sleep) as emu:  # the real API: drops them
+        summary = _run(emu, clock, tmp_path, ids=[1, 2, 3, 998, 999])
+        bulk = [r for r in emu.requests if r.path.endswith("/bulk-fetch/")]
+    assert summary.exported == 3
+    assert summary.failed_by_code == {"not_served": 2}
+    assert summary.failed_by_message == {"EXPORT_FAILED_NOT_SERVED": 2}
+    assert [(r.ids, r.status) for r in bulk] == [((1, 2, 3, 998, 999), 200)]  # one request
+    events = list(read_job_log(tmp_path / JOB_FOLDER / "tasks" / JOB_LOG_FILENAME))
+    noted = [e for e in events if e["code"] == "EXPORT_FAILED_NOT_SERVED" and "ids" in e["params"]]
+    assert len(noted) == 1 and set(noted[0]["params"]["ids"]) == {"998", "999"}  # when fetched
+    assert not any(e["code"] == "EXPORT_FAILED_BATCH_PARTIAL" for e in events)
+    assert not any(e["code"] == "EXPORT_RETRYING_FAILED_ITEMS" for e in events)
+    _check_output(emu, tmp_path / "tasks", "tasks", {1, 2, 3})
+
+
 def test_invalid_ids_end_as_bad_request_without_retry(tmp_path: Path, clock: FakeClock) -> None:
-    with Emulator(items=20, clock=clock, sleep=clock.sleep) as emu:
+    seeds = FaultProfile(unknown_ids="invalid_ids")  # the seed's 400 invalid_ids, selected
+    with Emulator(items=20, faults=seeds, clock=clock, sleep=clock.sleep) as emu:
         summary = _run(emu, clock, tmp_path, ids=[1, 2, 3, 998, 999])
         bulk = [r for r in emu.requests if r.path.endswith("/bulk-fetch/")]
     assert summary.exported == 3
@@ -721,3 +742,15 @@ def test_rate_pacer_refuses_bad_settings() -> None:
         RatePacer(["no-slash"])
     with pytest.raises(ValueError):
         RatePacer(["/x"], margin=0.5)
+
+
+def test_a_v2_item_with_only_a_manifest_is_exported_with_its_sha256_as_saved() -> None:
+    content = b"\x89PNG\r\n\x1a\nfake"
+    entry = {"url": "https://cdn.test/o/1?sig=x", "file_name_original": "scan.png",
+             "is_primary": True, "file_size": len(content)}
+    record = convert_item({"id": 4, "project_id": 1, "data": {"a": 1},
+                           "files_manifest": {"image_1": entry}}, "tasks")
+    assert record.has_original and record.original_name(content) == "4.png"
+    data = json.loads(record.json_bytes("4.png", hashlib.sha256(content).hexdigest()))
+    assert data["original"] == {"file": "4.png", "size": len(content),
+                                "sha256": hashlib.sha256(content).hexdigest()}

@@ -44,7 +44,7 @@ def _envelope(code: str, **extra: object) -> str:
 # --- the v2 catalog ---------------------------------------------------------------------------
 
 
-def test_catalog_is_the_seeds_three_entries_and_the_transports_three() -> None:
+def test_catalog_is_the_seeds_three_the_transports_three_and_the_real_apis_two() -> None:
     assert fc._V2_ERROR_CODE_TO_EXPORT_CODE == {
         "invalid_ids": E.EXPORT_FAILED_BAD_REQUEST,
         "partial_failure": E.EXPORT_FAILED_BATCH_PARTIAL,
@@ -52,6 +52,8 @@ def test_catalog_is_the_seeds_three_entries_and_the_transports_three() -> None:
         "redirect_refused": E.EXPORT_FAILED_REDIRECT_REFUSED,
         "response_too_large": E.EXPORT_FAILED_RESPONSE_TOO_LARGE,
         "malformed_response": E.EXPORT_FAILED_MALFORMED_RESPONSE,
+        "ids_limit_exceeded": E.EXPORT_FAILED_BAD_REQUEST,
+        "VALIDATION_ERROR": E.EXPORT_FAILED_VALIDATION,
     }
 
 
@@ -75,6 +77,18 @@ def test_the_transports_codes_each_have_their_own_message(
     assert fc.EXPORT_RETRY_SEMANTICS[expected] is RetrySemantics.NO_RETRY
     assert expected.level is LogLevel.ERROR
     assert resolve_log_message(expected, "ko").text != resolve_log_message(expected, "en").text
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("ids_limit_exceeded", E.EXPORT_FAILED_BAD_REQUEST),
+     ("VALIDATION_ERROR", E.EXPORT_FAILED_VALIDATION)],
+)
+def test_the_real_v2_error_body_is_classified_by_its_code(code: str, expected: E) -> None:
+    body = json.dumps({"error": {"code": code, "message": "x", "details": [
+        {"field": "ids", "message": "x"}]}, "meta": {"request_id": "req_1"}})
+    assert classify_export_error(BackendError(f"POST /v2/tasks/bulk-fetch/ answered HTTP 400: "
+                                              f"{body}", error_code=code)) is expected
 
 
 def test_v2_invalid_ids_is_bad_request() -> None:
@@ -654,11 +668,13 @@ def test_the_docs_code_table_matches_the_code() -> None:
     docs = Path(__file__).resolve().parents[4] / "docs" / "failure-classification.md"
     rows = [line for line in docs.read_text(encoding="utf-8").splitlines()
             if line.startswith("| `EXPORT_")]
-    backend = {code: key for key, code in fc._V2_ERROR_CODE_TO_EXPORT_CODE.items()}
+    backend: dict[ExportLogMessageCode, list[str]] = {}
+    for key, code in fc._V2_ERROR_CODE_TO_EXPORT_CODE.items():
+        backend.setdefault(code, []).append(f"`{key}`")
     expected = []
     for code in ExportLogMessageCode:
         semantics = EXPORT_RETRY_SEMANTICS.get(code)
-        v2 = f"`{backend[code]}`" if code in backend else "—"
+        v2 = ", ".join(backend[code]) if code in backend else "—"
         english = resolve_log_message(code, "en").text
         expected.append(
             f"| `{code.value}` | {code.level.value} | {v2} | "

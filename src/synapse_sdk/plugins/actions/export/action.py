@@ -102,6 +102,7 @@ from synapse_sdk.plugins.actions.export.steps import (
     chunked,
     item_filename,
     name_key,
+    sha256_hex,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
@@ -140,6 +141,8 @@ _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
 _CODE_MISSING: Final = "missing_from_response"
 _CODE_DAMAGED: Final = "damaged_on_disk"
+#: backend_v2.NOT_SERVED (not imported: the client loads lazily): an id a 200 answer left out.
+_CODE_NOT_SERVED: Final = "not_served"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
 #: Items in a row failing in an exporter hook before the exporter is taken to be broken.
@@ -168,6 +171,7 @@ _ITEM_CODE_MESSAGES: Final[dict[str, ExportLogMessageCode]] = {
     "size_mismatch": ExportLogMessageCode.EXPORT_FAILED_INCOMPLETE_RESPONSE,
     "item_unavailable": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     "missing_from_response": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
+    _CODE_NOT_SERVED: ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
     "rate_limited": ExportLogMessageCode.EXPORT_FAILED_RATE_LIMITED,
     "service_unavailable": ExportLogMessageCode.EXPORT_FAILED_SERVICE_UNAVAILABLE,
     "network_timeout": ExportLogMessageCode.EXPORT_FAILED_TIMEOUT,
@@ -851,8 +855,17 @@ class ExportAction(BaseAction[ExportParams]):
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
             result.failed.update(invalid)
+            not_served = [i for i, code in result.failed.items() if code == _CODE_NOT_SERVED]
+            if not_served:  # reported once, here: the backend will never serve them
+                self._note(
+                    ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
+                    count=len(not_served),
+                    ids=[str(i) for i in not_served[:_ITEMS_SHOWN]],
+                )
             # A whole request put back was noted as being handled (see _transient).
-            if answered and (answer_failed := len(result.retry) + len(result.failed)):
+            if answered and (
+                answer_failed := len(result.retry) + len(result.failed) - len(not_served)
+            ):
                 self._note(
                     ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
                     succeeded=len(result.items),
@@ -978,6 +991,8 @@ class ExportAction(BaseAction[ExportParams]):
                 if code is None:
                     raise
                 return (code, False)
+            # A v2 manifest gives a SHA-1: the record keeps the SHA-256 of the bytes saved.
+            record = record.with_saved_sha256(sha256_hex(content))
         output = ExportOutput(self.storage)
         hook = "save_original_file"
         try:

@@ -43,6 +43,9 @@ _V2_ERROR_CODE_TO_EXPORT_CODE: dict[str, ExportLogMessageCode] = {
     'redirect_refused': ExportLogMessageCode.EXPORT_FAILED_REDIRECT_REFUSED,
     'response_too_large': ExportLogMessageCode.EXPORT_FAILED_RESPONSE_TOO_LARGE,
     'malformed_response': ExportLogMessageCode.EXPORT_FAILED_MALFORMED_RESPONSE,
+    # The platform's v2 API (docs/backend-api.md): a bulk request over 200 ids, a bad input.
+    'ids_limit_exceeded': ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
+    'VALIDATION_ERROR': ExportLogMessageCode.EXPORT_FAILED_VALIDATION,
 }
 
 #: The v1 layer: (pattern, code) in priority order — the first declared match wins.
@@ -131,6 +134,7 @@ EXPORT_RETRY_SEMANTICS: dict[ExportLogMessageCode, RetrySemantics] = {
     _E.EXPORT_FAILED_RESPONSE_TOO_LARGE: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_MALFORMED_RESPONSE: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_BAD_REQUEST: RetrySemantics.NO_RETRY,
+    _E.EXPORT_FAILED_NOT_SERVED: RetrySemantics.NO_RETRY,
     _E.EXPORT_FAILED_BATCH_PARTIAL: RetrySemantics.RETRY_FAILED_ITEMS,
     _E.EXPORT_FAILED_RATE_LIMITED: RetrySemantics.BACKOFF_THEN_RETRY,
     _E.EXPORT_FAILED_NETWORK: RetrySemantics.BACKOFF_THEN_RETRY,

@@ -30,6 +30,8 @@ class ExportLogMessageCode(LogMessageCode):
     EXPORT_FAILED_REDIRECT_REFUSED = ("EXPORT_FAILED_REDIRECT_REFUSED", LogLevel.ERROR)
     EXPORT_FAILED_RESPONSE_TOO_LARGE = ("EXPORT_FAILED_RESPONSE_TOO_LARGE", LogLevel.ERROR)
     EXPORT_FAILED_MALFORMED_RESPONSE = ("EXPORT_FAILED_MALFORMED_RESPONSE", LogLevel.ERROR)
+    # --- per-item: ids a 200 bulk answer left out (the v2 API drops unknown/forbidden ids) --
+    EXPORT_FAILED_NOT_SERVED = ("EXPORT_FAILED_NOT_SERVED", LogLevel.ERROR)
     # --- v1 patterns -----------------------------------------------------------------------
     EXPORT_FAILED_NETWORK = ("EXPORT_FAILED_NETWORK", LogLevel.ERROR)
     EXPORT_FAILED_PERMISSION = ("EXPORT_FAILED_PERMISSION", LogLevel.ERROR)
@@ -88,6 +90,14 @@ register_log_messages({
               "not read. Retrying would get the same answer; contact the backend's administrator.",
         "ko": "내보내기 실패: 백엔드 응답이 SDK가 받을 수 있는 크기보다 커서 읽지 않았습니다. "
               "다시 시도해도 같은 응답이 오므로 백엔드 관리자에게 문의하세요.",
+    },
+    _E.EXPORT_FAILED_NOT_SERVED: {
+        "en": "Some items were not exported: the backend did not return them (the IDs do not "
+              "exist or you cannot access them). Asking again gives the same answer; check the "
+              "selected items and your access to the project.",
+        "ko": "일부 항목을 내보내지 못했습니다. 백엔드가 해당 항목을 돌려주지 않았습니다(존재하지 "
+              "않는 ID이거나 접근 권한이 없는 ID). 다시 요청해도 결과는 같으니 선택한 항목과 "
+              "프로젝트 접근 권한을 확인하세요.",
     },
     _E.EXPORT_FAILED_BAD_REQUEST: {
         "en": "Export failed: the backend rejected the request (unknown or invalid IDs). "

@@ -23,10 +23,11 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, Final, TypeVar
 
+from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry import decide_wait
@@ -175,10 +176,17 @@ def name_key(item_id: ItemId) -> str:
 def original_extension(item: Mapping[str, Any], content: bytes | None = None) -> str:
     """The extension for an item's original file. Never raises.
 
-    From the item's ``original`` block (``ext``/``extension``, else the last segment of
+    From the ``file_name_original`` of the primary ``files_manifest`` entry, else the item's
+    ``original`` block (``ext``/``extension``, else the last segment of
     ``filename``/``name``/``url`` when it has one), else sniffed from the file's first bytes
     (PNG, JPEG, GIF, PDF, ZIP, JSON, UTF-8 text), else ``bin``.
     """
+    entry = primary_file(item)
+    name = entry.get("file_name_original") if entry is not None else None
+    if isinstance(name, str):
+        _, dot, ext = name.rsplit("/", 1)[-1].rpartition(".")
+        if dot and _EXTENSION.fullmatch(ext):
+            return ext.lower()
     original = item.get("original")
     if isinstance(original, Mapping):
         for key in ("ext", "extension"):
@@ -253,9 +261,20 @@ class ExportRecord:
         ext = original_extension(self.source, content)
         return item_filename(self.id, f"{ORIGINAL_MARK[1:]}.json" if ext == "json" else ext)
 
-    def json_bytes(self, original_name: str | None = None) -> bytes:
+    def with_saved_sha256(self, sha256: str) -> ExportRecord:
+        """This record with ``original.sha256`` set to the SHA-256 of the bytes saved, where the
+        item declared none (a v2 manifest gives a SHA-1 checksum)."""
+        original = self.record.get("original")
+        if not isinstance(original, Mapping) or original.get("sha256") is not None:
+            return self
+        return replace(self, record={**self.record, "original": {**original, "sha256": sha256}})
+
+    def json_bytes(self, original_name: str | None = None, sha256: str | None = None) -> bytes:
         """The bytes of the item's JSON file (sorted keys, UTF-8, trailing newline), naming
-        the original file saved beside it."""
+        the original file saved beside it and, with ``sha256``, the digest of the bytes saved
+        where the item declared none (:meth:`with_saved_sha256`)."""
+        if sha256 is not None:
+            return self.with_saved_sha256(sha256).json_bytes(original_name)
         record = dict(self.record)
         original = record.get("original")
         if isinstance(original, Mapping):
@@ -282,11 +301,14 @@ def default_record(item: Mapping[str, Any], target: str) -> dict[str, Any]:
     """The export record of a backend item: its ``id``, ``resource``, ``project_id`` and
     ``data``, and the description of its original file (``file``, ``size``, ``sha256``)."""
     original = item.get("original")
+    entry = primary_file(item)
     described: dict[str, Any] | None = None
     if isinstance(original, Mapping):
         raw_sha = original.get("sha256")
         sha = raw_sha.lower() if isinstance(raw_sha, str) else None
         described = {"file": None, "size": original.get("size"), "sha256": sha}
+    elif entry is not None:  # the v2 API's manifest: no SHA-256, a SHA-1 checksum
+        described = {"file": None, "size": entry.get("file_size"), "sha256": None}
     return {
         "id": item.get("id"),
         "resource": item.get("resource", target),
