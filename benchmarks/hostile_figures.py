@@ -127,7 +127,9 @@ def _tls(case: str) -> str:
             else:
                 context = ssl.create_default_context()
                 kwargs = {"verify": context}
-            with BackendV2Client(_config(None), base_url=emu.url, token=TOKEN, **kwargs) as c:
+            with BackendV2Client(
+                _config(None), base_url=emu.url, token=TOKEN, tenant=emu.tenant, **kwargs
+            ) as c:
                 if case == "tls-flip":
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE

@@ -18,3 +18,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _tenant_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI run with ``--backend`` needs a tenant; like a configured user's shell, the suite's
+    environment names the embedded emulator's default one (``emulator``). Tests of a missing
+    tenant remove it from the environment they pass."""
+    monkeypatch.setenv("SYNAPSE_TENANT", "emulator")

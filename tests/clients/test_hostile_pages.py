@@ -28,7 +28,9 @@ NO_RETRY = SDKConfig(retry_policy=None)
 
 def _page_of(size: int) -> bytes:
     """A valid page of exactly ``size`` bytes: one item padded with a long string."""
-    frame = json.dumps({"data": [{"id": 1, "pad": ""}], "meta": {"next_cursor": None}})
+    frame = json.dumps(
+        {"data": [{"id": 1, "pad": ""}], "meta": {"pagination": {"next_cursor": None}}}
+    )
     return frame.replace('"pad": ""', '"pad": "' + "x" * (size - len(frame)) + '"').encode()
 
 

@@ -114,7 +114,7 @@ def test_an_async_client_bounds_a_bomb_too(bomb: bytes) -> None:
 
 
 def test_a_small_compressed_answer_still_decodes() -> None:
-    page = {"data": [{"id": 1}], "next_cursor": None}
+    page = {"data": [{"id": 1}], "meta": {"pagination": {"next_cursor": None}}}
     body = gzip.compress(gzip.compress(json.dumps(page).encode()))
     with hostile_server(_answer(200, body, {"Content-Encoding": "gzip, gzip"})) as server, \
             _client(server.url) as client:
@@ -140,7 +140,7 @@ def test_unsupported_or_broken_codings_are_decoding_errors(coding: str, body: by
 
 #: Each attempt may take half a second in all; the server would need 20 s to finish.
 QUICK = SDKConfig(retry_policy=None, timeouts=TimeoutConfig(total=0.5))
-PAGE = b'{"data": [], "next_cursor": null}'
+PAGE = b'{"data": [], "meta": {"pagination": {"next_cursor": null}}}'
 
 
 def _trickled_head(request: Request, conn: socket.socket) -> None:
@@ -224,13 +224,14 @@ _DEBUG_CLI = (
 
 
 def _echo_in_headers(request: Request, conn: socket.socket) -> None:
-    echoed = request.headers.get("authorization", "")
+    echoed = request.headers.get("synapse-access-token", "")
     send_all(conn, head(200, {"X-Echo": echoed, "Content-Length": str(len(PAGE))},
                         reason=echoed) + PAGE)
 
 
 def _echo_in_a_broken_head(request: Request, conn: socket.socket) -> None:
-    send_all(conn, b"HTTP/1.1 200 OK\r\nbroken line " + request.headers["authorization"].encode()
+    token = request.headers["synapse-access-token"].encode()
+    send_all(conn, b"HTTP/1.1 200 OK\r\nbroken line " + token
              + b"\r\n\r\n")
 
 
@@ -247,7 +248,7 @@ def test_the_cli_at_debug_never_logs_a_token_the_server_echoes(
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )
     assert server.requests and all(
-        r.headers["authorization"] == f"Bearer {TOKEN}" for r in server.requests
+        r.headers["synapse-access-token"] == TOKEN for r in server.requests
     )
     output = done.stdout + done.stderr
     assert "httpcore.http11:receive_response_headers" in output  # DEBUG was on

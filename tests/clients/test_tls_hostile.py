@@ -124,7 +124,9 @@ def test_the_async_client_catches_a_switched_off_context_too(emu: Emulator) -> N
 
 def test_a_verifying_context_still_connects(emu: Emulator) -> None:
     context = ssl.create_default_context(cafile=emu.ca_file)
-    with BackendV2Client(CONFIG, base_url=emu.url, token=TOKEN, verify=context) as client:
+    with BackendV2Client(
+        CONFIG, base_url=emu.url, token=TOKEN, tenant=emu.tenant, verify=context
+    ) as client:
         assert len(client.tasks.list_page().items) == 3
 
 

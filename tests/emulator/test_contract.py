@@ -70,19 +70,21 @@ def test_schemathesis_finds_nothing_wrong_with_the_emulator() -> None:
     assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
 
 
-class _Recording(httpx.BaseTransport):
-    """An httpx transport that keeps every answer (body read) for validation."""
+class _Recording:
+    """Keeps every answer (body read) for validation: a ``MockTransport`` (the SDK accepts
+    those) whose handler forwards each request over a real socket to the emulator."""
 
     def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = httpx.Client(follow_redirects=False)
         self.seen: list[httpx.Response] = []
+        self.transport = httpx.MockTransport(self._forward)
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
+    def _forward(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.send(request)
         content = response.read()
         copy = httpx.Response(response.status_code, headers=response.headers, content=content,
                               request=request)
-        copy.elapsed = timedelta(0)  # set by a client, which this transport is below
+        copy.elapsed = timedelta(0)  # set by a client, which this handler is below
         self.seen.append(copy)
         return httpx.Response(response.status_code, headers=response.headers, content=content,
                               request=request)
@@ -105,7 +107,7 @@ def test_every_response_the_client_parses_matches_the_document(
 ) -> None:
     emu, recording, clock = recorded
     policy = RetryPolicy(max_attempts=6, backoff_base=0.1, budget_capacity=None)
-    http = httpx.Client(transport=recording)
+    http = httpx.Client(transport=recording.transport)
     with BackendV2Client(SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token,
                          tenant=emu.tenant, http_client=http, sleep=clock.sleep,
                          clock=clock) as client:

@@ -32,7 +32,10 @@ pytestmark = pytest.mark.slow
 
 def _action(emu: Emulator, clock: FakeClock, out: str, state: Path, **params: Any) -> ExportAction:
     policy = RetryPolicy(max_attempts=4, backoff_base=0.2, backoff_max=5.0, retry_after_max=30.0)
-    config = SDKConfig(backend_url=emu.url, token=emu.token, retry_policy=policy, language="en")
+    config = SDKConfig(
+        backend_url=emu.url, token=emu.token, tenant=emu.tenant, retry_policy=policy,
+        language="en",
+    )
     return ExportAction(
         {"out_dir": out, "state_dir": state, "workers": 2, **params},
         config=config,

@@ -155,7 +155,9 @@ def test_export_to_memory_matches_the_local_export(tmp_path: Path) -> None:
     clock = FakeClock()
     url = f"memory://{uuid.uuid4().hex}/out"
     with Emulator(items=12, clock=clock, sleep=clock.sleep, faults="none") as emu:
-        config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+        config = SDKConfig(
+            backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en"
+        )
         outputs = []
         for out in (str(tmp_path / "local"), url):
             action = ExportAction(

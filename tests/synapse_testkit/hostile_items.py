@@ -4,7 +4,8 @@
 pages a test scripts, however wrong:
 
 * ``GET /v2/<resource>/?limit=&cursor=`` — a page of ``pages[cursor]`` (``""`` is the first
-  page) as ``{"data": [...], "meta": {"next_cursor": ...}}``; by default the items themselves,
+  page) as ``{"data": [...], "meta": {"pagination": {"next_cursor": ...}}}``; by default the
+  items themselves,
   ``limit`` at a time, with the offset as the cursor;
 * ``POST /v2/<resource>/bulk-fetch/`` — the items whose id's string form was asked for, 200;
 * ``GET /files/<name>`` — ``files[name]`` as bytes, else 404.
@@ -99,10 +100,11 @@ class HostileItemsServer:
                 self.list_requests += 1
             query = parse_qs(parts.query)
             cursor = query.get("cursor", [""])[0]
-            limit = int(query.get("limit", ["100"])[0])
+            limit = int(query.get("per_page", query.get("limit", ["100"]))[0])
             listed, following = self._page(cursor, limit)
             status = 200
-            payload = _json({"data": listed, "meta": {"next_cursor": following}})
+            payload = _json({"data": listed, "meta": {"pagination": {
+                "next_cursor": following, "previous_cursor": None, "per_page": limit}}})
         else:
             status, payload = 404, _json({"error": {"code": "not_found", "detail": "no route"}})
         handler.send_response(status)

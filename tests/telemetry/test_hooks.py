@@ -121,7 +121,7 @@ def test_client_hooks_see_every_retry_of_a_429_with_its_exact_wait(secret_sink: 
 
     faults = FaultProfile(seed=1, rate_limit=RateLimit(per_second=0.5, burst=1))
     with Emulator(items=5, seed=1, faults=faults, clock=clock) as emu, BackendV2Client(
-        config, base_url=emu.url, token=emu.token, sleep=sleep, clock=clock,
+        config, base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=sleep, clock=clock,
         rng=random.Random(1),
     ) as client:
         for _ in range(3):

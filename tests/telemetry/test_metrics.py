@@ -53,7 +53,7 @@ def test_rate_limited_calls_count_429s_retries_and_attempt_durations(
     policy = RetryPolicy(max_attempts=6, backoff_base=0.1, budget_capacity=None)
     faults = FaultProfile(seed=1, rate_limit=RateLimit(per_second=0.5, burst=1))
     with Emulator(items=5, seed=1, faults=faults, clock=clock) as emu, BackendV2Client(
-        SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token,
+        SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token, tenant=emu.tenant,
         sleep=clock.sleep, clock=clock, rng=random.Random(1),
     ) as client:
         for _ in range(3):
@@ -114,7 +114,7 @@ def test_an_export_run_counts_its_items_by_outcome_and_code(
     )
     with Emulator(items=60, faults=faults, clock=clock, sleep=clock.sleep) as emu:
         config = SDKConfig(
-            backend_url=emu.url, token=emu.token, language="en",
+            backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en",
             retry_policy=RetryPolicy(max_attempts=6, backoff_base=0.2, retry_after_max=30.0),
         )
         with ExportAction(

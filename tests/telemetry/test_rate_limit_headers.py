@@ -92,7 +92,8 @@ def test_the_emulator_sends_rate_limit_headers_exposed_on_responses() -> None:
     clock = FakeClock()
     faults = FaultProfile(seed=1, rate_limit=RateLimit(per_second=0.5, burst=2))
     with Emulator(items=3, seed=1, faults=faults, clock=clock) as emu, Transport(
-        SDKConfig(retry_policy=None), base_url=emu.url, token=emu.token, clock=clock
+        SDKConfig(retry_policy=None), base_url=emu.url, token=emu.token, tenant=emu.tenant,
+        clock=clock,
     ) as transport:
         first = transport.request("GET", "/v2/tasks/", params={"limit": 1})
         second = transport.request("GET", "/v2/tasks/", params={"limit": 1})
@@ -117,7 +118,8 @@ def test_the_pacer_slows_down_on_remaining_zero_before_any_429() -> None:
     pacer = RatePacer(rate_limited_paths(), policy=policy, clock=clock)
     faults = FaultProfile(seed=1, rate_limit=RateLimit(per_second=0.5, burst=2))
     with Emulator(items=5, seed=1, faults=faults, clock=clock) as emu, BackendV2Client(
-        SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token, sleep=sleep,
+        SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token, tenant=emu.tenant,
+        sleep=sleep,
         clock=clock, rng=random.Random(1), pacer=pacer,
     ) as client:
         for _ in range(6):

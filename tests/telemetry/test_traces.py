@@ -46,7 +46,7 @@ def check_retried_once_after_503(spans: InMemorySpanExporter, emu: Emulator) -> 
         assert span.name == "GET"
         assert span.attributes["http.request.method"] == "GET"
         assert span.attributes["server.address"] == host
-        assert span.attributes["url.full"] == f"{emu.url}/v2/tasks/?limit=REDACTED"
+        assert span.attributes["url.full"] == f"{emu.url}/v2/tasks/?per_page=REDACTED"
     (record503, record200) = emu.requests
     assert call.attributes is not None
     assert call.attributes["synapse.correlation_id"] == record503.correlation_id
@@ -66,7 +66,7 @@ def test_a_call_retried_once_after_a_503_has_two_attempt_spans(
     clock = FakeClock()
     faults = FaultProfile(seed=1, outages=((0.0, 1.5),))
     with Emulator(items=3, seed=1, faults=faults, clock=clock) as emu, BackendV2Client(
-        SDKConfig(retry_policy=POLICY), base_url=emu.url, token=emu.token,
+        SDKConfig(retry_policy=POLICY), base_url=emu.url, token=emu.token, tenant=emu.tenant,
         sleep=clock.sleep, clock=clock, rng=random.Random(1),
     ) as client:
         client.tasks.list_page(limit=2)
@@ -79,7 +79,7 @@ def test_async_calls_are_traced_alike(spans: InMemorySpanExporter) -> None:
 
     async def run(emu: Emulator) -> None:
         async with AsyncBackendV2Client(
-            SDKConfig(retry_policy=POLICY), base_url=emu.url, token=emu.token,
+            SDKConfig(retry_policy=POLICY), base_url=emu.url, token=emu.token, tenant=emu.tenant,
             sleep=clock.asleep, clock=clock, rng=random.Random(1),
         ) as client:
             await client.tasks.list_page(limit=2)

@@ -118,7 +118,8 @@ def _live_call(console: Console, outage: float) -> None:
         logger.setLevel(logging.INFO)
         started = time.monotonic()
         try:
-            with BackendV2Client(config=SDKConfig(backend_url=emu.url, token=emu.token)) as client:
+            config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant)
+            with BackendV2Client(config=config) as client:
                 page = client.tasks.list_page(limit=5)
         except SynapError as exc:  # the outage outlasted the retry policy
             console.print(f"  gave up: {type(exc).__name__} ({exc.code})")

@@ -578,7 +578,7 @@ def _meta_request_id(body: bytes) -> str | None:
         return None
     try:
         meta = json.loads(body).get("meta")
-    except (ValueError, UnicodeDecodeError, AttributeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
         return None
     request_id = meta.get("request_id") if isinstance(meta, dict) else None
     return request_id if isinstance(request_id, str) and request_id else None

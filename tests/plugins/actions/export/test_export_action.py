@@ -406,9 +406,9 @@ def test_items_still_failing_after_the_rounds_are_reported(
 def test_an_answer_that_renames_ids_cannot_make_retries_loop(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    """A backend that answers id "other-7" for 7 leaves 7 unsettled: it is retried a bounded
-    number of times and reported, and the run ends. ("7" for 7 is the same item: its string
-    form.)"""
+    """A backend that answers id "other-7" for 7 leaves 7 out of its 200: under the v2
+    contract that id is not served (permanent, reported once, no retry round), so the run
+    ends. ("7" for 7 is the same item: its string form.)"""
 
     def backend(request: httpx.Request) -> httpx.Response:
         asked = json.loads(request.content)["ids"]
@@ -425,9 +425,9 @@ def test_an_answer_that_renames_ids_cannot_make_retries_loop(
     )
     with action, http:
         summary = action.run()
-    assert summary.failed_by_code == {"missing_from_response": 2}
+    assert summary.failed_by_code == {"not_served": 2}
     with Ledger(tmp_path / JOB_FOLDER / "tasks") as ledger:
-        assert {r.id: r.attempts for r in ledger.iter_failed()} == {7: 3, 8: 3}
+        assert {r.id: r.attempts for r in ledger.iter_failed()} == {7: 1, 8: 1}
 
 
 # -- step failures ---------------------------------------------------------------------------

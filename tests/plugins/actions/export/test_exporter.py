@@ -35,7 +35,7 @@ def _run(
     emu: Emulator, clock: FakeClock, out: Path, exporter: BaseExporter | None = None,
     **params: Any,
 ) -> ExportSummary:
-    config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+    config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en")
     action = ExportAction(
         {"out_dir": out, "workers": 2, **params}, config=config, sleep=clock.sleep,
         monotonic=clock, clock=clock, exporter=exporter,
@@ -66,7 +66,8 @@ def test_the_default_exporter_reproduces_the_sdks_output_byte_for_byte(tmp_path:
     with Emulator(items=15, clock=clock, sleep=clock.sleep, faults="none") as emu:
         assert _run(emu, clock, tmp_path / "a").exported == 15
         assert _run(emu, clock, tmp_path / "b", BaseExporter()).exported == 15
-        client = BackendV2Client(config=SDKConfig(backend_url=emu.url, token=emu.token))
+        config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant)
+        client = BackendV2Client(config=config)
         with client:
             items = client.tasks.bulk_fetch(list(range(1, 16)))
     first = {p.name: p.read_bytes() for p in (tmp_path / "a" / "tasks").iterdir()}
@@ -135,7 +136,7 @@ class Broken(BaseExporter):
 def test_a_broken_exporter_fails_the_convert_step(tmp_path: Path) -> None:
     clock = FakeClock()
     with Emulator(items=80, clock=clock, sleep=clock.sleep, faults="none") as emu:
-        config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+        config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en")
         action = ExportAction({"out_dir": tmp_path}, config=config, sleep=clock.sleep,
                               monotonic=clock, clock=clock, exporter=Broken())
         with action, pytest.raises(ActionStepError) as info:
@@ -166,7 +167,7 @@ def test_a_storage_failure_a_hook_swallows_still_fails_the_step(
     monkeypatch.setattr(storage_module, "atomic_write", full)
     clock = FakeClock()
     with Emulator(items=3, clock=clock, sleep=clock.sleep, faults="none") as emu:
-        config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+        config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en")
         action = ExportAction({"out_dir": tmp_path, "originals": False}, config=config,
                               sleep=clock.sleep, monotonic=clock, clock=clock,
                               exporter=Swallowing())

@@ -22,7 +22,7 @@ class FailsOnSeven(BaseExporter):
 
 
 def _run(emu: Emulator, clock: FakeClock, out: Path, **params: Any) -> ExportSummary:
-    config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+    config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant, language="en")
     action = ExportAction({"out_dir": out, **params}, config=config, sleep=clock.sleep,
                           monotonic=clock, clock=clock, exporter=FailsOnSeven())
     with action:

@@ -332,7 +332,8 @@ def convert_item(item: Mapping[str, Any], target: str) -> ExportRecord:
 
 def record_for(item: Mapping[str, Any], record: dict[str, Any]) -> ExportRecord:
     """The :class:`ExportRecord` of a backend item whose converted record is ``record``; the
-    original file is described from the item as the backend sent it.
+    original file is described from the item as the backend sent it (an ``original`` object,
+    or the primary entry of a v2 ``files_manifest``).
 
     Raises:
         ValueError, UnsafeItemIdError, TypeError: as :func:`checked_item`.
@@ -343,7 +344,8 @@ def record_for(item: Mapping[str, Any], record: dict[str, Any]) -> ExportRecord:
     if isinstance(original, Mapping):
         raw_sha = original.get("sha256")
         sha = raw_sha.lower() if isinstance(raw_sha, str) else None
-    return ExportRecord(item_id, record, json_name, isinstance(original, Mapping), sha, item)
+    has_original = isinstance(original, Mapping) or primary_file(item) is not None
+    return ExportRecord(item_id, record, json_name, has_original, sha, item)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
