@@ -122,3 +122,23 @@ def test_export_action_with_the_example_and_a_resume(plugin: Any, tmp_path: Path
         _check(_local(tmp_path / "tasks"), list(range(1, ITEMS + 1)))
     header = (tmp_path / "tasks" / plugin.MANIFEST).read_text().splitlines()[0]
     assert header == ",".join(plugin.MANIFEST_COLUMNS)
+
+
+def test_an_item_the_hook_cannot_convert_fails_alone_and_stays_out_of_the_manifest(
+    plugin: Any, tmp_path: Path
+) -> None:
+    class Nameless(plugin.CsvManifestExporter):  # type: ignore[misc]
+        def before_convert(self, data: dict[str, Any]) -> dict[str, Any]:
+            if data["id"] == 5:  # item 5 comes without data.name: convert_data's KeyError
+                return {**data, "data": {}}
+            return data
+
+    clock = FakeClock()
+    with Emulator(items=ITEMS, faults="none", clock=clock) as emu:
+        config = SDKConfig(backend_url=emu.url, token=emu.token, language="en")
+        with ExportAction({"out_dir": tmp_path, "workers": 2}, config=config, sleep=clock.sleep,
+                          monotonic=clock, exporter=Nameless()) as action:
+            summary = action.run()
+    assert (summary.exported, summary.failed) == (ITEMS - 1, 1)
+    assert summary.failed_by_code == {"EXPORT_FAILED_INVALID_KEY": 1}
+    _check(_local(tmp_path / "tasks"), [i for i in range(1, ITEMS + 1) if i != 5])
