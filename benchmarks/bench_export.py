@@ -28,15 +28,26 @@ Original files are not rate limited; by default they are not downloaded, so the 
 what the benchmark is about (retries and rate limits) rather than how fast this machine's
 emulator serves small files. ``--originals`` includes them.
 
+**Storage: local disk against S3.** In the same run, the export action exports one dataset
+(originals on, no faults, no rate limit: the storage is what differs) twice, each in its own
+subprocess: to a local folder, and to ``s3://`` on moto's standalone S3 server, which the script
+starts on loopback (``python -m moto.server``, as the tests do; the worker reaches it through the
+standard ``AWS_*`` variables with ``AWS_ENDPOINT_URL``). Printed: items/s and MB/s of both, the
+ratio S3/local, and a check that each output holds every record once. Needs the ``s3`` extra
+and moto (the dev dependencies); ``--no-s3`` skips it, ``--s3-only`` runs only it.
+
 Usage::
 
     python benchmarks/bench_export.py            # 5 000 and 20 000 items (a few minutes)
     python benchmarks/bench_export.py --quick    # 1 000 and 4 000 items
+    python benchmarks/bench_export.py --s3-only --storage-items 500
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -121,12 +132,14 @@ def naive_export(
     return {"exported": exported, "requests_client": requests}
 
 
-def ours_export(url: str, token: str, tenant: str, out: Path, originals: bool) -> dict[str, Any]:
+def ours_export(url: str, token: str, tenant: str, out: str, originals: bool) -> dict[str, Any]:
     """Export every task with the export action; returns counters."""
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.actions.export.action import ExportAction
 
-    params = {"out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE, "originals": originals}
+    params: dict[str, Any] = {
+        "out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE, "originals": originals,
+    }
     config = SDKConfig(backend_url=url, token=token, tenant=tenant)
     with ExportAction(params, config=config) as action:
         summary = action.run()
@@ -147,7 +160,7 @@ def worker(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     if args.worker == "ours":
-        result = ours_export(args.url, token, tenant, Path(args.out), args.originals)
+        result = ours_export(args.url, token, tenant, args.out, args.originals)
     else:
         result = naive_export(args.url, token, tenant, Path(args.out), args.originals, args.pause)
     result["seconds"] = time.perf_counter() - started
@@ -188,7 +201,7 @@ def check_output(folder: Path, items: int) -> tuple[int, int]:
     names = [p.name for p in (folder / RESOURCE).iterdir()]
     if any(n.startswith(".") for n in names):
         raise SystemExit(f"temporary files left in {folder}")
-    ids = [int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)\.json", n))]
+    ids = record_ids(names)
     if len(ids) != len(set(ids)):
         raise SystemExit("duplicate records")  # cannot happen on one filesystem; checked anyway
     expected = set(range(1, items + 1))
@@ -206,15 +219,8 @@ def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as out, Emulator(
         items=items, seed=args.seed, faults=profile
     ) as emu:
-        command = [
-            sys.executable, __file__, "--worker", side, "--url", emu.url, "--out", out,
-            "--pause", str(args.pause),
-        ] + (["--originals"] if args.originals else [])
         env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result = spawn_worker(side, emu.url, out, env, args, originals=args.originals)
         api = [r for r in emu.requests if not r.path.startswith(("/storage/", "/v2/files/"))]
         result["api_requests"] = len(api)
         result["rate_limited"] = sum(1 for r in api if r.status == 429)
@@ -238,6 +244,77 @@ def run_one(side: str, items: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def spawn_worker(side: str, url: str, out: str, env: dict[str, str], args: argparse.Namespace,
+                 originals: bool) -> dict[str, Any]:
+    """Run one export in a worker subprocess; its figures."""
+    command = [
+        sys.executable, __file__, "--worker", side, "--url", url, "--out", out,
+        "--pause", str(args.pause),
+    ] + (["--originals"] if originals else [])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{side} worker failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def record_ids(names: list[str]) -> list[int]:
+    """The item ids of the record names among ``names`` (``<id>.json``)."""
+    return [int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)\.json", n))]
+
+
+def storage_comparison(items: int, args: argparse.Namespace) -> None:
+    """The export action to local disk and to S3 (moto on loopback), same dataset; prints both
+    throughputs and their ratio."""
+    missing = [m for m in ("boto3", "moto", "s3fs") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"storage: skipped, {', '.join(missing)} not installed (pip install -e '.[s3]' moto)")
+        return
+    from synapse_sdk.emulator import Emulator
+
+    # moto's server on loopback and the AWS_* environment, as the tests start them.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    s3kit = importlib.import_module("synapse_testkit.s3")
+    S3, aws_env, start_moto = s3kit.S3, s3kit.aws_env, s3kit.start_moto
+
+    print(f"storage: {items} items with originals, no faults, local disk vs S3 (moto, loopback)")
+    runs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp, start_moto() as endpoint:
+        env = {**os.environ, **aws_env(endpoint), "XDG_STATE_HOME": str(Path(tmp, "state"))}
+        store = S3(endpoint, "bench-export", env)
+        store.client().create_bucket(Bucket=store.bucket)
+        for where, out in (("local", str(Path(tmp, "out"))), ("s3", f"s3://{store.bucket}/out")):
+            with Emulator(items=items, seed=args.seed, faults="none") as emu:
+                worker_env = {**env, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
+                result = spawn_worker("ours", emu.url, out, worker_env, args, originals=True)
+            if where == "local":
+                folder = Path(out, RESOURCE)
+                sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+            else:
+                sizes = {}
+                pages = store.client().get_paginator("list_objects_v2")
+                for page in pages.paginate(Bucket=store.bucket, Prefix=f"out/{RESOURCE}/"):
+                    for entry in page.get("Contents", []):
+                        sizes[entry["Key"].rsplit("/", 1)[1]] = entry["Size"]
+            ids = record_ids(list(sizes))
+            result.update(
+                items_per_s=items / result["seconds"],
+                mb_per_s=sum(sizes.values()) / 1e6 / result["seconds"],
+                objects=len(sizes),
+                exactly_once=sorted(ids) == list(range(1, items + 1)),
+            )
+            runs[where] = result
+            print(
+                f"  {where:<5} {result['items_per_s']:7.1f} items/s, "
+                f"{result['mb_per_s']:6.2f} MB/s ({result['objects']} files, "
+                f"{result['seconds']:.2f} s), peak RSS {result['peak_rss_mb']:.1f} MB, "
+                f"every record exactly once: {result['exactly_once']}",
+                flush=True,
+            )
+    ratio = runs["s3"]["items_per_s"] / runs["local"]["items_per_s"]
+    print(f"  S3 / local throughput: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 000 and 4 000 items")
@@ -247,12 +324,20 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.5, help="the naive client's fixed sleep")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--originals", action="store_true", help="download original files too")
+    parser.add_argument("--storage-items", type=int, default=None, metavar="N",
+                        help="items of the local vs S3 run (default 2000, --quick 500)")
+    parser.add_argument("--no-s3", action="store_true", help="skip the local vs S3 run")
+    parser.add_argument("--s3-only", action="store_true", help="only the local vs S3 run")
     parser.add_argument("--worker", choices=["ours", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    storage_items = args.storage_items or (500 if args.quick else 2000)
+    if args.s3_only:
+        storage_comparison(storage_items, args)
         return
     sizes = args.sizes or ([1000, 4000] if args.quick else [5000, 20000])
     print(
@@ -297,6 +382,8 @@ def main() -> None:
         )
     lost = sum(r["lost"] + r["extra"] for r in results)
     print(f"  items lost or duplicated across all runs: {lost}")
+    if not args.no_s3:
+        storage_comparison(storage_items, args)
 
 
 if __name__ == "__main__":
