@@ -478,6 +478,26 @@ def test_download_from_another_origin_sends_no_token(clock: Clock) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    ["http://cdn.example/f/7", "http://backend.test:8080/f/7", "http://127.0.0.1:9/f/7"],
+)
+def test_a_plain_http_original_on_another_origin_is_refused_unsent(
+    clock: Clock, url: str
+) -> None:
+    handler = Scripted([reply(200, b"abc")])
+    with pytest.raises(ValueError, match="must come over https"):
+        sync_client(handler, clock).download_original(original_item(b"abc", url=url))
+    assert handler.requests == []
+
+
+def test_a_plain_http_backend_on_loopback_may_use_plain_http_elsewhere(clock: Clock) -> None:
+    handler = Scripted([reply(200, b"abc")])
+    cfg = SDKConfig(backend_url="http://127.0.0.1:8000", token="syn_t", tenant="t")
+    client = sync_client(handler, clock, cfg)
+    assert client.download_original(original_item(b"abc", url="http://127.0.0.1:9001/f")) == b"abc"
+
+
+@pytest.mark.parametrize(
     ("bad", "error"),
     [
         ("not a dict", TypeError),

@@ -55,12 +55,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -534,6 +536,29 @@ def _hex_digest(value: object, length: int, what: str) -> str | None:
     return digest
 
 
+
+def _origin(parts: Any) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a split URL, with the scheme's default port filled in."""
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 @dataclass(frozen=True, slots=True)
 class _Original:
     """Where an item's original file is and what it must look like."""
@@ -577,6 +602,26 @@ class _Original:
         raw_id = item.get("id")
         item_id = raw_id if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None
         return cls(item_id, url, size, digest, algorithm, entry is None)
+
+    def check_origin(self, base_url: str) -> None:
+        """Refuse a plain-http URL on another origin than the backend's: a file from elsewhere
+        comes over https, unless the backend itself is plain http on loopback (a local
+        emulator or a development backend).
+
+        Raises:
+            ValueError: the URL is plain http on another origin (nothing is fetched).
+        """
+        if self.url.startswith("/"):
+            return
+        target, backend = urlsplit(self.url), urlsplit(base_url)
+        if target.scheme == "https" or _origin(target) == _origin(backend):
+            return
+        if backend.scheme == "http" and _is_loopback(backend.hostname):
+            return
+        raise ValueError(
+            f"item {self.item_id!r}: its original is on another origin over plain http "
+            f"({target.scheme}://{target.hostname}); files from elsewhere must come over https"
+        )
 
     def _error(self, code: str, what: str, correlation_id: str | None) -> BackendError:
         return BackendError(
@@ -1067,14 +1112,17 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
 
         At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. A manifest
         URL is presigned: it is fetched without the API's credentials, whatever its origin;
-        for an ``original`` block they go only to the backend's own origin.
+        for an ``original`` block they go only to the backend's own origin. A file on another
+        origin must come over https, unless the backend itself is plain http on loopback.
 
         Raises:
-            TypeError, ValueError: ``item`` lacks a well-formed ``original``.
+            TypeError, ValueError: ``item`` lacks a well-formed ``original``, or its URL is
+                plain http on another origin (nothing is fetched).
             BackendError: ``response_too_large``, ``size_mismatch`` or ``checksum_mismatch``
                 (``failed_ids`` = the item's id), or the transport's error for the download.
         """
         original = _Original.of(item)
+        original.check_origin(self._transport.base_url)
         limit = original.limit(max_bytes)
         response = self._transport.request(
             "GET", original.url, max_bytes=limit, credentials=original.credentials
@@ -1112,6 +1160,7 @@ class AsyncBackendV2Client(
     async def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
         """Async :meth:`BackendV2Client.download_original`: same arguments, same errors."""
         original = _Original.of(item)
+        original.check_origin(self._transport.base_url)
         limit = original.limit(max_bytes)
         response = await self._transport.request(
             "GET", original.url, max_bytes=limit, credentials=original.credentials
