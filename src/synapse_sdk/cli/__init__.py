@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 import click
@@ -29,7 +30,32 @@ def _available(name: str) -> bool:
 
 
 class _LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use.
+
+    Ctrl-C that no subcommand handled itself (one landing while click still parses options,
+    say) ends the process with the shell's 130 and one localized line, not click's
+    "Aborted!" and exit 1.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        raw = list(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            raise _interrupted(raw) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        raw = list(ctx.args)  # the subcommand's own arguments (its --lang among them)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _interrupted(raw) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in SUBCOMMANDS if _available(name))
@@ -43,6 +69,15 @@ class _LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
         return command
+
+
+def _interrupted(args: list[str]) -> click.exceptions.Exit:
+    """Say "interrupted" in the language of ``args`` and end with 130."""
+    from synapse_sdk.cli._common import EXIT_INTERRUPTED, _peek_language, cli_text
+
+    click.echo(file=sys.stderr)
+    click.echo(cli_text(_peek_language(args), "interrupted"), err=True)
+    return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_LazyGroup)

@@ -22,6 +22,7 @@ from typing import IO, Any, Final, TypeVar
 import click
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "EXIT_USAGE",
     "CliUsageError",
     "SynapseCommand",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 EXIT_USAGE: Final = 2
+#: The shell's exit status for a process ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED: Final = 130
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -54,6 +57,7 @@ _TEXT: Final[dict[str, dict[str, str]]] = {
         "unclassified": "(unclassified)",
         "messages_title": "{category} log message codes ({language})",
         "failures_title": "{category} failure codes",
+        "interrupted": "Interrupted.",
     },
     "ko": {
         "usage": "사용법:",
@@ -69,6 +73,7 @@ _TEXT: Final[dict[str, dict[str, str]]] = {
         "unclassified": "(분류 안 됨)",
         "messages_title": "{category} 로그 메시지 코드 ({language})",
         "failures_title": "{category} 실패 코드",
+        "interrupted": "중단되었습니다.",
     },
 }
 #: Tags people type for Korean that are not Korean's tag (kr is the country).
