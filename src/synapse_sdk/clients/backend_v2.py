@@ -48,7 +48,12 @@ id a 200 answer left out is one the backend does not serve (the real v2 API sile
 unknown and forbidden ids): a permanent failure with code ``not_served``, reported once and never
 asked again. An id a 207 left out without naming it is retried (``missing_from_response``).
 Ground truths are fetched at ``/v2/ground-truths/bulk-data/``, the others at
-``/v2/{resource}/bulk-fetch/``, always with ``?response_mode=inline``.
+``/v2/{resource}/bulk-fetch/``, with ``?response_mode=`` the client's ``response_mode``
+(``inline`` by default). A ``data`` that is a presigned or truncated-inline wrapper is resolved
+before the item is returned (:class:`_Resolution`): downloaded without the API's credentials,
+bounded, checked against the wrapper's ``size`` and SHA-256 ``data_digest``; a refused URL is
+re-fetched once; an item that cannot be resolved fails alone with its own code
+(:data:`PAYLOAD_TRUNCATED`, ``checksum_mismatch``, :data:`PAYLOAD_URL_REFUSED`...).
 """
 
 from __future__ import annotations
