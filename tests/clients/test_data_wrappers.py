@@ -8,9 +8,12 @@ the API's credentials, checks its size and SHA-256, and fails an item alone when
 from __future__ import annotations
 
 import json
+import logging
 import random
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -228,3 +231,35 @@ def test_synapse_export_fails_items_whose_payload_is_corrupt(tmp_path: Path) -> 
     summary = json.loads(result.stdout)
     assert summary["failed"] == len(bad) > 0
     assert summary["failed_by_code"] == {"checksum_mismatch": len(bad)}
+
+
+def _everything_logged(records: list[logging.LogRecord]) -> str:
+    """Each record's message and every extra field, as one text."""
+    return "\n".join(f"{r.getMessage()} {vars(r)!r}" for r in records)
+
+
+def test_presigned_signatures_stay_out_of_logs_and_messages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    faults = FaultProfile(payload_url_expired_rate=1.0)  # every payload URL refused: errors too
+    caplog.set_level(logging.DEBUG)
+    with Emulator(items=ITEMS, clock=clock) as emu, make_client(emu, clock, "presigned") as c:
+        items = c.tasks.bulk_fetch([1, 2])
+        entry = items[0]["files_manifest"]["original"]
+        signature = parse_qs(urlsplit(entry["url"]).query)["signature"][0]
+        assert c.download_original(items[0])
+        forged = entry["url"].replace(signature, signature[::-1])
+        with pytest.raises(BackendError) as caught:
+            c.transport.request("GET", forged, credentials=False)
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, \
+            make_client(emu, clock, "presigned") as client:
+        answer = client.tasks.bulk_fetch_once([3])
+        assert answer.retry == {3: PAYLOAD_URL_REFUSED}
+    logged = _everything_logged(caplog.records)
+    assert "HTTP Request: GET" in logged and "/storage/tasks/1?" in logged
+    assert "signature=REDACTED" in logged and "expires=REDACTED" in logged
+    assert re.search(r"signature=(?!REDACTED)", logged) is None
+    assert signature not in logged and signature[::-1] not in logged
+    assert signature[::-1] not in str(caught.value)
+    assert "signature=REDACTED" in str(caught.value)

@@ -840,7 +840,10 @@ class _Call:
     """One logical call: what is sent on every attempt."""
 
     method: str
+    #: The path or URL as logs, messages and the pacer see it: query values redacted
+    #: (:func:`~synapse_sdk.clients._log_redaction.redact_query`; a presigned signature).
     path: str
+    #: What is requested: the full URL, query intact.
     url: str
     send_token: bool
     params: Mapping[str, str | int] | None
@@ -1022,7 +1025,7 @@ class _Core:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         return _Call(
             method=method,
-            path=path,
+            path=_log_redaction.redact_query(path),
             url=full,
             send_token=send_token,
             params=params,
