@@ -263,3 +263,54 @@ def test_presigned_signatures_stay_out_of_logs_and_messages(
     assert signature not in logged and signature[::-1] not in logged
     assert signature[::-1] not in str(caught.value)
     assert "signature=REDACTED" in str(caught.value)
+
+
+def test_retrieve_resolves_a_ground_truths_wrapped_data() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(seed=7, inline_max_bytes=10, payload_url_expired_rate=0.3)
+    refetched = [i for i in IDS if faults.payload_fault("payload_url_expired", "ground-truths",
+                                                        i, 0)
+                 and not faults.payload_fault("payload_url_expired", "ground-truths", i, 1)]
+    item_id = refetched[0]
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, make_client(emu, clock) as c:
+        want = expected(emu, [item_id], "ground-truths")[0]
+        detail = c.ground_truths.retrieve(item_id)
+        assert detail["data"] == want and detail["id"] == item_id
+        assert c.tasks.retrieve(1)["data"] == expected(emu, [1])[0]  # tasks: never wrapped
+        log = finished(emu)
+    retrieves = [r for r in log if r.path == f"/v2/ground-truths/{item_id}/"]
+    assert len(retrieves) == 2  # the URL was refused once: retrieved again for a fresh one
+    assert all("response_mode=inline" in r.query for r in retrieves)
+    assert not any("response_mode" in r.query for r in log if r.path == "/v2/tasks/1/")
+
+
+def test_retrieve_raises_the_items_code_when_its_data_cannot_be_resolved() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(inline_max_bytes=10, truncated_no_url_rate=1.0)
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, make_client(emu, clock) as c:
+        with pytest.raises(BackendError) as caught:
+            c.ground_truths.retrieve(3)
+        assert (caught.value.error_code, caught.value.failed_ids) == (PAYLOAD_TRUNCATED, (3,))
+    faults = FaultProfile(payload_url_expired_rate=1.0)
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, \
+            make_client(emu, clock, "presigned") as client:
+        with pytest.raises(BackendError) as caught:
+            client.ground_truths.retrieve(3)
+        assert caught.value.error_code == PAYLOAD_URL_REFUSED
+        assert isinstance(caught.value.__cause__, BackendError)  # the store's 403
+        assert len([r for r in finished(emu) if r.path == "/v2/ground-truths/3/"]) == 2
+
+
+@pytest.mark.anyio
+async def test_async_retrieve_resolves_presigned_data() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(payload_corrupt_rate=1.0)
+    with Emulator(items=ITEMS, clock=clock) as emu:
+        want = expected(emu, [5], "ground-truths")[0]
+        async with make_async_client(emu, clock, "presigned") as client:
+            assert (await client.ground_truths.retrieve(5))["data"] == want
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu:
+        async with make_async_client(emu, clock, "presigned") as client:
+            with pytest.raises(BackendError) as caught:
+                await client.ground_truths.retrieve(5)
+            assert caught.value.error_code == "checksum_mismatch"

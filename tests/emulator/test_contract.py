@@ -134,6 +134,7 @@ def test_every_response_the_client_parses_matches_the_document(
                          clock=clock, response_mode="presigned") as presigned:
         answer = presigned.ground_truths.bulk_fetch_once(list(range(1, 21)))
         assert answer.items  # the wrappers and the payload route are validated below
+        assert presigned.ground_truths.retrieve(1)["id"] == 1
     http.close()
     schema = schemathesis.openapi.from_dict(DOCUMENT)
     statuses = set()

@@ -805,6 +805,50 @@ def _download_failure(exc: SynapError, policy: RetryPolicy) -> _ItemFailure | No
     return _ItemFailure(getattr(exc, "error_code", None) or exc.code, policy.is_retryable(exc))
 
 
+def _unresolved(item_id: int, code: str) -> BackendError:
+    """The error of a retrieved item whose ``data`` wrapper cannot be resolved."""
+    return BackendError(
+        f"the data of item {item_id} could not be resolved ({code})",
+        error_code=code,
+        failed_ids=(item_id,),
+        failed_codes={item_id: code},
+    )
+
+
+def _detail_payload(item: Item, item_id: int, base_url: str) -> _Payload | None:
+    """The wrapper in a retrieved item's ``data``, None when ``data`` is the payload.
+
+    Raises:
+        BackendError: the wrapper is unusable (its :class:`_ItemFailure` code).
+    """
+    try:
+        return _Payload.of(item, base_url)
+    except _ItemFailure as failure:
+        raise _unresolved(item_id, failure.code) from None
+
+
+def _detail_resolved(item: Item, item_id: int, payload: _Payload, got: Response | SynapError,
+                     final: bool, policy: RetryPolicy) -> Item | None:
+    """A retrieved item with its payload downloaded; None to retrieve it again for a fresh
+    URL (the store refused this one and ``final`` is false).
+
+    Raises:
+        BackendError: ``payload_url_refused`` (refused again), or the payload is not what
+            its wrapper says (:meth:`_Payload.resolved`'s code).
+        SynapError: the download's own error (e.g. a timeout that outlasted the retries).
+    """
+    if isinstance(got, SynapError):
+        if _download_failure(got, policy) is not None:
+            raise got
+        if final:
+            raise _unresolved(item_id, PAYLOAD_URL_REFUSED) from got
+        return None
+    try:
+        return payload.resolved(item, got)
+    except _ItemFailure as failure:
+        raise _unresolved(item_id, failure.code) from None
+
+
 class _Resolution:
     """The payload resolution of one bulk answer, free of I/O (shared by sync and async).
 
@@ -933,6 +977,11 @@ class _ResourceBase(Generic[_T]):
     def _detail_path(self, item_id: object) -> str:
         return f"{self.list_path}{_validate_item_id(item_id)}/"
 
+    @property
+    def _detail_params(self) -> dict[str, str | int] | None:
+        """A retrieve's query: ground truths take ``response_mode`` (the others do not)."""
+        return self.bulk_params if self.name == "ground-truths" else None
+
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
             self.name, ids, self._transport.config.effective_retry_policy, self._rng,
@@ -987,8 +1036,22 @@ class Resource(_ResourceBase[Transport]):
             BackendInvalidInputError: 404, no such item (or not visible to you).
             SynapError: another error of the transport; ``BackendError("malformed_response")``
                 for an answer without a ``data`` object.
+            BackendError: a ``data`` wrapper that cannot be resolved (its per-item code as
+                ``error_code``, e.g. ``payload_truncated``, ``checksum_mismatch``,
+                ``payload_url_refused`` after one fresh retrieve).
         """
-        return _parse_detail(self._transport.request("GET", self._detail_path(item_id)))
+        path, policy = self._detail_path(item_id), self._transport.config.effective_retry_policy
+        for final in (False, True):
+            response = self._transport.request("GET", path, params=self._detail_params)
+            item = _parse_detail(response)
+            payload = _detail_payload(item, item_id, self._transport.base_url)
+            if payload is None:
+                return item
+            got = self._download(payload)
+            resolved = _detail_resolved(item, item_id, payload, got, final, policy)
+            if resolved is not None:
+                return resolved
+        raise AssertionError("unreachable: the final try returns or raises")
 
     def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
@@ -1098,7 +1161,18 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
 
     async def retrieve(self, item_id: int) -> Item:
         """Async :meth:`Resource.retrieve`: same arguments, same errors."""
-        return _parse_detail(await self._transport.request("GET", self._detail_path(item_id)))
+        path, policy = self._detail_path(item_id), self._transport.config.effective_retry_policy
+        for final in (False, True):
+            response = await self._transport.request("GET", path, params=self._detail_params)
+            item = _parse_detail(response)
+            payload = _detail_payload(item, item_id, self._transport.base_url)
+            if payload is None:
+                return item
+            got = await self._download(payload)
+            resolved = _detail_resolved(item, item_id, payload, got, final, policy)
+            if resolved is not None:
+                return resolved
+        raise AssertionError("unreachable: the final try returns or raises")
 
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""

@@ -131,16 +131,29 @@ def payload_bytes(data: object) -> bytes:
 
 def _wrapped(state: EmulatorState, base: str, resource: str, item_id: int, body: str,
              mode: str) -> str:
-    """``body`` (signed) with its ``data`` as the wrapper ``mode`` calls for, if any: every
-    payload under ``presigned``, one over ``inline_max_bytes`` under ``inline``."""
+    """``body`` (signed) with its ``data`` as the wrapper ``mode`` calls for, if any (see
+    :func:`_wrapper`)."""
     signed = _signed(state, base, resource, item_id, body)
-    faults = state.faults
-    if mode == "inline" and faults.inline_max_bytes is None:
+    if mode == "inline" and state.faults.inline_max_bytes is None:
         return signed
     item = json.loads(signed)
-    payload = payload_bytes(item["data"])
-    if mode == "inline" and len(payload) <= (faults.inline_max_bytes or 0):
+    wrapper = _wrapper(state, base, resource, item_id, item["data"], mode)
+    if wrapper is None:
         return signed
+    item["data"] = wrapper
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+
+def _wrapper(state: EmulatorState, base: str, resource: str, item_id: int, data: object,
+             mode: str) -> dict[str, object] | None:
+    """The wrapper standing for ``data`` under ``mode``: every payload under ``presigned``,
+    one over ``inline_max_bytes`` under ``inline``; None to serve ``data`` as is."""
+    faults = state.faults
+    payload = payload_bytes(data)
+    if mode == "inline" and (
+        faults.inline_max_bytes is None or len(payload) <= faults.inline_max_bytes
+    ):
+        return None
     path = payload_path(resource, item_id)
     issued = state.request_attempt(f"payload-url {path}")
     expired = faults.payload_fault("payload_url_expired", resource, item_id, issued)
@@ -153,8 +166,7 @@ def _wrapped(state: EmulatorState, base: str, resource: str, item_id: int, body:
         wrapper |= {"truncated": True, "inline_max_bytes": faults.inline_max_bytes}
         if not faults.payload_fault("truncated_no_url", resource, item_id):
             wrapper["presigned_url"] = url
-    item["data"] = wrapper
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    return wrapper
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -235,6 +247,14 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx, found = _one_item(request, state.store.detail)
         if isinstance(found, Response):
             return found
+        if ctx.resource == "ground-truths":  # the one detail that takes response_mode
+            mode = request.query_params.get("response_mode", "inline")
+            if mode not in RESPONSE_MODES:
+                return _invalid(ctx, "response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
+            base = str(request.base_url).rstrip("/")
+            wrapper = _wrapper(state, base, ctx.resource, found["id"], found["data"], mode)
+            if wrapper is not None:
+                found["data"] = wrapper
         return json_response(ctx, 200, data_json=json.dumps(found, ensure_ascii=False))
 
     async def bulk_fetch(request: Request) -> Response:
