@@ -296,7 +296,7 @@ class FaultProfile:
             bits.append(words["inline_max"].format(self.inline_max_bytes))
         bits.extend(
             words[rate_name].format(f"{getattr(self, rate_name):.1%}")
-            for rate_name in _RATES[4:]
+            for rate_name in _PHRASED_RATES
             if getattr(self, rate_name)
         )
         return f"{self.name or 'custom'} ({'; '.join(bits)})"
@@ -377,10 +377,14 @@ def _parse_outages(raw: str) -> tuple[tuple[float, float], ...]:
     return tuple(_parse_span(span) for span in raw.split(";") if span.strip())
 
 
+#: The rates :meth:`FaultProfile.describe` words with one phrase each (in this order).
+_PHRASED_RATES = (
+    "truncated_no_url_rate", "payload_corrupt_rate", "payload_url_expired_rate", "stall_rate",
+)
 #: The fields that are rates (validated alike; zero means the fault is off).
 _RATES = (
     "partial_failure_rate", "permanent_failure_rate", "drop_rate", "gateway_error_rate",
-    "truncated_no_url_rate", "payload_corrupt_rate", "payload_url_expired_rate", "stall_rate",
+    *_PHRASED_RATES,
 )
 
 
