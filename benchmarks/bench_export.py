@@ -124,7 +124,8 @@ def naive_export(
                     record = convert_item(got[item_id], RESOURCE)
                     name = None
                     if originals:
-                        data = send("GET", got[item_id]["original"]["url"]).content
+                        url = got[item_id]["files_manifest"]["original"]["url"]
+                        data = send("GET", url).content
                         name = record.original_name(data)
                         atomic_write(target / name, data)
                     atomic_write(target / record.json_name, record.json_bytes(name))

@@ -556,7 +556,8 @@ class BackendError(SynapError):
 
     Built from a message alone (``BackendError('bulk fetch failed: {"error": {...}}')``) it finds
     the v2 envelope in that text. Built by the transport it carries ``status_code``,
-    ``error_code``, ``detail``, ``failed_ids``, ``retry_after_seconds`` and ``correlation_id``, and
+    ``error_code``, ``detail``, ``details`` (the body's ``[{field, message}]`` as pairs),
+    ``failed_ids``, ``retry_after_seconds`` and ``correlation_id``, and
     its ``str()`` contains the envelope JSON so text classification sees it too.
     """
 
@@ -577,6 +578,7 @@ class BackendError(SynapError):
         correlation_id: str | None = None,
         outcome_unknown: bool = False,
         envelope: ErrorEnvelope | None = None,
+        details: Iterable[tuple[str, str]] = (),
     ) -> None:
         # Deliberately not super().__init__: in the combined Backend<Semantic>Error classes the
         # next class in the MRO has a different signature; BackendError sets every field itself.
@@ -600,6 +602,9 @@ class BackendError(SynapError):
         self.failed_codes: dict[ItemId, str | None] = codes
         self.retry_after_seconds = _check_retry_after(retry_after_seconds)
         self.envelope = envelope
+        #: The error body's ``error.details`` as ``(field, message)`` pairs (the transport
+        #: keeps at most 20, each bounded, sanitized and free of the token); () when none.
+        self.details: tuple[tuple[str, str], ...] = tuple(details)
         #: Items a bulk call did fetch before it raised (filled by the backend client).
         self.succeeded: list[dict[str, Any]] = []
         if outcome_unknown:
@@ -622,6 +627,7 @@ class BackendError(SynapError):
             ("error_code", self.error_code),
             ("failed_ids", failed),
             ("retry_after_seconds", self.retry_after_seconds),
+            ("details", self.details[:3]),
             *super()._repr_fields(),
         ]
 

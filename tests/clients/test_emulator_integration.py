@@ -113,7 +113,7 @@ def test_full_bulk_fetch_under_every_fault(fake_clock: FakeClock) -> None:
     assert corrupted, "the profile should have corrupted some ids"
     assert {i for i, code in failed.items() if code == "item_corrupted"} == corrupted
     for item in fetched:
-        assert item["resource"] == "assignments"
+        assert item["project_id"] == 1 and item["files_manifest"]["original"]["is_primary"]
 
     assert_retry_after_respected(records)
     faults = Counter(fault for record in records for fault in record.faults)
@@ -162,7 +162,9 @@ def test_clean_emulator_bulk_fetch_and_download(fake_clock: FakeClock) -> None:
         items = client.tasks.bulk_fetch(list(range(30, 0, -1)))
         assert [item["id"] for item in items] == list(range(30, 0, -1))
         content = client.download_original(items[0])
-        assert hashlib.sha256(content).hexdigest() == items[0]["original"]["sha256"]
+        assert hashlib.sha1(content).hexdigest() == items[0]["files_manifest"]["original"][
+            "checksum"
+        ]
         assert client.stats.as_dict() == {"requests": 2, "retries": 0, "items_retried": 0}
     assert [r.status for r in emu.requests] == [200, 200]
     assert all(r.correlation_id for r in emu.requests)

@@ -155,8 +155,8 @@ def test_sync_client_lists_and_bulk_fetches_over_tls(
         assert [item["id"] for item in page.items] == [1, 2, 3, 4] and page.next_cursor
         fetched = client.ground_truths.bulk_fetch([7, 2, 11])
         assert [item["id"] for item in fetched] == [7, 2, 11]
-        original = client.download_original(fetched[0])  # size and sha256 checked
-        assert len(original) == fetched[0]["original"]["size"]
+        original = client.download_original(fetched[0])  # size and SHA-1 checked
+        assert len(original) == fetched[0]["files_manifest"]["original"]["file_size"]
         _assert_all_served(emu, client)
     assert [r.path for r in emu.requests].count("/v2/ground-truths/bulk-data/") == 1
     assert clock.sleeps == []
@@ -175,7 +175,7 @@ async def test_async_client_lists_and_bulk_fetches_over_tls(
         fetched = await client.ground_truths.bulk_fetch([7, 2, 11])
         assert [item["id"] for item in fetched] == [7, 2, 11]
         original = await client.download_original(fetched[0])
-        assert len(original) == fetched[0]["original"]["size"]
+        assert len(original) == fetched[0]["files_manifest"]["original"]["file_size"]
         _assert_all_served(emu, client)
     assert clock.sleeps == []
 

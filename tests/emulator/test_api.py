@@ -118,12 +118,9 @@ def test_bulk_fetch_returns_items_in_request_order(client: httpx.Client) -> None
     assert [item["id"] for item in body["data"]] == ids
     assert body["meta"] == {"request_id": response.headers["x-request-id"]}
     item = body["data"][0]
-    assert set(item) == {
-        "id", "resource", "project_id", "data_unit_id", "data", "files_manifest", "original",
-    }
-    assert item["resource"] == "tasks"
+    assert set(item) == {"id", "project_id", "data_unit_id", "data", "files_manifest"}
     assert item["project_id"] == 1
-    assert item["original"]["url"] == "/v2/files/tasks/17/original"
+    assert "/storage/tasks/17?" in item["files_manifest"]["original"]["url"]
 
 
 def test_bulk_fetch_of_200_ids_is_allowed_and_201_is_too_many(client: httpx.Client) -> None:
@@ -289,11 +286,12 @@ def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
     kinds = {}
     for resource in RESOURCES:
         item = client.post(bulk_path(resource), json={"ids": [42]}).json()["data"][0]
-        response = client.get(item["original"]["url"])
+        entry = item["files_manifest"]["original"]
+        response = client.get(f"/v2/files/{resource}/42/original")
         assert response.status_code == 200
-        assert len(response.content) == item["original"]["size"]
-        assert hashlib.sha256(response.content).hexdigest() == item["original"]["sha256"]
-        assert response.headers["x-content-sha256"] == item["original"]["sha256"]
+        assert len(response.content) == entry["file_size"]
+        assert hashlib.sha1(response.content).hexdigest() == entry["checksum"]
+        assert response.headers["x-content-sha256"] == hashlib.sha256(response.content).hexdigest()
         assert "attachment" in response.headers["content-disposition"]
         kinds[resource] = response.headers["content-type"]
     assert kinds["tasks"] == "image/png"

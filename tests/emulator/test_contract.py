@@ -129,6 +129,12 @@ def test_every_response_the_client_parses_matches_the_document(
         client.jobs.create_logs(job_id, [entry, {**entry, "level": "warning"}])
         with pytest.raises(BackendError):
             client.jobs.update(job_id, status="PENDING")  # 400 INVALID_TRANSITION
+    with BackendV2Client(SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token,
+                         tenant=emu.tenant, http_client=http, sleep=clock.sleep,
+                         clock=clock, response_mode="presigned") as presigned:
+        answer = presigned.ground_truths.bulk_fetch_once(list(range(1, 21)))
+        assert answer.items  # the wrappers and the payload route are validated below
+        assert presigned.ground_truths.retrieve(1)["id"] == 1
     http.close()
     schema = schemathesis.openapi.from_dict(DOCUMENT)
     statuses = set()

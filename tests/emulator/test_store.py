@@ -13,8 +13,9 @@ from synapse_sdk.emulator import RESOURCES, FaultProfile, Store, decide
 
 #: sha256 over every item of ``Store(items=20, seed=0)``. If this changes, the demo data changed:
 #: users' recorded exports and tests would break, so change it only on purpose.
-# Changed once on purpose: bulk items gained data_unit_id and files_manifest (issue 12).
-GOLDEN_DIGEST = "79bdd2adee3e39efd74ad92a94efaca45f5894f14cab8c8a961da432a85256a0"
+# Changed on purpose: bulk items gained data_unit_id and files_manifest (issue 12), then lost
+# our old ``resource`` and ``original`` fields (issue 12; the data and files are unchanged).
+GOLDEN_DIGEST = "0d0cefd572f72497fd4e54cf6cd300eed0fad22fa682271acbfc7909b84a179a"
 
 
 def test_seed_data_is_stable() -> None:
@@ -24,9 +25,9 @@ def test_seed_data_is_stable() -> None:
     assert task is not None
     assert task["data"]["name"] == "task-00001"
     assert task["data"]["created_at"] == "2024-01-01T00:09:28Z"
-    assert task["original"]["sha256"] == (
-        "2af07dd2de6d23b43bf267456e50dc6f13e1c81a93b5e903991fae9a734f3c9e"
-    )
+    original = store.original("tasks", 1)
+    assert original is not None
+    assert original.sha256 == "2af07dd2de6d23b43bf267456e50dc6f13e1c81a93b5e903991fae9a734f3c9e"
 
 
 def test_fault_dice_are_stable() -> None:
@@ -99,8 +100,10 @@ def test_original_files_are_small_valid_and_match_their_digest() -> None:
             assert item is not None and original is not None
             assert 100 <= len(original.content) <= 1024
             assert hashlib.sha256(original.content).hexdigest() == original.sha256
-            assert item["original"]["size"] == len(original.content)
-            assert item["original"]["sha256"] == original.sha256
+            entry = item["files_manifest"]["original"]
+            assert entry["file_size"] == len(original.content)
+            assert entry["checksum"] == hashlib.sha1(original.content).hexdigest()
+            assert "original" not in item and "resource" not in item  # only the v2 fields
     png = store.original("tasks", 3)
     assert png is not None
     chunks = _png_chunks(png.content)

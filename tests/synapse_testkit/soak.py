@@ -544,7 +544,8 @@ def _check_record(
         return f"{item_id}.json names {name!r}, not an original on disk"
     content = (target / name).read_bytes()
     sha = hashlib.sha256(content).hexdigest()
-    if (len(content), sha) != (item["original"]["size"], item["original"]["sha256"]):
+    entry = item["files_manifest"]["original"]
+    if (len(content), hashlib.sha1(content).hexdigest()) != (entry["file_size"], entry["checksum"]):
         return f"{name} is not the whole original ({len(content)} bytes)"
     if (original.get("size"), original.get("sha256")) != (len(content), sha):
         return f"{item_id}.json describes its original wrongly"

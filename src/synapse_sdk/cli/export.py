@@ -281,6 +281,14 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="A BaseExporter subclass whose hooks convert and write each item (the module is "
     "imported from the current folder or the installed packages).",
 )
+@click.option(
+    "--response-mode",
+    type=click.Choice(["inline", "presigned"]),
+    default="inline",
+    show_default=True,
+    help="How the backend sends each item's data: inline, or behind presigned URLs the export "
+    "downloads.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -296,6 +304,7 @@ def export(
     seed: int | None,
     retry_rounds: int,
     exporter_spec: str | None,
+    response_mode: str,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -325,7 +334,7 @@ def export(
         )
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, exporter, as_json, labels,
+        "access", language, retry_rounds, exporter, as_json, labels, response_mode,
     )
     try:
         code = _run(job, emulator)
@@ -446,6 +455,7 @@ class _Job:
     exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
+    response_mode: str = "inline"
 
 
 def _run(job: _Job, emulator: Emulator | None) -> int:
@@ -506,6 +516,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
                 "state_dir": job.state_dir,
                 "language": language,
                 "retry_rounds": job.retry_rounds,
+                "response_mode": job.response_mode,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),

@@ -9,6 +9,11 @@ replaces header values (a numeric ``Content-Length`` aside), a reason phrase oth
 status's standard one, and exception texts with ``[REDACTED]``. The filter changes only those
 records; it never drops one, and it adds no handler or level (the application's logging setup
 stays the application's).
+
+URLs are shown with their query values replaced (:func:`redact_query`): a presigned URL's
+signature is a credential for its object. httpx's INFO line (``HTTP Request: GET <url> ...``),
+the transport's own log records and error messages, and the OpenTelemetry ``url.full``
+attribute all show a URL that way.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 import ast
 import http
 import logging
+from collections.abc import Iterable
 from typing import Any, Final
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-__all__ = ["LOGGERS", "install"]
+__all__ = ["LOGGERS", "URL_REDACTED", "install", "redact_query"]
 
 #: The third-party loggers whose records can carry a server's words.
 LOGGERS: Final = (
@@ -31,6 +38,23 @@ LOGGERS: Final = (
 )
 _REDACTED: Final = "[REDACTED]"
 _HEAD: Final = "receive_response_headers.complete return_value="
+#: What stands for each query value in a shown URL (URL-safe, unlike ``[REDACTED]``).
+URL_REDACTED: Final = "REDACTED"
+
+
+def redact_query(url: str, keys: Iterable[str] = ()) -> str:
+    """``url`` fit for logs, messages and traces: user info and fragment dropped, every query
+    value (a presigned URL's signature, a cursor) replaced by :data:`URL_REDACTED`, the keys
+    kept, and one ``key=REDACTED`` added for each of ``keys`` (parameters sent beside the URL).
+    A path with no query comes back unchanged."""
+    parts = urlsplit(url)
+    names = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    names.extend(keys)
+    if not names and not parts.fragment and "@" not in parts.netloc:
+        return url
+    query = "&".join(f"{quote(name, safe='')}={URL_REDACTED}" for name in names)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _reason(status: object, reason: object) -> object:
@@ -66,7 +90,8 @@ class _Redact(logging.Filter):
         if record.name == "httpx":
             args: Any = record.args
             if isinstance(args, tuple) and len(args) == 5:
-                record.args = (*args[:4], _reason(args[3], args[4]))
+                url = redact_query(str(args[1]))
+                record.args = (args[0], url, *args[2:4], _reason(args[3], args[4]))
             return True
         message = record.msg
         if not isinstance(message, str):

@@ -126,6 +126,7 @@ __all__ = [
     "ERROR_BODY_LIMIT",
     "HTTPX_ERROR_MAP",
     "HTTPX_NOT_MAPPED",
+    "MAX_ERROR_DETAILS",
     "REDIRECT_REFUSED",
     "TENANT_HEADER",
     "AsyncTransport",
@@ -162,6 +163,12 @@ _BODY_EXCERPT = 200
 _DETAIL_SHOWN = 500
 _FAILED_SHOWN = 20
 _ENVELOPE_SHOWN = 4096
+#: Most ``error.details`` entries kept on an error (``BackendError.details``), the characters
+#: of each field name and message, and the entries quoted in the error's message.
+MAX_ERROR_DETAILS: Final = 20
+_DETAIL_FIELD_CHARS = 100
+_DETAIL_MESSAGE_CHARS = 300
+_DETAILS_SHOWN = 3
 #: Longest ``X-Request-ID`` quoted in an error message.
 _REQUEST_ID_SHOWN = 200
 _REDACTED: Final = "[REDACTED]"
@@ -541,7 +548,9 @@ def error_for_status(
         status, envelope.code if envelope is not None else None, context.operation
     )
     cls, outcome_unknown = backend_error_class(match.error), match.outcome_unknown
-    request_id = headers.get("x-request-id") or _meta_request_id(body)
+    parsed = _json_object(body) if body else {}
+    request_id = headers.get("x-request-id") or _meta_request_id(parsed)
+    details = _error_details(parsed, secret)
     if request_id is not None and len(request_id) > _REQUEST_ID_SHOWN:
         request_id = request_id[:_REQUEST_ID_SHOWN] + "…"
     if envelope is not None:
@@ -552,7 +561,7 @@ def error_for_status(
         shown = f"non-JSON body {_redact(excerpt, secret)!r}{more}"
     else:
         shown = "empty body"
-    message = f"{method} {path} answered HTTP {status}: {shown}"
+    message = f"{method} {path} answered HTTP {status}: {shown}{_details_shown(details)}"
     if request_id:
         message += f" (request_id={_redact(request_id, secret)})"
     retry_after = retry_after_from_headers(headers)
@@ -569,19 +578,72 @@ def error_for_status(
         correlation_id=correlation_id,
         outcome_unknown=outcome_unknown,
         envelope=envelope,
+        details=details,
     )
 
 
-def _meta_request_id(body: bytes) -> str | None:
-    """The v2 envelope's ``meta.request_id`` (the backend's trace id), if the body has one."""
+def _json_object(body: bytes) -> dict[str, Any]:
+    """An error body parsed as a JSON object; ``{}`` for anything else (malformed, too deep)."""
     if not body.lstrip().startswith(b"{"):
-        return None
+        return {}
     try:
-        meta = json.loads(body).get("meta")
-    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
-        return None
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _meta_request_id(parsed: dict[str, Any]) -> str | None:
+    """The v2 envelope's ``meta.request_id`` (the backend's trace id), if the body has one."""
+    meta = parsed.get("meta")
     request_id = meta.get("request_id") if isinstance(meta, dict) else None
     return request_id if isinstance(request_id, str) and request_id else None
+
+
+def _detail_text(value: object, limit: int, secret: str | None) -> str | None:
+    """One ``details`` string made safe to show: the token redacted, control characters
+    (a forged log line) blanked, at most ``limit`` characters; None for a value that is no
+    text (an object, a list of objects, null)."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value[:10]):
+        value = "; ".join(value[:10])  # DRF lists a field's messages
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = _redact(str(value)[: 4 * limit + 2 * len(secret or "")], secret)
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_details(parsed: dict[str, Any], secret: str | None) -> tuple[tuple[str, str], ...]:
+    """The v2 error body's ``error.details`` (``[{field, message}]``) as at most
+    :data:`MAX_ERROR_DETAILS` bounded, sanitized ``(field, message)`` pairs (see
+    :func:`_detail_text`); entries without a usable message are skipped, anything but a list
+    gives none. Never raises: the body is the server's."""
+    error = parsed.get("error")
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for entry in details[: 4 * MAX_ERROR_DETAILS]:
+        if not isinstance(entry, dict):
+            continue
+        message = _detail_text(entry.get("message"), _DETAIL_MESSAGE_CHARS, secret)
+        if not message:
+            continue
+        field = _detail_text(entry.get("field"), _DETAIL_FIELD_CHARS, secret) or ""
+        pairs.append((field, message))
+        if len(pairs) == MAX_ERROR_DETAILS:
+            break
+    return tuple(pairs)
+
+
+def _details_shown(details: tuple[tuple[str, str], ...]) -> str:
+    """The first few details for an error message: ``; details: ids: not an integer``."""
+    if not details:
+        return ""
+    shown = "; ".join(f"{field}: {message}" if field else message
+                      for field, message in details[:_DETAILS_SHOWN])
+    more = len(details) - _DETAILS_SHOWN
+    return f"; details: {shown}" + (f" (+{more} more)" if more > 0 else "")
 
 
 def _envelope_shown(envelope: ErrorEnvelope) -> str:
@@ -778,7 +840,10 @@ class _Call:
     """One logical call: what is sent on every attempt."""
 
     method: str
+    #: The path or URL as logs, messages and the pacer see it: query values redacted
+    #: (:func:`~synapse_sdk.clients._log_redaction.redact_query`; a presigned signature).
     path: str
+    #: What is requested: the full URL, query intact.
     url: str
     send_token: bool
     params: Mapping[str, str | int] | None
@@ -960,7 +1025,7 @@ class _Core:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         return _Call(
             method=method,
-            path=path,
+            path=_log_redaction.redact_query(path),
             url=full,
             send_token=send_token,
             params=params,

@@ -48,7 +48,12 @@ id a 200 answer left out is one the backend does not serve (the real v2 API sile
 unknown and forbidden ids): a permanent failure with code ``not_served``, reported once and never
 asked again. An id a 207 left out without naming it is retried (``missing_from_response``).
 Ground truths are fetched at ``/v2/ground-truths/bulk-data/``, the others at
-``/v2/{resource}/bulk-fetch/``, always with ``?response_mode=inline``.
+``/v2/{resource}/bulk-fetch/``, with ``?response_mode=`` the client's ``response_mode``
+(``inline`` by default). A ``data`` that is a presigned or truncated-inline wrapper is resolved
+before the item is returned (:class:`_Resolution`): downloaded without the API's credentials,
+bounded, checked against the wrapper's ``size`` and SHA-256 ``data_digest``; a refused URL is
+re-fetched once; an item that cannot be resolved fails alone with its own code
+(:data:`PAYLOAD_TRUNCATED`, ``checksum_mismatch``, :data:`PAYLOAD_URL_REFUSED`...).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import json
 import random
 import time
 import uuid
@@ -90,7 +96,11 @@ __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "MAX_LOGS_PER_REQUEST",
     "MAX_PAGE_LIMIT",
+    "MAX_PAYLOAD_BYTES",
     "NOT_SERVED",
+    "PAYLOAD_TRUNCATED",
+    "PAYLOAD_URL_REFUSED",
+    "RESPONSE_MODES",
     "AsyncBackendV2Client",
     "AsyncJobs",
     "AsyncResource",
@@ -120,6 +130,16 @@ DEFAULT_MAX_ORIGINAL_BYTES: Final = 64 * 1024 * 1024
 #: is 35x the emulator's largest page (500 items, 235 KB) and keeps a page of ``{}`` items, the
 #: worst bytes-to-memory ratio, near 245 MB of peak RSS (docs/reliability.md, Hostile server).
 MAX_PAGE_BYTES: Final = 8 * 1024 * 1024
+#: What a bulk request may ask for: payloads inline (the default) or behind presigned URLs.
+RESPONSE_MODES: Final = ("inline", "presigned")
+#: Hard bound on one payload behind a ``data`` wrapper, whatever size the wrapper declares.
+MAX_PAYLOAD_BYTES: Final = 64 * 1024 * 1024
+#: The per-item code of a truncated payload the backend offers no URL for (permanent).
+PAYLOAD_TRUNCATED: Final = "payload_truncated"
+#: The per-item code of a payload whose URL the store refused again after a fresh fetch.
+PAYLOAD_URL_REFUSED: Final = "payload_url_refused"
+#: What an object store answers to a presigned URL that expired or was revoked.
+_URL_REFUSED: Final = frozenset({400, 401, 403})
 #: Failed items shown in a partial-failure message (the ``envelope`` attribute holds them all).
 _FAILED_SHOWN = 20
 _MAX_ID_CHARS = 256
@@ -419,13 +439,8 @@ class _BulkFetch:
         for start in range(0, len(self.pending), BULK_FETCH_LIMIT):
             yield [self.original[k] for k in self.pending[start : start + BULK_FETCH_LIMIT]]
 
-    def record(self, sent: list[ItemId], response: Response) -> None:
-        """Settle the ids of one request from its 200 or 207 answer.
-
-        Raises:
-            BackendError: ``malformed_response``; the answer breaks the API's shape.
-        """
-        answer = sort_answer(sent, response)
+    def record(self, answer: BulkAnswer) -> None:
+        """Settle the ids of one request from its sorted (and resolved) 200 or 207 answer."""
         for item in answer.items:
             self.results.setdefault(_key(item.get("id")), item)
         for item_id, code in answer.retry.items():
@@ -559,6 +574,17 @@ def _is_loopback(host: str | None) -> bool:
     except ValueError:
         return False
 
+def _plain_http_elsewhere(url: str, base_url: str) -> bool:
+    """Whether ``url`` is plain http on another origin than the backend's (refused: a file
+    from elsewhere comes over https, unless the backend itself is plain http on loopback)."""
+    if url.startswith("/"):
+        return False
+    target, backend = urlsplit(url), urlsplit(base_url)
+    if target.scheme == "https" or _origin(target) == _origin(backend):
+        return False
+    return not (backend.scheme == "http" and _is_loopback(backend.hostname))
+
+
 @dataclass(frozen=True, slots=True)
 class _Original:
     """Where an item's original file is and what it must look like."""
@@ -611,17 +637,12 @@ class _Original:
         Raises:
             ValueError: the URL is plain http on another origin (nothing is fetched).
         """
-        if self.url.startswith("/"):
-            return
-        target, backend = urlsplit(self.url), urlsplit(base_url)
-        if target.scheme == "https" or _origin(target) == _origin(backend):
-            return
-        if backend.scheme == "http" and _is_loopback(backend.hostname):
-            return
-        raise ValueError(
-            f"item {self.item_id!r}: its original is on another origin over plain http "
-            f"({target.scheme}://{target.hostname}); files from elsewhere must come over https"
-        )
+        if _plain_http_elsewhere(self.url, base_url):
+            target = urlsplit(self.url)
+            raise ValueError(
+                f"item {self.item_id!r}: its original is on another origin over plain http "
+                f"({target.scheme}://{target.hostname}); files from elsewhere must come over https"
+            )
 
     def _error(self, code: str, what: str, correlation_id: str | None) -> BackendError:
         return BackendError(
@@ -683,6 +704,232 @@ class _Original:
         return content
 
 
+class _ItemFailure(Exception):
+    """One item's payload cannot be resolved: its per-item ``code`` and whether asking again
+    later may help."""
+
+    def __init__(self, code: str, retryable: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class _Payload:
+    """A ``data`` wrapper standing for an item's payload (dev/REAL_V2_API.md §4.2): presigned
+    (``mode: presigned``, ``presigned_url``) or truncated inline (``mode: inline``,
+    ``truncated: true``, maybe a ``presigned_url``); both carry ``size`` and ``data_digest``
+    (the payload's SHA-256)."""
+
+    url: str
+    size: int
+    digest: str
+
+    @staticmethod
+    def wraps(data: object) -> bool:
+        """Whether ``data`` is a wrapper, recognised strictly so that a payload that merely has
+        a ``mode`` key stays a payload: ``mode`` presigned with a ``presigned_url``, or inline
+        with ``truncated: true``, and a ``data_digest`` either way."""
+        if not isinstance(data, dict) or "data_digest" not in data:
+            return False
+        mode = data.get("mode")
+        return (mode == "presigned" and "presigned_url" in data) or (
+            mode == "inline" and data.get("truncated") is True
+        )
+
+    @classmethod
+    def of(cls, item: Item, base_url: str) -> _Payload | None:
+        """The wrapper in ``item``'s ``data``, or None when ``data`` is the payload itself.
+
+        Raises:
+            _ItemFailure: ``payload_truncated`` (a truncated wrapper without a URL: the backend
+                gives the payload no other way), ``malformed_item`` (a bad URL, size or digest,
+                or a plain-http URL on another origin), ``response_too_large`` (a declared size
+                over :data:`MAX_PAYLOAD_BYTES`). All permanent.
+        """
+        data = item.get("data")
+        if not cls.wraps(data):
+            return None
+        assert isinstance(data, dict)
+        url, size, digest = data.get("presigned_url"), data.get("size"), data.get("data_digest")
+        if url is None:
+            raise _ItemFailure(PAYLOAD_TRUNCATED)
+        try:
+            checked = _hex_digest(digest, 64, "data_digest")
+        except (TypeError, ValueError):
+            checked = None
+        if (
+            checked is None
+            or not isinstance(url, str)
+            or not url.startswith(("https://", "http://"))
+            or _plain_http_elsewhere(url, base_url)
+            or isinstance(size, bool)
+            or not isinstance(size, int)
+            or size < 0
+        ):
+            raise _ItemFailure("malformed_item")
+        if size > MAX_PAYLOAD_BYTES:
+            raise _ItemFailure("response_too_large")
+        return cls(url, size, checked)
+
+    @property
+    def limit(self) -> int:
+        """The byte bound of the download: the declared size (a longer body is refused)."""
+        return max(self.size, 1)
+
+    def resolved(self, item: Item, response: Response) -> Item:
+        """``item`` with the downloaded payload as its ``data``.
+
+        Raises:
+            _ItemFailure: ``size_mismatch``, ``checksum_mismatch`` (the store serves other
+                bytes than the wrapper declares) or ``malformed_item`` (not JSON); permanent.
+        """
+        content = response.content
+        if len(content) != self.size:
+            raise _ItemFailure("size_mismatch")
+        if hashlib.sha256(content).hexdigest() != self.digest:
+            raise _ItemFailure("checksum_mismatch")
+        try:
+            payload = json.loads(content)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise _ItemFailure("malformed_item") from None
+        return {**item, "data": payload}
+
+
+def _download_failure(exc: SynapError, policy: RetryPolicy) -> _ItemFailure | None:
+    """What a failed payload download means for its item: None when the store refused the
+    URL (400/401/403: expired or revoked; fetching the item again issues a fresh one), else
+    the error's code, retryable when the policy retries such errors."""
+    if getattr(exc, "status_code", None) in _URL_REFUSED:
+        return None
+    return _ItemFailure(getattr(exc, "error_code", None) or exc.code, policy.is_retryable(exc))
+
+
+def _unresolved(item_id: int, code: str) -> BackendError:
+    """The error of a retrieved item whose ``data`` wrapper cannot be resolved."""
+    return BackendError(
+        f"the data of item {item_id} could not be resolved ({code})",
+        error_code=code,
+        failed_ids=(item_id,),
+        failed_codes={item_id: code},
+    )
+
+
+def _detail_payload(item: Item, item_id: int, base_url: str) -> _Payload | None:
+    """The wrapper in a retrieved item's ``data``, None when ``data`` is the payload.
+
+    Raises:
+        BackendError: the wrapper is unusable (its :class:`_ItemFailure` code).
+    """
+    try:
+        return _Payload.of(item, base_url)
+    except _ItemFailure as failure:
+        raise _unresolved(item_id, failure.code) from None
+
+
+def _detail_resolved(item: Item, item_id: int, payload: _Payload, got: Response | SynapError,
+                     final: bool, policy: RetryPolicy) -> Item | None:
+    """A retrieved item with its payload downloaded; None to retrieve it again for a fresh
+    URL (the store refused this one and ``final`` is false).
+
+    Raises:
+        BackendError: ``payload_url_refused`` (refused again), or the payload is not what
+            its wrapper says (:meth:`_Payload.resolved`'s code).
+        SynapError: the download's own error (e.g. a timeout that outlasted the retries).
+    """
+    if isinstance(got, SynapError):
+        if _download_failure(got, policy) is not None:
+            raise got
+        if final:
+            raise _unresolved(item_id, PAYLOAD_URL_REFUSED) from got
+        return None
+    try:
+        return payload.resolved(item, got)
+    except _ItemFailure as failure:
+        raise _unresolved(item_id, failure.code) from None
+
+
+class _Resolution:
+    """The payload resolution of one bulk answer, free of I/O (shared by sync and async).
+
+    Each wrapped item's payload is downloaded; an item whose URL the store refused is fetched
+    again once (one bulk request for all of them) and its fresh URL tried; a second refusal
+    fails it (:data:`PAYLOAD_URL_REFUSED`, retryable). An item that cannot be resolved fails
+    alone; the others keep their place in request order.
+    """
+
+    def __init__(self, answer: BulkAnswer, sent: Sequence[ItemId], base_url: str,
+                 policy: RetryPolicy) -> None:
+        self.answer = answer
+        self.base_url = base_url
+        self.policy = policy
+        self.ids = {_key(item_id): item_id for item_id in sent}
+        self.items: dict[str, Item] = {_key(item.get("id")): item for item in answer.items}
+        self.retry = dict(answer.retry)
+        self.failed = dict(answer.failed)
+        self.refused: list[ItemId] = []
+        self.final = False
+
+    def _fail(self, key: str, failure: _ItemFailure) -> None:
+        self.items.pop(key, None)
+        item_id = self.ids.get(key, key)
+        (self.retry if failure.retryable else self.failed)[item_id] = failure.code
+
+    def downloads(self, items: Sequence[Item] | None = None) -> list[tuple[Item, _Payload]]:
+        """The wrapped items among ``items`` (default: the answer's) with their wrappers; an
+        item whose wrapper is unusable fails at once."""
+        wanted: list[tuple[Item, _Payload]] = []
+        for item in self.answer.items if items is None else items:
+            try:
+                payload = _Payload.of(item, self.base_url)
+            except _ItemFailure as failure:
+                self._fail(_key(item.get("id")), failure)
+                continue
+            if payload is not None:
+                wanted.append((item, payload))
+        return wanted
+
+    def settle(self, item: Item, payload: _Payload, got: Response | SynapError) -> None:
+        """Record one download's outcome."""
+        key = _key(item.get("id"))
+        if isinstance(got, SynapError):
+            failure = _download_failure(got, self.policy)
+            if failure is None and not self.final:
+                self.items.pop(key, None)
+                self.refused.append(self.ids.get(key, key))
+                return
+            self._fail(key, failure or _ItemFailure(PAYLOAD_URL_REFUSED, True))
+            return
+        try:
+            self.items[key] = payload.resolved(item, got)
+        except _ItemFailure as failure:
+            self._fail(key, failure)
+
+    def refetched(self, got: Response | SynapError) -> list[tuple[Item, _Payload]]:
+        """Take the answer to the re-fetch of the refused items; their downloads to try again
+        (the last try)."""
+        self.final = True
+        refused, self.refused = self.refused, []
+        if isinstance(got, SynapError):
+            failure = _download_failure(got, self.policy) or _ItemFailure(
+                getattr(got, "error_code", None) or got.code
+            )
+            for item_id in refused:
+                (self.retry if failure.retryable else self.failed)[item_id] = failure.code
+            return []
+        again = sort_answer(refused, got)
+        self.retry.update(again.retry)
+        self.failed.update(again.failed)
+        for item in again.items:
+            self.items[_key(item.get("id"))] = item
+        return self.downloads(again.items)
+
+    def outcome(self) -> BulkAnswer:
+        """The answer with every payload resolved (or its item failed), in request order."""
+        items = [self.items[key] for key in self.ids if key in self.items]
+        return replace(self.answer, items=items, retry=self.retry, failed=self.failed)
+
+
 _T = TypeVar("_T", Transport, AsyncTransport)
 _R = TypeVar("_R", "Resource", "AsyncResource")
 _H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
@@ -701,6 +948,7 @@ class _ResourceBase(Generic[_T]):
         sleep: Any,
         rng: random.Random | None,
         clock: Callable[[], float] = time.monotonic,
+        response_mode: str = "inline",
     ) -> None:
         self._transport = transport
         self._sleep = sleep
@@ -709,8 +957,14 @@ class _ResourceBase(Generic[_T]):
         #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
         self.name = name
         self.list_path, self.bulk_path = _resource_paths(name)
-        #: The bulk requests' query: payloads inline (the presigned wrapper is not resolved).
-        self.bulk_params: dict[str, str | int] = {"response_mode": "inline"}
+        #: The bulk requests' query: ``response_mode`` (wrapped payloads are resolved).
+        self.bulk_params: dict[str, str | int] = {"response_mode": response_mode}
+
+    def _resolution(self, sent: Sequence[ItemId], response: Response) -> _Resolution:
+        return _Resolution(
+            sort_answer(sent, response), sent, self._transport.base_url,
+            self._transport.config.effective_retry_policy,
+        )
 
     @staticmethod
     def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
@@ -722,6 +976,11 @@ class _ResourceBase(Generic[_T]):
 
     def _detail_path(self, item_id: object) -> str:
         return f"{self.list_path}{_validate_item_id(item_id)}/"
+
+    @property
+    def _detail_params(self) -> dict[str, str | int] | None:
+        """A retrieve's query: ground truths take ``response_mode`` (the others do not)."""
+        return self.bulk_params if self.name == "ground-truths" else None
 
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
@@ -777,8 +1036,22 @@ class Resource(_ResourceBase[Transport]):
             BackendInvalidInputError: 404, no such item (or not visible to you).
             SynapError: another error of the transport; ``BackendError("malformed_response")``
                 for an answer without a ``data`` object.
+            BackendError: a ``data`` wrapper that cannot be resolved (its per-item code as
+                ``error_code``, e.g. ``payload_truncated``, ``checksum_mismatch``,
+                ``payload_url_refused`` after one fresh retrieve).
         """
-        return _parse_detail(self._transport.request("GET", self._detail_path(item_id)))
+        path, policy = self._detail_path(item_id), self._transport.config.effective_retry_policy
+        for final in (False, True):
+            response = self._transport.request("GET", path, params=self._detail_params)
+            item = _parse_detail(response)
+            payload = _detail_payload(item, item_id, self._transport.base_url)
+            if payload is None:
+                return item
+            got = self._download(payload)
+            resolved = _detail_resolved(item, item_id, payload, got, final, policy)
+            if resolved is not None:
+                return resolved
+        raise AssertionError("unreachable: the final try returns or raises")
 
     def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """One bulk-fetch request for at most :data:`BULK_FETCH_LIMIT` ids, sorted out.
@@ -798,7 +1071,34 @@ class Resource(_ResourceBase[Transport]):
             "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params,
             max_bytes=MAX_PAGE_BYTES,
         )
-        return sort_answer(sent, response)
+        return self._answer(sent, response)
+
+    def _download(self, payload: _Payload) -> Response | SynapError:
+        """GET a wrapped payload (no API credentials: the URL is presigned); the error, if any."""
+        try:
+            return self._transport.request(
+                "GET", payload.url, max_bytes=payload.limit, credentials=False
+            )
+        except SynapError as exc:
+            return exc
+
+    def _answer(self, sent: Sequence[ItemId], response: Response) -> BulkAnswer:
+        """One bulk answer sorted out against ``sent``, its wrapped payloads resolved (see
+        :class:`_Resolution`)."""
+        work = self._resolution(sent, response)
+        for item, payload in work.downloads():
+            work.settle(item, payload, self._download(payload))
+        if work.refused:
+            try:
+                got: Response | SynapError = self._transport.request(
+                    "POST", self.bulk_path, json={"ids": work.refused},
+                    params=self.bulk_params, max_bytes=MAX_PAGE_BYTES,
+                )
+            except SynapError as exc:
+                got = exc
+            for item, payload in work.refetched(got):
+                work.settle(item, payload, self._download(payload))
+        return work.outcome()
 
     def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
         """The items with ``ids``, in input order (see the module docstring).
@@ -824,7 +1124,7 @@ class Resource(_ResourceBase[Transport]):
                         raise
                     plan.abort(exc)
                     break
-                plan.record(chunk, response)
+                plan.record(self._answer(chunk, response))
             delay = plan.next_round()
             if delay is None:
                 return plan.outcome()
@@ -861,7 +1161,18 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
 
     async def retrieve(self, item_id: int) -> Item:
         """Async :meth:`Resource.retrieve`: same arguments, same errors."""
-        return _parse_detail(await self._transport.request("GET", self._detail_path(item_id)))
+        path, policy = self._detail_path(item_id), self._transport.config.effective_retry_policy
+        for final in (False, True):
+            response = await self._transport.request("GET", path, params=self._detail_params)
+            item = _parse_detail(response)
+            payload = _detail_payload(item, item_id, self._transport.base_url)
+            if payload is None:
+                return item
+            got = await self._download(payload)
+            resolved = _detail_resolved(item, item_id, payload, got, final, policy)
+            if resolved is not None:
+                return resolved
+        raise AssertionError("unreachable: the final try returns or raises")
 
     async def bulk_fetch_once(self, ids: Sequence[ItemId]) -> BulkAnswer:
         """Async :meth:`Resource.bulk_fetch_once`: same arguments, same errors."""
@@ -870,7 +1181,33 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
             "POST", self.bulk_path, json={"ids": sent}, params=self.bulk_params,
             max_bytes=MAX_PAGE_BYTES,
         )
-        return sort_answer(sent, response)
+        return await self._answer(sent, response)
+
+    async def _download(self, payload: _Payload) -> Response | SynapError:
+        """Async :meth:`Resource._download`."""
+        try:
+            return await self._transport.request(
+                "GET", payload.url, max_bytes=payload.limit, credentials=False
+            )
+        except SynapError as exc:
+            return exc
+
+    async def _answer(self, sent: Sequence[ItemId], response: Response) -> BulkAnswer:
+        """Async :meth:`Resource._answer`."""
+        work = self._resolution(sent, response)
+        for item, payload in work.downloads():
+            work.settle(item, payload, await self._download(payload))
+        if work.refused:
+            try:
+                got: Response | SynapError = await self._transport.request(
+                    "POST", self.bulk_path, json={"ids": work.refused},
+                    params=self.bulk_params, max_bytes=MAX_PAGE_BYTES,
+                )
+            except SynapError as exc:
+                got = exc
+            for item, payload in work.refetched(got):
+                work.settle(item, payload, await self._download(payload))
+        return work.outcome()
 
     async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
         """Async :meth:`Resource.bulk_fetch`: same arguments, same errors."""
@@ -887,7 +1224,7 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                         raise
                     plan.abort(exc)
                     break
-                plan.record(chunk, response)
+                plan.record(await self._answer(chunk, response))
             delay = plan.next_round()
             if delay is None:
                 return plan.outcome()
@@ -1013,7 +1350,10 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     ``ssl.SSLContext`` for the client built otherwise (TLS verification cannot be turned off).
     ``sleep``, ``clock`` and ``rng`` drive every wait: the retry engine's, the pause between
     bulk-fetch rounds and the ``pacer``'s (a :class:`~synapse_sdk.clients._transport.Pacer` the
-    transport asks before each request, e.g. the export's rate pacer).
+    transport asks before each request, e.g. the export's rate pacer). ``response_mode`` is
+    what bulk requests ask for (:data:`RESPONSE_MODES`): payloads ``inline`` (the default) or
+    ``presigned`` (externalized); either way a ``data`` wrapper is resolved before the item is
+    returned.
 
     Raises:
         ValueError: no backend URL, a bad URL, token or tenant, ``verify`` or an ``http_client``
@@ -1047,7 +1387,12 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         rng: random.Random | None = None,
         verify: VerifyTypes | None = None,
         pacer: Pacer | None = None,
+        response_mode: str = "inline",
     ) -> None:
+        if response_mode not in RESPONSE_MODES:
+            raise ValueError(
+                f"response_mode must be one of {', '.join(RESPONSE_MODES)}, got {response_mode!r}"
+            )
         cls = type(self)
         self._transport = cls._transport_type(
             config, base_url=base_url, token=token, tenant=tenant, http_client=http_client,
@@ -1056,7 +1401,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         pause = sleep if sleep is not None else cls._default_sleep
         now = clock if clock is not None else time.monotonic
         tasks, assignments, ground_truths = (
-            cls._resource_type(self._transport, name, pause, rng, now) for name in _RESOURCE_NAMES
+            cls._resource_type(self._transport, name, pause, rng, now, response_mode)
+            for name in _RESOURCE_NAMES
         )
         self.tasks, self.assignments, self.ground_truths = tasks, assignments, ground_truths
         #: The job routes (progress, status, logs of a running job).

@@ -14,7 +14,9 @@ paths such as ``/healthz`` are open):
 3. per-token token bucket → 429 ``rate_limited`` with ``Retry-After`` and ``retry-after-ms``;
    every answer on a rate-limited path carries the bucket's ``RateLimit``/``RateLimit-Policy``
    and ``X-RateLimit-Limit/Remaining/Reset`` headers;
-4. latency (injected sleep) and the drop decision for this request identity and attempt;
+4. latency (injected sleep), the gateway, drop and stall decisions for this request identity
+   and attempt (a stalled answer sends its headers and half its body, then waits, in real
+   time, for the client to hang up or ``stall_seconds`` to pass);
 5. ``Idempotency-Key`` replay of a recorded 200, else the route itself.
 
 Every response carries ``X-Request-ID`` (and echoes ``X-Correlation-ID``); every request, even a
@@ -23,6 +25,8 @@ dropped one, ends up in the request log.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -106,6 +110,10 @@ class _Sender:
         self._state = state
         self._scope = scope
         self.truncate = False
+        #: Stall mid-body for at most this many seconds (real time) or until the client hangs
+        #: up, then drop the connection (the ``stall`` fault); None: no stall.
+        self.stall: float | None = None
+        self.receive: Receive | None = None
         self.remember_as: tuple[str, ...] | None = None
         self._dropped = False
         self._status = 0
@@ -133,7 +141,7 @@ class _Sender:
             if not more:
                 self._remember()
                 self._state.record(self._ctx)
-            if self.truncate:
+            if self.truncate or self.stall is not None:
                 await self._send(
                     {
                         "type": "http.response.body",
@@ -141,6 +149,8 @@ class _Sender:
                         "more_body": True,
                     }
                 )
+                if self.stall is not None:
+                    await self._until_hung_up(self.stall)
                 await self._drop()
                 return
         await self._send(message)
@@ -152,6 +162,17 @@ class _Sender:
             self.remember_as,
             RecordedResponse(self._status, tuple(self._headers), b"".join(self._body)),
         )
+
+    async def _until_hung_up(self, seconds: float) -> None:
+        """Wait until the client closes the connection, or ``seconds`` (real time) pass."""
+        receive = self.receive
+
+        async def hung_up() -> None:
+            while receive is not None and (await receive())["type"] != "http.disconnect":
+                pass
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hung_up(), timeout=seconds)
 
     async def _drop(self) -> None:
         self._dropped = True
@@ -273,6 +294,9 @@ class FaultGate:
                     await closer()
                     return
                 sender.truncate = True
+            elif state.faults.stall(key, attempt):
+                ctx.faults.append("stall")
+                sender.stall, sender.receive = state.faults.stall_seconds, receive
         if ctx.method == "POST" and ctx.idempotency_key and ctx.token_fingerprint:
             replay_key = (
                 ctx.token_fingerprint,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -20,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
-from synapse_sdk.emulator.state import EmulatorState, RequestContext
+from synapse_sdk.emulator.state import SIGNED_URL_TTL, EmulatorState, RequestContext
 from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "file_routes",
+    "payload_bytes",
+    "payload_path",
     "storage_path",
 ]
 
@@ -44,8 +47,9 @@ MAX_PAGE_LIMIT = 500
 DEFAULT_PAGE_LIMIT = 100
 _CURSOR_VERSION = "c1"
 _MAX_ID = 2**63 - 1  # SQLite's INTEGER range; larger ids cannot exist
-#: The bulk routes' ``response_mode`` values. Payloads here are small, so both are served
-#: inline (ours: the presigned wrapper is not modelled).
+#: The bulk routes' ``response_mode`` values: ``presigned`` serves each ``data`` as a
+#: presigned wrapper; ``inline`` serves it as is, or as a truncated wrapper when it is over
+#: the fault profile's ``inline_max_bytes``.
 RESPONSE_MODES = ("inline", "presigned")
 _Found = TypeVar("_Found")
 
@@ -112,6 +116,57 @@ def _signed(state: EmulatorState, base: str, resource: str, item_id: int, body: 
     path = storage_path(resource, item_id)
     url = f"{base}{path}?{state.sign(path)}"
     return body.replace(f'"{FILE_URL_PLACEHOLDER}"', json.dumps(url))
+
+
+def payload_path(resource: str, item_id: int) -> str:
+    """The object-store path of an item's externalized payload (its ``data`` as JSON)."""
+    return f"{storage_path(resource, item_id)}/data"
+
+
+def payload_bytes(data: object) -> bytes:
+    """The bytes a payload is externalized as (compact JSON, UTF-8): what ``size`` and
+    ``data_digest`` describe."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _wrapped(state: EmulatorState, base: str, resource: str, item_id: int, body: str,
+             mode: str) -> str:
+    """``body`` (signed) with its ``data`` as the wrapper ``mode`` calls for, if any (see
+    :func:`_wrapper`)."""
+    signed = _signed(state, base, resource, item_id, body)
+    if mode == "inline" and state.faults.inline_max_bytes is None:
+        return signed
+    item = json.loads(signed)
+    wrapper = _wrapper(state, base, resource, item_id, item["data"], mode)
+    if wrapper is None:
+        return signed
+    item["data"] = wrapper
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+
+def _wrapper(state: EmulatorState, base: str, resource: str, item_id: int, data: object,
+             mode: str) -> dict[str, object] | None:
+    """The wrapper standing for ``data`` under ``mode``: every payload under ``presigned``,
+    one over ``inline_max_bytes`` under ``inline``; None to serve ``data`` as is."""
+    faults = state.faults
+    payload = payload_bytes(data)
+    if mode == "inline" and (
+        faults.inline_max_bytes is None or len(payload) <= faults.inline_max_bytes
+    ):
+        return None
+    path = payload_path(resource, item_id)
+    issued = state.request_attempt(f"payload-url {path}")
+    expired = faults.payload_fault("payload_url_expired", resource, item_id, issued)
+    url = f"{base}{path}?{state.sign(path, -SIGNED_URL_TTL if expired else SIGNED_URL_TTL)}"
+    digest = hashlib.sha256(payload).hexdigest()
+    wrapper: dict[str, object] = {"mode": mode, "size": len(payload), "data_digest": digest}
+    if mode == "presigned":
+        wrapper["presigned_url"] = url
+    else:
+        wrapper |= {"truncated": True, "inline_max_bytes": faults.inline_max_bytes}
+        if not faults.payload_fault("truncated_no_url", resource, item_id):
+            wrapper["presigned_url"] = url
+    return wrapper
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -192,6 +247,14 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         ctx, found = _one_item(request, state.store.detail)
         if isinstance(found, Response):
             return found
+        if ctx.resource == "ground-truths":  # the one detail that takes response_mode
+            mode = request.query_params.get("response_mode", "inline")
+            if mode not in RESPONSE_MODES:
+                return _invalid(ctx, "response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
+            base = str(request.base_url).rstrip("/")
+            wrapper = _wrapper(state, base, ctx.resource, found["id"], found["data"], mode)
+            if wrapper is not None:
+                found["data"] = wrapper
         return json_response(ctx, 200, data_json=json.dumps(found, ensure_ascii=False))
 
     async def bulk_fetch(request: Request) -> Response:
@@ -232,7 +295,9 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         known = [i for i in ids if isinstance(i, int) and i in found]  # the rest: dropped
         failures = state.item_failures(resource, known)
         base = str(request.base_url).rstrip("/")
-        served = [_signed(state, base, resource, i, found[i]) for i in known if i not in failures]
+        served = [
+            _wrapped(state, base, resource, i, found[i], mode) for i in known if i not in failures
+        ]
         data = f"[{','.join(served)}]"
         if not failures:
             return json_response(ctx, 200, data_json=data)
@@ -255,6 +320,18 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         Route("/v2/{resource}/bulk-fetch/", bulk_fetch, methods=["POST"], name="v2-bulk-fetch"),
         Route("/v2/{resource}/bulk-data/", bulk_fetch, methods=["POST"], name="v2-bulk-data"),
     ]
+
+
+def _unsigned(state: EmulatorState, request: Request) -> Response | None:
+    """The 403 refusing a storage request whose URL is not validly signed, or None."""
+    problem = state.check_signature(
+        request.url.path,
+        request.query_params.get("expires"),
+        request.query_params.get("signature"),
+    )
+    if problem is None:
+        return None
+    return error_response(context_of(request), 403, "SIGNATURE_INVALID", problem)
 
 
 def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
@@ -298,9 +375,28 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         return Response(content[start : end + 1], status_code=206, headers=headers,
                         media_type=original.content_type)
 
+    async def payload(request: Request) -> Response:
+        """An externalized payload (a ``data`` wrapper's ``presigned_url``)."""
+        refusal = _unsigned(state, request)
+        if refusal is not None:
+            return refusal
+        ctx, found = _one_item(request, state.store.item)
+        if isinstance(found, Response):
+            return found
+        content = payload_bytes(found["data"])
+        resource, item_id = request.path_params["resource"], int(request.path_params["item_id"])
+        if content and state.faults.payload_fault("payload_corrupt", resource, item_id):
+            ctx.faults.append("payload_corrupt")
+            content = content[:-1] + (b" " if content[-1:] != b" " else b"\n")
+        return Response(content, media_type="application/json")
+
     return [
         Route(
             STORAGE_PREFIX + "{resource}/{item_id:int}", stored, methods=["GET"], name="storage"
+        ),
+        Route(
+            STORAGE_PREFIX + "{resource}/{item_id:int}/data", payload, methods=["GET"],
+            name="storage-payload",
         ),
         Route(
             "/v2/files/{resource}/{item_id:int}/original",

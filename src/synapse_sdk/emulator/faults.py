@@ -129,6 +129,19 @@ class FaultProfile:
     * ``unknown_ids`` — what a bulk request naming ids that do not exist gets: ``"drop"`` (the
       real v2 API: they are silently left out of a 200) or ``"invalid_ids"`` (the seed's 400
       ``invalid_ids`` naming them).
+    * ``inline_max_bytes`` — payloads (an item's ``data`` as compact JSON) longer than this
+      are served under ``response_mode=inline`` as a truncated inline wrapper, whose
+      ``presigned_url`` holds the payload (the real backend's ``GROUND_TRUTH_INLINE_MAX_BYTES``,
+      10 MiB there); None (the default) serves every payload inline.
+    * ``truncated_no_url_rate`` — fraction of items whose truncated wrapper carries no
+      ``presigned_url`` (the payload cannot be recovered); decided per (resource, id).
+    * ``payload_corrupt_rate`` — fraction of items whose externalized payload is served with
+      one byte changed, so it no longer matches its wrapper's ``data_digest``; per (resource, id).
+    * ``payload_url_expired_rate`` — chance that a payload URL is issued already expired (the
+      store answers 403); decided per (resource, id, how many URLs it was issued before).
+    * ``stall_rate`` — chance that a served request's answer stalls: headers and half of the
+      body are sent, then nothing until the client gives up (or ``stall_seconds`` pass, then
+      the connection is closed); decided per (request identity, attempt).
 
     Raises ``TypeError`` / ``ValueError`` for values of the wrong type or out of range.
     """
@@ -142,15 +155,25 @@ class FaultProfile:
     drop_rate: float = 0.0
     gateway_error_rate: float = 0.0
     unknown_ids: str = "drop"
+    inline_max_bytes: int | None = None
+    truncated_no_url_rate: float = 0.0
+    payload_corrupt_rate: float = 0.0
+    payload_url_expired_rate: float = 0.0
+    stall_rate: float = 0.0
+    stall_seconds: float = 30.0
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"FaultProfile.seed must be an int, got {type(self.seed).__name__}")
-        for rate_name in (
-            "partial_failure_rate", "permanent_failure_rate", "drop_rate", "gateway_error_rate"
-        ):
+        for rate_name in _RATES:
             object.__setattr__(self, rate_name, _rate(rate_name, getattr(self, rate_name)))
+        limit = self.inline_max_bytes
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise TypeError(f"inline_max_bytes must be an int or None, got {limit!r}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"inline_max_bytes must be >= 0, got {limit!r}")
+        object.__setattr__(self, "stall_seconds", _seconds("stall_seconds", self.stall_seconds))
         object.__setattr__(self, "rate_limit", _rate_limit(self.rate_limit))
         if self.unknown_ids not in UNKNOWN_IDS:
             raise ValueError(
@@ -241,8 +264,8 @@ class FaultProfile:
             and self.rate_limit is None
             and not self.outages
             and self.latency == (0.0, 0.0)
-            and self.drop_rate == 0
-            and self.gateway_error_rate == 0
+            and all(getattr(self, name) == 0 for name in _RATES)
+            and self.inline_max_bytes is None
         )
 
     def describe(self, language: str = "en") -> str:
@@ -269,6 +292,13 @@ class FaultProfile:
             bits.append(words["drops"].format(f"{self.drop_rate:.1%}"))
         if self.gateway_error_rate:
             bits.append(words["gateway"].format(f"{self.gateway_error_rate:.1%}"))
+        if self.inline_max_bytes is not None:
+            bits.append(words["inline_max"].format(self.inline_max_bytes))
+        bits.extend(
+            words[rate_name].format(f"{getattr(self, rate_name):.1%}")
+            for rate_name in _PHRASED_RATES
+            if getattr(self, rate_name)
+        )
         return f"{self.name or 'custom'} ({'; '.join(bits)})"
 
     # -- decisions -----------------------------------------------------------------------
@@ -298,6 +328,17 @@ class FaultProfile:
             return None
         pick = decide(self.seed, "gateway-status", request_key, attempt)
         return GATEWAY_STATUSES[int(pick * len(GATEWAY_STATUSES))]
+
+    def stall(self, request_key: str, attempt: int) -> bool:
+        """True when this request attempt's answer stalls after its headers."""
+        rate = self.stall_rate
+        return rate > 0 and decide(self.seed, "stall", request_key, attempt) < rate
+
+    def payload_fault(self, kind: str, resource: str, item_id: int, *more: int) -> bool:
+        """True when the payload fault ``kind`` (``truncated_no_url``, ``payload_corrupt``,
+        ``payload_url_expired``) hits this item (and issue number ``more``)."""
+        rate: float = getattr(self, f"{kind}_rate")
+        return rate > 0 and decide(self.seed, kind, resource, item_id, *more) < rate
 
     def latency_for(self, request_key: str, attempt: int) -> float:
         """Seconds of latency to add to this request attempt."""
@@ -336,6 +377,21 @@ def _parse_outages(raw: str) -> tuple[tuple[float, float], ...]:
     return tuple(_parse_span(span) for span in raw.split(";") if span.strip())
 
 
+#: The rates :meth:`FaultProfile.describe` words with one phrase each (in this order).
+_PHRASED_RATES = (
+    "truncated_no_url_rate", "payload_corrupt_rate", "payload_url_expired_rate", "stall_rate",
+)
+#: The fields that are rates (validated alike; zero means the fault is off).
+_RATES = (
+    "partial_failure_rate", "permanent_failure_rate", "drop_rate", "gateway_error_rate",
+    *_PHRASED_RATES,
+)
+
+
+def _parse_bytes(raw: str) -> int | None:
+    return None if raw.lower() == "none" else int(raw)
+
+
 _SPEC_FIELDS: Mapping[str, Any] = {
     "seed": int,
     "partial_failure_rate": float,
@@ -346,6 +402,12 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "latency": _parse_span,
     "outages": _parse_outages,
     "unknown_ids": str,
+    "inline_max_bytes": _parse_bytes,
+    "truncated_no_url_rate": float,
+    "payload_corrupt_rate": float,
+    "payload_url_expired_rate": float,
+    "stall_rate": float,
+    "stall_seconds": float,
 }
 
 #: The phrases of :meth:`FaultProfile.describe`, in English and Korean.
@@ -358,6 +420,11 @@ _DESCRIBE_EN = {
     "latency": "latency {} ms",
     "drops": "{} dropped connections",
     "gateway": "{} gateway errors",
+    "inline_max": "payloads over {} bytes truncated",
+    "truncated_no_url_rate": "{} truncated payloads without a URL",
+    "payload_corrupt_rate": "{} corrupted payloads",
+    "payload_url_expired_rate": "{} expired payload URLs",
+    "stall_rate": "{} stalled answers",
 }
 _DESCRIBE_KO = {
     "clean": "장애 없음",
@@ -368,6 +435,11 @@ _DESCRIBE_KO = {
     "latency": "지연 {} ms",
     "drops": "연결 끊김 {}",
     "gateway": "게이트웨이 오류 {}",
+    "inline_max": "{}바이트를 넘는 페이로드는 잘라서 전송",
+    "truncated_no_url_rate": "URL 없이 잘린 페이로드 {}",
+    "payload_corrupt_rate": "손상된 페이로드 {}",
+    "payload_url_expired_rate": "만료된 페이로드 URL {}",
+    "stall_rate": "응답 도중 멈춤 {}",
 }
 
 #: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate

@@ -104,12 +104,11 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
     digest = hashlib.sha256(item.content).hexdigest()
     body = {
         "id": item_id,
-        "resource": resource,
         "project_id": DEMO_PROJECT_ID,
         "data_unit_id": item_id,
         "data": item.data,
         # The v2 API's file manifest; the url is signed per answer (see FILE_URL_PLACEHOLDER).
-        # Ground truths get one too (ours: the real bulk-data item has none).
+        # Ground truths get one too: our extension (the real bulk-data item has none).
         "files_manifest": {
             "original": {
                 "url": FILE_URL_PLACEHOLDER,
@@ -118,12 +117,6 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
                 "file_size": len(item.content),
                 "checksum": hashlib.sha1(item.content).hexdigest(),  # SHA-1, like the platform
             }
-        },
-        # Ours, from before the v2 API: the file behind the token, with its SHA-256.
-        "original": {
-            "url": f"/v2/files/{resource}/{item_id}/original",
-            "size": len(item.content),
-            "sha256": digest,
         },
     }
     listed = _slim(resource, item_id)

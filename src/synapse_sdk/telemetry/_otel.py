@@ -27,12 +27,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Final, Protocol
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from synapse_sdk.clients._log_redaction import redact_query
 from synapse_sdk.exceptions import SynapError
 from synapse_sdk.retry import BUDGET_EXHAUSTED
 from synapse_sdk.telemetry._hooks import SCHEDULED, RetryEvent
@@ -40,7 +41,6 @@ from synapse_sdk.telemetry._hooks import SCHEDULED, RetryEvent
 __all__ = ["HttpCall", "OpenTelemetry", "error_type", "redact_url"]
 
 _SCOPE: Final = "synapse_sdk"
-_REDACTED: Final = "REDACTED"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 CORRELATION_ID: Final = "synapse.correlation_id"
@@ -84,13 +84,7 @@ def error_type(exc: BaseException) -> str:
 def redact_url(url: str, params: Mapping[str, str | int] | None = None) -> str:
     """``url`` with ``params`` appended, fit for ``url.full``: no user info, every query value
     replaced by ``REDACTED`` (a pre-signed URL's signature, a cursor), the fragment dropped."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    keys = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    if params:
-        keys.extend(str(key) for key in params)
-    query = "&".join(f"{quote(key, safe='')}={_REDACTED}" for key in keys)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return redact_query(url, [str(key) for key in params or ()])
 
 
 @functools.lru_cache(maxsize=256)

@@ -63,7 +63,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AliasChoices,
@@ -169,6 +169,9 @@ _ITEM_CODE_MESSAGES: Final[dict[str, ExportLogMessageCode]] = {
     "item_corrupted": ExportLogMessageCode.EXPORT_FAILED_MALFORMED_DATA,
     "checksum_mismatch": ExportLogMessageCode.EXPORT_FAILED_INCOMPLETE_RESPONSE,
     "size_mismatch": ExportLogMessageCode.EXPORT_FAILED_INCOMPLETE_RESPONSE,
+    # backend_v2.PAYLOAD_TRUNCATED / PAYLOAD_URL_REFUSED: a data wrapper that cannot be resolved.
+    "payload_truncated": ExportLogMessageCode.EXPORT_FAILED_MALFORMED_DATA,
+    "payload_url_refused": ExportLogMessageCode.EXPORT_FAILED_INCOMPLETE_RESPONSE,
     "item_unavailable": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     "missing_from_response": ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
     _CODE_NOT_SERVED: ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
@@ -212,7 +215,9 @@ class ExportParams(BaseModel):
       ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
       each time up to the retry policy's ``backoff_max``;
     * ``originals`` — download each item's original file beside its JSON (default yes);
-    * ``workers`` — concurrent downloads and writes per chunk (1-32).
+    * ``workers`` — concurrent downloads and writes per chunk (1-32);
+    * ``response_mode`` — how bulk answers carry each item's data: ``inline`` (default) or
+      ``presigned`` (the client downloads each payload from its presigned URL).
 
     Raises:
         pydantic.ValidationError: (a ``ValueError``) a value is out of range, of the wrong type,
@@ -233,6 +238,7 @@ class ExportParams(BaseModel):
     retry_delay: float = Field(default=0.25, ge=0.0, le=300.0)
     originals: bool = True
     workers: int = Field(default=4, ge=1, le=32)
+    response_mode: Literal["inline", "presigned"] = "inline"
 
     @field_validator("out_dir", mode="before")
     @classmethod
@@ -481,7 +487,8 @@ class ExportAction(BaseAction[ExportParams]):
             on_rejection=self._rate_limited,
         )
         return BackendV2Client(
-            config=self.config, sleep=self._sleep, clock=self._monotonic, pacer=self._pacer
+            config=self.config, sleep=self._sleep, clock=self._monotonic, pacer=self._pacer,
+            response_mode=self.params.response_mode,
         )
 
     def _rate_limited(self, wait: float) -> None:
