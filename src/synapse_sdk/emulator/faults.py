@@ -123,6 +123,10 @@ class FaultProfile:
     * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
     * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
       any response, half cut mid-body), decided per (request identity, attempt).
+    * ``original_drop_rate`` — chance that a download of an original file (``/storage/``,
+      ``/v2/files/``) is cut after a part of its body (a quarter to three quarters, at least
+      one byte), decided per (request identity, attempt): a client resuming with ``Range``
+      gets further each time.
     * ``gateway_error_rate`` — chance that a request is answered by the gateway in front of the
       backend instead: 502, 503, 504 or Cloudflare's 520/524, with an HTML body (what the real
       backend's clients see), decided per (request identity, attempt).
@@ -141,6 +145,7 @@ class FaultProfile:
     latency: tuple[float, float] = (0.0, 0.0)
     drop_rate: float = 0.0
     gateway_error_rate: float = 0.0
+    original_drop_rate: float = 0.0
     unknown_ids: str = "drop"
     name: str | None = field(default=None, compare=False)
 
@@ -148,7 +153,11 @@ class FaultProfile:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"FaultProfile.seed must be an int, got {type(self.seed).__name__}")
         for rate_name in (
-            "partial_failure_rate", "permanent_failure_rate", "drop_rate", "gateway_error_rate"
+            "partial_failure_rate",
+            "permanent_failure_rate",
+            "drop_rate",
+            "gateway_error_rate",
+            "original_drop_rate",
         ):
             object.__setattr__(self, rate_name, _rate(rate_name, getattr(self, rate_name)))
         object.__setattr__(self, "rate_limit", _rate_limit(self.rate_limit))
@@ -243,6 +252,7 @@ class FaultProfile:
             and self.latency == (0.0, 0.0)
             and self.drop_rate == 0
             and self.gateway_error_rate == 0
+            and self.original_drop_rate == 0
         )
 
     def describe(self, language: str = "en") -> str:
@@ -269,6 +279,8 @@ class FaultProfile:
             bits.append(words["drops"].format(f"{self.drop_rate:.1%}"))
         if self.gateway_error_rate:
             bits.append(words["gateway"].format(f"{self.gateway_error_rate:.1%}"))
+        if self.original_drop_rate:
+            bits.append(words["original_drops"].format(f"{self.original_drop_rate:.1%}"))
         return f"{self.name or 'custom'} ({'; '.join(bits)})"
 
     # -- decisions -----------------------------------------------------------------------
@@ -298,6 +310,14 @@ class FaultProfile:
             return None
         pick = decide(self.seed, "gateway-status", request_key, attempt)
         return GATEWAY_STATUSES[int(pick * len(GATEWAY_STATUSES))]
+
+    def original_cut(self, request_key: str, attempt: int) -> float | None:
+        """The fraction of its body (0.25-0.75) after which this download attempt of an
+        original file is cut, or None to serve it whole."""
+        rate = self.original_drop_rate
+        if rate <= 0 or decide(self.seed, "original-drop", request_key, attempt) >= rate:
+            return None
+        return 0.25 + 0.5 * decide(self.seed, "original-cut", request_key, attempt)
 
     def latency_for(self, request_key: str, attempt: int) -> float:
         """Seconds of latency to add to this request attempt."""
@@ -342,6 +362,7 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "permanent_failure_rate": float,
     "drop_rate": float,
     "gateway_error_rate": float,
+    "original_drop_rate": float,
     "rate_limit": _parse_rate_limit,
     "latency": _parse_span,
     "outages": _parse_outages,
@@ -358,6 +379,7 @@ _DESCRIBE_EN = {
     "latency": "latency {} ms",
     "drops": "{} dropped connections",
     "gateway": "{} gateway errors",
+    "original_drops": "{} original downloads cut mid-body",
 }
 _DESCRIBE_KO = {
     "clean": "장애 없음",
@@ -368,6 +390,7 @@ _DESCRIBE_KO = {
     "latency": "지연 {} ms",
     "drops": "연결 끊김 {}",
     "gateway": "게이트웨이 오류 {}",
+    "original_drops": "원본 파일 다운로드 도중 끊김 {}",
 }
 
 #: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate
