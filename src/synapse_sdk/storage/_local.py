@@ -97,10 +97,16 @@ class StagedFile:
         """The MD5 (hex) of the bytes written, when asked for at creation."""
         return None if self._md5 is None else self._md5.hexdigest()
 
+    def flush(self) -> None:
+        """Hand the bytes written to the OS, so reading :attr:`path` sees them all."""
+        if not self._file.closed:
+            self._file.flush()
+
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes written (to sniff a file's type)."""
-        self._file.flush()
-        return os.pread(self._file.fileno(), size, 0)
+        self.flush()
+        with self.path.open("rb") as file:
+            return file.read(size)
 
     def finish(self, *, fsync: bool = True) -> None:
         """Flush (and fsync) the bytes and close the file; it stays under its temporary name."""

@@ -76,7 +76,9 @@ class OriginalFile:
 
     @property
     def path(self) -> Path:
-        """The local file holding the bytes (temporary: gone once stored or the item ends)."""
+        """The local file holding the bytes, every byte written (temporary: gone once stored
+        or the item ends)."""
+        self._staged.flush()
         return self._staged.path
 
     def head(self, size: int = _SNIFF_HEAD) -> bytes:
@@ -85,7 +87,6 @@ class OriginalFile:
 
     def read_bytes(self) -> bytes:
         """The whole file in memory (only for hooks that need bytes: it costs its size)."""
-        self._staged.finish(fsync=False)
         return self.path.read_bytes()
 
     def sniff(self) -> bytes:
