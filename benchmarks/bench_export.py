@@ -36,6 +36,20 @@ standard ``AWS_*`` variables with ``AWS_ENDPOINT_URL``). Printed: items/s and MB
 ratio S3/local, and a check that each output holds every record once. Needs the ``s3`` extra
 and moto (the dev dependencies); ``--no-s3`` skips it, ``--s3-only`` runs only it.
 
+**Streamed originals.** Two more runs of the export action, each worker in its own subprocess
+(the emulator serving the files stays in this process, so the worker's peak RSS is the
+exporter's alone):
+
+* *memory*: items whose originals are 1 GiB each (``Emulator(original_bytes=...)``, generated
+  and streamed), exported to local disk: the worker's peak RSS must stay under 150 MB however
+  large the files;
+* *throughput*: the streamed path against today's in-memory one on small demo originals (no
+  faults), alternating ``--rounds`` times: ``inmemory`` is the action with its save step
+  replaced by the old way (the whole body read by ``Transport.request``, checked, sniffed and
+  written from bytes), kept here only as the baseline. Printed: the median and best items/s
+  of each and the ratios streamed/in-memory (target >= 0.95). ``--no-originals`` skips both,
+  ``--originals-only`` runs only them.
+
 Usage::
 
     python benchmarks/bench_export.py            # 5 000 and 20 000 items (a few minutes)
@@ -53,6 +67,7 @@ import math
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,6 +167,43 @@ def ours_export(url: str, token: str, tenant: str, out: str, originals: bool) ->
     }
 
 
+def inmemory_export(url: str, token: str, tenant: str, out: str) -> dict[str, Any]:
+    """The baseline: the export action saving each original the old way, whole in memory."""
+    import hashlib
+
+    from synapse_sdk.clients._manifest import primary_file
+    from synapse_sdk.config import SDKConfig
+    from synapse_sdk.plugins.actions.export.action import ExportAction
+    from synapse_sdk.plugins.actions.export.exporter import ExportOutput
+    from synapse_sdk.plugins.actions.export.steps import ExportRecord
+
+    class InMemoryExport(ExportAction):
+        def _save_one(self, record: ExportRecord) -> tuple[str | None, bool] | None:
+            entry = primary_file(record.source)
+            assert entry is not None
+            response = self.v2_client.transport.request(
+                "GET", entry["url"], max_bytes=64 * 1024 * 1024, credentials=False
+            )
+            content = response.content
+            if len(content) != entry["file_size"]:
+                return ("size_mismatch", False)
+            if hashlib.sha1(content).hexdigest() != entry["checksum"]:
+                return ("checksum_mismatch", False)
+            record = record.with_saved_sha256(hashlib.sha256(content).hexdigest())
+            output = ExportOutput(self.storage)
+            name = record.original_name(content)
+            output.write(name, content)
+            self.exporter.save_as_json(record, name, output)
+            self._written[record.id] = output.written
+            return None
+
+    params: dict[str, Any] = {"out_dir": out, "target": RESOURCE, "page_size": LIST_PAGE}
+    config = SDKConfig(backend_url=url, token=token, tenant=tenant)
+    with InMemoryExport(params, config=config) as action:
+        summary = action.run()
+    return {"exported": summary.exported, "failed": summary.failed}
+
+
 def worker(args: argparse.Namespace) -> None:
     """Run one export in this (sub)process and print its figures as one JSON line."""
     token, tenant = os.environ["BENCH_TOKEN"], os.environ["BENCH_TENANT"]
@@ -162,6 +214,8 @@ def worker(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.worker == "ours":
         result = ours_export(args.url, token, tenant, args.out, args.originals)
+    elif args.worker == "inmemory":
+        result = inmemory_export(args.url, token, tenant, args.out)
     else:
         result = naive_export(args.url, token, tenant, Path(args.out), args.originals, args.pause)
     result["seconds"] = time.perf_counter() - started
@@ -316,6 +370,56 @@ def storage_comparison(items: int, args: argparse.Namespace) -> None:
     print(f"  S3 / local throughput: {ratio:.2f}x")
 
 
+def _files_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in (folder / RESOURCE).iterdir()) / 1e6
+
+
+def originals_memory(items: int, size: int, args: argparse.Namespace) -> None:
+    """Peak RSS of the export action's worker exporting ``items`` originals of ``size`` bytes."""
+    from synapse_sdk.emulator import Emulator
+
+    print(f"originals: {items} items of {size / 2**30:.2f} GiB each, streamed to local disk")
+    with tempfile.TemporaryDirectory(prefix="bench-big-") as out, Emulator(
+        items=items, seed=args.seed, faults="none", original_bytes=size
+    ) as emu:
+        env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
+        result = spawn_worker("ours", emu.url, out, env, args, originals=True)
+        written = _files_mb(Path(out))
+    print(
+        f"  exported {result['exported']}, failed {result['failed']}: {written:.0f} MB in "
+        f"{result['seconds']:.1f} s ({written / result['seconds']:.0f} MB/s), peak RSS "
+        f"{result['peak_rss_mb']:.1f} MB (target < 150 MB)",
+        flush=True,
+    )
+
+
+def originals_throughput(items: int, args: argparse.Namespace) -> None:
+    """The streamed path against the in-memory baseline on small originals, alternating."""
+    from synapse_sdk.emulator import Emulator
+
+    print(f"originals: streamed vs in-memory, {items} items with small originals, "
+          f"{args.rounds} rounds each (alternating)")
+    rates: dict[str, list[float]] = {"ours": [], "inmemory": []}
+    for round_number in range(args.rounds):
+        for side in ("inmemory", "ours") if round_number % 2 else ("ours", "inmemory"):
+            with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as out, Emulator(
+                items=items, seed=args.seed, faults="none"
+            ) as emu:
+                env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
+                result = spawn_worker(side, emu.url, out, env, args, originals=True)
+                missing, extra = check_output(Path(out), items)
+            if result["exported"] != items or missing or extra:
+                raise SystemExit(f"{side}: {result}, missing {missing}, extra {extra}")
+            rate = items / result["seconds"]
+            rates[side].append(rate)
+            print(f"  {side:<8} round {round_number + 1}: {rate:7.1f} items/s, peak RSS "
+                  f"{result['peak_rss_mb']:.1f} MB", flush=True)
+    for name, pick in (("median", statistics.median), ("best", max)):
+        ours, baseline = pick(rates["ours"]), pick(rates["inmemory"])
+        print(f"  {name}: streamed {ours:.1f} items/s, in-memory {baseline:.1f} items/s; "
+              f"streamed / in-memory: {ours / baseline:.3f}x (target >= 0.95x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 000 and 4 000 items")
@@ -329,7 +433,18 @@ def main() -> None:
                         help="items of the local vs S3 run (default 2000, --quick 500)")
     parser.add_argument("--no-s3", action="store_true", help="skip the local vs S3 run")
     parser.add_argument("--s3-only", action="store_true", help="only the local vs S3 run")
-    parser.add_argument("--worker", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-originals", action="store_true",
+                        help="skip the streamed-originals runs (memory, throughput)")
+    parser.add_argument("--originals-only", action="store_true",
+                        help="only the streamed-originals runs")
+    parser.add_argument("--big-bytes", type=int, default=2**30, metavar="N",
+                        help="size of each original of the memory run (default 1 GiB)")
+    parser.add_argument("--big-items", type=int, default=2, metavar="N",
+                        help="items of the memory run (default 2)")
+    parser.add_argument("--small-items", type=int, default=None, metavar="N",
+                        help="items of the streamed vs in-memory run (default 2000, --quick 500)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each side (default 3)")
+    parser.add_argument("--worker", choices=["ours", "naive", "inmemory"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -337,6 +452,11 @@ def main() -> None:
         worker(args)
         return
     storage_items = args.storage_items or (500 if args.quick else 2000)
+    small_items = args.small_items or (500 if args.quick else 2000)
+    if args.originals_only:
+        originals_memory(args.big_items, args.big_bytes, args)
+        originals_throughput(small_items, args)
+        return
     if args.s3_only:
         storage_comparison(storage_items, args)
         return
@@ -385,6 +505,9 @@ def main() -> None:
     print(f"  items lost or duplicated across all runs: {lost}")
     if not args.no_s3:
         storage_comparison(storage_items, args)
+    if not args.no_originals:
+        originals_memory(args.big_items, args.big_bytes, args)
+        originals_throughput(small_items, args)
 
 
 if __name__ == "__main__":

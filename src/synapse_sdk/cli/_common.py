@@ -244,3 +244,27 @@ def _peek_language(args: Sequence[str]) -> str:
         return resolve_language() if value is None else normalize_language(value)
     except ValueError:
         return "en"
+
+
+class ByteSize(click.ParamType[int, Any]):
+    """A size in bytes: a whole number, optionally with a binary unit ``K``, ``M``, ``G`` or
+    ``T`` (``KiB``/``KB``... too; 1 K = 1024): ``300M``, ``1G``, ``65536``. At least 1."""
+
+    name = "size"
+    _UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number, unit = value, ""
+        else:
+            text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+            unit = text[-1:] if text[-1:] in self._UNITS else ""
+            digits = text[: len(text) - len(unit)].strip()
+            if not digits.isdigit():
+                self.fail(f"{value!r} is not a size such as 65536, 300M or 1G", param, ctx)
+            number = int(digits)
+        size = number * self._UNITS[unit]
+        if size < 1:
+            self.fail(f"{value!r} must be at least 1 byte", param, ctx)
+        return size
+

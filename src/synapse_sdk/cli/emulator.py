@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from synapse_sdk.cli._common import ByteSize
+
 _POLL_SECONDS = 0.2
 _INTERRUPTED = 130  # the shell's exit status for a process ended by Ctrl-C (128 + SIGINT)
 
@@ -110,6 +112,14 @@ def emulator() -> None:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of data and faults.")
 @click.option(
+    "--original-bytes",
+    type=ByteSize(),
+    default=None,
+    help="Make every original file this size (65536, 300M, 1G; 1 K = 1024), generated from "
+    "the seed and streamed, never held in memory; its manifest gives file_size, no checksum "
+    "[default: small demo files].",
+)
+@click.option(
     "--faults",
     default="mild",
     show_default=True,
@@ -150,6 +160,7 @@ def serve(
     port: int,
     items: int,
     seed: int,
+    original_bytes: int | None,
     faults: str,
     token: str | None,
     allow_non_loopback: bool,
@@ -185,6 +196,7 @@ def serve(
             token=token,
             allow_non_loopback=allow_non_loopback,
             tls=tls,
+            original_bytes=original_bytes,
         )
     except ValueError as exc:
         raise click.ClickException(f"cannot start the emulator: {exc}") from exc
@@ -220,6 +232,7 @@ def serve(
                         "tenant": emu.tenant,
                         "items": items,
                         "seed": seed,
+                        "original_bytes": original_bytes,
                         "faults": faults,
                         **({"ca_file": emu.ca_file} if tls else {}),
                     }

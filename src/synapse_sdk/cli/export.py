@@ -23,6 +23,7 @@ import click
 
 from synapse_sdk.cli._common import (
     EXIT_USAGE,
+    ByteSize,
     SynapseCommand,
     cli_text,
     lang_option,
@@ -267,6 +268,20 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
 )
 @click.option("--seed", default=None, type=int, help="Seed of the embedded emulator [default: 0].")
 @click.option(
+    "--original-bytes",
+    type=ByteSize(),
+    default=None,
+    help="Make every original file of the embedded emulator this size (300M, 1G; 1 K = 1024), "
+    "streamed [default: small demo files].",
+)
+@click.option(
+    "--max-original-bytes",
+    type=ByteSize(),
+    default=None,
+    help="Refuse an original file larger than this (300M, 1G): that item fails with "
+    "response_too_large, the others go on [default: no bound; originals are streamed].",
+)
+@click.option(
     "--retry-rounds",
     default=6,
     show_default=True,
@@ -302,6 +317,8 @@ def export(
     faults: str | None,
     items: int | None,
     seed: int | None,
+    original_bytes: int | None,
+    max_original_bytes: int | None,
     retry_rounds: int,
     exporter_spec: str | None,
     response_mode: str,
@@ -317,7 +334,8 @@ def export(
     token = _check_token(token, labels)
     if backend is not None:
         given = [name for name, value in (("--faults", faults), ("--items", items),
-                                          ("--seed", seed)) if value is not None]
+                                          ("--seed", seed), ("--original-bytes", original_bytes))
+                 if value is not None]
         if given:
             raise click.UsageError(labels["emulator_only"].format(options=", ".join(given)))
         if not token:
@@ -328,13 +346,14 @@ def export(
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
-        emulator = _start_emulator(items, seed, faults, labels)
+        emulator = _start_emulator(items, seed, faults, original_bytes, labels)
         backend, token, tenant, token_kind = (
             emulator.url, emulator.token, emulator.tenant, "access"
         )
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, exporter, as_json, labels, response_mode,
+        "access", language, retry_rounds, max_original_bytes, exporter, as_json, labels,
+        response_mode,
     )
     try:
         code = _run(job, emulator)
@@ -362,7 +381,11 @@ def _load_exporter(spec: str) -> BaseExporter:
 
 
 def _start_emulator(
-    items: int | None, seed: int | None, faults: str | None, labels: dict[str, str]
+    items: int | None,
+    seed: int | None,
+    faults: str | None,
+    original_bytes: int | None,
+    labels: dict[str, str],
 ) -> Emulator:
     from synapse_sdk.emulator import DEFAULT_ITEMS
 
@@ -373,6 +396,7 @@ def _start_emulator(
             items=DEFAULT_ITEMS if items is None else items,
             seed=0 if seed is None else seed,
             faults="mild" if faults is None else faults,
+            original_bytes=original_bytes,
         ).start()
     except (OSError, RuntimeError, ValueError) as exc:
         raise click.ClickException(labels["no_emulator"].format(error=exc)) from exc
@@ -452,6 +476,7 @@ class _Job:
     token_kind: TokenKind
     language: str
     retry_rounds: int
+    max_original_bytes: int | None
     exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
@@ -517,6 +542,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
                 "language": language,
                 "retry_rounds": job.retry_rounds,
                 "response_mode": job.response_mode,
+                "max_original_bytes": job.max_original_bytes,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),

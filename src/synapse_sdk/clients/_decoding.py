@@ -16,6 +16,7 @@ and ``identity``; the SDK advertises only these (:data:`ACCEPT_ENCODING`). Anyth
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Final
 
 import httpx
@@ -85,14 +86,18 @@ class BoundedBody:
     Feed raw chunks to :meth:`take`; it returns True once the body is over its limit (stop
     reading: :attr:`exceeded` is set and :attr:`body` holds the first ``limit`` bytes). The raw
     bytes count against the same limit, so a declared or compressed size over it is over too.
+    With ``sink`` the decoded bytes are handed to it as they come (a streamed download) instead
+    of being kept: :attr:`body` is then empty.
 
     Raises (from :meth:`take`):
         httpx.DecodingError: an unsupported coding or bytes that are not valid for it.
     """
 
-    __slots__ = ("_chunks", "_layers", "exceeded", "limit", "raw_size", "size")
+    __slots__ = ("_chunks", "_layers", "_sink", "exceeded", "limit", "raw_size", "size")
 
-    def __init__(self, content_encoding: str, limit: int) -> None:
+    def __init__(
+        self, content_encoding: str, limit: int, *, sink: Callable[[bytes], None] | None = None
+    ) -> None:
         codings = [c.strip().lower() for c in content_encoding.split(",")]
         codings = [c for c in codings if c and c != "identity"]
         if len(codings) > MAX_LAYERS:
@@ -105,6 +110,7 @@ class BoundedBody:
         # The last coding listed was applied last: undo it first.
         self._layers = [_Layer(name) for name in reversed(codings)]
         self._chunks: list[bytes] = []
+        self._sink = sink
         self.limit = limit
         self.size = 0
         self.raw_size = 0
@@ -144,8 +150,12 @@ class BoundedBody:
         if len(data) > room:
             data = data[:room]
             self.exceeded = True
-        self._chunks.append(data)
         self.size += len(data)
+        if self._sink is not None:
+            if data:
+                self._sink(data)
+            return
+        self._chunks.append(data)
 
     @property
     def body(self) -> bytes:

@@ -94,6 +94,7 @@ import httpx
 
 from synapse_sdk.clients import _log_redaction
 from synapse_sdk.clients._decoding import ACCEPT_ENCODING, BoundedBody
+from synapse_sdk.clients._download import Downloaded, DownloadSink, RangeState
 from synapse_sdk.clients._network import attempt_limit, check_deadline, install, transports
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, find_envelope
@@ -109,7 +110,7 @@ from synapse_sdk.exceptions import (
     build_error,
     registry,
 )
-from synapse_sdk.retry import Retrying, remaining_time
+from synapse_sdk.retry import Retrying, decide_wait, remaining_time
 from synapse_sdk.retry_after import (
     RateLimitInfo,
     rate_limit_from_headers,
@@ -858,6 +859,9 @@ class _Call:
     certificate: ClientCertificate | None = None
     #: What the answer → error mapping needs to know about this call.
     context: ErrorContext | None = None
+    #: ``Accept`` and ``Accept-Encoding`` sent (a file download asks for any type, unencoded).
+    accept: str = "application/json"
+    accept_encoding: str = ACCEPT_ENCODING
 
     @property
     def idempotent(self) -> bool:
@@ -1106,8 +1110,8 @@ class _Core:
         headers = {
             **call.headers,
             "X-Correlation-ID": call.correlation_id,
-            "Accept": "application/json",
-            "Accept-Encoding": ACCEPT_ENCODING,
+            "Accept": call.accept,
+            "Accept-Encoding": call.accept_encoding,
         }
         if call.idempotency_key is not None:
             headers["Idempotency-Key"] = call.idempotency_key
@@ -1224,6 +1228,51 @@ class _Core:
         )
         self._log_error(call, error, status=response.status_code)
         raise error
+
+    def download_call(
+        self,
+        path: str,
+        *,
+        max_bytes: int | None,
+        headers: Mapping[str, str] | None,
+        context: ErrorContext | None,
+        credentials: bool,
+        correlation_id: str | None,
+    ) -> _Call:
+        """The GET call of a streamed download (any type, unencoded; ``max_bytes`` checked).
+
+        Raises:
+            ValueError: a bad ``path`` or ``max_bytes``.
+        """
+        call = self.new_call(
+            "GET",
+            path,
+            params=None,
+            json_body=None,
+            correlation_id=correlation_id,
+            idempotency_key=False,
+            max_bytes=max_bytes,
+        )
+        call = self.add_options(call, headers, None, context, credentials)
+        call.accept, call.accept_encoding = "*/*", "identity"
+        return call
+
+    def body_failed(
+        self, call: _Call, state: RangeState, exc: BaseException | None, failures: int
+    ) -> tuple[SynapError, float | None]:
+        """A download's body broke off (``exc``, or None: it ended short of its declared size):
+        the mapped error and the seconds to wait before resuming (None: give up), decided by
+        :func:`~synapse_sdk.retry.decide_wait` for consecutive failure ``failures``."""
+        if exc is None:
+            error: SynapError = ServiceUnavailableError(
+                f"GET {call.path}: the body ended after {state.offset} of {state.total} bytes",
+                correlation_id=call.correlation_id,
+            )
+            self._log_error(call, error, status=None)
+        else:
+            error = self.map_error(call, exc)
+        decision = decide_wait(self.policy, failures, error=error, rng=self.rng)
+        return error, None if decision.surface else decision.seconds
 
     def repr(self, cls: str) -> str:
         return (
@@ -1509,6 +1558,90 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
 
+    def download(
+        self,
+        path: str,
+        sink: DownloadSink,
+        *,
+        max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        context: ErrorContext | None = None,
+        credentials: bool = True,
+        correlation_id: str | None = None,
+    ) -> Downloaded:
+        """Stream the body of ``GET path`` into ``sink`` as it arrives (no body in memory).
+
+        The answer's head is retried like any call (:meth:`request`); a body that breaks off
+        resumes with ``Range: bytes=N-`` (a ``206`` must start at ``N``; a ``200`` restarts the
+        sink from byte 0), each wait decided by :func:`~synapse_sdk.retry.decide_wait` for the
+        consecutive failures without progress. ``max_bytes`` bounds the body (None: unbounded).
+        The attempt's ``TimeoutConfig.total`` bounds each head; the body is bounded by the read
+        timeout of each chunk. The other arguments are :meth:`request`'s.
+
+        Raises:
+            SynapError: the mapped error of the head, or of the body once resuming gives up;
+                ``BackendError`` ``response_too_large`` past ``max_bytes``,
+                ``malformed_response`` for a ``Content-Range`` that is not the range asked.
+            ValueError: a bad ``path`` or ``max_bytes``.
+            Exception: whatever ``sink`` raised, unchanged.
+        """
+        call = self._core.download_call(
+            path,
+            max_bytes=max_bytes,
+            headers=headers,
+            context=context,
+            credentials=credentials,
+            correlation_id=correlation_id,
+        )
+        state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
+        while True:
+            call.headers = {**base, **state.headers()}
+            response = self._retrying.call(self._open, call)
+            start, broken = state.offset, None
+            try:
+                state.begin(response)
+                for chunk in state.raw_chunks(response):
+                    state.take(chunk)
+            except _FOREIGN_ERRORS as exc:
+                broken = exc
+            finally:
+                response.close()
+            if broken is None and state.complete:
+                return state.result()
+            failures = 1 if state.offset > start else failures + 1
+            error, wait = self._core.body_failed(call, state, broken, failures)
+            if wait is None:
+                raise error from broken
+            if wait > 0:
+                (self._sleep or time.sleep)(wait)
+
+    def _open(self, call: _Call) -> httpx.Response:
+        """One attempt at a download's head: the open 2xx response (its body unread), or the
+        mapped error of an error answer."""
+        self._pace(call)
+        client = self._client_for(call)
+        try:
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(client, call)
+                response = client.send(request, stream=True)
+                if self._pacer is not None:
+                    self._pacer.after_response(call.path, response.status_code, response.headers)
+                if response.is_success:
+                    return response
+                try:
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        for chunk in response.iter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    response.close()
+        except _FOREIGN_ERRORS as exc:
+            raise self._core.map_error(call, exc) from exc
+        self._core.finish(call, read)  # raises the status's error
+        raise AssertionError("unreachable: an error answer raises")  # pragma: no cover
+
     def close(self) -> None:
         """Close the clients this transport created."""
         for client in self._owned_clients():
@@ -1596,6 +1729,75 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
+
+    async def download(
+        self,
+        path: str,
+        sink: DownloadSink,
+        *,
+        max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        context: ErrorContext | None = None,
+        credentials: bool = True,
+        correlation_id: str | None = None,
+    ) -> Downloaded:
+        """Async :meth:`Transport.download`: same arguments, same errors (``sink`` is written
+        synchronously)."""
+        call = self._core.download_call(
+            path,
+            max_bytes=max_bytes,
+            headers=headers,
+            context=context,
+            credentials=credentials,
+            correlation_id=correlation_id,
+        )
+        state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
+        while True:
+            call.headers = {**base, **state.headers()}
+            response = await self._retrying.acall(self._open, call)
+            start, broken = state.offset, None
+            try:
+                state.begin(response)
+                async for chunk in state.araw_chunks(response):
+                    state.take(chunk)
+            except _FOREIGN_ERRORS as exc:
+                broken = exc
+            finally:
+                await response.aclose()
+            if broken is None and state.complete:
+                return state.result()
+            failures = 1 if state.offset > start else failures + 1
+            error, wait = self._core.body_failed(call, state, broken, failures)
+            if wait is None:
+                raise error from broken
+            if wait > 0:
+                await (self._sleep or _asyncio_sleep())(wait)
+
+    async def _open(self, call: _Call) -> httpx.Response:
+        """Async :meth:`Transport._open`."""
+        await self._pace(call)
+        client = self._client_for(call)
+        try:
+            with attempt_limit(self._core.attempt_total()):
+                request = self._core.build_request(client, call)
+                response = await client.send(request, stream=True)
+                if self._pacer is not None:
+                    self._pacer.after_response(call.path, response.status_code, response.headers)
+                if response.is_success:
+                    return response
+                try:
+                    read = self._core.start_read(call, response)
+                    if not read.complete:
+                        async for chunk in response.aiter_raw():
+                            check_deadline()
+                            if read.take(chunk):
+                                break
+                finally:
+                    await response.aclose()
+        except _FOREIGN_ERRORS as exc:
+            raise self._core.map_error(call, exc) from exc
+        self._core.finish(call, read)  # raises the status's error
+        raise AssertionError("unreachable: an error answer raises")  # pragma: no cover
 
     async def aclose(self) -> None:
         """Close the clients this transport created."""

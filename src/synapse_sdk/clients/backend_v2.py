@@ -72,6 +72,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from synapse_sdk.clients._download import Downloaded, DownloadSink
 from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.clients._transport import (
     AsyncSleep,
@@ -110,6 +111,7 @@ __all__ = [
     "Jobs",
     "Page",
     "Resource",
+    "SavedOriginal",
     "rate_limited_paths",
     "sort_answer",
     "succeeded_items",
@@ -653,14 +655,16 @@ class _Original:
             correlation_id=correlation_id,
         )
 
-    def limit(self, max_bytes: object) -> int:
-        """The byte bound for the download.
+    def limit(self, max_bytes: object, default: int | None) -> int | None:
+        """The byte bound for the download: ``max_bytes``, else ``default`` (None: none).
 
         Raises:
-            ValueError: ``max_bytes`` is not a positive int.
+            ValueError: ``max_bytes`` is not a positive int or None.
             BackendError: ``response_too_large``; the declared size is over the bound.
         """
-        limit = DEFAULT_MAX_ORIGINAL_BYTES if max_bytes is None else max_bytes
+        limit = default if max_bytes is None else max_bytes
+        if limit is None:
+            return None
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         if self.size is not None and self.size > limit:
@@ -671,37 +675,96 @@ class _Original:
             )
         return limit
 
-    def check(self, response: Response) -> bytes:
-        """The downloaded bytes, if their size and digest match the item's (without a size:
-        if their length matches the answer's ``Content-Length``).
+    def checked(self, sink: DownloadSink) -> _CheckedSink:
+        """``sink`` behind a sink that counts and hashes the bytes on their way to it."""
+        return _CheckedSink(self, sink)
+
+    def verify(self, checked: _CheckedSink, downloaded: Downloaded) -> SavedOriginal:
+        """What was saved, if its size and digest match the item's (without a size: if its
+        length matches the ``Content-Length`` or ``Content-Range`` total).
 
         Raises:
             BackendError: ``size_mismatch`` or ``checksum_mismatch`` (not retried: the backend
                 serves this file wrong), carrying the item id in ``failed_ids``.
         """
-        content = response.content
-        expected = self.size
-        declared = response.headers.get("content-length")
-        if expected is None and declared is not None and declared.isdigit() and (
-            "content-encoding" not in response.headers
-        ):
-            expected = int(declared)
-        if expected is not None and len(content) != expected:
+        expected = self.size if self.size is not None else downloaded.total
+        correlation_id = downloaded.correlation_id
+        if expected is not None and checked.size != expected:
             raise self._error(
-                "size_mismatch",
-                f"has {len(content)} bytes, expected {expected}",
-                response.correlation_id,
+                "size_mismatch", f"has {checked.size} bytes, expected {expected}", correlation_id
             )
         if self.digest is not None:
-            actual = hashlib.new(self.algorithm, content).hexdigest()
+            actual = checked.item_digest()
             if actual != self.digest:
                 name = "SHA-1" if self.algorithm == "sha1" else "SHA-256"
                 raise self._error(
                     "checksum_mismatch",
                     f"has {name} {actual}, the item declares {self.digest}",
-                    response.correlation_id,
+                    correlation_id,
                 )
-        return content
+        return SavedOriginal(
+            checked.size, checked.sha256.hexdigest(), downloaded.resumes, downloaded.restarts
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SavedOriginal:
+    """An original file downloaded into a sink and checked: its size, its SHA-256 (hex), and
+    how many times its download resumed with ``Range`` or started over from byte 0."""
+
+    size: int
+    sha256: str
+    resumes: int = 0
+    restarts: int = 0
+
+
+class _CheckedSink:
+    """Counts and hashes (SHA-256, and the item's own algorithm) what goes to ``sink``; bytes
+    past the item's declared size are refused at once (``size_mismatch``)."""
+
+    def __init__(self, original: _Original, sink: DownloadSink) -> None:
+        self._original = original
+        self._sink = sink
+        self._reset()
+
+    def _reset(self) -> None:
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        own = self._original.digest is not None and self._original.algorithm != "sha256"
+        self._own = hashlib.new(self._original.algorithm) if own else None
+
+    def item_digest(self) -> str:
+        """The digest in the item's algorithm (hex)."""
+        return (self._own or self.sha256).hexdigest()
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        declared = self._original.size
+        if declared is not None and self.size > declared:
+            raise self._original._error(
+                "size_mismatch", f"has more than the {declared} bytes it declares", None
+            )
+        self.sha256.update(data)
+        if self._own is not None:
+            self._own.update(data)
+        self._sink.write(data)
+
+    def restart(self) -> None:
+        self._sink.restart()
+        self._reset()
+
+
+class _MemorySink:
+    """A download kept in memory (:meth:`BackendV2Client.download_original`)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def restart(self) -> None:
+        self.buffer.clear()
 
 
 class _ItemFailure(Exception):
@@ -1456,7 +1519,9 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
         (checked against ``file_size`` and the SHA-1 ``checksum`` when given, else against the
         answer's length), or our ``original`` block (size and SHA-256).
 
-        At most ``max_bytes`` (default :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read. A manifest
+        The file is held in memory: at most ``max_bytes`` (default
+        :data:`DEFAULT_MAX_ORIGINAL_BYTES`) are read; :meth:`download_original_to` streams a
+        file of any size into a sink instead. A manifest
         URL is presigned: it is fetched without the API's credentials, whatever its origin;
         for an ``original`` block they go only to the backend's own origin. A file on another
         origin must come over https, unless the backend itself is plain http on loopback.
@@ -1467,13 +1532,35 @@ class BackendV2Client(_ClientBase[Transport, Resource, httpx.Client, SyncSleep])
             BackendError: ``response_too_large``, ``size_mismatch`` or ``checksum_mismatch``
                 (``failed_ids`` = the item's id), or the transport's error for the download.
         """
+        sink = _MemorySink()
+        self.download_original_to(
+            item, sink, max_bytes=DEFAULT_MAX_ORIGINAL_BYTES if max_bytes is None else max_bytes
+        )
+        return bytes(sink.buffer)
+
+    def download_original_to(
+        self, item: Item, sink: DownloadSink, *, max_bytes: int | None = None
+    ) -> SavedOriginal:
+        """Stream ``item``'s original file into ``sink`` (see :meth:`download_original` for
+        which file, its checks and where credentials go), checking its size and digest on the
+        way, and return its size and SHA-256. A dropped connection resumes with ``Range``
+        (:meth:`Transport.download <synapse_sdk.clients._transport.Transport.download>`); a
+        server that ignores it makes ``sink`` start over. No bound unless ``max_bytes``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`download_original`.
+            BackendError: as :meth:`download_original` (``response_too_large`` past
+                ``max_bytes``); a ``size_mismatch`` as soon as more bytes come than declared.
+            Exception: whatever ``sink`` raised.
+        """
         original = _Original.of(item)
         original.check_origin(self._transport.base_url)
-        limit = original.limit(max_bytes)
-        response = self._transport.request(
-            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        limit = original.limit(max_bytes, None)
+        checked = original.checked(sink)
+        downloaded = self._transport.download(
+            original.url, checked, max_bytes=limit, credentials=original.credentials
         )
-        return original.check(response)
+        return original.verify(checked, downloaded)
 
     def close(self) -> None:
         """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""
@@ -1505,13 +1592,25 @@ class AsyncBackendV2Client(
 
     async def download_original(self, item: Item, *, max_bytes: int | None = None) -> bytes:
         """Async :meth:`BackendV2Client.download_original`: same arguments, same errors."""
+        sink = _MemorySink()
+        await self.download_original_to(
+            item, sink, max_bytes=DEFAULT_MAX_ORIGINAL_BYTES if max_bytes is None else max_bytes
+        )
+        return bytes(sink.buffer)
+
+    async def download_original_to(
+        self, item: Item, sink: DownloadSink, *, max_bytes: int | None = None
+    ) -> SavedOriginal:
+        """Async :meth:`BackendV2Client.download_original_to`: same arguments, same errors
+        (``sink`` is written synchronously)."""
         original = _Original.of(item)
         original.check_origin(self._transport.base_url)
-        limit = original.limit(max_bytes)
-        response = await self._transport.request(
-            "GET", original.url, max_bytes=limit, credentials=original.credentials
+        limit = original.limit(max_bytes, None)
+        checked = original.checked(sink)
+        downloaded = await self._transport.download(
+            original.url, checked, max_bytes=limit, credentials=original.credentials
         )
-        return original.check(response)
+        return original.verify(checked, downloaded)
 
     async def aclose(self) -> None:
         """Close the HTTP client this client created (a caller's ``http_client`` stays open)."""

@@ -114,6 +114,10 @@ class _Sender:
         #: up, then drop the connection (the ``stall`` fault); None: no stall.
         self.stall: float | None = None
         self.receive: Receive | None = None
+        #: Cut the body after this fraction of its ``Content-Length`` (an original's drop).
+        self.cut_fraction: float | None = None
+        self._cut_at: int | None = None
+        self._sent = 0
         self.remember_as: tuple[str, ...] | None = None
         self._dropped = False
         self._status = 0
@@ -127,6 +131,7 @@ class _Sender:
             self._status = int(message["status"])
             self._ctx.status = self._status
             self._headers = list(message.get("headers", []))
+            self._plan_cut()
             extra = [(b"x-request-id", self._ctx.request_id.encode())]
             extra.extend(self._ctx.rate_limit_headers)
             if self._ctx.correlation_id is not None:
@@ -141,6 +146,12 @@ class _Sender:
             if not more:
                 self._remember()
                 self._state.record(self._ctx)
+            if self._cut_at is not None and self._sent + len(body) >= self._cut_at:
+                cut = {"type": "http.response.body", "more_body": True}
+                await self._send({**cut, "body": body[: self._cut_at - self._sent]})
+                await self._drop()
+                return
+            self._sent += len(body)
             if self.truncate or self.stall is not None:
                 await self._send(
                     {
@@ -154,6 +165,15 @@ class _Sender:
                 await self._drop()
                 return
         await self._send(message)
+
+    def _plan_cut(self) -> None:
+        """Where to cut a success body of known length when told to (at least one byte in,
+        never at its end)."""
+        if self.cut_fraction is None or self._status not in (200, 206):
+            return
+        length = Headers(raw=self._headers).get("content-length", "")
+        if length.isdigit() and int(length) > 1:
+            self._cut_at = max(1, int(int(length) * self.cut_fraction))
 
     def _remember(self) -> None:
         if self.remember_as is None or self._status != 200:
@@ -285,6 +305,10 @@ class FaultGate:
                 ctx.faults.append(f"gateway_{gateway}")
                 await _gateway_page(gateway)(scope, receive, sender)
                 return
+            if policy is not _API:  # an original file's download
+                sender.cut_fraction = state.faults.original_cut(key, attempt)
+                if sender.cut_fraction is not None:
+                    ctx.faults.append("original_cut")
             drop = state.faults.drop(key, attempt)
             if drop is not None:
                 ctx.faults.append(drop)

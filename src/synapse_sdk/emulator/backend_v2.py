@@ -12,17 +12,17 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
 from synapse_sdk.emulator.state import SIGNED_URL_TTL, EmulatorState, RequestContext
-from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER
+from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER, Original
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
@@ -188,6 +188,26 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _body(original: Original, span: tuple[int, int] | None, headers: dict[str, str]) -> Response:
+    """An original file's answer: the whole file (200) or ``span`` of it (206); a streamed
+    original (``original_bytes``) is sent in chunks as generated, never held whole."""
+    start, end = (0, original.size - 1) if span is None else span
+    status = 200 if span is None else 206
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{original.size}"
+    if original.block is None:
+        return Response(original.content[start : end + 1], status_code=status, headers=headers,
+                        media_type=original.content_type)
+    headers["Content-Length"] = str(end + 1 - start)
+
+    async def pieces() -> AsyncIterator[bytes]:  # slicing a block is quick: no thread needed
+        for piece in original.chunks(start, end):
+            yield piece
+
+    return StreamingResponse(pieces(), status_code=status, headers=headers,
+                             media_type=original.content_type)
+
+
 def _invalid(ctx: RequestContext, field: str, message: str) -> Response:
     """The schema's 400 ``VALIDATION_ERROR``, naming the offending ``field``."""
     details = [{"field": field, "message": message}]
@@ -341,12 +361,10 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         _, original = _one_item(request, state.store.original)
         if isinstance(original, Response):
             return original
-        headers = {
-            "Content-Disposition": f'attachment; filename="{original.filename}"',
-            "ETag": f'"{original.sha256}"',
-            "X-Content-SHA256": original.sha256,
-        }
-        return Response(original.content, headers=headers, media_type=original.content_type)
+        headers = {"Content-Disposition": f'attachment; filename="{original.filename}"'}
+        if original.sha256 is not None:
+            headers |= {"ETag": f'"{original.sha256}"', "X-Content-SHA256": original.sha256}
+        return _body(original, None, headers)
 
     async def stored(request: Request) -> Response:
         """A presigned object-store URL: the signature is the only credential."""
@@ -361,19 +379,16 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         _, original = _one_item(request, state.store.original)
         if isinstance(original, Response):
             return original
-        content, size = original.content, len(original.content)
-        headers = {"Accept-Ranges": "bytes", "ETag": f'"{original.sha256}"'}
+        size = original.size
+        headers = {"Accept-Ranges": "bytes"}
+        if original.sha256 is not None:
+            headers["ETag"] = f'"{original.sha256}"'
         try:
             span = _byte_range(request.headers.get("range"), size)
         except ValueError as exc:
             headers["Content-Range"] = f"bytes */{size}"
             return error_response(ctx, 416, "RANGE_NOT_SATISFIABLE", str(exc), headers=headers)
-        if span is None:
-            return Response(content, headers=headers, media_type=original.content_type)
-        start, end = span
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return Response(content[start : end + 1], status_code=206, headers=headers,
-                        media_type=original.content_type)
+        return _body(original, span, headers)
 
     async def payload(request: Request) -> Response:
         """An externalized payload (a ``data`` wrapper's ``presigned_url``)."""

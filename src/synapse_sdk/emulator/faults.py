@@ -123,6 +123,10 @@ class FaultProfile:
     * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
     * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
       any response, half cut mid-body), decided per (request identity, attempt).
+    * ``original_drop_rate`` — chance that a download of an original file (``/storage/``,
+      ``/v2/files/``) is cut after a part of its body (a quarter to three quarters, at least
+      one byte), decided per (request identity, attempt): a client resuming with ``Range``
+      gets further each time.
     * ``gateway_error_rate`` — chance that a request is answered by the gateway in front of the
       backend instead: 502, 503, 504 or Cloudflare's 520/524, with an HTML body (what the real
       backend's clients see), decided per (request identity, attempt).
@@ -154,6 +158,7 @@ class FaultProfile:
     latency: tuple[float, float] = (0.0, 0.0)
     drop_rate: float = 0.0
     gateway_error_rate: float = 0.0
+    original_drop_rate: float = 0.0
     unknown_ids: str = "drop"
     inline_max_bytes: int | None = None
     truncated_no_url_rate: float = 0.0
@@ -339,6 +344,13 @@ class FaultProfile:
         ``payload_url_expired``) hits this item (and issue number ``more``)."""
         rate: float = getattr(self, f"{kind}_rate")
         return rate > 0 and decide(self.seed, kind, resource, item_id, *more) < rate
+    def original_cut(self, request_key: str, attempt: int) -> float | None:
+        """The fraction of its body (0.25-0.75) after which this download attempt of an
+        original file is cut, or None to serve it whole."""
+        rate = self.original_drop_rate
+        if rate <= 0 or decide(self.seed, "original-drop", request_key, attempt) >= rate:
+            return None
+        return 0.25 + 0.5 * decide(self.seed, "original-cut", request_key, attempt)
 
     def latency_for(self, request_key: str, attempt: int) -> float:
         """Seconds of latency to add to this request attempt."""
@@ -380,6 +392,7 @@ def _parse_outages(raw: str) -> tuple[tuple[float, float], ...]:
 #: The rates :meth:`FaultProfile.describe` words with one phrase each (in this order).
 _PHRASED_RATES = (
     "truncated_no_url_rate", "payload_corrupt_rate", "payload_url_expired_rate", "stall_rate",
+    "original_drop_rate",
 )
 #: The fields that are rates (validated alike; zero means the fault is off).
 _RATES = (
@@ -398,6 +411,7 @@ _SPEC_FIELDS: Mapping[str, Any] = {
     "permanent_failure_rate": float,
     "drop_rate": float,
     "gateway_error_rate": float,
+    "original_drop_rate": float,
     "rate_limit": _parse_rate_limit,
     "latency": _parse_span,
     "outages": _parse_outages,
@@ -425,6 +439,7 @@ _DESCRIBE_EN = {
     "payload_corrupt_rate": "{} corrupted payloads",
     "payload_url_expired_rate": "{} expired payload URLs",
     "stall_rate": "{} stalled answers",
+    "original_drop_rate": "{} original downloads cut mid-body",
 }
 _DESCRIBE_KO = {
     "clean": "장애 없음",
@@ -440,6 +455,7 @@ _DESCRIBE_KO = {
     "payload_corrupt_rate": "손상된 페이로드 {}",
     "payload_url_expired_rate": "만료된 페이로드 URL {}",
     "stall_rate": "응답 도중 멈춤 {}",
+    "original_drop_rate": "원본 파일 다운로드 도중 끊김 {}",
 }
 
 #: Named presets. ``mild`` is the CLI default: a few per cent of retryable item failures, a rate

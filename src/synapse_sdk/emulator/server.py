@@ -35,7 +35,12 @@ from synapse_sdk.emulator.state import (
     validate_tenant,
     validate_token,
 )
-from synapse_sdk.emulator.store import DEFAULT_ITEMS, Store, validate_items
+from synapse_sdk.emulator.store import (
+    DEFAULT_ITEMS,
+    Store,
+    validate_items,
+    validate_original_bytes,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +60,10 @@ class Emulator(ServedEmulator):
 
     * ``items`` — items per resource (tasks, assignments, ground truths); ``seed`` seeds the
       data and, when ``faults`` is a preset name, the faults too.
+    * ``original_bytes`` — make every item's original file this many bytes, generated from the
+      seed and streamed in chunks as it is served (honouring ``Range``), never held in memory;
+      its manifest entry gives ``file_size`` and no ``checksum`` (hashing it would cost more
+      than serving it). None (the default): small generated demo files.
     * ``faults`` — a :class:`FaultProfile`, a preset/spec string (``"mild"``), or None (no
       faults).
     * ``clock`` / ``sleep`` — the emulator clock (token bucket, outages, log times) and the sleep
@@ -99,6 +108,7 @@ class Emulator(ServedEmulator):
         allow_non_loopback: bool = False,
         log_limit: int | None = 200_000,
         tls: bool = False,
+        original_bytes: int | None = None,
     ) -> None:
         if not isinstance(tls, bool):
             raise TypeError(f"tls must be a bool, got {type(tls).__name__}")
@@ -120,6 +130,7 @@ class Emulator(ServedEmulator):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.items = validate_items(items)
+        self.original_bytes = validate_original_bytes(original_bytes)
         self.seed = seed
         self.faults = FaultProfile.resolve(faults, seed=seed)
         super().__init__(host=host, port=port)
@@ -137,7 +148,7 @@ class Emulator(ServedEmulator):
     # -- the lifecycle's hooks (see synapse_sdk.emulator._serving) -----------------------
 
     def _prepare(self) -> None:
-        store = Store(items=self.items, seed=self.seed)
+        store = Store(items=self.items, seed=self.seed, original_bytes=self.original_bytes)
         self._state = EmulatorState(
             store=store,
             faults=self.faults,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,9 +24,11 @@ __all__ = [
     "DEFAULT_ITEMS",
     "FILE_URL_PLACEHOLDER",
     "MAX_ITEMS",
+    "MAX_ORIGINAL_BYTES",
     "Original",
     "Store",
     "validate_items",
+    "validate_original_bytes",
 ]
 
 #: Items per resource when the caller does not say (so 2000 tasks, 2000 assignments and 2000
@@ -39,14 +42,64 @@ FILE_URL_PLACEHOLDER = "@signed-file-url@"
 _CACHE_SIZE = 4096
 
 
+#: A streamed original (``original_bytes``) is one seeded block repeated; its length is prime,
+#: so bytes served from a wrong offset never line up with the right ones.
+_BLOCK = 65_521
+#: Largest ``original_bytes`` (1 TiB).
+MAX_ORIGINAL_BYTES = 1 << 40
+
+
 @dataclass(frozen=True, slots=True)
 class Original:
-    """An item's original file as served by ``GET /v2/files/{resource}/{id}/original``."""
+    """An item's original file as served by ``GET /v2/files/{resource}/{id}/original``.
+
+    A generated demo file is ``content`` itself; a file of ``original_bytes`` (see
+    :class:`Store`) is never held whole: ``content`` is empty, the file is ``block`` repeated
+    up to ``size`` bytes, and its SHA-256 is not computed (None).
+    """
 
     content: bytes
     content_type: str
     filename: str
-    sha256: str
+    sha256: str | None
+    size: int = -1
+    block: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.content))
+
+    def chunks(self, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``start..end`` (inclusive), in pieces of at most 64 KiB."""
+        if self.block is None:
+            for at in range(start, end + 1, _BLOCK):
+                yield self.content[at : min(at + _BLOCK, end + 1)]
+            return
+        twice = self.block * 2
+        at = start
+        while at <= end:
+            offset = at % _BLOCK
+            piece = twice[offset : offset + min(_BLOCK, end + 1 - at)]
+            yield piece
+            at += len(piece)
+
+
+def validate_original_bytes(size: object) -> int | None:
+    """Return ``size`` if it is None or a valid original size; else ``TypeError``/``ValueError``."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"original_bytes must be an int, got {type(size).__name__}")
+    if not 1 <= size <= MAX_ORIGINAL_BYTES:
+        raise ValueError(f"original_bytes must be between 1 and {MAX_ORIGINAL_BYTES}, got {size}")
+    return size
+
+
+def _streamed(seed: int, resource: str, item_id: int, size: int) -> Original:
+    """The ``size``-byte original of an item, generated from the seed as it is served."""
+    block = random.Random(f"{seed}/{resource}/{item_id}/original").randbytes(_BLOCK)
+    return Original(b"", "application/octet-stream", f"{resource}-{item_id}.bin", None,
+                    size, block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +152,23 @@ def _check_resource(resource: str) -> str:
     return resource
 
 
-def _build(seed: int, resource: str, item_id: int) -> _Built:
+def _build(seed: int, resource: str, item_id: int, original_bytes: int | None = None) -> _Built:
     item = generate_item(seed, resource, item_id)
-    digest = hashlib.sha256(item.content).hexdigest()
+    if original_bytes is None:
+        original = Original(
+            item.content, item.content_type, item.filename, hashlib.sha256(item.content).hexdigest()
+        )
+        checksum: str | None = hashlib.sha1(item.content).hexdigest()  # SHA-1, like the platform
+    else:  # no checksum: hashing gigabytes per item would cost more than serving them
+        original, checksum = _streamed(seed, resource, item_id, original_bytes), None
+    entry: dict[str, Any] = {
+        "url": FILE_URL_PLACEHOLDER,
+        "file_name_original": original.filename,
+        "is_primary": True,
+        "file_size": original.size,
+    }
+    if checksum is not None:
+        entry["checksum"] = checksum
     body = {
         "id": item_id,
         "project_id": DEMO_PROJECT_ID,
@@ -109,15 +176,7 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
         "data": item.data,
         # The v2 API's file manifest; the url is signed per answer (see FILE_URL_PLACEHOLDER).
         # Ground truths get one too: our extension (the real bulk-data item has none).
-        "files_manifest": {
-            "original": {
-                "url": FILE_URL_PLACEHOLDER,
-                "file_name_original": item.filename,
-                "is_primary": True,
-                "file_size": len(item.content),
-                "checksum": hashlib.sha1(item.content).hexdigest(),  # SHA-1, like the platform
-            }
-        },
+        "files_manifest": {"original": entry},
     }
     listed = _slim(resource, item_id)
     if resource == "ground-truths":  # GroundTruthV2BulkData's own fields
@@ -125,18 +184,26 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
         body["classes"] = []
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     slim = json.dumps(listed, separators=(",", ":"))
-    return _Built(text, slim, Original(item.content, item.content_type, item.filename, digest))
+    return _Built(text, slim, original)
 
 
 class Store:
     """The demo project: ids ``1..items`` of each resource, built on demand from ``seed``.
 
-    Raises ``TypeError``/``ValueError`` for a bad ``items`` or ``seed``; the accessors raise
+    With ``original_bytes`` every item's original is that many bytes, generated from the seed
+    as it is served (:class:`Original`), its manifest entry giving ``file_size`` and no
+    ``checksum``.
+
+    Raises ``TypeError``/``ValueError`` for a bad ``items``, ``seed`` or ``original_bytes``;
+    the accessors raise
     ``ValueError`` for an unknown resource. Safe to call from several threads.
     """
 
-    def __init__(self, *, items: int = DEFAULT_ITEMS, seed: int = 0) -> None:
+    def __init__(
+        self, *, items: int = DEFAULT_ITEMS, seed: int = 0, original_bytes: int | None = None
+    ) -> None:
         self.items = validate_items(items)
+        self.original_bytes = validate_original_bytes(original_bytes)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed
@@ -153,7 +220,8 @@ class Store:
             if built is not None:
                 self._cache.move_to_end(key)
                 return built
-        built = _build(self.seed, resource, item_id)  # outside the lock: pure and deterministic
+        # Outside the lock: pure and deterministic.
+        built = _build(self.seed, resource, item_id, self.original_bytes)
         with self._lock:
             self._cache[key] = built
             if len(self._cache) > _CACHE_SIZE:
@@ -224,7 +292,7 @@ class Store:
         hasher = hashlib.sha256()
         for resource in sorted(RESOURCES):
             for item_id in range(1, self.items + 1):
-                built = _build(self.seed, resource, item_id)
+                built = _build(self.seed, resource, item_id, self.original_bytes)
                 hasher.update(f"{resource}\x1f{built.body}\x1f{built.original.sha256}\x1e".encode())
         return hasher.hexdigest()
 

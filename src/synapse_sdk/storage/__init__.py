@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any, Final, TypeVar
 from synapse_sdk.storage._local import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
+    StagedFile,
     atomic_write,
     clean_temp_files,
     fsync_dir,
@@ -53,6 +55,7 @@ __all__ = [
     "FsspecStorage",
     "ListedObject",
     "LocalStorage",
+    "StagedFile",
     "Storage",
     "StorageAccessDeniedError",
     "StorageError",
@@ -137,6 +140,26 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def stage(self, name: str) -> StagedFile:
+        """A :class:`StagedFile` to fill (e.g. with a streamed download) before
+        :meth:`commit` stores it as ``<root>/<name>``: local disk stages it in the folder
+        itself, other storages in a local temporary folder.
+
+        Raises:
+            OSError: the temporary file cannot be created.
+        """
+
+    @abstractmethod
+    def commit(self, staged: StagedFile, name: str) -> StoredObject:
+        """Store ``staged`` as ``<root>/<name>``, all of it or nothing (local disk: fsync and
+        rename; object store: one put, or a multipart upload completed only when whole); the
+        staged file is gone afterwards, stored or not.
+
+        Raises:
+            OSError: local disk. StorageError: non-local.
+        """
+
+    @abstractmethod
     def read(self, name: str) -> bytes:
         """The bytes of ``<root>/<name>``.
 
@@ -186,6 +209,13 @@ class LocalStorage(Storage):
     def write(self, name: str, data: bytes) -> StoredObject:
         atomic_write(self.path / name, data)
         return StoredObject(name, len(data), None)
+
+    def stage(self, name: str) -> StagedFile:
+        return StagedFile(self.path, name)
+
+    def commit(self, staged: StagedFile, name: str) -> StoredObject:
+        staged.commit(self.path / name)
+        return StoredObject(name, staged.size, None)
 
     def read(self, name: str) -> bytes:
         return (self.path / name).read_bytes()
@@ -244,6 +274,20 @@ class FsspecStorage(Storage):
         self._call("write", lambda: self.fs.pipe_file(path, bytes(data)))
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         return StoredObject(name, len(data), md5)
+
+    def stage(self, name: str) -> StagedFile:
+        return StagedFile(tempfile.gettempdir(), name, md5=True)
+
+    def commit(self, staged: StagedFile, name: str) -> StoredObject:
+        path = f"{self.root}/{name}"
+        try:
+            staged.finish(fsync=False)
+            # s3fs: one put below 2 parts, else a multipart upload it completes only when whole
+            # (and aborts on failure): never a partial object under the key.
+            self._call("write", lambda: self.fs.put_file(str(staged.path), path))
+        finally:
+            staged.discard()
+        return StoredObject(name, staged.size, staged.md5)
 
     def read(self, name: str) -> bytes:
         path = f"{self.root}/{name}"

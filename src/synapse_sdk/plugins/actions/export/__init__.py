@@ -1,7 +1,11 @@
 """The export action category: its log message codes, its failure classifier, and the
 exporter hooks plugins subclass (:class:`BaseExporter`)."""
 
-from synapse_sdk.plugins.actions.export.exporter import BaseExporter, ExportOutput
+from synapse_sdk.plugins.actions.export.exporter import (
+    BaseExporter,
+    ExportOutput,
+    OriginalFile,
+)
 from synapse_sdk.plugins.actions.export.failure_classifier import (
     EXPORT_FAILURES,
     EXPORT_RETRY_SEMANTICS,
@@ -15,5 +19,6 @@ __all__ = [
     "BaseExporter",
     "ExportLogMessageCode",
     "ExportOutput",
+    "OriginalFile",
     "classify_export_error",
 ]

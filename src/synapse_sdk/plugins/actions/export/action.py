@@ -90,6 +90,7 @@ from synapse_sdk.plugins.actions.export.exporter import (
     BaseExporter,
     ExporterHookError,
     ExportOutput,
+    OriginalFile,
     convert_with,
 )
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
@@ -102,13 +103,13 @@ from synapse_sdk.plugins.actions.export.steps import (
     chunked,
     item_filename,
     name_key,
-    sha256_hex,
 )
 from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.retry import Retrying, decide_wait
 from synapse_sdk.storage import (
     ListedObject,
+    StagedFile,
     Storage,
     StoredObject,
     default_state_dir,
@@ -120,7 +121,7 @@ from synapse_sdk.storage.index import ObjectIndex
 from synapse_sdk.telemetry import record_export
 
 if TYPE_CHECKING:
-    from synapse_sdk.clients.backend_v2 import BackendV2Client
+    from synapse_sdk.clients.backend_v2 import BackendV2Client, SavedOriginal
 
 __all__ = [
     "JOB_FOLDER",
@@ -214,7 +215,10 @@ class ExportParams(BaseModel):
       default 6: retries ride along in full requests, so they cost little);
       ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
       each time up to the retry policy's ``backoff_max``;
-    * ``originals`` — download each item's original file beside its JSON (default yes);
+    * ``originals`` — download each item's original file beside its JSON (default yes),
+      streamed to the storage (never whole in memory, any size);
+      ``max_original_bytes`` — refuse an original larger than this (that item fails with
+      ``response_too_large``; default: no bound);
     * ``workers`` — concurrent downloads and writes per chunk (1-32);
     * ``response_mode`` — how bulk answers carry each item's data: ``inline`` (default) or
       ``presigned`` (the client downloads each payload from its presigned URL).
@@ -237,6 +241,7 @@ class ExportParams(BaseModel):
     retry_rounds: int = Field(default=6, ge=0, le=10)
     retry_delay: float = Field(default=0.25, ge=0.0, le=300.0)
     originals: bool = True
+    max_original_bytes: int | None = Field(default=None, ge=1)
     workers: int = Field(default=4, ge=1, le=32)
     response_mode: Literal["inline", "presigned"] = "inline"
 
@@ -983,29 +988,55 @@ class ExportAction(BaseAction[ExportParams]):
         error (its classified code). Authentication, disk and permanent storage errors propagate
         and fail the save step.
         """
-        content: bytes | None = None
-        if self.params.originals and record.has_original:
-            try:
-                content = self.v2_client.download_original(dict(record.source))
-            except SynapTransientError as exc:
-                return (getattr(exc, "error_code", None) or exc.code, True)
-            except BackendError as exc:
-                if isinstance(exc, AuthenticationError):
-                    raise
-                return (exc.error_code or exc.code, False)
-            except Exception as exc:
-                code = _item_fault(exc)
-                if code is None:
-                    raise
-                return (code, False)
-            # A v2 manifest gives a SHA-1: the record keeps the SHA-256 of the bytes saved.
-            record = record.with_saved_sha256(sha256_hex(content))
+        with contextlib.ExitStack() as stack:
+            original: OriginalFile | None = None
+            if self.params.originals and record.has_original:
+                # Streamed to a staged file (the output folder on local disk): a failed or
+                # killed download leaves nothing under the final name.
+                staged = stack.enter_context(self.storage.stage(record.json_name))
+                outcome = self._download(record, staged)
+                if isinstance(outcome, tuple):
+                    return outcome
+                original = OriginalFile(staged, outcome)
+                # A v2 manifest gives a SHA-1: the record keeps the SHA-256 of the bytes saved.
+                record = record.with_saved_sha256(outcome.sha256)
+            return self._save_files(record, original)
+
+    def _download(
+        self, record: ExportRecord, staged: StagedFile
+    ) -> SavedOriginal | tuple[str, bool]:
+        """Stream the record's original into ``staged``: what was saved, or ``(code,
+        retryable)`` saying why the item is not saved (see :meth:`_save_one`)."""
+        try:
+            return self.v2_client.download_original_to(
+                dict(record.source), staged, max_bytes=self.params.max_original_bytes
+            )
+        except SynapTransientError as exc:
+            return (getattr(exc, "error_code", None) or exc.code, True)
+        except BackendError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            return (exc.error_code or exc.code, False)
+        except Exception as exc:
+            code = _item_fault(exc)
+            if code is None:
+                raise
+            return (code, False)
+
+    def _save_files(
+        self, record: ExportRecord, original: OriginalFile | None
+    ) -> tuple[str | None, bool] | None:
+        """Run the save hooks for a record whose original (if any) is staged: None when done,
+        else ``(code, retryable)`` (see :meth:`_save_one`)."""
         output = ExportOutput(self.storage)
-        hook = "save_original_file"
+        exporter = type(self.exporter)
+        streamed = exporter.save_original is not BaseExporter.save_original
+        bytes_api = exporter.save_original_file is not BaseExporter.save_original_file
+        hook = "save_original_file" if bytes_api and not streamed else "save_original"
         try:
             original_name = (
-                None if content is None
-                else self.exporter.save_original_file(record, content, output)
+                None if original is None
+                else self.exporter.save_original(record, original, output)
             )
             hook = "save_as_json"
             self.exporter.save_as_json(record, original_name, output)

@@ -4,11 +4,15 @@
 :class:`~synapse_sdk.plugins.actions.export.action.ExportAction` in this order::
 
     per item (convert step):  before_convert(item) -> convert_data(item) -> after_convert(record)
-    per item (save step):     save_original_file(record, content, output)   (when it has one)
+    per item (save step):     save_original(record, original, output)       (when it has one)
                               save_as_json(record, original_name, output)
     once, at the end:         additional_file_saving(output)
 
-The defaults reproduce the SDK's own output byte for byte. Hooks run inside the export's
+The defaults reproduce the SDK's own output byte for byte. Originals are streamed: the file is
+downloaded to a staged :class:`OriginalFile` (on local disk, never whole in memory) and
+``save_original`` stores it (:meth:`ExportOutput.commit`). A plugin written for the bytes API
+that overrides ``save_original_file(record, content, output)`` keeps working: the default
+``save_original`` then reads the file into memory and calls it. Hooks run inside the export's
 guarantees: an exception in a per-item hook fails that item (with the code
 ``classify_export_error`` gives the hook's error, the chain kept on an
 :class:`ExporterHookError`), never the run, unless every item keeps failing (a broken plugin:
@@ -22,8 +26,9 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from synapse_sdk.plugins.actions.export.steps import (
     ExportRecord,
@@ -31,9 +36,66 @@ from synapse_sdk.plugins.actions.export.steps import (
     default_record,
     record_for,
 )
-from synapse_sdk.storage import Storage, StoredObject
+from synapse_sdk.storage import StagedFile, Storage, StoredObject
 
-__all__ = ["BaseExporter", "ExportOutput", "ExporterHookError", "convert_with", "load_exporter"]
+if TYPE_CHECKING:
+    from synapse_sdk.clients.backend_v2 import SavedOriginal
+
+__all__ = [
+    "BaseExporter",
+    "ExportOutput",
+    "ExporterHookError",
+    "OriginalFile",
+    "convert_with",
+    "load_exporter",
+]
+
+#: A staged original whose first bytes look like JSON is read whole to sniff it up to this
+#: size; a larger one is named from its first bytes alone (``txt``).
+SNIFF_WHOLE_BYTES: Final = 64 * 1024 * 1024
+_SNIFF_HEAD: Final = 4096
+
+
+class OriginalFile:
+    """An item's original file, downloaded and checked, staged until a hook stores it.
+
+    :attr:`path` is a local file (read it in chunks, hash it, transcode it); :attr:`size` and
+    :attr:`sha256` are what was downloaded. :meth:`ExportOutput.commit` stores it without
+    reading it into memory; :meth:`read_bytes` reads it whole (the bytes API).
+    """
+
+    def __init__(self, staged: StagedFile, saved: SavedOriginal) -> None:
+        self._staged = staged
+        self.size = saved.size
+        self.sha256 = saved.sha256
+
+    @property
+    def staged(self) -> StagedFile:
+        """The staged file (what :meth:`ExportOutput.commit` stores)."""
+        return self._staged
+
+    @property
+    def path(self) -> Path:
+        """The local file holding the bytes, every byte written (temporary: gone once stored
+        or the item ends)."""
+        self._staged.flush()
+        return self._staged.path
+
+    def head(self, size: int = _SNIFF_HEAD) -> bytes:
+        """The first ``size`` bytes."""
+        return self._staged.head(size)
+
+    def read_bytes(self) -> bytes:
+        """The whole file in memory (only for hooks that need bytes: it costs its size)."""
+        return self.path.read_bytes()
+
+    def sniff(self) -> bytes:
+        """The bytes to sniff the file's type from: the first 4 KiB, or the whole file when
+        it may be JSON and is at most :data:`SNIFF_WHOLE_BYTES` (JSON is proven by parsing)."""
+        head = self.head()
+        if head.lstrip()[:1] in (b"{", b"[") and self.size <= SNIFF_WHOLE_BYTES:
+            return self.read_bytes()
+        return head
 
 
 class ExporterHookError(Exception):
@@ -74,10 +136,17 @@ class ExportOutput:
             TypeError: ``data`` is not bytes.
             OSError / StorageError: the storage failed (also kept in :attr:`failure`).
         """
+        self._check_name(name)
+        self._store(lambda: self._storage.write(name, data))
+
+    @staticmethod
+    def _check_name(name: str) -> None:
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"an output file name must be a plain name, got {name!r}")
+
+    def _store(self, store: Callable[[], StoredObject]) -> None:
         try:
-            stored = self._storage.write(name, data)
+            stored = store()
         except Exception as exc:
             with self._lock:
                 if self.failure is None:
@@ -85,6 +154,18 @@ class ExportOutput:
             raise
         with self._lock:
             self.written.append(stored)
+
+    def commit(self, name: str, original: OriginalFile) -> None:
+        """Store a staged original as ``name`` under the output, whole or not at all, without
+        reading it into memory (local disk: rename; object store: one put or a multipart upload
+        completed only when whole).
+
+        Raises:
+            ValueError: ``name`` is not a plain file name.
+            OSError / StorageError: the storage failed (also kept in :attr:`failure`).
+        """
+        self._check_name(name)
+        self._store(lambda: self._storage.commit(original.staged, name))
 
     def read(self, name: str) -> bytes:
         """The bytes of a file under the output (for aggregate files).
@@ -115,6 +196,7 @@ class BaseExporter:
         "before_convert",
         "convert_data",
         "after_convert",
+        "save_original",
         "save_original_file",
         "save_as_json",
         "additional_file_saving",
@@ -133,11 +215,25 @@ class BaseExporter:
         """The record after conversion; return it (or a changed copy)."""
         return data
 
+    def save_original(
+        self, record: ExportRecord, original: OriginalFile, output: ExportOutput
+    ) -> str | None:
+        """Store the item's original file, streamed (:class:`OriginalFile`); return its name
+        (written into the JSON record), or None to store none. By default ``<id>.<ext>``
+        (``<id>.original.json`` for JSON), stored without reading it into memory; an exporter
+        that overrides :meth:`save_original_file` (the bytes API) gets it called instead."""
+        if type(self).save_original_file is not BaseExporter.save_original_file:
+            return self.save_original_file(record, original.read_bytes(), output)
+        name = record.original_name(original.sniff)
+        output.commit(name, original)
+        return name
+
     def save_original_file(
         self, record: ExportRecord, content: bytes, output: ExportOutput
     ) -> str | None:
-        """Store the item's original file; return its name (written into the JSON record), or
-        None to store none. By default ``<id>.<ext>`` (``<id>.original.json`` for JSON)."""
+        """The bytes API of :meth:`save_original` (the published SDK's): store the item's
+        original file from its bytes, held in memory; return its name, or None to store none.
+        Override :meth:`save_original` instead for files of any size."""
         name = record.original_name(content)
         output.write(name, content)
         return name

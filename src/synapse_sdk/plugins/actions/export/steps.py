@@ -173,13 +173,17 @@ def name_key(item_id: ItemId) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
 
 
-def original_extension(item: Mapping[str, Any], content: bytes | None = None) -> str:
-    """The extension for an item's original file. Never raises.
+def original_extension(
+    item: Mapping[str, Any], content: bytes | Callable[[], bytes] | None = None
+) -> str:
+    """The extension for an item's original file. Never raises but for ``content``'s errors.
 
     From the ``file_name_original`` of the primary ``files_manifest`` entry, else the item's
     ``original`` block (``ext``/``extension``, else the last segment of
     ``filename``/``name``/``url`` when it has one), else sniffed from the file's first bytes
-    (PNG, JPEG, GIF, PDF, ZIP, JSON, UTF-8 text), else ``bin``.
+    (PNG, JPEG, GIF, PDF, ZIP, JSON, UTF-8 text), else ``bin``. ``content`` is the file's
+    bytes, or a callable giving the bytes to sniff (called only when sniffing is needed: a
+    streamed file is not read back otherwise).
     """
     entry = primary_file(item)
     name = entry.get("file_name_original") if entry is not None else None
@@ -201,7 +205,9 @@ def original_extension(item: Mapping[str, Any], content: bytes | None = None) ->
                 _, dot, ext = value.rsplit("/", 1)[-1].rpartition(".")
                 if dot and _EXTENSION.fullmatch(ext):
                     return ext.lower()
-    return _sniff_extension(content) if content is not None else _DEFAULT_EXTENSION
+    if content is None:
+        return _DEFAULT_EXTENSION
+    return _sniff_extension(content() if callable(content) else content)
 
 
 _MAGIC: Final = (
@@ -255,9 +261,10 @@ class ExportRecord:
     original_sha256: str | None
     source: Mapping[str, Any]
 
-    def original_name(self, content: bytes | None = None) -> str:
-        """``<id>.<ext>``, the extension from the item or sniffed from ``content``; an original
-        that is itself JSON is ``<id>.original.json``, beside the record's ``<id>.json``."""
+    def original_name(self, content: bytes | Callable[[], bytes] | None = None) -> str:
+        """``<id>.<ext>``, the extension from the item or sniffed from ``content`` (the bytes,
+        or a callable giving them: see :func:`original_extension`); an original that is itself
+        JSON is ``<id>.original.json``, beside the record's ``<id>.json``."""
         ext = original_extension(self.source, content)
         return item_filename(self.id, f"{ORIGINAL_MARK[1:]}.json" if ext == "json" else ext)
 

@@ -1,0 +1,105 @@
+"""Staged files: what a streamed original is written to before it gets its final name.
+
+Local disk stages in the output folder itself (hidden, fsynced, renamed); other storages stage
+in a local temporary folder and store the file in one put (s3fs: or a multipart upload it
+completes only when whole). A failure at any point leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from synapse_sdk.storage import (
+    FsspecStorage,
+    LocalStorage,
+    StagedFile,
+    StorageError,
+    clean_temp_files,
+    open_storage,
+)
+from synapse_testkit.s3 import S3, FaultProxy
+
+
+def test_a_staged_file_restarts_and_commits_whole(tmp_path: Path) -> None:
+    with StagedFile(tmp_path, "a.bin", md5=True) as staged:
+        staged.write(b"wrong start")
+        staged.restart()
+        staged.write(b"right ")
+        staged.write(b"bytes")
+        assert staged.head(4) == b"righ" and staged.size == 11
+        assert not (tmp_path / "a.bin").exists()
+        staged.commit(tmp_path / "a.bin")
+    assert (tmp_path / "a.bin").read_bytes() == b"right bytes"
+    assert staged.md5 == hashlib.md5(b"right bytes").hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"old")
+    with pytest.raises(RuntimeError), StagedFile(tmp_path, "a.bin") as staged:
+        staged.write(b"half of the new file")
+        raise RuntimeError("download broke")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+    assert (tmp_path / "a.bin").read_bytes() == b"old"
+    with pytest.raises(TypeError), StagedFile(tmp_path, "b.bin") as staged:
+        staged.write("text")  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_a_killed_stage_is_cleaned_on_the_next_run(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    left = storage.stage("5.json")  # a kill: neither committed nor discarded
+    left.write(b"partial")
+    left.finish()
+    assert left.path.parent == tmp_path and left.path.name.startswith(".")
+    assert clean_temp_files(tmp_path) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_local_storage_commits_by_rename(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    staged = storage.stage("5.json")
+    staged.write(b"x" * 1000)
+    stored = storage.commit(staged, "5.bin")
+    assert (stored.name, stored.size, stored.md5) == ("5.bin", 1000, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.bin"]
+
+
+def test_an_object_store_gets_the_whole_object_in_one_put() -> None:
+    storage = open_storage("memory://staged-test/out")
+    assert isinstance(storage, FsspecStorage)
+    staged = storage.stage("5.json")
+    assert Path(staged.path).parent == Path(tempfile.gettempdir())
+    staged.write(b"abc" * 1000)
+    stored = storage.commit(staged, "5.bin")
+    assert stored.md5 == hashlib.md5(b"abc" * 1000).hexdigest()
+    assert storage.read("5.bin") == b"abc" * 1000
+    assert not os.path.exists(staged.path)
+
+
+def test_s3_put_failing_leaves_no_object_and_no_spool(s3: S3) -> None:
+    failing = True
+
+    def rule(method: str, path: str) -> tuple[int, str] | None:
+        return (403, "AccessDenied") if failing and method in ("PUT", "POST") else None
+
+    with FaultProxy(s3.endpoint, rule) as proxy:
+        os.environ["AWS_ENDPOINT_URL"] = proxy.url
+        storage = open_storage(f"s3://{s3.bucket}/out")
+        staged = storage.stage("5.json")
+        staged.write(b"y" * 100_000)
+        with pytest.raises(StorageError):
+            storage.commit(staged, "5.bin")
+        assert not os.path.exists(staged.path)
+        assert s3.count() == 0
+        failing = False
+        staged = storage.stage("5.json")
+        staged.write(b"y" * 100_000)
+        stored = storage.commit(staged, "5.bin")
+    assert s3.objects() == {"out/5.bin": b"y" * 100_000}
+    assert stored.md5 == hashlib.md5(b"y" * 100_000).hexdigest()
