@@ -85,7 +85,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
@@ -179,6 +179,8 @@ _SENSITIVE_HEADERS: Final = frozenset(
     }
 )
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: A request's query parameters; a list value is sent as the key repeated (``a=1&a=2``).
+QueryParams = Mapping[str, str | int | Sequence[str]]
 _KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
 
 #: A custom CA bundle (path), CA certificates as PEM bytes, or an SSL context; verification
@@ -781,7 +783,7 @@ class _Call:
     path: str
     url: str
     send_token: bool
-    params: Mapping[str, str | int] | None
+    params: QueryParams | None
     json_body: Any
     correlation_id: str
     idempotency_key: str | None
@@ -926,7 +928,7 @@ class _Core:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None,
+        params: QueryParams | None,
         json_body: Any,
         correlation_id: str | None,
         idempotency_key: str | Literal[False] | None,
@@ -1334,7 +1336,7 @@ class _TransportBase(Generic[_C, _S]):
         self,
         method: str,
         path: str,
-        params: Mapping[str, str | int] | None,
+        params: QueryParams | None,
         json: Any,
         correlation_id: str | None,
         idempotency_key: str | Literal[False] | None,
@@ -1370,7 +1372,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: QueryParams | None = None,
         json: Any = None,
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,
@@ -1470,7 +1472,7 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: QueryParams | None = None,
         json: Any = None,
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,

@@ -12,7 +12,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_ITEMS",
     "Original",
     "Store",
+    "attributes",
     "validate_items",
 ]
 
@@ -59,29 +60,75 @@ class _Built:
 #: When the demo items were made (``created``: this plus the id in seconds).
 _CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 _CATEGORIES = ("train", "validation", "test")
+_CLASS_NAMES = ("car", "person", "bicycle", "truck", "traffic_light", "dog")
 
 
-def _slim(resource: str, item_id: int) -> dict[str, Any]:
-    """The list item of ``resource`` ``item_id``: the fields of the v2 API's ``*V2List``."""
-    created = (_CREATED + timedelta(seconds=item_id)).isoformat().replace("+00:00", "Z")
+_STATUS_LABELS = ("completed", "completed", "completed", "in_progress", "stand_by", "skipped")
+_STATUS_REVIEWS = ("completed", "completed", "in_progress", "rejected", "stand_by", "skipped")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def attributes(seed: int, resource: str, item_id: int) -> dict[str, Any]:
+    """What the list filters of ``resource`` test on item ``item_id`` (the fields of
+    :data:`synapse_sdk.clients.list_filters.LIST_FILTERS`), drawn from one hash of
+    ``(seed, resource, item_id)``: deterministic and cheap, no item is built for it, so a
+    filtered list over a million items stays a scan of arithmetic."""
+    key = f"{seed}\x1f{resource}\x1f{item_id}".encode()
+    h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    created = _CREATED + timedelta(seconds=item_id)
     if resource == "tasks":
-        return {"id": item_id, "project_id": DEMO_PROJECT_ID, "data_unit_id": item_id,
-                "is_discarded": False, "has_data": True, "created": created}
-    if resource == "assignments":
-        return {"id": item_id, "user_id": 1, "task_id": item_id, "status_label": "completed",
-                "status_review": "completed", "is_confirmed": True, "is_discarded": False,
+        return {"id": item_id, "project": DEMO_PROJECT_ID, "has_data": h % 20 != 0,
+                "is_discarded": (h >> 5) % 10 == 0, "schema": "dm_schema_v1",
                 "created": created}
-    return {"id": item_id, "ground_truth_dataset_id": 1, "data_unit_id": item_id,
-            "category": _CATEGORIES[item_id % len(_CATEGORIES)]}
-
-
-def _detail(resource: str, slim: dict[str, Any], data: Any) -> dict[str, Any]:
-    """The retrieve object: the list item plus ``data`` and the ``*V2Detail`` fields."""
-    if resource == "tasks":
-        return {**slim, "workshop_id": 1, "meta": None, "data": data, "schema": "dm_schema_v1"}
     if resource == "assignments":
-        return {**slim, "reviewer_id": 1, "data": data, "tags": []}
-    return {**slim, "project_id": DEMO_PROJECT_ID, "data": data, "classes": []}
+        labeled = created + timedelta(minutes=1 + (h >> 40) % 600)
+        reviewed = labeled + timedelta(minutes=1 + (h >> 50) % 600)
+        return {
+            "id": item_id, "project": DEMO_PROJECT_ID, "workshop": 1, "task": item_id,
+            "user": 1 + (h >> 4) % 8, "reviewer": 1 + (h >> 8) % 4, "group": 1 + (h >> 11) % 3,
+            "stage": 1 + (h >> 13) % 3, "tags": [1 + (h >> 15) % 5],
+            "task_tags": [1 + (h >> 18) % 5],
+            "status_label": _STATUS_LABELS[(h >> 21) % len(_STATUS_LABELS)],
+            "status_review": _STATUS_REVIEWS[(h >> 24) % len(_STATUS_REVIEWS)],
+            "is_confirmed": (h >> 27) % 4 != 0, "is_discarded": (h >> 29) % 10 == 0,
+            "is_discard_confirmed": (h >> 33) % 20 == 0, "created": created,
+            "last_labeled": labeled, "label_submitted": labeled,
+            "labeler_last_action_at": labeled, "last_reviewed": reviewed,
+            "reviewer_last_action_at": reviewed,
+        }
+    return {"id": item_id, "ground_truth_dataset": 1 + h % 2, "task": item_id,
+            "category": _CATEGORIES[item_id % len(_CATEGORIES)],
+            "classes": sorted({_CLASS_NAMES[(h >> 3) % 6], _CLASS_NAMES[(h >> 7) % 6]})}
+
+
+def _slim(seed: int, resource: str, item_id: int) -> dict[str, Any]:
+    """The list item of ``resource`` ``item_id``: the fields of the v2 API's ``*V2List``,
+    agreeing with its filter :func:`attributes`."""
+    at = attributes(seed, resource, item_id)
+    if resource == "tasks":
+        return {"id": item_id, "project_id": at["project"], "data_unit_id": item_id,
+                "is_discarded": at["is_discarded"], "has_data": at["has_data"],
+                "created": _stamp(at["created"])}
+    if resource == "assignments":
+        return {"id": item_id, "user_id": at["user"], "task_id": item_id,
+                "status_label": at["status_label"], "status_review": at["status_review"],
+                "is_confirmed": at["is_confirmed"], "is_discarded": at["is_discarded"],
+                "created": _stamp(at["created"])}
+    return {"id": item_id, "ground_truth_dataset_id": at["ground_truth_dataset"],
+            "data_unit_id": item_id, "category": at["category"]}
+
+
+def _detail(seed: int, resource: str, slim: dict[str, Any], data: Any) -> dict[str, Any]:
+    """The retrieve object: the list item plus ``data`` and the ``*V2Detail`` fields."""
+    at = attributes(seed, resource, slim["id"])
+    if resource == "tasks":
+        return {**slim, "workshop_id": 1, "meta": None, "data": data, "schema": at["schema"]}
+    if resource == "assignments":
+        return {**slim, "reviewer_id": at["reviewer"], "data": data, "tags": at["tags"]}
+    return {**slim, "project_id": DEMO_PROJECT_ID, "data": data, "classes": at["classes"]}
 
 
 def validate_items(items: object) -> int:
@@ -126,10 +173,10 @@ def _build(seed: int, resource: str, item_id: int) -> _Built:
             "sha256": digest,
         },
     }
-    listed = _slim(resource, item_id)
+    listed = _slim(seed, resource, item_id)
     if resource == "ground-truths":  # GroundTruthV2BulkData's own fields
         body |= {key: listed[key] for key in ("ground_truth_dataset_id", "category")}
-        body["classes"] = []
+        body["classes"] = attributes(seed, resource, item_id)["classes"]
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     slim = json.dumps(listed, separators=(",", ":"))
     return _Built(text, slim, Original(item.content, item.content_type, item.filename, digest))
@@ -167,16 +214,30 @@ class Store:
                 self._cache.popitem(last=False)
         return built
 
-    def page(self, resource: str, after: int, limit: int) -> tuple[list[str], int | None]:
-        """Up to ``limit`` list-item JSON texts (slim) with id > ``after``, and the last id if
-        more follow.
+    def page(
+        self,
+        resource: str,
+        after: int,
+        limit: int,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[list[str], int | None]:
+        """Up to ``limit`` list-item JSON texts (slim) with id > ``after`` whose
+        :func:`attributes` satisfy ``where`` (None: every item), and the last id if more may
+        follow.
 
         Raises ``ValueError`` for an unknown resource.
         """
         _check_resource(resource)
-        first, last = max(after, 0) + 1, min(after + limit, self.items)
-        bodies = [self._slim(resource, item_id) for item_id in range(first, last + 1)]
-        return bodies, (last if bodies and last < self.items else None)
+        if where is None:
+            first, last = max(after, 0) + 1, min(after + limit, self.items)
+            bodies = [self._slim(resource, item_id) for item_id in range(first, last + 1)]
+            return bodies, (last if bodies and last < self.items else None)
+        bodies, item_id = [], max(after, 0)
+        while len(bodies) < limit and item_id < self.items:
+            item_id += 1
+            if where(attributes(self.seed, resource, item_id)):
+                bodies.append(self._slim(resource, item_id))
+        return bodies, (item_id if bodies and item_id < self.items else None)
 
     def _slim(self, resource: str, item_id: int) -> str:
         built = self._get(resource, item_id)
@@ -192,7 +253,7 @@ class Store:
         built = self._get(resource, item_id)
         if built is None:
             return None
-        return _detail(resource, json.loads(built.slim), json.loads(built.body)["data"])
+        return _detail(self.seed, resource, json.loads(built.slim), json.loads(built.body)["data"])
 
     def fetch(self, resource: str, ids: Sequence[int]) -> dict[int, str]:
         """The JSON text of each existing id among ``ids`` (unknown ids are simply absent).
