@@ -97,6 +97,13 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "cannot start the embedded emulator: {error}",
+        "filter_form": "--filter {value!r} is not key=value (e.g. --filter status_label=completed)",
+        "filter_key": "--filter {key!r} is not a filter of {target}; accepted: {keys}",
+        "filter_twice": "--filter {key!r} is given twice; it takes one value",
+        "filter_value": "--filter {key}: {error}",
+        "mismatch": "{out} ({target}) was started with the filter {recorded}, not {given}. Run "
+        "again with the same filter to resume, or export to another folder.",
+        "no_filter": "(none)",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -138,6 +145,17 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
+        "filter_form": "--filter {value!r}는 키=값 형식이 아닙니다(예: --filter "
+        "status_label=completed).",
+        "filter_key": "--filter {key!r}는 {target}에 쓸 수 있는 필터가 아닙니다. 쓸 수 있는 "
+        "필터: {keys}",
+        "filter_twice": "--filter {key!r}가 두 번 지정되었습니다. 이 필터에는 값을 하나만 "
+        "지정할 수 있습니다.",
+        "filter_value": "--filter {key}의 값이 올바르지 않습니다: {error}",
+        "mismatch": "{out}({target})은 필터 {recorded}로 시작한 내보내기입니다(지금 지정한 "
+        "필터: {given}). 이어서 진행하려면 같은 필터로 다시 실행하고, 아니면 다른 폴더로 "
+        "내보내세요.",
+        "no_filter": "(없음)",
     },
 }
 
@@ -281,6 +299,14 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="A BaseExporter subclass whose hooks convert and write each item (the module is "
     "imported from the current folder or the installed packages).",
 )
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Export only the items the list filter selects (repeatable; lists comma-separated: "
+    "--filter status_label=completed,skipped). Keys per target: see docs/backend-api.md.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -296,6 +322,7 @@ def export(
     seed: int | None,
     retry_rounds: int,
     exporter_spec: str | None,
+    filters: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -316,6 +343,7 @@ def export(
         tenant = tenant.strip() if tenant else None
         if not tenant:
             raise click.UsageError(labels["needs_tenant"])
+    selection = _filters(filters, target, labels)
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
@@ -325,7 +353,7 @@ def export(
         )
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, exporter, as_json, labels,
+        "access", language, retry_rounds, exporter, as_json, labels, selection,
     )
     try:
         code = _run(job, emulator)
@@ -333,6 +361,38 @@ def export(
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _filters(given: tuple[str, ...], target: str, labels: dict[str, str]) -> dict[str, str]:
+    """The ``--filter`` options as the export's ``filter``: a list filter given twice has its
+    values joined.
+
+    Raises:
+        click.UsageError: (exit 2) not ``key=value``, a key the target's list does not accept
+            (the accepted ones named), a scalar filter given twice, a value of the wrong type.
+    """
+    from synapse_sdk.clients.list_filters import LIST_FILTERS, check_filters, parse_filter_arg
+
+    table = LIST_FILTERS[target]
+    selection: dict[str, str] = {}
+    for text in given:
+        try:
+            key, value = parse_filter_arg(text)
+        except ValueError:
+            raise click.UsageError(labels["filter_form"].format(value=text)) from None
+        spec = table.get(key)
+        if spec is None:
+            raise click.UsageError(labels["filter_key"].format(
+                key=key, target=target, keys=", ".join(table)))
+        if key in selection and not spec.is_list:
+            raise click.UsageError(labels["filter_twice"].format(key=key))
+        selection[key] = f"{selection[key]},{value}" if key in selection else value
+        try:
+            check_filters(target, {key: selection[key]})
+        except ValueError as exc:
+            error = str(exc).split(": ", 1)[-1]  # the value's fault, without the key repeated
+            raise click.UsageError(labels["filter_value"].format(key=key, error=error)) from None
+    return selection
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -446,6 +506,7 @@ class _Job:
     exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
+    filter: dict[str, str]
 
 
 def _run(job: _Job, emulator: Emulator | None) -> int:
@@ -488,7 +549,12 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
 
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.action import ActionStepError
-    from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+    from synapse_sdk.plugins.actions.export.action import (
+        ExportAction,
+        JobLockedError,
+        JobMismatchError,
+    )
+    from synapse_sdk.storage.errors import redact_url
 
     out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
     try:
@@ -506,6 +572,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
                 "state_dir": job.state_dir,
                 "language": language,
                 "retry_rounds": job.retry_rounds,
+                "filter": job.filter,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),
@@ -544,6 +611,15 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except JobLockedError as exc:
             busy = labels["busy"].format(out=str(out_dir), target=_term(job.target, language))
             raise _Stop("job_locked", busy, EXIT_ABORTED) from exc
+        except JobMismatchError as exc:
+            shown = {
+                name: JobMismatchError.shown(selection) or labels["no_filter"]
+                for name, selection in (("recorded", exc.recorded), ("given", exc.given))
+            }
+            message = labels["mismatch"].format(
+                out=redact_url(str(out_dir)), target=_term(job.target, language), **shown
+            )
+            raise _Stop("job_mismatch", message, EXIT_USAGE) from exc
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
@@ -576,7 +652,25 @@ def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, st
     step = labels["failed_step"].format(step=_term(exc.step, language))
     return _Stop(
         code.value, f"{message} {step}", EXIT_AUTH if auth else EXIT_ABORTED, exc.step,
-        None if auth else labels["resume"],
+        labels["resume"] if _rerun_may_fix(chain) else None,
+    )
+
+
+#: Disk errors a rerun fixes once space is freed.
+_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _rerun_may_fix(chain: list[BaseException]) -> bool:
+    """Whether what stopped the export is transient (a backend or storage that was down, rate
+    limited or timing out; a full disk), so running again resumes it. A permanent or
+    configuration error (refused credentials, a malformed or too large answer, access denied)
+    stops a rerun the same way: no rerun is suggested."""
+    from synapse_sdk.exceptions import SynapTransientError
+
+    return any(
+        isinstance(e, SynapTransientError)
+        or (isinstance(e, OSError) and e.errno in _SPACE_ERRNOS)
+        for e in chain
     )
 
 

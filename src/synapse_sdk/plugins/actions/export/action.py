@@ -390,6 +390,14 @@ class JobMismatchError(ValueError):
         super().__init__(message)
         self.recorded, self.given = recorded, given
 
+    @staticmethod
+    def shown(selection: Mapping[str, Any]) -> str:
+        """A filter as ``key=value`` pairs (lists comma-joined); empty for no filter."""
+        return " ".join(
+            f"{key}={','.join(value) if isinstance(value, list) else value}"
+            for key, value in selection.items()
+        )
+
 
 @dataclass(slots=True)
 class _Chunk:
@@ -628,7 +636,8 @@ class ExportAction(BaseAction[ExportParams]):
             before, now = json.loads(recorded), json.loads(given)
             raise JobMismatchError(
                 f"{redact_url(str(self.params.out_dir))!r} ({self.params.target.value}) was "
-                f"started with filter {_shown_filter(before)}, not {_shown_filter(now)}: rerun "
+                f"started with filter {JobMismatchError.shown(before) or '(none)'}, not "
+                f"{JobMismatchError.shown(now) or '(none)'}: rerun "
                 "with the same filter to resume, or export to another folder",
                 before, now,
             )
@@ -1246,16 +1255,6 @@ class ExportAction(BaseAction[ExportParams]):
             yield
         finally:
             os.close(fd)
-
-
-def _shown_filter(selection: Mapping[str, Any]) -> str:
-    """A filter as ``key=value`` pairs (lists comma-joined), ``(none)`` when empty."""
-    if not selection:
-        return "(none)"
-    return " ".join(
-        f"{key}={','.join(value) if isinstance(value, list) else value}"
-        for key, value in selection.items()
-    )
 
 
 #: ``OSError`` numbers that mean the filesystem refuses this one item's file name.
