@@ -4,6 +4,7 @@ applied by the emulator, exercised over a real loopback socket."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -54,8 +55,6 @@ def test_the_table_holds_the_published_list_parameters() -> None:
 
 
 def test_the_emulator_document_declares_exactly_the_table() -> None:
-    import json
-
     document = json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
     for resource, table in LIST_FILTERS.items():
         parameters = document["paths"][f"/v2/{resource}/"]["get"]["parameters"]
@@ -225,8 +224,13 @@ def test_the_emulator_answers_a_bad_value_400_and_ignores_unknown_keys(emu: Emul
 
 def test_filtered_pages_of_a_large_project_scan_attributes_only() -> None:
     store = Store(items=1_000_000)
-    bodies, last = store.page("tasks", 999_000, 3, lambda a: not a["has_data"])
+    bodies, last = store.page("tasks", 999_000, 3, [("has_data", lambda value: not value)])
     assert len(bodies) == 3 and last is not None and last > 999_000
-    bodies, last = store.page("tasks", 999_990, 100, lambda a: a["project"] == 2)
+    assert [json.loads(body)["has_data"] for body in bodies] == [False] * 3
+    bodies, last = store.page("tasks", 999_990, 100, [("is_discarded", lambda value: False)])
     assert bodies == [] and last is None  # scanned to the end: no next page
+    # A test of what every item shares is decided once: no scan at all.
+    assert store.page("assignments", 0, 100, [("project", lambda value: value == 2)]) == ([], None)
     assert len(store._cache) == 3  # only the items served were built
+    with pytest.raises(ValueError, match="no attribute 'colour'"):
+        store.page("tasks", 0, 1, [("colour", bool)])

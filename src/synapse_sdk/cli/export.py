@@ -523,7 +523,8 @@ def _run(job: _Job, emulator: Emulator | None) -> int:
             ),
             markup=False,
         )
-    total = emulator.items if emulator is not None else None
+    # The embedded emulator's size is the total, unless a filter selects part of it.
+    total = emulator.items if emulator is not None and not job.filter else None
     description = labels["progress"].format(target=_term(job.target, language))
     progress = _progress(err, description, total, interactive)
     try:

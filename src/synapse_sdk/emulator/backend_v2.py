@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import operator
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from synapse_sdk.clients.list_filters import LIST_FILTERS, ListFilter, parse_val
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
 from synapse_sdk.emulator.state import EmulatorState, RequestContext
-from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER
+from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER, AttributeTest
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
@@ -175,17 +176,15 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _query_filter(
-    resource: str, request: Request
-) -> Callable[[dict[str, Any]], bool] | None:
-    """The list filters of the query as one predicate over an item's attributes (None: no
-    filter). As the real API (DRF): unknown parameters are ignored; of a single-valued filter
-    given twice the last counts.
+def _query_filter(resource: str, request: Request) -> list[AttributeTest]:
+    """The list filters of the query as tests of the items' attributes (none: no filter). As
+    the real API (DRF): unknown parameters are ignored; of a single-valued filter given twice
+    the last counts.
 
     Raises:
         _BadFilter: a value of the wrong type.
     """
-    tests: list[tuple[ListFilter, Any]] = []
+    tests: list[AttributeTest] = []
     query = request.query_params
     for key, spec in LIST_FILTERS[resource].items():
         raw = query.getlist(key)
@@ -198,10 +197,8 @@ def _query_filter(
             )
         except ValueError as exc:
             raise _BadFilter(key, f"{key}: {exc}") from None
-        tests.append((spec, wanted))
-    if not tests:
-        return None
-    return lambda item: all(_matches(spec, wanted, item[spec.field]) for spec, wanted in tests)
+        tests.append((spec.field, functools.partial(_matches, spec, wanted)))
+    return tests
 
 
 def _parse_ids(body: bytes) -> list[int | str]:
@@ -235,10 +232,10 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
         except ValueError:
             return error_response(ctx, 404, "NOT_FOUND", "Invalid cursor")
         try:
-            where = _query_filter(resource, request)
+            tests = _query_filter(resource, request)
         except _BadFilter as exc:
             return _invalid(ctx, exc.key, str(exc))
-        bodies, last = state.store.page(resource, after, per_page, where)
+        bodies, last = state.store.page(resource, after, per_page, tests)
         pagination = {
             "next_cursor": None if last is None else encode_cursor(resource, last),
             "previous_cursor": None,  # ours: only forward cursors are issued
