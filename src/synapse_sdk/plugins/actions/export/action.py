@@ -580,6 +580,7 @@ class ExportAction(BaseAction[ExportParams]):
             ActionStepError: a step failed as a whole (``__cause__`` is the original error);
                 what was done is in the ledger and a rerun resumes.
             JobLockedError: another export holds the same output folder and target.
+            JobMismatchError: the output was started with another ``filter`` (nothing is done).
             ValueError: no client was injected and ``config`` names no backend.
         """
         started = self._monotonic()
@@ -595,7 +596,10 @@ class ExportAction(BaseAction[ExportParams]):
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
         with self._job_lock():
-            self._check_selection()
+            with self.step("initialize"):  # a ledger that cannot be opened fails the step
+                mismatch = self._selection_mismatch()
+            if mismatch is not None:
+                raise mismatch
             with self.step("initialize"):
                 self._initialize()
                 self._counts.carried_until = self._newest_pending()
@@ -619,13 +623,9 @@ class ExportAction(BaseAction[ExportParams]):
                 self._report(summary)
                 return summary
 
-    def _check_selection(self) -> None:
-        """Record the run's filter in a new job; refuse one that differs from the recorded
-        filter (a job from before filters existed was unfiltered).
-
-        Raises:
-            JobMismatchError: the output was started with another filter.
-        """
+    def _selection_mismatch(self) -> JobMismatchError | None:
+        """Record the run's filter in a new job; the error to raise when it differs from the
+        filter the job recorded (a job from before filters existed was unfiltered)."""
         given = self.params.selection
         recorded = self.ledger.setting(_FILTER_SETTING)
         if recorded is None and self.ledger.summary().total:
@@ -634,13 +634,14 @@ class ExportAction(BaseAction[ExportParams]):
             self.ledger.record_setting(_FILTER_SETTING, given)
         elif recorded != given:
             before, now = json.loads(recorded), json.loads(given)
-            raise JobMismatchError(
+            return JobMismatchError(
                 f"{redact_url(str(self.params.out_dir))!r} ({self.params.target.value}) was "
                 f"started with filter {JobMismatchError.shown(before) or '(none)'}, not "
                 f"{JobMismatchError.shown(now) or '(none)'}: rerun "
                 "with the same filter to resume, or export to another folder",
                 before, now,
             )
+        return None
 
     def _initialize(self) -> None:
         self.root_storage.prepare()  # also removes a killed report write's temporary
