@@ -152,9 +152,9 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "filter_twice": "--filter {key!r}가 두 번 지정되었습니다. 이 필터에는 값을 하나만 "
         "지정할 수 있습니다.",
         "filter_value": "--filter {key}의 값이 올바르지 않습니다: {error}",
-        "mismatch": "{out}({target})은 필터 {recorded}로 시작한 내보내기입니다(지금 지정한 "
-        "필터: {given}). 이어서 진행하려면 같은 필터로 다시 실행하고, 아니면 다른 폴더로 "
-        "내보내세요.",
+        "mismatch": "이 폴더({out}, {target})는 다른 필터로 시작한 내보내기입니다(처음 필터: "
+        "{recorded}, 지금 필터: {given}). 이어서 진행하려면 처음과 같은 필터로 다시 실행하고, "
+        "다른 항목을 내보내려면 다른 폴더를 지정하세요.",
         "no_filter": "(없음)",
     },
 }
