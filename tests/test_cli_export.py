@@ -316,7 +316,10 @@ def test_filter_exports_exactly_the_selected_items_and_a_rerun_nothing(tmp_path:
         (["--target", "assignments", "--filter", "status_review=done"], "en",
          "'done' is not one of: completed, in_progress, rejected, skipped, stand_by"),
         (["--target", "assignments", "--filter", "created_after=yesterday"], "ko",
-         "--filter created_after의 값이 올바르지 않습니다: 'yesterday' is not an RFC 3339"),
+         "--filter created_after의 값이 올바르지 않습니다: 'yesterday' (필요한 값: 시간대를 "
+         "포함한 RFC 3339 날짜·시각(예: 2026-01-01T00:00:00Z))"),
+        (["--target", "assignments", "--filter", "users=1,x"], "ko",
+         "--filter users의 값이 올바르지 않습니다: '1,x' (필요한 값: 정수, 여러 개는 쉼표로 구분)"),
     ],
 )
 def test_a_bad_filter_is_a_usage_error_without_traceback(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
+    from synapse_sdk.clients.list_filters import ListFilter
     from synapse_sdk.config import TokenKind
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
@@ -101,6 +102,11 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "filter_key": "--filter {key!r} is not a filter of {target}; accepted: {keys}",
         "filter_twice": "--filter {key!r} is given twice; it takes one value",
         "filter_value": "--filter {key}: {error}",
+        "kind_int": "an integer",
+        "kind_number": "a number",
+        "kind_bool": "true or false",
+        "kind_datetime": "an RFC 3339 date-time with its offset (2026-01-01T00:00:00Z)",
+        "kind_list": "{element}, several comma-separated",
         "mismatch": "{out} ({target}) was started with the filter {recorded}, not {given}. Run "
         "again with the same filter to resume, or export to another folder.",
         "no_filter": "(none)",
@@ -151,7 +157,13 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "필터: {keys}",
         "filter_twice": "--filter {key!r}가 두 번 지정되었습니다. 이 필터에는 값을 하나만 "
         "지정할 수 있습니다.",
-        "filter_value": "--filter {key}의 값이 올바르지 않습니다: {error}",
+        "filter_value": "--filter {key}의 값이 올바르지 않습니다: {value!r} (필요한 값: "
+        "{expected})",
+        "kind_int": "정수",
+        "kind_number": "숫자",
+        "kind_bool": "true 또는 false",
+        "kind_datetime": "시간대를 포함한 RFC 3339 날짜·시각(예: 2026-01-01T00:00:00Z)",
+        "kind_list": "{element}, 여러 개는 쉼표로 구분",
         "mismatch": "이 폴더({out}, {target})는 다른 필터로 시작한 내보내기입니다(처음 필터: "
         "{recorded}, 지금 필터: {given}). 이어서 진행하려면 처음과 같은 필터로 다시 실행하고, "
         "다른 항목을 내보내려면 다른 폴더를 지정하세요.",
@@ -391,8 +403,17 @@ def _filters(given: tuple[str, ...], target: str, labels: dict[str, str]) -> dic
             check_filters(target, {key: selection[key]})
         except ValueError as exc:
             error = str(exc).split(": ", 1)[-1]  # the value's fault, without the key repeated
-            raise click.UsageError(labels["filter_value"].format(key=key, error=error)) from None
+            raise click.UsageError(labels["filter_value"].format(
+                key=key, error=error, value=selection[key], expected=_expected(spec, labels),
+            )) from None
     return selection
+
+
+def _expected(spec: ListFilter, labels: dict[str, str]) -> str:
+    """What a filter's value must be, in the labels' language."""
+    kind = {"ints": "int", "choices": "choice", "strs": "str"}.get(spec.kind, spec.kind)
+    element = " | ".join(spec.choices) if spec.choices else labels.get(f"kind_{kind}", kind)
+    return labels["kind_list"].format(element=element) if spec.is_list else element
 
 
 def _load_exporter(spec: str) -> BaseExporter:
