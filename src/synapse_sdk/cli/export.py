@@ -411,7 +411,7 @@ def _filters(given: tuple[str, ...], target: str, labels: dict[str, str]) -> dic
 
 def _expected(spec: ListFilter, labels: dict[str, str]) -> str:
     """What a filter's value must be, in the labels' language."""
-    kind = {"ints": "int", "choices": "choice", "strs": "str"}.get(spec.kind, spec.kind)
+    kind = spec.element_kind
     element = " | ".join(spec.choices) if spec.choices else labels.get(f"kind_{kind}", kind)
     return labels["kind_list"].format(element=element) if spec.is_list else element
 

@@ -82,11 +82,18 @@ class ListFilter:
         """Whether the filter takes several values."""
         return self.kind in _LIST_KINDS
 
+    @property
+    def element_kind(self) -> str:
+        """The kind of one value: ``int`` for ``ints``, ``choice`` for ``choices``..."""
+        return _ELEMENT_KINDS.get(self.kind, self.kind)
+
     def describe(self) -> str:
         """The value the filter takes, in words (for messages and docs)."""
-        element = {"ints": "int", "choices": "choice", "strs": "str"}.get(self.kind, self.kind)
-        text = " | ".join(self.choices) if self.choices else element
+        text = " | ".join(self.choices) if self.choices else self.element_kind
         return f"{text}, comma-separated" if self.is_list else text
+
+
+_ELEMENT_KINDS: Final = {"ints": "int", "choices": "choice", "strs": "str"}
 
 
 def _f(key: str, kind: Kind, field: str | None = None, op: Op = "eq",
