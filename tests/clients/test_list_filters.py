@@ -234,3 +234,27 @@ def test_filtered_pages_of_a_large_project_scan_attributes_only() -> None:
     assert len(store._cache) == 3  # only the items served were built
     with pytest.raises(ValueError, match="no attribute 'colour'"):
         store.page("tasks", 0, 1, [("colour", bool)])
+
+
+def test_the_list_detail_and_bulk_objects_show_the_filtered_attributes() -> None:
+    store = Store(items=30, seed=3)
+    for item_id in range(1, 31):
+        task = attributes(3, "tasks", item_id)
+        detail = store.detail("tasks", item_id)
+        assert detail is not None
+        assert (detail["is_discarded"], detail["has_data"]) == (
+            task["is_discarded"], task["has_data"])
+        assignment = attributes(3, "assignments", item_id)
+        detail = store.detail("assignments", item_id)
+        assert detail is not None
+        assert (detail["user_id"], detail["reviewer_id"], detail["status_label"],
+                detail["status_review"], detail["is_confirmed"], detail["tags"]) == (
+            assignment["user"], assignment["reviewer"], assignment["status_label"],
+            assignment["status_review"], assignment["is_confirmed"], assignment["tags"])
+        truth = attributes(3, "ground-truths", item_id)
+        bulk = store.item("ground-truths", item_id)
+        assert bulk is not None
+        assert (bulk["ground_truth_dataset_id"], bulk["category"], bulk["classes"]) == (
+            truth["ground_truth_dataset"], truth["category"], truth["classes"])
+    seeded = [[attributes(seed, "assignments", i) for i in range(1, 21)] for seed in (3, 4)]
+    assert seeded[0] != seeded[1]  # the seed matters
