@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -18,15 +19,24 @@ from rich.console import Console
 
 from synapse_sdk.cli import main
 from synapse_sdk.cli.export import (
+    _LABELS,
     EXIT_AUTH,
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     _progress,
+    _step_stop,
 )
 from synapse_sdk.emulator import Emulator, FaultProfile
+from synapse_sdk.exceptions import (
+    BackendAuthenticationError,
+    BackendError,
+    BackendRateLimitError,
+    BackendServiceUnavailableError,
+)
 from synapse_sdk.plugins.actions.export.action import ExportProgress
 from synapse_sdk.plugins.ledger import Ledger
+from synapse_sdk.storage.errors import StorageAccessDeniedError
 
 BAD_TOKEN = "emu_definitely-not-the-right-token"
 
@@ -244,3 +254,116 @@ def test_sigkill_mid_export_then_rerun_gives_exactly_once_output(tmp_path: Path)
     with Ledger(out / ".synapse-export" / "tasks") as ledger:
         ledger_summary = ledger.summary()
     assert (ledger_summary.exported, ledger_summary.pending, ledger_summary.failed) == (items, 0, 0)
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def _cli(*args: str, language: str = "en") -> subprocess.CompletedProcess[str]:
+    code = "import sys; from synapse_sdk.cli import main; sys.exit(main())"
+    env = {**os.environ, "SYNAPSE_LANGUAGE": language, "SYNAPSE_TOKEN": ""}
+    return subprocess.run(
+        [sys.executable, "-c", code, "export", *args], env=env, capture_output=True, text=True,
+        timeout=180, check=False,
+    )
+
+
+def _one_line(text: str) -> str:
+    """Output unwrapped (rich wraps long lines at the terminal width)."""
+    return " ".join(line.strip() for line in text.splitlines())
+
+
+def test_filter_exports_exactly_the_selected_items_and_a_rerun_nothing(tmp_path: Path) -> None:
+    from synapse_sdk.emulator.store import attributes
+
+    wanted = {
+        i for i in range(1, 81)
+        if (found := attributes(0, "assignments", i))["status_label"] in ("completed", "skipped")
+        and found["user"] in (1, 2, 3, 4)
+    }
+    args = ["--out", str(tmp_path), "--items", "80", "--faults", "none", "--target",
+            "assignments", "--filter", "status_label=completed,skipped", "--filter", "users=1,2",
+            "--filter", "users=3,4", "--json"]
+    first = _cli(*args)
+    assert first.returncode == EXIT_OK, first.stderr
+    assert json.loads(first.stdout)["exported"] == len(wanted)
+    assert {int(p.stem) for p in _json_files(tmp_path / "assignments")} == wanted
+    again = _cli(*args)
+    assert again.returncode == EXIT_OK, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["exported"], summary["skipped"]) == (0, len(wanted))
+    other = _cli(*args[:-7], "--filter", "status_label=stand_by")  # the same folder
+    assert other.returncode == EXIT_USAGE
+    shown = _one_line(other.stderr)
+    assert "was started with the filter status_label=completed,skipped users=1,2,3,4, not " \
+           "status_label=stand_by" in shown
+    assert "Traceback" not in other.stderr + other.stdout
+    assert {int(p.stem) for p in _json_files(tmp_path / "assignments")} == wanted
+
+
+@pytest.mark.parametrize(
+    ("args", "language", "expected"),
+    [
+        (["--filter", "colour=red"], "en",
+         "'colour' is not a filter of tasks; accepted: has_data, is_discarded, project, schema"),
+        (["--filter", "colour=red"], "ko",
+         "'colour'는 tasks에 쓸 수 있는 필터가 아닙니다. 쓸 수 있는 필터: has_data, is_discarded"),
+        (["--filter", "project"], "en", "--filter 'project' is not key=value"),
+        (["--filter", "=3"], "en", "is not key=value"),
+        (["--filter", "per_page=3"], "en", "'per_page' is not a filter of tasks"),
+        (["--filter", "project=seven"], "en", "--filter project: 'seven' is not an integer"),
+        (["--filter", "project=1", "--filter", "project=2"], "en", "given twice"),
+        (["--target", "assignments", "--filter", "status_review=done"], "en",
+         "'done' is not one of: completed, in_progress, rejected, skipped, stand_by"),
+        (["--target", "assignments", "--filter", "created_after=yesterday"], "ko",
+         "--filter created_after의 값이 올바르지 않습니다: 'yesterday' (필요한 값: 시간대를 "
+         "포함한 RFC 3339 날짜·시각(예: 2026-01-01T00:00:00Z))"),
+        (["--target", "assignments", "--filter", "users=1,x"], "ko",
+         "--filter users의 값이 올바르지 않습니다: '1,x' (필요한 값: 정수, 여러 개는 쉼표로 구분)"),
+    ],
+)
+def test_a_bad_filter_is_a_usage_error_without_traceback(
+    tmp_path: Path, args: list[str], language: str, expected: str
+) -> None:
+    done = _cli("--out", str(tmp_path / "out"), "--items", "5", *args, language=language)
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert expected in _one_line(done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "out").exists()  # refused before anything started
+
+
+# -- the resume hint only when a rerun can help -------------------------------------------------
+
+
+def _stopped_by(cause: BaseException) -> Exception:
+    from synapse_sdk.plugins.action import ActionStepError
+    from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
+
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise ActionStepError("fetch", "ExportAction", classify_export_error(exc)) from exc
+    except ActionStepError as stop:
+        return stop
+
+
+@pytest.mark.parametrize(
+    ("cause", "hinted"),
+    [
+        (BackendServiceUnavailableError("down", status_code=503), True),
+        (BackendRateLimitError("slow down", status_code=429), True),
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (BackendError("bad page", error_code="malformed_response"), False),
+        (BackendError("too big", error_code="response_too_large"), False),
+        (StorageAccessDeniedError("AccessDenied"), False),
+        (BackendAuthenticationError("no", status_code=401), False),
+    ],
+)
+def test_a_rerun_is_suggested_only_when_something_transient_stopped_the_export(
+    cause: BaseException, hinted: bool
+) -> None:
+    stop = _step_stop(_stopped_by(cause), "http://127.0.0.1:9", "en", _LABELS["en"])
+    assert (stop.hint is not None) is hinted
+    if hinted:
+        assert stop.hint == "Run the same command again to resume; exported items are kept."

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hostile_server import Request, head, hostile_server, send_all
 
+from synapse_sdk.cli.export import _LABELS
 from synapse_sdk.clients import BackendV2Client
 from synapse_sdk.config import SDKConfig
 from synapse_sdk.exceptions import BackendError
@@ -73,6 +74,7 @@ def test_each_hostile_answer_gets_its_own_message(
     shown = _error_line(done.stdout + done.stderr)
     assert resolve_log_message(code, language).text in shown
     assert resolve_log_message(E.EXPORT_FAILED, language).text not in shown
+    assert _LABELS[language]["resume"] not in shown  # a rerun would stop the same way
     assert "SECRET" not in shown
 
 

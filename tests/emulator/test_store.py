@@ -14,8 +14,9 @@ from synapse_sdk.emulator import RESOURCES, FaultProfile, Store, decide
 #: sha256 over every item of ``Store(items=20, seed=0)``. If this changes, the demo data changed:
 #: users' recorded exports and tests would break, so change it only on purpose.
 # Changed on purpose: bulk items gained data_unit_id and files_manifest (issue 12), then lost
-# our old ``resource`` and ``original`` fields (issue 12; the data and files are unchanged).
-GOLDEN_DIGEST = "0d0cefd572f72497fd4e54cf6cd300eed0fad22fa682271acbfc7909b84a179a"
+# our old ``resource`` and ``original`` fields (issue 12), and ground truths gained their
+# ``classes`` (issue 16's filters; the data and files are unchanged).
+GOLDEN_DIGEST = "1ff0e4c5fe25ae1ebc0149efa29242b0fd9ea04e37a3ea578d21a4bb12633ab6"
 
 
 def test_seed_data_is_stable() -> None:

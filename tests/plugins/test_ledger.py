@@ -205,8 +205,37 @@ def test_iteration_is_batched_and_survives_changes_while_iterating(ledger: Ledge
     for rec in ledger.iter_pending(batch=100):
         seen.append(rec.id)
         ledger.mark_exported(rec.id)  # changing state mid-iteration must not skip or repeat
-    assert seen == sorted(range(1, 1201), key=str)  # in the order of the canonical form
+    assert seen == list(range(1, 1201))  # integer ids in numeric order
     assert ledger.summary().pending == 0
+
+
+def test_ids_are_listed_integers_by_value_then_strings_by_text(ledger: Ledger) -> None:
+    ids: list[int | str] = [10, "b", 2, 2**70, -3, 1, "a", 100, 2**70 + 1, "10x", 0]
+    ledger.mark_failed(ids, "item_corrupted")
+    assert [r.id for r in ledger.iter_failed(batch=2)] == [
+        -3, 0, 1, 2, 10, 100, 2**70, 2**70 + 1, "10x", "a", "b"
+    ]
+
+
+def test_a_ledger_made_before_the_numeric_order_gets_it_when_opened(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as ledger:
+        ledger.mark_failed([10, 2, 1], "x")
+    with sqlite3.connect(tmp_path / LEDGER_FILENAME) as conn:  # as the previous release left it
+        conn.execute("DROP INDEX items_in_order")
+        conn.execute("ALTER TABLE items DROP COLUMN number")
+    with Ledger(tmp_path) as ledger:
+        assert [r.id for r in ledger.iter_failed()] == [1, 2, 10]
+
+
+def test_settings_are_recorded_and_survive_reopening(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as ledger:
+        assert ledger.setting("filter") is None
+        ledger.record_setting("filter", "{}")
+        ledger.record_setting("filter", '{"project": "1"}')
+    with Ledger(tmp_path) as ledger:
+        assert ledger.setting("filter") == '{"project": "1"}'
+        with pytest.raises(TypeError):
+            ledger.record_setting("filter", 3)  # type: ignore[arg-type]
 
 
 def test_oldest_pending_is_a_fifo_with_an_attempt_bound(ledger: Ledger) -> None:

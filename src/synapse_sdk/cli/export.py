@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
+    from synapse_sdk.clients.list_filters import ListFilter
     from synapse_sdk.config import TokenKind
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
@@ -98,6 +99,18 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "cannot start the embedded emulator: {error}",
+        "filter_form": "--filter {value!r} is not key=value (e.g. --filter status_label=completed)",
+        "filter_key": "--filter {key!r} is not a filter of {target}; accepted: {keys}",
+        "filter_twice": "--filter {key!r} is given twice; it takes one value",
+        "filter_value": "--filter {key}: {error}",
+        "kind_int": "an integer",
+        "kind_number": "a number",
+        "kind_bool": "true or false",
+        "kind_datetime": "an RFC 3339 date-time with its offset (2026-01-01T00:00:00Z)",
+        "kind_list": "{element}, several comma-separated",
+        "mismatch": "{out} ({target}) was started with the filter {recorded}, not {given}. Run "
+        "again with the same filter to resume, or export to another folder.",
+        "no_filter": "(none)",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -139,6 +152,23 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
+        "filter_form": "--filter {value!r}는 키=값 형식이 아닙니다(예: --filter "
+        "status_label=completed).",
+        "filter_key": "--filter {key!r}는 {target}에 쓸 수 있는 필터가 아닙니다. 쓸 수 있는 "
+        "필터: {keys}",
+        "filter_twice": "--filter {key!r}가 두 번 지정되었습니다. 이 필터에는 값을 하나만 "
+        "지정할 수 있습니다.",
+        "filter_value": "--filter {key}의 값이 올바르지 않습니다: {value!r} (필요한 값: "
+        "{expected})",
+        "kind_int": "정수",
+        "kind_number": "숫자",
+        "kind_bool": "true 또는 false",
+        "kind_datetime": "시간대를 포함한 RFC 3339 날짜·시각(예: 2026-01-01T00:00:00Z)",
+        "kind_list": "{element}, 여러 개는 쉼표로 구분",
+        "mismatch": "이 폴더({out}, {target})는 다른 필터로 시작한 내보내기입니다(처음 필터: "
+        "{recorded}, 지금 필터: {given}). 이어서 진행하려면 처음과 같은 필터로 다시 실행하고, "
+        "다른 항목을 내보내려면 다른 폴더를 지정하세요.",
+        "no_filter": "(없음)",
     },
 }
 
@@ -304,6 +334,14 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="How the backend sends each item's data: inline, or behind presigned URLs the export "
     "downloads.",
 )
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Export only the items the list filter selects (repeatable; lists comma-separated: "
+    "--filter status_label=completed,skipped). Keys per target: see docs/backend-api.md.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -322,6 +360,7 @@ def export(
     retry_rounds: int,
     exporter_spec: str | None,
     response_mode: str,
+    filters: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -343,6 +382,7 @@ def export(
         tenant = tenant.strip() if tenant else None
         if not tenant:
             raise click.UsageError(labels["needs_tenant"])
+    selection = _filters(filters, target, labels)
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
@@ -353,7 +393,7 @@ def export(
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
         "access", language, retry_rounds, max_original_bytes, exporter, as_json, labels,
-        response_mode,
+        selection, response_mode,
     )
     try:
         code = _run(job, emulator)
@@ -361,6 +401,47 @@ def export(
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _filters(given: tuple[str, ...], target: str, labels: dict[str, str]) -> dict[str, str]:
+    """The ``--filter`` options as the export's ``filter``: a list filter given twice has its
+    values joined.
+
+    Raises:
+        click.UsageError: (exit 2) not ``key=value``, a key the target's list does not accept
+            (the accepted ones named), a scalar filter given twice, a value of the wrong type.
+    """
+    from synapse_sdk.clients.list_filters import LIST_FILTERS, check_filters, parse_filter_arg
+
+    table = LIST_FILTERS[target]
+    selection: dict[str, str] = {}
+    for text in given:
+        try:
+            key, value = parse_filter_arg(text)
+        except ValueError:
+            raise click.UsageError(labels["filter_form"].format(value=text)) from None
+        spec = table.get(key)
+        if spec is None:
+            raise click.UsageError(labels["filter_key"].format(
+                key=key, target=target, keys=", ".join(table)))
+        if key in selection and not spec.is_list:
+            raise click.UsageError(labels["filter_twice"].format(key=key))
+        selection[key] = f"{selection[key]},{value}" if key in selection else value
+        try:
+            check_filters(target, {key: selection[key]})
+        except ValueError as exc:
+            error = str(exc).split(": ", 1)[-1]  # the value's fault, without the key repeated
+            raise click.UsageError(labels["filter_value"].format(
+                key=key, error=error, value=selection[key], expected=_expected(spec, labels),
+            )) from None
+    return selection
+
+
+def _expected(spec: ListFilter, labels: dict[str, str]) -> str:
+    """What a filter's value must be, in the labels' language."""
+    kind = spec.element_kind
+    element = " | ".join(spec.choices) if spec.choices else labels.get(f"kind_{kind}", kind)
+    return labels["kind_list"].format(element=element) if spec.is_list else element
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -480,6 +561,7 @@ class _Job:
     exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
+    filter: dict[str, str]
     response_mode: str = "inline"
 
 
@@ -497,7 +579,8 @@ def _run(job: _Job, emulator: Emulator | None) -> int:
             ),
             markup=False,
         )
-    total = emulator.items if emulator is not None else None
+    # The embedded emulator's size is the total, unless a filter selects part of it.
+    total = emulator.items if emulator is not None and not job.filter else None
     description = labels["progress"].format(target=_term(job.target, language))
     progress = _progress(err, description, total, interactive)
     try:
@@ -523,7 +606,12 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
 
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.action import ActionStepError
-    from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+    from synapse_sdk.plugins.actions.export.action import (
+        ExportAction,
+        JobLockedError,
+        JobMismatchError,
+    )
+    from synapse_sdk.storage.errors import redact_url
 
     out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
     try:
@@ -543,6 +631,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
                 "retry_rounds": job.retry_rounds,
                 "response_mode": job.response_mode,
                 "max_original_bytes": job.max_original_bytes,
+                "filter": job.filter,
             },
             config=config,
             console=None if as_json else (progress.console if progress is not None else err),
@@ -581,6 +670,15 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except JobLockedError as exc:
             busy = labels["busy"].format(out=str(out_dir), target=_term(job.target, language))
             raise _Stop("job_locked", busy, EXIT_ABORTED) from exc
+        except JobMismatchError as exc:
+            shown = {
+                name: JobMismatchError.shown(selection) or labels["no_filter"]
+                for name, selection in (("recorded", exc.recorded), ("given", exc.given))
+            }
+            message = labels["mismatch"].format(
+                out=redact_url(str(out_dir)), target=_term(job.target, language), **shown
+            )
+            raise _Stop("job_mismatch", message, EXIT_USAGE) from exc
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
@@ -613,7 +711,25 @@ def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, st
     step = labels["failed_step"].format(step=_term(exc.step, language))
     return _Stop(
         code.value, f"{message} {step}", EXIT_AUTH if auth else EXIT_ABORTED, exc.step,
-        None if auth else labels["resume"],
+        labels["resume"] if _rerun_may_fix(chain) else None,
+    )
+
+
+#: Disk errors a rerun fixes once space is freed.
+_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _rerun_may_fix(chain: list[BaseException]) -> bool:
+    """Whether what stopped the export is transient (a backend or storage that was down, rate
+    limited or timing out; a full disk), so running again resumes it. A permanent or
+    configuration error (refused credentials, a malformed or too large answer, access denied)
+    stops a rerun the same way: no rerun is suggested."""
+    from synapse_sdk.exceptions import SynapTransientError
+
+    return any(
+        isinstance(e, SynapTransientError)
+        or (isinstance(e, OSError) and e.errno in _SPACE_ERRNOS)
+        for e in chain
     )
 
 

@@ -85,7 +85,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
@@ -187,6 +187,8 @@ _SENSITIVE_HEADERS: Final = frozenset(
     }
 )
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: A request's query parameters; a list value is sent as the key repeated (``a=1&a=2``).
+QueryParams = Mapping[str, str | int | Sequence[str]]
 _KEYED_METHODS: Final = frozenset({"POST", "PATCH"})
 
 #: A custom CA bundle (path), CA certificates as PEM bytes, or an SSL context; verification
@@ -847,7 +849,7 @@ class _Call:
     #: What is requested: the full URL, query intact.
     url: str
     send_token: bool
-    params: Mapping[str, str | int] | None
+    params: QueryParams | None
     json_body: Any
     correlation_id: str
     idempotency_key: str | None
@@ -995,7 +997,7 @@ class _Core:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None,
+        params: QueryParams | None,
         json_body: Any,
         correlation_id: str | None,
         idempotency_key: str | Literal[False] | None,
@@ -1448,7 +1450,7 @@ class _TransportBase(Generic[_C, _S]):
         self,
         method: str,
         path: str,
-        params: Mapping[str, str | int] | None,
+        params: QueryParams | None,
         json: Any,
         correlation_id: str | None,
         idempotency_key: str | Literal[False] | None,
@@ -1484,7 +1486,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: QueryParams | None = None,
         json: Any = None,
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,
@@ -1668,7 +1670,7 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: QueryParams | None = None,
         json: Any = None,
         correlation_id: str | None = None,
         idempotency_key: str | Literal[False] | None = None,

@@ -6,6 +6,8 @@ Both expose three resources, ``.tasks``, ``.assignments`` and ``.ground_truths``
 * ``list_page(cursor=None, limit=100)`` — one page (a :class:`Page`) of the cursor-paginated list
   (``GET /v2/{resource}/?per_page=&cursor=``; the page size goes out as ``per_page``);
 * ``iter(limit=100)`` — every item, fetched page by page as you iterate (never all at once);
+* both take ``filters={"key": value}``: the list's query filters, checked against
+  :data:`synapse_sdk.clients.list_filters.LIST_FILTERS` before anything is sent;
 * ``retrieve(id)`` — one item's detail (``GET /v2/{resource}/{id}/``);
 * ``bulk_fetch(ids)`` — the items with these ids, in input order;
 * ``bulk_fetch_once(ids)`` — one request of at most 200 ids, its answer sorted out into a
@@ -65,7 +67,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -86,6 +88,7 @@ from synapse_sdk.clients._transport import (
     VerifyTypes,
     malformed_response,
 )
+from synapse_sdk.clients.list_filters import FilterValue, check_filters
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, ItemId, find_envelope
 from synapse_sdk.exceptions import BackendError, SynapError
@@ -1029,10 +1032,12 @@ class _ResourceBase(Generic[_T]):
             self._transport.config.effective_retry_policy,
         )
 
-    @staticmethod
-    def _page_params(cursor: object, limit: object) -> tuple[str | None, dict[str, str | int]]:
+    def _page_params(
+        self, cursor: object, limit: object, filters: Mapping[str, FilterValue] | None
+    ) -> tuple[str | None, dict[str, str | int | list[str]]]:
         checked = _validate_cursor(cursor)
-        params: dict[str, str | int] = {"per_page": _validate_limit(limit, MAX_PAGE_LIMIT)}
+        params: dict[str, str | int | list[str]] = {**check_filters(self.name, filters)}
+        params["per_page"] = _validate_limit(limit, MAX_PAGE_LIMIT)
         if checked is not None:
             params["cursor"] = checked
         return checked, params
@@ -1058,34 +1063,49 @@ class _ResourceBase(Generic[_T]):
 class Resource(_ResourceBase[Transport]):
     """One v2 resource (tasks, assignments or ground truths) of a :class:`BackendV2Client`."""
 
-    def list_page(self, cursor: str | None = None, limit: int = DEFAULT_PAGE_LIMIT) -> Page:
-        """One page of the list, starting at ``cursor`` (None: the first page).
+    def list_page(
+        self,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        *,
+        filters: Mapping[str, FilterValue] | None = None,
+    ) -> Page:
+        """One page of the list, starting at ``cursor`` (None: the first page), of the items
+        matching ``filters`` (keys and values of :data:`~.list_filters.LIST_FILTERS`; follow-up
+        pages must be asked with the same filters).
 
         Raises:
-            TypeError, ValueError: ``cursor`` not a str/None, ``limit`` not an int in 1..500.
+            TypeError, ValueError: ``cursor`` not a str/None, ``limit`` not an int in 1..500, an
+                unknown or reserved filter key or a value of the wrong type.
             SynapError: the transport's error (see :mod:`synapse_sdk.clients._transport`);
                 ``BackendError("malformed_response")`` for a body of the wrong shape.
         """
-        checked, params = self._page_params(cursor, limit)
+        checked, params = self._page_params(cursor, limit, filters)
         return _parse_page(self._transport.request(
             "GET", self.list_path, params=params, max_bytes=MAX_PAGE_BYTES
         ), checked)
 
-    def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Item]:
-        """Every item, in list order, fetched ``limit`` at a time as iteration goes.
+    def iter(
+        self,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        *,
+        filters: Mapping[str, FilterValue] | None = None,
+    ) -> Iterator[Item]:
+        """Every item matching ``filters``, in list order, fetched ``limit`` at a time as
+        iteration goes.
 
         Raises:
-            TypeError, ValueError: a bad ``limit`` (at once, not at the first ``next``).
+            TypeError, ValueError: a bad ``limit`` or filter (at once, not at the first ``next``).
             SynapError: as :meth:`list_page`, when a page fails.
         """
-        self._page_params(None, limit)
-        return self._iter(limit)
+        self._page_params(None, limit, filters)
+        return self._iter(limit, filters)
 
-    def _iter(self, limit: int) -> Iterator[Item]:
+    def _iter(self, limit: int, filters: Mapping[str, FilterValue] | None) -> Iterator[Item]:
         cursor: str | None = None
         seen: set[bytes] = set()
         while True:
-            page = self.list_page(cursor, limit)
+            page = self.list_page(cursor, limit, filters=filters)
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -1198,24 +1218,38 @@ class Resource(_ResourceBase[Transport]):
 class AsyncResource(_ResourceBase[AsyncTransport]):
     """One v2 resource of an :class:`AsyncBackendV2Client`; the async twin of :class:`Resource`."""
 
-    async def list_page(self, cursor: str | None = None, limit: int = DEFAULT_PAGE_LIMIT) -> Page:
+    async def list_page(
+        self,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        *,
+        filters: Mapping[str, FilterValue] | None = None,
+    ) -> Page:
         """Async :meth:`Resource.list_page`: same arguments, same errors."""
-        checked, params = self._page_params(cursor, limit)
+        checked, params = self._page_params(cursor, limit, filters)
         response = await self._transport.request(
             "GET", self.list_path, params=params, max_bytes=MAX_PAGE_BYTES
         )
         return _parse_page(response, checked)
 
-    def iter(self, limit: int = DEFAULT_PAGE_LIMIT) -> AsyncIterator[Item]:
-        """Async :meth:`Resource.iter` (use ``async for``); a bad ``limit`` raises at once."""
-        self._page_params(None, limit)
-        return self._iter(limit)
+    def iter(
+        self,
+        limit: int = DEFAULT_PAGE_LIMIT,
+        *,
+        filters: Mapping[str, FilterValue] | None = None,
+    ) -> AsyncIterator[Item]:
+        """Async :meth:`Resource.iter` (use ``async for``); a bad ``limit`` or filter raises at
+        once."""
+        self._page_params(None, limit, filters)
+        return self._iter(limit, filters)
 
-    async def _iter(self, limit: int) -> AsyncIterator[Item]:
+    async def _iter(
+        self, limit: int, filters: Mapping[str, FilterValue] | None
+    ) -> AsyncIterator[Item]:
         cursor: str | None = None
         seen: set[bytes] = set()
         while True:
-            page = await self.list_page(cursor, limit)
+            page = await self.list_page(cursor, limit, filters=filters)
             for item in page.items:
                 yield item
             if page.next_cursor is None:

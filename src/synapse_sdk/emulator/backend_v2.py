@@ -1,5 +1,6 @@
-"""The backend v2 API: cursor-paginated lists (``per_page``, ``meta.pagination``, slim items),
-retrieve, bulk fetch with per-item faults, original files.
+"""The backend v2 API: cursor-paginated lists (``per_page``, ``meta.pagination``, slim items,
+the list filters of :mod:`synapse_sdk.clients.list_filters`), retrieve, bulk fetch with per-item
+faults, original files.
 
 Exactly the "Backend v2 HTTP API" of ``dev/CONTRACTS.md``. Authentication, rate limiting,
 outages, latency and dropped connections are the gate's job (:mod:`synapse_sdk.emulator.app`);
@@ -10,19 +11,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
+import operator
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from synapse_sdk.clients.list_filters import LIST_FILTERS, ListFilter, parse_value
 from synapse_sdk.emulator.responses import context_of, error_response, json_response
 from synapse_sdk.emulator.seed import RESOURCES
 from synapse_sdk.emulator.state import SIGNED_URL_TTL, EmulatorState, RequestContext
-from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER, Original
+from synapse_sdk.emulator.store import FILE_URL_PLACEHOLDER, AttributeTest, Original
 
 __all__ = [
     "DEFAULT_PAGE_LIMIT",
@@ -224,6 +228,54 @@ def _per_page(raw: str | None) -> int:
     return DEFAULT_PAGE_LIMIT if asked < 1 else min(asked, MAX_PAGE_LIMIT)
 
 
+class _BadFilter(ValueError):
+    """A filter value of the wrong type (the 400 ``VALIDATION_ERROR`` names ``key``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _matches(spec: ListFilter, wanted: Any, value: Any) -> bool:
+    """Whether an item's attribute ``value`` passes filter ``spec`` asking for ``wanted``."""
+    if spec.op == "in":
+        values = value if isinstance(value, list) else (value,)
+        return any(v in wanted for v in values)
+    if spec.op == "eq":
+        return bool(value == wanted)
+    return bool(_COMPARE[spec.op](value, wanted))
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}
+
+
+def _query_filter(resource: str, request: Request) -> list[AttributeTest]:
+    """The list filters of the query as tests of the items' attributes (none: no filter). As
+    the real API (DRF): unknown parameters are ignored; of a single-valued filter given twice
+    the last counts.
+
+    Raises:
+        _BadFilter: a value of the wrong type.
+    """
+    tests: list[AttributeTest] = []
+    query = request.query_params
+    for key, spec in LIST_FILTERS[resource].items():
+        raw = query.getlist(key)
+        if not raw:
+            continue
+        try:
+            wanted = (
+                tuple(v for part in raw for v in parse_value(spec, part, strict=True))
+                if spec.is_list else parse_value(spec, raw[-1], strict=True)
+            )
+        except ValueError as exc:
+            raise _BadFilter(key, f"{key}: {exc}") from None
+        tests.append((spec.field, functools.partial(_matches, spec, wanted)))
+    return tests
+
+
 def _parse_ids(body: bytes) -> list[int | str]:
     """The ``ids`` of a bulk-fetch body. Raises ``ValueError`` saying what is wrong."""
     try:
@@ -254,7 +306,11 @@ def api_routes(state: EmulatorState) -> Sequence[BaseRoute]:
             after = decode_cursor(resource, cursor) if cursor else 0
         except ValueError:
             return error_response(ctx, 404, "NOT_FOUND", "Invalid cursor")
-        bodies, last = state.store.page(resource, after, per_page)
+        try:
+            tests = _query_filter(resource, request)
+        except _BadFilter as exc:
+            return _invalid(ctx, exc.key, str(exc))
+        bodies, last = state.store.page(resource, after, per_page, tests)
         pagination = {
             "next_cursor": None if last is None else encode_cursor(resource, last),
             "previous_cursor": None,  # ours: only forward cursors are issued

@@ -8,12 +8,13 @@ built items keeps a retried page or a download after a list from building them a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,8 +26,10 @@ __all__ = [
     "FILE_URL_PLACEHOLDER",
     "MAX_ITEMS",
     "MAX_ORIGINAL_BYTES",
+    "AttributeTest",
     "Original",
     "Store",
+    "attributes",
     "validate_items",
     "validate_original_bytes",
 ]
@@ -112,29 +115,132 @@ class _Built:
 #: When the demo items were made (``created``: this plus the id in seconds).
 _CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 _CATEGORIES = ("train", "validation", "test")
+_CLASS_NAMES = ("car", "person", "bicycle", "truck", "traffic_light", "dog")
 
 
-def _slim(resource: str, item_id: int) -> dict[str, Any]:
-    """The list item of ``resource`` ``item_id``: the fields of the v2 API's ``*V2List``."""
-    created = (_CREATED + timedelta(seconds=item_id)).isoformat().replace("+00:00", "Z")
+_STATUS_LABELS = ("completed", "completed", "completed", "in_progress", "stand_by", "skipped")
+_STATUS_REVIEWS = ("completed", "completed", "in_progress", "rejected", "stand_by", "skipped")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+_M64 = (1 << 64) - 1
+
+
+@functools.lru_cache(maxsize=64)
+def _base(seed: int, resource: str) -> int:
+    key = f"{seed}\x1f{resource}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
+def _mix(base: int, item_id: int) -> int:
+    """64 well-mixed bits of an item of the resource and seed whose :func:`_base` is ``base``
+    (splitmix64: arithmetic only)."""
+    z = (base + item_id * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _created(h: int, item_id: int) -> datetime:
+    return _CREATED + timedelta(seconds=item_id)
+
+
+def _labeled(h: int, item_id: int) -> datetime:
+    return _created(h, item_id) + timedelta(minutes=1 + (h >> 40) % 600)
+
+
+def _reviewed(h: int, item_id: int) -> datetime:
+    return _labeled(h, item_id) + timedelta(minutes=1 + (h >> 50) % 600)
+
+
+_Field = Callable[[int, int], Any]  # (hash, id) -> the attribute's value
+#: Each filtered attribute of each resource, computed from the item's hash and id alone.
+_FIELDS: dict[str, dict[str, _Field]] = {
+    "tasks": {
+        "id": lambda h, i: i,
+        "project": lambda h, i: DEMO_PROJECT_ID,
+        "has_data": lambda h, i: h % 20 != 0,
+        "is_discarded": lambda h, i: (h >> 5) % 10 == 0,
+        "schema": lambda h, i: "dm_schema_v1",
+        "created": _created,
+    },
+    "assignments": {
+        "id": lambda h, i: i,
+        "project": lambda h, i: DEMO_PROJECT_ID,
+        "workshop": lambda h, i: 1,
+        "task": lambda h, i: i,
+        "user": lambda h, i: 1 + (h >> 4) % 8,
+        "reviewer": lambda h, i: 1 + (h >> 8) % 4,
+        "group": lambda h, i: 1 + (h >> 11) % 3,
+        "stage": lambda h, i: 1 + (h >> 13) % 3,
+        "tags": lambda h, i: [1 + (h >> 15) % 5],
+        "task_tags": lambda h, i: [1 + (h >> 18) % 5],
+        "status_label": lambda h, i: _STATUS_LABELS[(h >> 21) % len(_STATUS_LABELS)],
+        "status_review": lambda h, i: _STATUS_REVIEWS[(h >> 24) % len(_STATUS_REVIEWS)],
+        "is_confirmed": lambda h, i: (h >> 27) % 4 != 0,
+        "is_discarded": lambda h, i: (h >> 29) % 10 == 0,
+        "is_discard_confirmed": lambda h, i: (h >> 33) % 20 == 0,
+        "created": _created,
+        "last_labeled": _labeled,
+        "label_submitted": _labeled,
+        "labeler_last_action_at": _labeled,
+        "last_reviewed": _reviewed,
+        "reviewer_last_action_at": _reviewed,
+    },
+    "ground-truths": {
+        "id": lambda h, i: i,
+        "ground_truth_dataset": lambda h, i: 1 + h % 2,
+        "task": lambda h, i: i,
+        "category": lambda h, i: _CATEGORIES[i % len(_CATEGORIES)],
+        "classes": lambda h, i: sorted({_CLASS_NAMES[(h >> 3) % 6], _CLASS_NAMES[(h >> 7) % 6]}),
+    },
+}
+#: The attributes every item of a resource shares: a test on them is decided once per page.
+_CONSTANT: frozenset[tuple[str, str]] = frozenset({
+    ("tasks", "project"), ("tasks", "schema"), ("assignments", "project"),
+    ("assignments", "workshop"),
+})
+#: A test of one attribute: its name and what its value must satisfy.
+AttributeTest = tuple[str, Callable[[Any], bool]]
+
+
+def attributes(seed: int, resource: str, item_id: int) -> dict[str, Any]:
+    """What the list filters of ``resource`` test on item ``item_id`` (the fields of
+    :data:`synapse_sdk.clients.list_filters.LIST_FILTERS`), drawn from one hash of
+    ``(seed, resource, item_id)``: deterministic and cheap, no item is built for it (a filtered
+    list computes only the attributes its filters name)."""
+    h = _mix(_base(seed, resource), item_id)
+    return {name: field(h, item_id) for name, field in _FIELDS[resource].items()}
+
+
+def _slim(seed: int, resource: str, item_id: int) -> dict[str, Any]:
+    """The list item of ``resource`` ``item_id``: the fields of the v2 API's ``*V2List``,
+    agreeing with its filter :func:`attributes`."""
+    at = attributes(seed, resource, item_id)
     if resource == "tasks":
-        return {"id": item_id, "project_id": DEMO_PROJECT_ID, "data_unit_id": item_id,
-                "is_discarded": False, "has_data": True, "created": created}
+        return {"id": item_id, "project_id": at["project"], "data_unit_id": item_id,
+                "is_discarded": at["is_discarded"], "has_data": at["has_data"],
+                "created": _stamp(at["created"])}
     if resource == "assignments":
-        return {"id": item_id, "user_id": 1, "task_id": item_id, "status_label": "completed",
-                "status_review": "completed", "is_confirmed": True, "is_discarded": False,
-                "created": created}
-    return {"id": item_id, "ground_truth_dataset_id": 1, "data_unit_id": item_id,
-            "category": _CATEGORIES[item_id % len(_CATEGORIES)]}
+        return {"id": item_id, "user_id": at["user"], "task_id": item_id,
+                "status_label": at["status_label"], "status_review": at["status_review"],
+                "is_confirmed": at["is_confirmed"], "is_discarded": at["is_discarded"],
+                "created": _stamp(at["created"])}
+    return {"id": item_id, "ground_truth_dataset_id": at["ground_truth_dataset"],
+            "data_unit_id": item_id, "category": at["category"]}
 
 
-def _detail(resource: str, slim: dict[str, Any], data: Any) -> dict[str, Any]:
+def _detail(seed: int, resource: str, slim: dict[str, Any], data: Any) -> dict[str, Any]:
     """The retrieve object: the list item plus ``data`` and the ``*V2Detail`` fields."""
+    at = attributes(seed, resource, slim["id"])
     if resource == "tasks":
-        return {**slim, "workshop_id": 1, "meta": None, "data": data, "schema": "dm_schema_v1"}
+        return {**slim, "workshop_id": 1, "meta": None, "data": data, "schema": at["schema"]}
     if resource == "assignments":
-        return {**slim, "reviewer_id": 1, "data": data, "tags": []}
-    return {**slim, "project_id": DEMO_PROJECT_ID, "data": data, "classes": []}
+        return {**slim, "reviewer_id": at["reviewer"], "data": data, "tags": at["tags"]}
+    return {**slim, "project_id": DEMO_PROJECT_ID, "data": data, "classes": at["classes"]}
 
 
 def validate_items(items: object) -> int:
@@ -178,10 +284,10 @@ def _build(seed: int, resource: str, item_id: int, original_bytes: int | None = 
         # Ground truths get one too: our extension (the real bulk-data item has none).
         "files_manifest": {"original": entry},
     }
-    listed = _slim(resource, item_id)
+    listed = _slim(seed, resource, item_id)
     if resource == "ground-truths":  # GroundTruthV2BulkData's own fields
         body |= {key: listed[key] for key in ("ground_truth_dataset_id", "category")}
-        body["classes"] = []
+        body["classes"] = attributes(seed, resource, item_id)["classes"]
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     slim = json.dumps(listed, separators=(",", ":"))
     return _Built(text, slim, original)
@@ -228,16 +334,42 @@ class Store:
                 self._cache.popitem(last=False)
         return built
 
-    def page(self, resource: str, after: int, limit: int) -> tuple[list[str], int | None]:
-        """Up to ``limit`` list-item JSON texts (slim) with id > ``after``, and the last id if
-        more follow.
+    def page(
+        self,
+        resource: str,
+        after: int,
+        limit: int,
+        tests: Sequence[AttributeTest] = (),
+    ) -> tuple[list[str], int | None]:
+        """Up to ``limit`` list-item JSON texts (slim) with id > ``after`` whose
+        :func:`attributes` pass every test of ``tests`` (none: every item), and the last id if
+        more may follow. Only the tested attributes are computed; a failing test of an
+        attribute all items share ends the page at once.
 
-        Raises ``ValueError`` for an unknown resource.
+        Raises ``ValueError`` for an unknown resource or attribute.
         """
         _check_resource(resource)
-        first, last = max(after, 0) + 1, min(after + limit, self.items)
-        bodies = [self._slim(resource, item_id) for item_id in range(first, last + 1)]
-        return bodies, (last if bodies and last < self.items else None)
+        fields = _FIELDS[resource]
+        for name, _ in tests:
+            if name not in fields:
+                raise ValueError(f"{resource} items have no attribute {name!r}")
+        if any(not test(fields[name](0, 0)) for name, test in tests
+               if (resource, name) in _CONSTANT):
+            return [], None
+        varying = [
+            (fields[name], test) for name, test in tests if (resource, name) not in _CONSTANT
+        ]
+        if not varying:
+            first, last = max(after, 0) + 1, min(after + limit, self.items)
+            bodies = [self._slim(resource, item_id) for item_id in range(first, last + 1)]
+            return bodies, (last if bodies and last < self.items else None)
+        bodies, item_id, base = [], max(after, 0), _base(self.seed, resource)
+        while len(bodies) < limit and item_id < self.items:
+            item_id += 1
+            h = _mix(base, item_id)
+            if all(test(field(h, item_id)) for field, test in varying):
+                bodies.append(self._slim(resource, item_id))
+        return bodies, (item_id if bodies and item_id < self.items else None)
 
     def _slim(self, resource: str, item_id: int) -> str:
         built = self._get(resource, item_id)
@@ -253,7 +385,7 @@ class Store:
         built = self._get(resource, item_id)
         if built is None:
             return None
-        return _detail(resource, json.loads(built.slim), json.loads(built.body)["data"])
+        return _detail(self.seed, resource, json.loads(built.slim), json.loads(built.body)["data"])
 
     def fetch(self, resource: str, ids: Sequence[int]) -> dict[int, str]:
         """The JSON text of each existing id among ``ids`` (unknown ids are simply absent).

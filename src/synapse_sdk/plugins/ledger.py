@@ -97,9 +97,22 @@ CREATE TABLE IF NOT EXISTS names (
     key      TEXT NOT NULL PRIMARY KEY,     -- what the owner's file names are everywhere
     owner    TEXT NOT NULL                  -- the owning id's string form
 );
+CREATE TABLE IF NOT EXISTS settings (
+    name     TEXT NOT NULL PRIMARY KEY,     -- what the job was started with, e.g. its filter
+    value    TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_age ON items (state, updated, id);
 """
+# Listing order: integer ids by value, then the others by text (``1, 2, 10, a``). A generated
+# column (no data stored, no schema version bump) and its index keep each batch one index range.
+# Integers are exact up to 2**53; beyond, ties (same float) fall back to text, which orders
+# non-negative ids of one length by value.
+_NUMBER: Final = (
+    "ALTER TABLE items ADD COLUMN number REAL "
+    "GENERATED ALWAYS AS (CASE WHEN is_int THEN CAST(id AS REAL) ELSE 9e999 END) VIRTUAL"
+)
+_NUMBER_INDEX: Final = "CREATE INDEX IF NOT EXISTS items_in_order ON items (state, number, id)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +231,10 @@ class Ledger(ClosesOnExit):
             columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
             if "permanent_code" not in columns:  # a version 1 ledger: the column came in 2
                 conn.execute("ALTER TABLE items ADD COLUMN permanent_code TEXT")
+            hidden = {row[1] for row in conn.execute("PRAGMA table_xinfo(items)")}
+            if "number" not in hidden:
+                conn.execute(_NUMBER)
+            conn.execute(_NUMBER_INDEX)
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"the file is not a usable ledger database: {exc}") from exc
@@ -425,17 +442,17 @@ class Ledger(ClosesOnExit):
     def _iter_state(self, state: ItemState, batch: int) -> Iterator[LedgerRecord]:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch!r}")
-        # Keyset pagination on (state, id): each batch is a fresh short query, so callers may
-        # change states while iterating and memory stays bounded. SQLite orders integers before
-        # strings; ids are all TEXT since schema 2, in their canonical form.
+        # Keyset pagination on (state, number, id) (see _NUMBER): each batch is a fresh short
+        # query, so callers may change states while iterating and memory stays bounded.
         last: tuple[object, ...] = ()
         while True:
-            where = "state = ?" + (" AND id > ?" if last else "")
+            where = "state = ?" + (" AND (number, id) > (?, ?)" if last else "")
             with self._lock:
                 rows = (
                     self._connection()
                     .execute(
-                        f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY id LIMIT ?",
+                        f"SELECT {_COLUMNS}, number FROM items WHERE {where} "
+                        "ORDER BY state, number, id LIMIT ?",
                         (state, *last, batch),
                     )
                     .fetchall()
@@ -443,16 +460,17 @@ class Ledger(ClosesOnExit):
             if not rows:
                 return
             for row in rows:
-                yield _record(row)
-            last = (rows[-1][0],)
+                yield _record(row[:-1])
+            last = (rows[-1][-1], rows[-1][0])
 
     def iter_exported(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
-        """Exported items, in id order, read ``batch`` rows at a time."""
+        """Exported items in id order (integers by value, then the others by text), read
+        ``batch`` rows at a time."""
         return self._iter_state("exported", batch)
 
     def iter_pending(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
-        """Items waiting for a retry, in the order of their canonical ids (text), read ``batch``
-        rows at a time."""
+        """Items waiting for a retry in id order (as :meth:`iter_exported`), read ``batch`` rows
+        at a time."""
         return self._iter_state("pending", batch)
 
     def oldest_pending(
@@ -484,9 +502,29 @@ class Ledger(ClosesOnExit):
         return [_record(row) for row in rows]
 
     def iter_failed(self, *, batch: int = _BATCH) -> Iterator[LedgerRecord]:
-        """Items that failed for good, in the order of their canonical ids (text), read
-        ``batch`` rows at a time."""
+        """Items that failed for good in id order (as :meth:`iter_exported`: ``1, 2, 10``),
+        read ``batch`` rows at a time."""
         return self._iter_state("failed", batch)
+
+    def setting(self, name: str) -> str | None:
+        """The value recorded under ``name`` (:meth:`record_setting`), None if none was."""
+        with self._lock:
+            row = self._connection().execute(
+                "SELECT value FROM settings WHERE name = ?", (_check_key(name),)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_setting(self, name: str, value: str) -> None:
+        """Record ``value`` under ``name`` (what the job was started with), replacing any.
+
+        Raises:
+            TypeError: ``name`` or ``value`` is not a str.
+        """
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)",
+                (_check_key(name), _check_key(value)),
+            )
 
     def summary(self) -> LedgerSummary:
         """Counts per state and failed items per code, computed inside SQLite."""

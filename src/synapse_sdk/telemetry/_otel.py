@@ -64,7 +64,7 @@ class HttpCall(Protocol):
     def url(self) -> str: ...
 
     @property
-    def params(self) -> Mapping[str, str | int] | None: ...
+    def params(self) -> Mapping[str, object] | None: ...
 
     @property
     def correlation_id(self) -> str: ...
@@ -81,7 +81,7 @@ def error_type(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
-def redact_url(url: str, params: Mapping[str, str | int] | None = None) -> str:
+def redact_url(url: str, params: Mapping[str, object] | None = None) -> str:
     """``url`` with ``params`` appended, fit for ``url.full``: no user info, every query value
     replaced by ``REDACTED`` (a pre-signed URL's signature, a cursor), the fragment dropped."""
     return redact_query(url, [str(key) for key in params or ()])

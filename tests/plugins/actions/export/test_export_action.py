@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from synapse_sdk.emulator import (
     RequestRecord,
     Store,
 )
+from synapse_sdk.emulator.store import attributes
 from synapse_sdk.exceptions import AuthenticationError, BackendRateLimitError
 from synapse_sdk.plugins.action import JOB_LOG_FILENAME, ActionStepError, read_job_log
 from synapse_sdk.plugins.actions.export.action import (
@@ -43,6 +45,7 @@ from synapse_sdk.plugins.actions.export.action import (
     ExportProgress,
     ExportSummary,
     JobLockedError,
+    JobMismatchError,
 )
 from synapse_sdk.plugins.actions.export.steps import (
     RatePacer,
@@ -271,6 +274,96 @@ def test_ids_the_backend_does_not_serve_fail_once_without_retry(
     assert not any(e["code"] == "EXPORT_FAILED_BATCH_PARTIAL" for e in events)
     assert not any(e["code"] == "EXPORT_RETRYING_FAILED_ITEMS" for e in events)
     _check_output(emu, tmp_path / "tasks", "tasks", {1, 2, 3})
+
+
+def test_failed_items_are_listed_in_numeric_order(tmp_path: Path, clock: FakeClock) -> None:
+    with Emulator(items=5, clock=clock, sleep=clock.sleep) as emu:
+        summary = _run(emu, clock, tmp_path, ids=[1000, 20, 3, 100, 9])
+    assert [item["id"] for item in summary.failed_items] == [9, 20, 100, 1000]
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+ASSIGNMENTS_DONE = {"status_label": "completed,skipped", "is_confirmed": "true"}
+
+
+def _done(item_id: int) -> bool:
+    found = attributes(0, "assignments", item_id)
+    return bool(found["status_label"] in ("completed", "skipped") and found["is_confirmed"])
+
+
+def test_a_filtered_export_writes_exactly_the_matching_items_and_a_rerun_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    wanted = {i for i in range(1, 151) if _done(i)}
+    assert 0 < len(wanted) < 150
+    with Emulator(items=150, clock=clock, sleep=clock.sleep) as emu:
+        first = _run(emu, clock, tmp_path, target="assignments", filter=ASSIGNMENTS_DONE,
+                     page_size=40)
+        again = _run(emu, clock, tmp_path, target="assignments", page_size=40,
+                     filter={"is_confirmed": True, "status_label": ["completed", "skipped"]})
+        requests = emu.requests
+    assert (first.exported, first.failed) == (len(wanted), 0)
+    assert (again.exported, again.skipped, again.failed) == (0, len(wanted), 0)
+    _check_output(emu, tmp_path / "assignments", "assignments", wanted)
+    lists = [r for r in requests if r.path == "/v2/assignments/"]
+    assert lists and all("status_label=completed&status_label=skipped" in r.query for r in lists)
+    fetched = [i for r in requests if r.path.endswith("/bulk-fetch/") for i in r.ids or ()]
+    assert sorted(fetched) == sorted(wanted)  # the rerun fetched nothing
+
+
+def test_a_rerun_with_another_filter_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
+        first = _run(emu, clock, tmp_path, filter={"is_discarded": "false"})
+        with pytest.raises(JobMismatchError, match=(
+            r"was started with filter is_discarded=false, not is_discarded=true: rerun with "
+            r"the same filter")) as caught:
+            _run(emu, clock, tmp_path, filter={"is_discarded": "true"})
+        with pytest.raises(JobMismatchError, match=r"not \(none\)"):
+            _run(emu, clock, tmp_path)
+        before = len(emu.requests)
+    assert caught.value.recorded == {"is_discarded": "false"}
+    assert caught.value.given == {"is_discarded": "true"}
+    assert len(list((tmp_path / "tasks").glob("*.json"))) == first.exported
+    # Another target is another job: its own filter.
+    with Emulator(items=40, clock=clock, sleep=clock.sleep) as emu:
+        other = _run(emu, clock, tmp_path, target="ground-truths", filter={"category": "test"})
+    assert other.ok and before > 0
+
+
+def test_an_output_exported_before_filters_is_unfiltered(tmp_path: Path, clock: FakeClock) -> None:
+    with Emulator(items=10, clock=clock, sleep=clock.sleep) as emu:
+        _run(emu, clock, tmp_path)
+        with sqlite3.connect(tmp_path / JOB_FOLDER / "tasks" / "ledger.sqlite3") as conn:
+            conn.execute("DELETE FROM settings")  # as a ledger of the previous release
+        assert _run(emu, clock, tmp_path).skipped == 10
+        with pytest.raises(JobMismatchError, match="started with filter \\(none\\)"):
+            _run(emu, clock, tmp_path, filter={"has_data": "true"})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"filter": {"colour": "red"}}, "unknown filter 'colour' for tasks; accepted: has_data"),
+        ({"filter": {"per_page": "3"}}, "filter 'per_page' is reserved"),
+        ({"filter": {"project": "x"}}, "'x' is not an integer"),
+        ({"target": "ground-truths", "filter": {"category": "val"}}, "is not one of"),
+        ({"filter": {"project": "1"}, "ids": [1]}, "ids and filter cannot be combined"),
+        ({"filter": "project=1"}, "valid dictionary"),
+    ],
+)
+def test_bad_filters_are_refused(tmp_path: Path, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ExportParams.model_validate({"out_dir": tmp_path, **params})
+
+
+def test_filter_values_given_as_python_values_become_text(tmp_path: Path) -> None:
+    params = ExportParams(out_dir=tmp_path, target="assignments", filter={
+        "project": 1, "is_confirmed": False, "users": [3, 4], "status_label": "completed",
+    })
+    assert params.filter == {"project": "1", "is_confirmed": "false", "users": "3,4",
+                             "status_label": "completed"}
+    assert ExportParams(out_dir=tmp_path, filter=None).filter == {}
 
 
 def test_invalid_ids_end_as_bad_request_without_retry(tmp_path: Path, clock: FakeClock) -> None:

@@ -73,8 +73,10 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 
+from synapse_sdk.clients.list_filters import check_filters
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.exceptions import (
@@ -131,6 +133,7 @@ __all__ = [
     "ExportSummary",
     "ExportTarget",
     "JobLockedError",
+    "JobMismatchError",
 ]
 
 #: Where the ledger, job log and lock of an export live, inside the output folder.
@@ -142,6 +145,8 @@ _CODE_UNSAFE_ID: Final = "unsafe_id"
 _CODE_MALFORMED: Final = "malformed_item"
 _CODE_MISSING: Final = "missing_from_response"
 _CODE_DAMAGED: Final = "damaged_on_disk"
+#: The ledger setting holding the filter a job was started with (its canonical JSON).
+_FILTER_SETTING: Final = "filter"
 #: backend_v2.NOT_SERVED (not imported: the client loads lazily): an id a 200 answer left out.
 _CODE_NOT_SERVED: Final = "not_served"
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
@@ -211,6 +216,12 @@ class ExportParams(BaseModel):
       with bulk fetches, so fewer is faster); ``batch_size`` — ids per bulk fetch (1-200);
     * ``language`` — language of the messages (``en``, ``ko``, ``ko-KR``…);
     * ``ids`` — export only these ids instead of listing the resource;
+    * ``filter`` — list only the items matching these filters (``{"status_label": "completed",
+      "users": "3,4"}``; keys and value types of :mod:`synapse_sdk.clients.list_filters` for the
+      target, ints and booleans given as such are turned into strings). Not with ``ids``: the
+      two select differently (a list query vs. named items), so the combination is refused. An
+      output remembers the filter it was started with and refuses a run with another
+      (:class:`JobMismatchError`);
     * ``retry_rounds`` — how many times an item that failed retryably is fetched again (0-10,
       default 6: retries ride along in full requests, so they cost little);
       ``retry_delay`` — seconds to pause before retrying after whole requests failed, doubled
@@ -226,7 +237,8 @@ class ExportParams(BaseModel):
     Raises:
         pydantic.ValidationError: (a ``ValueError``) a value is out of range, of the wrong type,
             an unknown field, ``out_dir`` is an existing file or a URL of a storage this
-            installation cannot write to.
+            installation cannot write to, an unknown or reserved filter key (the message names
+            the accepted ones), a filter value of the wrong type, ``filter`` with ``ids``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -238,6 +250,7 @@ class ExportParams(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=200)
     language: str | None = None
     ids: tuple[StrictInt | StrictStr, ...] | None = None
+    filter: dict[str, str] = Field(default_factory=dict)
     retry_rounds: int = Field(default=6, ge=0, le=10)
     retry_delay: float = Field(default=0.25, ge=0.0, le=300.0)
     originals: bool = True
@@ -264,6 +277,42 @@ class ExportParams(BaseModel):
     @classmethod
     def _language_is_a_tag(cls, value: str | None) -> str | None:
         return None if value is None else normalize_language(value)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _filter_values_as_text(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):  # 3 -> "3", True -> "true", [1, 2] -> "1,2"
+            return {key: _as_text(raw) for key, raw in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _filter_fits_the_target(self) -> ExportParams:
+        check_filters(self.target.value, self.filter)
+        if self.filter and self.ids is not None:
+            raise ValueError(
+                "ids and filter cannot be combined: export named ids, or the items a filter "
+                "lists"
+            )
+        return self
+
+    @property
+    def selection(self) -> str:
+        """The filter in its canonical form (normalised values, sorted keys), as the job
+        records it: equal for two spellings of one filter."""
+        return json.dumps(check_filters(self.target.value, self.filter), sort_keys=True)
+
+
+def _as_text(raw: Any) -> Any:
+    """A filter value given in Python as the string the command line would give."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, list | tuple):
+        return ",".join(str(_as_text(part)) for part in raw)
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +391,23 @@ class ExportSummary:
 
 class JobLockedError(RuntimeError):
     """Another export is already running over the same output folder and target."""
+
+
+class JobMismatchError(ValueError):
+    """The output was started with another filter: resuming with this one would mix two
+    selections in one folder. ``recorded`` and ``given`` are the two filters."""
+
+    def __init__(self, message: str, recorded: dict[str, Any], given: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.recorded, self.given = recorded, given
+
+    @staticmethod
+    def shown(selection: Mapping[str, Any]) -> str:
+        """A filter as ``key=value`` pairs (lists comma-joined); empty for no filter."""
+        return " ".join(
+            f"{key}={','.join(value) if isinstance(value, list) else value}"
+            for key, value in selection.items()
+        )
 
 
 @dataclass(slots=True)
@@ -526,6 +592,7 @@ class ExportAction(BaseAction[ExportParams]):
             ActionStepError: a step failed as a whole (``__cause__`` is the original error);
                 what was done is in the ledger and a rerun resumes.
             JobLockedError: another export holds the same output folder and target.
+            JobMismatchError: the output was started with another ``filter`` (nothing is done).
             ValueError: no client was injected and ``config`` names no backend.
         """
         started = self._monotonic()
@@ -541,6 +608,10 @@ class ExportAction(BaseAction[ExportParams]):
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
         with self._job_lock():
+            with self.step("initialize"):  # a ledger that cannot be opened fails the step
+                mismatch = self._selection_mismatch()
+            if mismatch is not None:
+                raise mismatch
             with self.step("initialize"):
                 self._initialize()
                 self._counts.carried_until = self._newest_pending()
@@ -563,6 +634,26 @@ class ExportAction(BaseAction[ExportParams]):
                 self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
                 return summary
+
+    def _selection_mismatch(self) -> JobMismatchError | None:
+        """Record the run's filter in a new job; the error to raise when it differs from the
+        filter the job recorded (a job from before filters existed was unfiltered)."""
+        given = self.params.selection
+        recorded = self.ledger.setting(_FILTER_SETTING)
+        if recorded is None and self.ledger.summary().total:
+            recorded = "{}"
+        if recorded is None:
+            self.ledger.record_setting(_FILTER_SETTING, given)
+        elif recorded != given:
+            before, now = json.loads(recorded), json.loads(given)
+            return JobMismatchError(
+                f"{redact_url(str(self.params.out_dir))!r} ({self.params.target.value}) was "
+                f"started with filter {JobMismatchError.shown(before) or '(none)'}, not "
+                f"{JobMismatchError.shown(now) or '(none)'}: rerun "
+                "with the same filter to resume, or export to another folder",
+                before, now,
+            )
+        return None
 
     def _initialize(self) -> None:
         self.root_storage.prepare()  # also removes a killed report write's temporary
@@ -629,7 +720,9 @@ class ExportAction(BaseAction[ExportParams]):
             yield from chunked(unique_ids(self.params.ids), self.params.page_size)
             return
         with self.step("fetch"):
-            listing = self._resource().iter(limit=self.params.page_size)
+            listing = self._resource().iter(
+                limit=self.params.page_size, filters=self.params.filter
+            )
         pages = chunked(map(self._listed_id, listing), self.params.page_size)
         while True:
             with self.step("fetch"):
