@@ -96,6 +96,7 @@ from synapse_sdk.plugins.actions.export.chunks import (
     MARK_EVERY,
     ChunkExecutor,
     ChunkOutcome,
+    CountingPacer,
     LocalExecutor,
 )
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter, ExportOutput
@@ -103,7 +104,6 @@ from synapse_sdk.plugins.actions.export.failure_classifier import classify_expor
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.actions.export.report import REPORT_NAME, build_report, report_bytes
 from synapse_sdk.plugins.actions.export.steps import (
-    RatePacer,
     UnsafeItemIdError,
     chunked,
     item_filename,
@@ -423,7 +423,7 @@ class ExportAction(BaseAction[ExportParams]):
         self._whole_request_failed = False
         self._not_before = float("-inf")
         self._phase = "main"
-        self._pacer: RatePacer | None = None
+        self._pacer: CountingPacer | None = None
         self._console_seen: set[LogMessageCode] = set()
         self._storage: Storage | None = None
         self._root_storage: Storage | None = None
@@ -488,9 +488,9 @@ class ExportAction(BaseAction[ExportParams]):
         transport's ``pacer`` option)."""
         from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 
-        self._pacer = RatePacer(
+        self._pacer = self._executor.make_pacer(
             rate_limited_paths(),
-            policy=self.config.effective_retry_policy,
+            self.config.effective_retry_policy,
             clock=self._monotonic,
             on_rejection=self._rate_limited,
         )

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.exceptions import (
     AuthenticationError,
@@ -40,7 +42,12 @@ from synapse_sdk.plugins.actions.export.exporter import (
 )
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
-from synapse_sdk.plugins.actions.export.steps import ExportRecord, UnsafeItemIdError, sha256_hex
+from synapse_sdk.plugins.actions.export.steps import (
+    ExportRecord,
+    RatePacer,
+    UnsafeItemIdError,
+    sha256_hex,
+)
 from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.storage import Storage, StoredObject
 
@@ -52,6 +59,7 @@ __all__ = [
     "ChunkExecutor",
     "ChunkOutcome",
     "ChunkRunner",
+    "CountingPacer",
     "Emit",
     "LocalExecutor",
     "StepFactory",
@@ -382,6 +390,20 @@ class ChunkRunner:
         return str(code.value)
 
 
+class CountingPacer(Protocol):
+    """A transport :class:`~synapse_sdk.clients._transport.Pacer` that counts the 429 answers
+    it saw."""
+
+    rejections: int
+
+    def before_request(self, path: str) -> float:
+        """Seconds to wait before a request on ``path``."""
+        ...
+
+    def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from an answer on ``path``."""
+
+
 class ChunkExecutor(Protocol):
     """Where an export's chunks are processed: the driver leases chunks with :meth:`submit`
     (at most :attr:`capacity` at a time) and takes their outcomes back with :meth:`next_outcome`
@@ -398,6 +420,17 @@ class ChunkExecutor(Protocol):
     @property
     def in_flight(self) -> int:
         """Chunks submitted whose outcome was not taken yet."""
+        ...
+
+    def make_pacer(
+        self,
+        paths: Iterable[str],
+        policy: RetryPolicy,
+        clock: Callable[[], float] | None = None,
+        on_rejection: Callable[[float], None] | None = None,
+    ) -> CountingPacer:
+        """The pacer of the action's own client: its rate-limited ``paths`` paced under
+        ``policy`` (a local :class:`~.steps.RatePacer`, or one shared by every worker)."""
         ...
 
     def start(self, action: ExportAction) -> None:
@@ -431,6 +464,18 @@ class LocalExecutor:
     def in_flight(self) -> int:
         """Chunks processed whose outcome was not taken yet (0 or 1)."""
         return len(self._done)
+
+    def make_pacer(
+        self,
+        paths: Iterable[str],
+        policy: RetryPolicy,
+        clock: Callable[[], float] | None = None,
+        on_rejection: Callable[[float], None] | None = None,
+    ) -> RatePacer:
+        """A :class:`~.steps.RatePacer` of this process on ``clock``."""
+        return RatePacer(
+            paths, policy=policy, clock=clock or time.monotonic, on_rejection=on_rejection
+        )
 
     def start(self, action: ExportAction) -> None:
         """Build the runner over ``action``'s client, exporter and storage."""
