@@ -72,6 +72,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "requests": "requests sent",
         "rate_limited": "rate-limited answers",
         "duration": "duration (s)",
+        "executor": "executor",
+        "workers": "workers",
         "failed_code": "failed: {code}",
         "emulator": "Using the embedded emulator at {url} ({items} items per resource; faults: "
         "{faults}). Pass --backend URL --token T to export from a real backend.",
@@ -97,6 +99,12 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "cannot start the embedded emulator: {error}",
+        "needs_ray": "--executor ray needs Ray, which is not installed: pip install '{extra}'",
+        "ray_only": "{options} only apply to --executor ray",
+        "ray_local": "RAY_ADDRESS is not set: started a local Ray instance for the export.",
+        "local_out": "--out {out} is a local folder but the Ray cluster has {nodes} nodes: "
+        "export to object storage (s3://…), or pass --shared-storage if every node mounts "
+        "this folder.",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -112,6 +120,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "requests": "보낸 요청",
         "rate_limited": "요청 제한 응답",
         "duration": "소요 시간 (초)",
+        "executor": "실행 방식",
+        "workers": "워커 수",
         "failed_code": "실패: {code}",
         "emulator": "내장 에뮬레이터를 사용합니다: {url} (리소스별 {items}건, 장애 프로필: "
         "{faults}). 실제 백엔드에서 내보내려면 --backend URL --token T를 지정하세요.",
@@ -138,6 +148,13 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
+        "needs_ray": "--executor ray를 쓰려면 Ray가 필요하지만 설치되어 있지 않습니다: "
+        "pip install '{extra}'",
+        "ray_only": "{options} 옵션은 --executor ray와 함께 쓸 때만 적용됩니다.",
+        "ray_local": "RAY_ADDRESS가 설정되지 않아 내보내기용 로컬 Ray 인스턴스를 시작했습니다.",
+        "local_out": "--out으로 지정한 {out}은(는) 로컬 폴더인데, Ray 클러스터에는 노드가 "
+        "{nodes}개 있습니다. 객체 스토리지(s3://…)로 내보내거나, 모든 노드가 이 폴더를 "
+        "마운트하고 있다면 --shared-storage를 지정하세요.",
     },
 }
 
@@ -281,6 +298,25 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="A BaseExporter subclass whose hooks convert and write each item (the module is "
     "imported from the current folder or the installed packages).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where items are fetched, converted and written: this process, or worker actors on "
+    "the Ray cluster at RAY_ADDRESS (a local instance when unset; needs synapse-sdk[ray]).",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 256),
+    help="Worker actors of --executor ray [default: 2].",
+)
+@click.option(
+    "--shared-storage",
+    is_flag=True,
+    help="With --executor ray: the local --out is on a mount every node of the cluster shares.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -296,6 +332,9 @@ def export(
     seed: int | None,
     retry_rounds: int,
     exporter_spec: str | None,
+    executor: str,
+    workers: int | None,
+    shared_storage: bool,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -316,6 +355,7 @@ def export(
         tenant = tenant.strip() if tenant else None
         if not tenant:
             raise click.UsageError(labels["needs_tenant"])
+    _check_executor(executor, workers, shared_storage, labels)
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
@@ -325,7 +365,8 @@ def export(
         )
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, exporter, as_json, labels,
+        "access", language, retry_rounds, exporter, as_json, labels, executor,
+        workers or 2, shared_storage,
     )
     try:
         code = _run(job, emulator)
@@ -333,6 +374,26 @@ def export(
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _check_executor(
+    executor: str, workers: int | None, shared_storage: bool, labels: dict[str, str]
+) -> None:
+    """``--workers`` and ``--shared-storage`` only go with ``--executor ray``, which needs Ray.
+
+    Raises:
+        click.UsageError: (exit 2) either is violated.
+    """
+    if executor != "ray":
+        given = [name for name, value in (("--workers", workers),
+                                          ("--shared-storage", shared_storage)) if value]
+        if given:
+            raise click.UsageError(labels["ray_only"].format(options=", ".join(given)))
+        return
+    from synapse_sdk.plugins.actions.export.distributed import RAY_EXTRA, ray_available
+
+    if not ray_available():
+        raise click.UsageError(labels["needs_ray"].format(extra=RAY_EXTRA))
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -446,6 +507,9 @@ class _Job:
     exporter: BaseExporter | None
     as_json: bool
     labels: dict[str, str]
+    executor: str = "local"
+    workers: int = 2
+    shared_storage: bool = False
 
 
 def _run(job: _Job, emulator: Emulator | None) -> int:
@@ -489,8 +553,19 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.action import ActionStepError
     from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+    from synapse_sdk.plugins.actions.export.chunks import ChunkExecutor
+    from synapse_sdk.plugins.actions.export.distributed import SharedStorageError
 
     out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
+    executor: ChunkExecutor | None = None
+    if job.executor == "ray":
+        from synapse_sdk.plugins.actions.export.distributed import RayExecutor
+
+        executor = RayExecutor(
+            workers=job.workers,
+            shared_storage=job.shared_storage,
+            notice=lambda _: err.print(labels["ray_local"], markup=False),
+        )
     try:
         config = SDKConfig(
             backend_url=job.backend,
@@ -511,6 +586,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
             exporter=job.exporter,
+            executor=executor,
         )
     except (ValidationError, ValueError) as exc:
         raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc
@@ -544,6 +620,9 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except JobLockedError as exc:
             busy = labels["busy"].format(out=str(out_dir), target=_term(job.target, language))
             raise _Stop("job_locked", busy, EXIT_ABORTED) from exc
+        except SharedStorageError as exc:  # a local --out on a cluster of several nodes
+            message = labels["local_out"].format(out=str(out_dir), nodes=exc.nodes)
+            raise _Stop("usage_error", message, EXIT_USAGE) from exc
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
@@ -611,7 +690,8 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
         table.add_row(labels[key], str(data[key]))
     for code, count in sorted(summary.failed_by_code.items()):
         table.add_row(labels["failed_code"].format(code=code), str(count))
-    for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration"):
+    for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration", "executor",
+                "workers"):
         table.add_row(labels[key], str(data[key]))
     Console(highlight=False).print(table)
 

@@ -80,7 +80,11 @@ class RayUnavailableError(RuntimeError):
 
 
 class SharedStorageError(ValueError):
-    """The output is a local path but the Ray cluster has more than one node."""
+    """The output is a local path but the Ray cluster has ``nodes`` nodes (more than one)."""
+
+    def __init__(self, message: str, nodes: int) -> None:
+        super().__init__(message)
+        self.nodes = nodes
 
 
 def ray_available() -> bool:
@@ -428,7 +432,10 @@ class RayExecutor:
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS") or None
             if address is None:
-                ray.init(include_dashboard=False, log_to_driver=False)
+                # Ray's own INFO line is replaced by the notice.
+                ray.init(
+                    include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+                )
                 self._notice("RAY_ADDRESS is not set: started a local Ray instance")
             else:
                 ray.init(address=address, log_to_driver=False)
@@ -470,7 +477,8 @@ class RayExecutor:
             raise SharedStorageError(
                 f"the output {str(action.params.out_dir)!r} is a local path but the Ray cluster "
                 f"has {nodes} nodes: write to object storage (s3://…) or, on a mount every node "
-                "shares, pass shared_storage=True (--shared-storage)"
+                "shares, pass shared_storage=True (--shared-storage)",
+                nodes,
             )
         self._action = action
         client, pad = ClientSpec.seal(action.config)
