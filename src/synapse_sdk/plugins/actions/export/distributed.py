@@ -289,6 +289,7 @@ class WorkerResult:
 
     outcome: ChunkOutcome | None
     notes: list[tuple[LogMessageCode, bool | None, dict[str, Any]]]
+    pid: int
     step: str | None = None
     error: BaseException | None = None
 
@@ -331,12 +332,14 @@ class ChunkWorker:
         try:
             outcome = self._runner.process(chunk, _recording_step)
         except _StepFailed as failed:
-            return WorkerResult(None, self._notes, failed.step, _picklable(failed.error))
+            return WorkerResult(
+                None, self._notes, os.getpid(), failed.step, _picklable(failed.error)
+            )
         outcome.requests = self._client.stats.requests - requests
         outcome.rate_limited = self._pacer.rejections - rejections
         if outcome.transient is not None:
             outcome.transient = _picklable(outcome.transient)  # type: ignore[assignment]
-        return WorkerResult(outcome, self._notes)
+        return WorkerResult(outcome, self._notes, os.getpid())
 
 
 class _RecordingStep:
@@ -409,10 +412,12 @@ class RayExecutor:
         self._pad = ""
         self._actors: list[Any] = []
         self._load: dict[int, int] = {}
+        self._pids: dict[int, int] = {}
         self._pending: dict[Any, tuple[list[ItemId], Any, int]] = {}
         self._action: ExportAction | None = None
         #: Worker actors replaced after they died (for the summary of a soak).
         self.replaced = 0
+        self._replaced_before = 0
 
     @property
     def capacity(self) -> int:
@@ -481,6 +486,7 @@ class RayExecutor:
                 nodes,
             )
         self._action = action
+        self._replaced_before = self.replaced
         client, pad = ClientSpec.seal(action.config)
         paths = frozenset(rate_limited_paths())
         if self._pacer is None:
@@ -508,9 +514,10 @@ class RayExecutor:
             runtime_env={"env_vars": {PAD_ENV_VAR: self._pad}},
         ).remote(self._spec, self._pacer)
 
-    def actors(self) -> list[Any]:
-        """The worker actors now in the pool (to find their processes in tests)."""
-        return list(self._actors)
+    def worker_pids(self) -> list[int]:
+        """The process ids of the workers now in the pool that returned a chunk (to kill one
+        in a test or a soak)."""
+        return [self._pids[id(a)] for a in self._actors if id(a) in self._pids]
 
     def submit(self, chunk: list[ItemId]) -> None:
         """Lease ``chunk`` to the least loaded worker."""
@@ -548,6 +555,7 @@ class RayExecutor:
                 self._lease(chunk, leases + 1)
                 continue
             self._load[id(actor)] = max(0, self._load.get(id(actor), 1) - 1)
+            self._pids[id(actor)] = result.pid
             for code, quiet, params in result.notes:
                 action.emit(code, quiet, params)
             if result.outcome is None:
@@ -561,6 +569,7 @@ class RayExecutor:
         for index, current in enumerate(self._actors):
             if current is actor:
                 del self._load[id(actor)]
+                self._pids.pop(id(actor), None)
                 fresh = self._new_actor()
                 self._actors[index] = fresh
                 self._load[id(fresh)] = 0
@@ -570,7 +579,8 @@ class RayExecutor:
 
     def close(self) -> None:
         """Stop the workers (the pacer actor lives as long as a client holds it, the Ray
-        connection as long as the process)."""
+        connection as long as the process). When a worker died during the run, the temporary
+        files it left are removed once no worker writes any more (as a rerun would)."""
         pending, self._pending = self._pending, {}
         if self._actors:
             ray = _ray()
@@ -578,4 +588,6 @@ class RayExecutor:
                 ray.cancel(ref, force=False)
             for actor in self._actors:
                 ray.kill(actor, no_restart=True)
-        self._actors, self._load, self._action = [], {}, None
+        if self._action is not None and self.replaced > self._replaced_before and not pending:
+            self._action.storage.prepare()
+        self._actors, self._load, self._pids, self._action = [], {}, {}, None
