@@ -35,6 +35,7 @@ import logging
 import os
 import pickle
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -290,6 +291,7 @@ class WorkerResult:
     outcome: ChunkOutcome | None
     notes: list[tuple[LogMessageCode, bool | None, dict[str, Any]]]
     pid: int
+    peak_rss_mb: float
     step: str | None = None
     error: BaseException | None = None
 
@@ -333,13 +335,14 @@ class ChunkWorker:
             outcome = self._runner.process(chunk, _recording_step)
         except _StepFailed as failed:
             return WorkerResult(
-                None, self._notes, os.getpid(), failed.step, _picklable(failed.error)
+                None, self._notes, os.getpid(), peak_rss_mb(), failed.step,
+                _picklable(failed.error),
             )
         outcome.requests = self._client.stats.requests - requests
         outcome.rate_limited = self._pacer.rejections - rejections
         if outcome.transient is not None:
             outcome.transient = _picklable(outcome.transient)  # type: ignore[assignment]
-        return WorkerResult(outcome, self._notes, os.getpid())
+        return WorkerResult(outcome, self._notes, os.getpid(), peak_rss_mb())
 
 
 class _RecordingStep:
@@ -356,6 +359,20 @@ class _RecordingStep:
 
 def _recording_step(name: str) -> _RecordingStep:
     return _RecordingStep(name)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB (``VmHWM``; ``ru_maxrss`` off Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _picklable(error: BaseException) -> BaseException:
@@ -417,6 +434,10 @@ class RayExecutor:
         self._action: ExportAction | None = None
         #: Worker actors replaced after they died (for the summary of a soak).
         self.replaced = 0
+        #: ``time.perf_counter()`` when the last run's workers were up (for benchmarks).
+        self.ready_at: float | None = None
+        #: The peak RSS (MB) each worker process reported, by pid.
+        self.peak_rss_mb: dict[int, float] = {}
         self._replaced_before = 0
 
     @property
@@ -504,6 +525,9 @@ class RayExecutor:
         )
         self._actors = [self._new_actor() for _ in range(self.workers)]
         self._load = {id(a): 0 for a in self._actors}
+        # Workers up before the first lease: one that cannot even start fails the run here.
+        _ray().get([actor.pid.remote() for actor in self._actors])
+        self.ready_at = time.perf_counter()
 
     def _new_actor(self) -> Any:
         ray = _ray()
@@ -556,6 +580,7 @@ class RayExecutor:
                 continue
             self._load[id(actor)] = max(0, self._load.get(id(actor), 1) - 1)
             self._pids[id(actor)] = result.pid
+            self.peak_rss_mb[result.pid] = result.peak_rss_mb
             for code, quiet, params in result.notes:
                 action.emit(code, quiet, params)
             if result.outcome is None:
