@@ -69,11 +69,6 @@ RAY_EXTRA: Final = "synapse-sdk[ray]"
 PAD_ENV_VAR: Final = "SYNAPSE_EXPORT_TOKEN_PAD"
 #: Times one chunk is leased again after its worker died before the run gives up.
 MAX_RELEASES: Final = 10
-#: Rate-limit headers a worker reports to the pacer with each answer.
-_PACER_HEADERS: Final = (
-    "retry-after", "ratelimit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-limit",
-    "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-limit",
-)
 
 
 class RayUnavailableError(RuntimeError):
@@ -210,7 +205,11 @@ class RemotePacer:
         """Report the answer to the shared pacer (without waiting for it)."""
         if path not in self._paths:
             return
-        kept = {k: headers[k] for k in _PACER_HEADERS if k in headers}
+        # Only what the pace is learned from: Retry-After and the rate-limit headers.
+        kept = {
+            k: v for k, v in headers.items()
+            if k.lower() == "retry-after" or "ratelimit" in k.lower()
+        }
         self._actor.after_response.remote(path, status, kept)
         if status == 429:
             self.rejections += 1
