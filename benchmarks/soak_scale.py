@@ -1,8 +1,8 @@
 """Soak: the export on Ray under faults, with workers and drivers killed, exactly once.
 
-One emulator (real clock) serves ``--items`` tasks with their originals, about 20 % of requests
-faulted (``--faults``: items failing retryably in 207 answers, gateway errors, dropped
-connections). ``synapse export --executor ray`` runs as a driver subprocess against one local
+One emulator (real clock) serves ``--items`` tasks with their originals under about 20 %
+faults (``--faults``: 15 % of item fetches fail retryably in 207 answers, 3 % of requests get
+a gateway error and 2 % a dropped connection, downloads included). ``synapse export --executor ray`` runs as a driver subprocess against one local
 Ray instance this script starts. While it runs, the script SIGKILLs ``--worker-kills`` worker
 actors (their processes are found by Ray's process title, ``ray::ChunkWorker``) and
 ``--driver-kills`` drivers (each then started again over the same ``--out``), spread over the
@@ -105,8 +105,9 @@ def main() -> None:
         summary: dict[str, object] = {}
         while True:
             runs += 1
+            errors = open(Path(tmp) / f"driver-{runs}.err", "w+")  # noqa: SIM115
             driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, text=True)
+                                      stderr=errors, text=True)
             killed_driver = False
             while driver.poll() is None:
                 time.sleep(0.5)
@@ -128,7 +129,14 @@ def main() -> None:
             if killed_driver:
                 continue
             stdout = driver.communicate()[0]
-            summary = json.loads(stdout.strip().splitlines()[-1])
+            errors.seek(0)
+            try:
+                summary = json.loads(stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                raise SystemExit(
+                    f"driver run {runs} failed (exit {driver.returncode}):\n{stdout[-2000:]}\n"
+                    f"{errors.read()[-3000:]}"
+                ) from None
             if driver.returncode == 0:
                 break
             if runs > args.driver_kills + 3:
@@ -146,10 +154,11 @@ def main() -> None:
     print(f"items {args.items}, faults ~{args.faults:.0%}, {args.workers} workers")
     print(f"kills: {worker_kills} workers, {driver_kills} drivers; driver runs {runs}; "
           f"{elapsed:.0f} s ({args.items / elapsed:.0f} items/s overall)")
-    print(f"API requests {len(api)} ({sum(1 for r in api if r.status >= 500)} 5xx faults, "
+    failing = sum(1 for r in api if r.status is None or r.status >= 500)
+    print(f"API requests {len(api)} ({failing} 5xx or dropped, "
           f"{sum(1 for r in api if r.status == 429)} 429s); downloads {sum(downloads.values())} "
           f"for {len(downloads)} originals ({sum(downloads.values()) - len(downloads)} again "
-          "after a kill)")
+          "after a kill or a drop)")
     print(f"ledger: {state.exported} exported, {state.pending} pending, {state.failed} failed; "
           f"last run: exported {summary.get('exported')}, skipped {summary.get('skipped')}")
     print(f"lost {lost}, duplicated {duplicated}")

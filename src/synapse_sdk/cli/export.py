@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TextIO
 
 import click
 
@@ -363,10 +363,15 @@ def export(
         backend, token, tenant, token_kind = (
             emulator.url, emulator.token, emulator.tenant, "access"
         )
+    stdout = sys.stdout
+    if executor == "ray":
+        # Ray prints its workers' troubles (a worker killed...) to sys.stdout from a thread of
+        # its own: they go to stderr, and stdout keeps only the summary or the JSON object.
+        sys.stdout = sys.stderr
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
         "access", language, retry_rounds, exporter, as_json, labels, executor,
-        workers or 2, shared_storage,
+        workers or 2, shared_storage, stdout,
     )
     try:
         code = _run(job, emulator)
@@ -510,6 +515,8 @@ class _Job:
     executor: str = "local"
     workers: int = 2
     shared_storage: bool = False
+    #: Where the summary or the JSON object goes (the process's stdout).
+    stdout: TextIO | None = None
 
 
 def _run(job: _Job, emulator: Emulator | None) -> int:
@@ -532,7 +539,7 @@ def _run(job: _Job, emulator: Emulator | None) -> int:
     try:
         return _export(job, err, progress)
     except _Stop as stop:
-        _fail(job.as_json, err, stop, language)
+        _fail(job.as_json, err, stop, language, job.stdout)
         return stop.exit_code
     except KeyboardInterrupt:
         err.print(labels["interrupted"], markup=False)
@@ -659,14 +666,17 @@ def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, st
     )
 
 
-def _fail(as_json: bool, err: Console, stop: _Stop, language: str) -> None:
+def _fail(
+    as_json: bool, err: Console, stop: _Stop, language: str, stdout: TextIO | None = None
+) -> None:
     """Report an export that stopped, once: a JSON object on stdout (with ``--json``), and the
     message on stderr."""
     if as_json:
         error = {"code": stop.code, "message": stop.message, "step": stop.step}
         click.echo(
             json.dumps({"ok": False, "exit_code": stop.exit_code, "error": error},
-                       ensure_ascii=False)
+                       ensure_ascii=False),
+            file=stdout,
         )
     err.print(cli_text(language, "error", message=stop.message), markup=False, style="bold red")
     if stop.hint is not None:
@@ -677,7 +687,7 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
     labels = job.labels
     if job.as_json:
         click.echo(json.dumps({**summary.as_dict(), "exit_code": _exit_code(summary)},
-                              ensure_ascii=False))
+                              ensure_ascii=False), file=job.stdout)
         return
     from rich.console import Console
     from rich.table import Table
@@ -693,7 +703,7 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
     for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration", "executor",
                 "workers"):
         table.add_row(labels[key], str(data[key]))
-    Console(highlight=False).print(table)
+    Console(highlight=False, file=job.stdout).print(table)
 
 
 def _exit_code(summary: ExportSummary) -> int:

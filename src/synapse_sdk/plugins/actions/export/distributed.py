@@ -524,9 +524,30 @@ class RayExecutor:
         )
         self._actors = [self._new_actor() for _ in range(self.workers)]
         self._load = {id(a): 0 for a in self._actors}
-        # Workers up before the first lease: one that cannot even start fails the run here.
-        _ray().get([actor.pid.remote() for actor in self._actors])
+        self._wait_ready()
         self.ready_at = time.perf_counter()
+
+    def _wait_ready(self) -> None:
+        """Wait until every worker is up; one that dies meanwhile is replaced (up to
+        :data:`MAX_RELEASES` times), one that cannot start at all fails the run here.
+
+        Raises:
+            RuntimeError: the workers keep dying before they are up.
+        """
+        ray = _ray()
+        for attempt in range(MAX_RELEASES + 1):
+            dead = []
+            for actor in list(self._actors):
+                try:
+                    ray.get(actor.pid.remote())
+                except ray.exceptions.RayActorError as exc:
+                    if attempt == MAX_RELEASES:
+                        raise RuntimeError("the export's Ray workers could not start") from exc
+                    dead.append(actor)
+            if not dead:
+                return
+            for actor in dead:
+                self._replace(actor)
 
     def _new_actor(self) -> Any:
         ray = _ray()
