@@ -2,8 +2,9 @@
 
 One emulator (real clock) serves ``--items`` tasks with their originals under about 20 %
 faults (``--faults``: 15 % of item fetches fail retryably in 207 answers, 3 % of requests get
-a gateway error and 2 % a dropped connection, downloads included). ``synapse export --executor ray`` runs as a driver subprocess against one local
-Ray instance this script starts. While it runs, the script SIGKILLs ``--worker-kills`` worker
+a gateway error and 2 % a dropped connection, downloads included).
+``synapse export --executor ray`` runs as a driver subprocess against one local Ray instance
+this script starts. While it runs, the script SIGKILLs ``--worker-kills`` worker
 actors (their processes are found by Ray's process title, ``ray::ChunkWorker``) and
 ``--driver-kills`` drivers (each then started again over the same ``--out``), spread over the
 run by the records on disk; the last driver runs to the end.
