@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TextIO
 
 import click
 
@@ -74,6 +74,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "requests": "requests sent",
         "rate_limited": "rate-limited answers",
         "duration": "duration (s)",
+        "executor": "executor",
+        "workers": "workers",
         "failed_code": "failed: {code}",
         "emulator": "Using the embedded emulator at {url} ({items} items per resource; faults: "
         "{faults}). Pass --backend URL --token T to export from a real backend.",
@@ -111,6 +113,12 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "mismatch": "{out} ({target}) was started with the filter {recorded}, not {given}. Run "
         "again with the same filter to resume, or export to another folder.",
         "no_filter": "(none)",
+        "needs_ray": "--executor ray needs Ray, which is not installed: pip install '{extra}'",
+        "ray_only": "{options} only apply to --executor ray",
+        "ray_local": "RAY_ADDRESS is not set: started a local Ray instance for the export.",
+        "local_out": "--out {out} is a local folder but the Ray cluster has {nodes} nodes: "
+        "export to object storage (s3://…), or pass --shared-storage if every node mounts "
+        "this folder.",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -126,6 +134,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "requests": "보낸 요청",
         "rate_limited": "요청 제한 응답",
         "duration": "소요 시간 (초)",
+        "executor": "실행 방식",
+        "workers": "워커 수",
         "failed_code": "실패: {code}",
         "emulator": "내장 에뮬레이터를 사용합니다: {url} (리소스별 {items}건, 장애 프로필: "
         "{faults}). 실제 백엔드에서 내보내려면 --backend URL --token T를 지정하세요.",
@@ -169,6 +179,13 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "{recorded}, 지금 필터: {given}). 이어서 진행하려면 처음과 같은 필터로 다시 실행하고, "
         "다른 항목을 내보내려면 다른 폴더를 지정하세요.",
         "no_filter": "(없음)",
+        "needs_ray": "--executor ray를 쓰려면 Ray가 필요하지만 설치되어 있지 않습니다: "
+        "pip install '{extra}'",
+        "ray_only": "{options} 옵션은 --executor ray와 함께 쓸 때만 적용됩니다.",
+        "ray_local": "RAY_ADDRESS가 설정되지 않아 내보내기용 로컬 Ray 인스턴스를 시작했습니다.",
+        "local_out": "--out으로 지정한 {out}은(는) 로컬 폴더인데, Ray 클러스터에는 노드가 "
+        "{nodes}개 있습니다. 객체 스토리지(s3://…)로 내보내거나, 모든 노드가 이 폴더를 "
+        "마운트하고 있다면 --shared-storage를 지정하세요.",
     },
 }
 
@@ -342,6 +359,25 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="Export only the items the list filter selects (repeatable; lists comma-separated: "
     "--filter status_label=completed,skipped). Keys per target: see docs/backend-api.md.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where items are fetched, converted and written: this process, or worker actors on "
+    "the Ray cluster at RAY_ADDRESS (a local instance when unset; needs synapse-sdk[ray]).",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 256),
+    help="Worker actors of --executor ray [default: 2].",
+)
+@click.option(
+    "--shared-storage",
+    is_flag=True,
+    help="With --executor ray: the local --out is on a mount every node of the cluster shares.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -361,6 +397,9 @@ def export(
     exporter_spec: str | None,
     response_mode: str,
     filters: tuple[str, ...],
+    executor: str,
+    workers: int | None,
+    shared_storage: bool,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -383,6 +422,7 @@ def export(
         if not tenant:
             raise click.UsageError(labels["needs_tenant"])
     selection = _filters(filters, target, labels)
+    _check_executor(executor, workers, shared_storage, labels)
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
     emulator: Emulator | None = None
     if backend is None:
@@ -390,10 +430,15 @@ def export(
         backend, token, tenant, token_kind = (
             emulator.url, emulator.token, emulator.tenant, "access"
         )
+    stdout = sys.stdout
+    if executor == "ray":
+        # Ray prints its workers' troubles (a worker killed...) to sys.stdout from a thread of
+        # its own: they go to stderr, and stdout keeps only the summary or the JSON object.
+        sys.stdout = sys.stderr
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
         "access", language, retry_rounds, max_original_bytes, exporter, as_json, labels,
-        selection, response_mode,
+        selection, response_mode, executor, workers or 2, shared_storage, stdout,
     )
     try:
         code = _run(job, emulator)
@@ -442,6 +487,26 @@ def _expected(spec: ListFilter, labels: dict[str, str]) -> str:
     kind = spec.element_kind
     element = " | ".join(spec.choices) if spec.choices else labels.get(f"kind_{kind}", kind)
     return labels["kind_list"].format(element=element) if spec.is_list else element
+
+
+def _check_executor(
+    executor: str, workers: int | None, shared_storage: bool, labels: dict[str, str]
+) -> None:
+    """``--workers`` and ``--shared-storage`` only go with ``--executor ray``, which needs Ray.
+
+    Raises:
+        click.UsageError: (exit 2) either is violated.
+    """
+    if executor != "ray":
+        given = [name for name, value in (("--workers", workers),
+                                          ("--shared-storage", shared_storage)) if value]
+        if given:
+            raise click.UsageError(labels["ray_only"].format(options=", ".join(given)))
+        return
+    from synapse_sdk.plugins.actions.export.distributed import RAY_EXTRA, ray_available
+
+    if not ray_available():
+        raise click.UsageError(labels["needs_ray"].format(extra=RAY_EXTRA))
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -563,6 +628,11 @@ class _Job:
     labels: dict[str, str]
     filter: dict[str, str]
     response_mode: str = "inline"
+    executor: str = "local"
+    workers: int = 2
+    shared_storage: bool = False
+    #: Where the summary or the JSON object goes (the process's stdout).
+    stdout: TextIO | None = None
 
 
 def _run(job: _Job, emulator: Emulator | None) -> int:
@@ -586,7 +656,7 @@ def _run(job: _Job, emulator: Emulator | None) -> int:
     try:
         return _export(job, err, progress)
     except _Stop as stop:
-        _fail(job.as_json, err, stop, language)
+        _fail(job.as_json, err, stop, language, job.stdout)
         return stop.exit_code
     except KeyboardInterrupt:
         err.print(labels["interrupted"], markup=False)
@@ -611,9 +681,20 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         JobLockedError,
         JobMismatchError,
     )
+    from synapse_sdk.plugins.actions.export.chunks import ChunkExecutor
+    from synapse_sdk.plugins.actions.export.distributed import SharedStorageError
     from synapse_sdk.storage.errors import redact_url
 
     out_dir, language, labels, as_json = job.out_dir, job.language, job.labels, job.as_json
+    executor: ChunkExecutor | None = None
+    if job.executor == "ray":
+        from synapse_sdk.plugins.actions.export.distributed import RayExecutor
+
+        executor = RayExecutor(
+            workers=job.workers,
+            shared_storage=job.shared_storage,
+            notice=lambda _: err.print(labels["ray_local"], markup=False),
+        )
     try:
         config = SDKConfig(
             backend_url=job.backend,
@@ -637,6 +718,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
             exporter=job.exporter,
+            executor=executor,
         )
     except (ValidationError, ValueError) as exc:
         raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc
@@ -679,6 +761,9 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
                 out=redact_url(str(out_dir)), target=_term(job.target, language), **shown
             )
             raise _Stop("job_mismatch", message, EXIT_USAGE) from exc
+        except SharedStorageError as exc:  # a local --out on a cluster of several nodes
+            message = labels["local_out"].format(out=str(out_dir), nodes=exc.nodes)
+            raise _Stop("usage_error", message, EXIT_USAGE) from exc
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
@@ -733,14 +818,17 @@ def _rerun_may_fix(chain: list[BaseException]) -> bool:
     )
 
 
-def _fail(as_json: bool, err: Console, stop: _Stop, language: str) -> None:
+def _fail(
+    as_json: bool, err: Console, stop: _Stop, language: str, stdout: TextIO | None = None
+) -> None:
     """Report an export that stopped, once: a JSON object on stdout (with ``--json``), and the
     message on stderr."""
     if as_json:
         error = {"code": stop.code, "message": stop.message, "step": stop.step}
         click.echo(
             json.dumps({"ok": False, "exit_code": stop.exit_code, "error": error},
-                       ensure_ascii=False)
+                       ensure_ascii=False),
+            file=stdout,
         )
     err.print(cli_text(language, "error", message=stop.message), markup=False, style="bold red")
     if stop.hint is not None:
@@ -751,7 +839,7 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
     labels = job.labels
     if job.as_json:
         click.echo(json.dumps({**summary.as_dict(), "exit_code": _exit_code(summary)},
-                              ensure_ascii=False))
+                              ensure_ascii=False), file=job.stdout)
         return
     from rich.console import Console
     from rich.table import Table
@@ -764,9 +852,10 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
         table.add_row(labels[key], str(data[key]))
     for code, count in sorted(summary.failed_by_code.items()):
         table.add_row(labels["failed_code"].format(code=code), str(count))
-    for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration"):
+    for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration", "executor",
+                "workers"):
         table.add_row(labels[key], str(data[key]))
-    Console(highlight=False).print(table)
+    Console(highlight=False, file=job.stdout).print(table)
 
 
 def _exit_code(summary: ExportSummary) -> int:

@@ -38,6 +38,12 @@ Steps::
   (exported, skipped, repaired, failed by code, retried, requests sent, rate-limited answers,
   duration), ``export_report.json`` at the root of the output, and the completion message.
 
+Fetch, convert and save run in a :class:`~.chunks.ChunkRunner` (ids in, outcomes out) that an
+executor drives: in-process by default (:class:`~.chunks.LocalExecutor`), or in worker actors on
+a Ray cluster (:class:`~.distributed.RayExecutor`). The action is the driver and the only writer
+of the ledger: it leases chunks to the executor (never the same id twice at once) and marks the
+outcomes that come back.
+
 Memory stays flat as the dataset grows: one page of ids and one chunk of items are held at a
 time; the ledger is queried per chunk and its retry queue read a chunk at a time.
 
@@ -50,7 +56,6 @@ code naming the step, and raised as :class:`~synapse_sdk.plugins.action.ActionSt
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import itertools
 import json
@@ -59,7 +64,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -80,27 +84,28 @@ from synapse_sdk.clients.list_filters import check_filters
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.exceptions import (
-    AuthenticationError,
     BackendError,
     SynapError,
-    SynapTransientError,
 )
-from synapse_sdk.failures import walk_chain
 from synapse_sdk.i18n import normalize_language
 from synapse_sdk.plugins.action import BaseAction
-from synapse_sdk.plugins.actions.export.exporter import (
-    BaseExporter,
-    ExporterHookError,
-    ExportOutput,
-    OriginalFile,
-    convert_with,
+from synapse_sdk.plugins.actions.export.chunks import (
+    CODE_INVALID_ID,
+    CODE_MALFORMED,
+    CODE_NOT_SERVED,
+    CODE_UNSAFE_ID,
+    ITEMS_SHOWN,
+    MARK_EVERY,
+    ChunkExecutor,
+    ChunkOutcome,
+    CountingPacer,
+    LocalExecutor,
 )
+from synapse_sdk.plugins.actions.export.exporter import BaseExporter, ExportOutput
 from synapse_sdk.plugins.actions.export.failure_classifier import classify_export_error
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.actions.export.report import REPORT_NAME, build_report, report_bytes
 from synapse_sdk.plugins.actions.export.steps import (
-    ExportRecord,
-    RatePacer,
     UnsafeItemIdError,
     chunked,
     item_filename,
@@ -111,7 +116,6 @@ from synapse_sdk.plugins.log_messages import LogMessageCode
 from synapse_sdk.retry import Retrying, decide_wait
 from synapse_sdk.storage import (
     ListedObject,
-    StagedFile,
     Storage,
     StoredObject,
     default_state_dir,
@@ -123,7 +127,7 @@ from synapse_sdk.storage.index import ObjectIndex
 from synapse_sdk.telemetry import record_export
 
 if TYPE_CHECKING:
-    from synapse_sdk.clients.backend_v2 import BackendV2Client, SavedOriginal
+    from synapse_sdk.clients.backend_v2 import BackendV2Client
 
 __all__ = [
     "JOB_FOLDER",
@@ -139,24 +143,22 @@ __all__ = [
 #: Where the ledger, job log and lock of an export live, inside the output folder.
 JOB_FOLDER: Final = ".synapse-export"
 
-# Per-item failure codes the action itself assigns (the backend's own codes are kept as sent).
-_CODE_INVALID_ID: Final = "invalid_id"
-_CODE_UNSAFE_ID: Final = "unsafe_id"
-_CODE_MALFORMED: Final = "malformed_item"
+# Per-item failure codes the action itself assigns (the backend's own codes are kept as sent;
+# those a chunk's processing assigns are in .chunks).
+_CODE_INVALID_ID: Final = CODE_INVALID_ID
+_CODE_UNSAFE_ID: Final = CODE_UNSAFE_ID
+_CODE_MALFORMED: Final = CODE_MALFORMED
 _CODE_MISSING: Final = "missing_from_response"
 _CODE_DAMAGED: Final = "damaged_on_disk"
 #: The ledger setting holding the filter a job was started with (its canonical JSON).
 _FILTER_SETTING: Final = "filter"
-#: backend_v2.NOT_SERVED (not imported: the client loads lazily): an id a 200 answer left out.
-_CODE_NOT_SERVED: Final = "not_served"
+_CODE_NOT_SERVED: Final = CODE_NOT_SERVED
 #: Chunks in a row whose fetch outlasted every retry before the backend is taken to be down.
 _MAX_TRANSIENT_STREAK: Final = 3
-#: Items in a row failing in an exporter hook before the exporter is taken to be broken.
-_MAX_HOOK_STREAK: Final = 50
 #: Saved items marked exported in the ledger together (one transaction).
-_MARK_EVERY: Final = 25
+_MARK_EVERY: Final = MARK_EVERY
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
-_ITEMS_SHOWN: Final = 20
+_ITEMS_SHOWN: Final = ITEMS_SHOWN
 #: Message codes shown on the console once per run; later ones go to the job log only.
 _CONSOLE_ONCE: Final = frozenset(
     {
@@ -352,7 +354,9 @@ class ExportSummary:
     * ``retried`` — item fetches repeated after a failure; ``retry_rounds`` — chunks fetched
       after the main pass to retry items;
     * ``requests`` — HTTP requests sent (retries included); ``rate_limited`` — 429 answers seen;
-    * ``duration`` — seconds the run took.
+    * ``duration`` — seconds the run took;
+    * ``executor`` — where the chunks were processed (``local``, ``ray``) and ``workers`` by
+      how many workers.
     """
 
     target: str
@@ -369,6 +373,8 @@ class ExportSummary:
     requests: int = 0
     rate_limited: int = 0
     duration: float = 0.0
+    executor: str = "local"
+    workers: int = 1
 
     @property
     def ok(self) -> bool:
@@ -435,6 +441,9 @@ class _Counters:
     carried_until: float | None = None
     #: Ids marked exported whose files were missing or changed, written again by this run.
     repairing: list[ItemId] = field(default_factory=list)
+    #: Requests sent and 429s seen by workers' own clients (not the action's).
+    remote_requests: int = 0
+    remote_rejections: int = 0
 
 
 class ExportAction(BaseAction[ExportParams]):
@@ -447,7 +456,10 @@ class ExportAction(BaseAction[ExportParams]):
       pair in tests and nothing sleeps for real.
     * ``on_progress`` — called with an :class:`ExportProgress` after each chunk;
     * ``exporter`` — a :class:`~.exporter.BaseExporter` whose hooks convert and write each
-      item (default: the SDK's own output).
+      item (default: the SDK's own output);
+    * ``executor`` — where chunks are fetched, converted and saved (a
+      :class:`~.chunks.ChunkExecutor`; default :class:`~.chunks.LocalExecutor`, in-process;
+      :class:`~.distributed.RayExecutor` on a Ray cluster). The action alone marks the ledger.
 
     Raises:
         TypeError: ``exporter`` is not a ``BaseExporter``.
@@ -475,6 +487,7 @@ class ExportAction(BaseAction[ExportParams]):
         monotonic: Callable[[], float] = time.monotonic,
         on_progress: Callable[[ExportProgress], None] | None = None,
         exporter: BaseExporter | None = None,
+        executor: ChunkExecutor | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(params, **kwargs)
@@ -486,7 +499,7 @@ class ExportAction(BaseAction[ExportParams]):
         self._whole_request_failed = False
         self._not_before = float("-inf")
         self._phase = "main"
-        self._pacer: RatePacer | None = None
+        self._pacer: CountingPacer | None = None
         self._console_seen: set[LogMessageCode] = set()
         self._storage: Storage | None = None
         self._root_storage: Storage | None = None
@@ -494,15 +507,15 @@ class ExportAction(BaseAction[ExportParams]):
         #: One listing of a non-local storage per run (resume checks), kept current with the
         #: objects this run writes.
         self._listing: dict[str, ListedObject] | None = None
-        self._written: dict[ItemId, list[StoredObject]] = {}
+        self._executor: ChunkExecutor = executor if executor is not None else LocalExecutor()
+        #: Keys of the ids leased to the executor whose outcome has not come back.
+        self._leased: dict[str, None] = {}
         #: The exporter's hooks (:class:`BaseExporter`: the SDK's own output).
         self.exporter = exporter if exporter is not None else BaseExporter()
         if not isinstance(self.exporter, BaseExporter):
             raise TypeError(
                 f"exporter must be a BaseExporter, not {type(self.exporter).__name__}"
             )
-        self._hook_errors: dict[ItemId, ExporterHookError] = {}
-        self._hook_streak = 0
 
     # -- folders and client ---------------------------------------------------------------------
 
@@ -551,9 +564,9 @@ class ExportAction(BaseAction[ExportParams]):
         transport's ``pacer`` option)."""
         from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 
-        self._pacer = RatePacer(
+        self._pacer = self._executor.make_pacer(
             rate_limited_paths(),
-            policy=self.config.effective_retry_policy,
+            self.config.effective_retry_policy,
             clock=self._monotonic,
             on_rejection=self._rate_limited,
         )
@@ -601,8 +614,7 @@ class ExportAction(BaseAction[ExportParams]):
         self._whole_request_failed = False
         self._not_before = float("-inf")
         self._console_seen = set()
-        self._hook_streak = 0
-        self._hook_errors = {}
+        self._leased = {}
         self.exporter.target = self.params.target.value
         client = self.v2_client
         requests_before = client.stats.requests
@@ -615,11 +627,15 @@ class ExportAction(BaseAction[ExportParams]):
             with self.step("initialize"):
                 self._initialize()
                 self._counts.carried_until = self._newest_pending()
-            self._phase = "main"
-            if self._main_pass() == 0:
-                self.log_message(ExportLogMessageCode.EXPORT_NO_RESULTS)
-            self._phase = "retry"
-            self._drain()
+            self._executor.start(self)
+            try:
+                self._phase = "main"
+                if self._main_pass() == 0:
+                    self.log_message(ExportLogMessageCode.EXPORT_NO_RESULTS)
+                self._phase = "retry"
+                self._drain()
+            finally:
+                self._executor.close()
             with self.step("finalize"):
                 # Aggregate files and the report are whole rewrites: a throttled or failed
                 # write is retried under the configured policy.
@@ -659,7 +675,6 @@ class ExportAction(BaseAction[ExportParams]):
         self.root_storage.prepare()  # also removes a killed report write's temporary
         storage = self.storage
         storage.prepare()
-        self._written = {}
         if not storage.is_local:
             if self._index is None:
                 self._index = ObjectIndex(self.job_dir)
@@ -750,7 +765,7 @@ class ExportAction(BaseAction[ExportParams]):
     def _resource(self) -> Any:
         return getattr(self.v2_client, self.params.target.attribute)
 
-    # -- chunks ---------------------------------------------------------------------------------
+    # -- chunks: leased to the executor, marked from their outcomes ----------------------------
 
     def _main_pass(self) -> int:
         """Export the listed ids chunk by chunk, each chunk topped up with ids waiting for a
@@ -764,6 +779,8 @@ class ExportAction(BaseAction[ExportParams]):
                 self._next_chunk(buffer)
         while buffer:
             self._next_chunk(buffer)
+        while self._executor.in_flight:
+            self._settle_next()
         return listed
 
     def _next_chunk(self, fresh: deque[Any]) -> None:
@@ -785,12 +802,28 @@ class ExportAction(BaseAction[ExportParams]):
             taken.update(item_key(i) for i in chunk)
         self._counts.retried += len(retry)
         if chunk:
-            self._process(chunk)
+            self._lease(chunk)
 
     def _retry_records(self, limit: int) -> list[LedgerRecord]:
         if self._monotonic() < self._not_before:
             return []  # the backend asked for a pause before failed items are asked again
-        return self.ledger.oldest_pending(limit, max_attempts=self.params.retry_rounds)
+        return self._oldest_pending(limit)
+
+    def _oldest_pending(self, limit: int) -> list[LedgerRecord]:
+        """Up to ``limit`` ids waiting for a retry, oldest first, leaving out those leased."""
+        leased = self._leased
+        records = self.ledger.oldest_pending(
+            limit + len(leased), max_attempts=self.params.retry_rounds
+        )
+        return [r for r in records if item_key(r.id) not in leased][:limit]
+
+    def _lease(self, chunk: list[ItemId]) -> None:
+        """Hand ``chunk`` to the executor; while it is full, mark the outcomes coming back
+        (the local executor: at once, so the next chunk sees this one's retries)."""
+        self._leased.update(dict.fromkeys(item_key(i) for i in chunk))
+        self._executor.submit(chunk)
+        while self._executor.in_flight >= self._executor.capacity:
+            self._settle_next()
 
     def _drain(self) -> None:
         """After the main pass: fetch what still waits for a retry; what is still pending at
@@ -807,11 +840,12 @@ class ExportAction(BaseAction[ExportParams]):
         failures = 0
         previous: float | None = None
         while True:
-            records = self.ledger.oldest_pending(
-                self.params.batch_size, max_attempts=self.params.retry_rounds
-            )
+            records = self._oldest_pending(self.params.batch_size)
             if not records:
-                break
+                if not self._executor.in_flight:
+                    break
+                self._settle_next()  # its retries may start another round
+                continue
             hint = self._not_before - self._monotonic()
             wait = 0.0
             if hint > 0 or self._whole_request_failed:
@@ -831,7 +865,7 @@ class ExportAction(BaseAction[ExportParams]):
                 self._sleep(wait)
             self._counts.rounds += 1
             self._counts.retried += len(records)
-            self._process([record.id for record in records])
+            self._lease([record.id for record in records])
         self.ledger.fail_pending()
 
     def _drain_policy(self) -> RetryPolicy:
@@ -842,20 +876,6 @@ class ExportAction(BaseAction[ExportParams]):
         return self.v2_client.config.effective_retry_policy.replace(
             backoff_base=self.params.retry_delay, max_attempts=sys.maxsize, deadline=None
         )
-
-    def _process(self, chunk: list[ItemId]) -> None:
-        """Fetch, convert and save one chunk of ids."""
-        with self.step("fetch"):
-            fetched = self._fetch(chunk)
-        self.log_message(
-            ExportLogMessageCode.EXPORT_RESULTS_FETCHED, quiet=True, count=len(fetched.items)
-        )
-        with self.step("convert"):
-            records = self._convert(fetched)
-        with self.step("save"):
-            saved = self._save(records, fetched)
-        self._settle(chunk, saved, fetched)
-        self._report_progress()
 
     def _select(self, ids: list[ItemId]) -> list[ItemId]:
         """Drop ids already exported (ledger and files agree); fail ids unusable as names."""
@@ -876,7 +896,10 @@ class ExportAction(BaseAction[ExportParams]):
         done = self.ledger.exported_among(safe)
         todo: list[ItemId] = []
         ahead = self._counts.taken_ahead
+        leased = self._leased
         for item_id in safe:
+            if item_key(item_id) in leased:  # listed twice: its first chunk is still out
+                continue
             exported_by_this_run = item_id in ahead
             ahead.discard(item_id)
             if item_id in done:  # its files were checked when the run began
@@ -922,65 +945,38 @@ class ExportAction(BaseAction[ExportParams]):
         except OSError:
             return False
 
-    # -- fetch ----------------------------------------------------------------------------------
+    # -- outcomes -------------------------------------------------------------------------------
 
-    def _fetch(self, chunk: list[ItemId]) -> _Chunk:
-        """Bulk-fetch ``chunk`` (one request; the failed items of a 207 are pooled in the
-        ledger, not re-requested here), sorting out invalid ids and transient failures that
-        outlasted the client's retries."""
-        resource = self._resource()
-        invalid: dict[ItemId, str | None] = {}
-        remaining = list(chunk)
-        # Each pass either returns or drops at least one invalid id, so the loop ends.
-        while remaining:
-            try:
-                answer = resource.bulk_fetch_once(remaining)
-            except BackendError as exc:
-                asked = set(remaining)
-                named = {i for i in exc.failed_ids if i in asked}
-                if exc.error_code == "invalid_ids" and named:
-                    self._note(
-                        classify_export_error(exc)
-                        or ExportLogMessageCode.EXPORT_FAILED_BAD_REQUEST,
-                        count=len(named),
-                        ids=[str(i) for i in list(named)[:_ITEMS_SHOWN]],
-                    )
-                    invalid.update(dict.fromkeys(named, _CODE_INVALID_ID))
-                    remaining = [i for i in remaining if i not in named]
-                    continue
-                if not isinstance(exc, SynapTransientError):
-                    raise
-                result, answered = self._transient(exc, remaining), False
-            except SynapTransientError as exc:
-                result, answered = self._transient(exc, remaining), False
-            else:
-                answered = True
-                result = _Chunk(list(answer.items), dict(answer.retry), dict(answer.failed))
-                self._transient_streak = 0
-                if answer.retry_after is not None and answer.retry:
-                    self._not_before = self._monotonic() + answer.retry_after
-            result.failed.update(invalid)
-            not_served = [i for i, code in result.failed.items() if code == _CODE_NOT_SERVED]
-            if not_served:  # reported once, here: the backend will never serve them
-                self._note(
-                    ExportLogMessageCode.EXPORT_FAILED_NOT_SERVED,
-                    count=len(not_served),
-                    ids=[str(i) for i in not_served[:_ITEMS_SHOWN]],
-                )
-            # A whole request put back was noted as being handled (see _transient).
-            if answered and (
-                answer_failed := len(result.retry) + len(result.failed) - len(not_served)
-            ):
-                self._note(
-                    ExportLogMessageCode.EXPORT_FAILED_BATCH_PARTIAL,
-                    succeeded=len(result.items),
-                    failed=answer_failed,
-                    retrying=len(result.retry),
-                )
-            return result
-        return _Chunk(failed=invalid)
+    def emit(self, code: LogMessageCode, quiet: bool | None, params: dict[str, Any]) -> None:
+        """Log a message of a chunk's processing (:data:`~.chunks.Emit`): ``quiet`` None puts
+        it on the console once per run."""
+        if quiet is None:
+            self._note(code, **params)
+        else:
+            self.log_message(code, quiet=quiet, **params)
 
-    def _transient(self, exc: SynapError, ids: list[ItemId]) -> _Chunk:
+    def _settle_next(self) -> None:
+        """Take the next outcome from the executor and record it: the ledger marks, the
+        transient streak, the pause the backend asked for, and the progress."""
+        chunk, outcome = self._executor.next_outcome()
+        for item_id in chunk:
+            self._leased.pop(item_key(item_id), None)
+        self._counts.remote_requests += outcome.requests
+        self._counts.remote_rejections += outcome.rate_limited
+        if outcome.transient is not None:
+            with self.step("fetch"):
+                self._transient(outcome.transient, len(outcome.retry))
+        elif outcome.answered:
+            self._transient_streak = 0
+            if outcome.retry_after is not None:
+                self._not_before = self._monotonic() + outcome.retry_after
+        exported = list(outcome.exported)
+        for start in range(0, len(exported), _MARK_EVERY):
+            self.mark_saved({i: outcome.exported[i] for i in exported[start : start + _MARK_EVERY]})
+        self._settle(chunk, [*outcome.marked, *exported], outcome)
+        self._report_progress()
+
+    def _transient(self, exc: SynapError, count: int) -> None:
         """A transient error outlasted the client's retries: every id of the chunk is retried
         later. After ``_MAX_TRANSIENT_STREAK`` such chunks in a row the backend is taken to be
         down and the error is raised (the fetch step fails; a rerun resumes)."""
@@ -990,80 +986,16 @@ class ExportAction(BaseAction[ExportParams]):
         code = getattr(exc, "error_code", None) or exc.code
         self._whole_request_failed = True
         # Handled, not failed: the ids ride along with the next request.
-        self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=len(ids), reason=code)
-        return _Chunk(retry=dict.fromkeys(ids, code))
+        self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=count, reason=code)
 
-    # -- convert and save -----------------------------------------------------------------------
-
-    def _convert(self, fetched: _Chunk) -> list[ExportRecord]:
-        self.log_message(ExportLogMessageCode.EXPORT_CONVERTING, quiet=True)
-        records: list[ExportRecord] = []
-        for item in fetched.items:
-            try:
-                records.append(convert_with(self.exporter, item))
-                self._hook_streak = 0
-            except ExporterHookError as exc:
-                cause = exc.__cause__ if exc.__cause__ is not None else exc
-                fetched.failed[exc.item_id] = self._hook_failed(exc, cause)  # type: ignore[index]
-                self._hook_systemic(exc)
-            except UnsafeItemIdError as exc:
-                fetched.failed[exc.item_id] = _CODE_UNSAFE_ID  # type: ignore[index]
-            except (ValueError, TypeError, RecursionError):
-                item_id = item.get("id")
-                if isinstance(item_id, int | str) and not isinstance(item_id, bool):
-                    fetched.failed[item_id] = _CODE_MALFORMED
-        return records
-
-    def _save(self, records: list[ExportRecord], fetched: _Chunk) -> list[ItemId]:
-        """Write every record and its original; mark the ids completely written as exported
-        (in groups of ``_MARK_EVERY``, after the folder is fsynced, so a kill loses at most a
-        group's marks, never a file) and return them."""
-        if not records:
-            return []
-        saved: list[ItemId] = []
-        unmarked: list[ItemId] = []
-        workers = min(self.params.workers, len(records))
-        with contextlib.ExitStack() as stack:
-            if workers == 1:
-                outcomes: Iterator[tuple[str | None, bool] | None] = map(self._save_one, records)
-            else:
-                pool = stack.enter_context(
-                    ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export-save")
-                )
-                outcomes = pool.map(self._save_one, records)
-            for record, outcome in zip(records, outcomes, strict=True):
-                hook_error = self._hook_errors.pop(record.id, None)
-                if hook_error is not None:
-                    self._hook_systemic(hook_error)
-                elif outcome is None:
-                    self._hook_streak = 0
-                if outcome is None:
-                    saved.append(record.id)
-                    unmarked.append(record.id)
-                    if len(unmarked) >= _MARK_EVERY:
-                        self._mark_exported(unmarked)
-                        unmarked = []
-                elif outcome[1]:
-                    fetched.retry[record.id] = outcome[0]
-                else:
-                    fetched.failed[record.id] = outcome[0]
-        self._mark_exported(unmarked)
-        self.log_message(ExportLogMessageCode.EXPORT_FILES_SAVED, quiet=True, count=len(saved))
-        return saved
-
-    def _hook_systemic(self, error: ExporterHookError) -> None:
-        """Count a hook failure; ``_MAX_HOOK_STREAK`` in a row with no item getting through
-        mean the exporter is broken, not the items: the error is raised and the step fails."""
-        self._hook_streak += 1
-        if self._hook_streak >= _MAX_HOOK_STREAK:
-            raise error
-
-    def _mark_exported(self, ids: list[ItemId]) -> None:
-        if ids:
-            self.storage.sync()
-            written = {item_id: self._written.pop(item_id, []) for item_id in ids}
+    def mark_saved(self, written: dict[ItemId, list[StoredObject]]) -> None:
+        """Mark the items of ``written`` exported (one transaction; their files are written
+        and synced); on a non-local storage, what each wrote is put in the object index first,
+        so a kill between the two redoes the item."""
+        if written:
+            ids = list(written)
             if self._index is not None:
-                self._index.put(written)  # before the mark: a kill between redoes the item
+                self._index.put(written)
             if self._listing is not None:
                 for objects in written.values():
                     for obj in objects:
@@ -1071,126 +1003,24 @@ class ExportAction(BaseAction[ExportParams]):
             self.ledger.mark_exported(ids)
             self._counts.exported += len(ids)
 
-    def _save_one(self, record: ExportRecord) -> tuple[str | None, bool] | None:
-        """Write one item through the exporter's save hooks, original first and JSON last.
-        None when done, else ``(code, retryable)`` saying why not.
-
-        A transient download or storage failure is retryable; a backend error about this item
-        (a checksum or size mismatch, a missing file) is not, nor is an item the backend described
-        wrongly or whose id cannot name a file here (:func:`_item_fault`), nor a save hook's own
-        error (its classified code). Authentication, disk and permanent storage errors propagate
-        and fail the save step.
-        """
-        with contextlib.ExitStack() as stack:
-            original: OriginalFile | None = None
-            if self.params.originals and record.has_original:
-                # Streamed to a staged file (the output folder on local disk): a failed or
-                # killed download leaves nothing under the final name.
-                staged = stack.enter_context(self.storage.stage(record.json_name))
-                outcome = self._download(record, staged)
-                if isinstance(outcome, tuple):
-                    return outcome
-                original = OriginalFile(staged, outcome)
-                # A v2 manifest gives a SHA-1: the record keeps the SHA-256 of the bytes saved.
-                record = record.with_saved_sha256(outcome.sha256)
-            return self._save_files(record, original)
-
-    def _download(
-        self, record: ExportRecord, staged: StagedFile
-    ) -> SavedOriginal | tuple[str, bool]:
-        """Stream the record's original into ``staged``: what was saved, or ``(code,
-        retryable)`` saying why the item is not saved (see :meth:`_save_one`)."""
-        try:
-            return self.v2_client.download_original_to(
-                dict(record.source), staged, max_bytes=self.params.max_original_bytes
-            )
-        except SynapTransientError as exc:
-            return (getattr(exc, "error_code", None) or exc.code, True)
-        except BackendError as exc:
-            if isinstance(exc, AuthenticationError):
-                raise
-            return (exc.error_code or exc.code, False)
-        except Exception as exc:
-            code = _item_fault(exc)
-            if code is None:
-                raise
-            return (code, False)
-
-    def _save_files(
-        self, record: ExportRecord, original: OriginalFile | None
-    ) -> tuple[str | None, bool] | None:
-        """Run the save hooks for a record whose original (if any) is staged: None when done,
-        else ``(code, retryable)`` (see :meth:`_save_one`)."""
-        output = ExportOutput(self.storage)
-        exporter = type(self.exporter)
-        streamed = exporter.save_original is not BaseExporter.save_original
-        bytes_api = exporter.save_original_file is not BaseExporter.save_original_file
-        hook = "save_original_file" if bytes_api and not streamed else "save_original"
-        try:
-            original_name = (
-                None if original is None
-                else self.exporter.save_original(record, original, output)
-            )
-            hook = "save_as_json"
-            self.exporter.save_as_json(record, original_name, output)
-        except Exception as exc:
-            if output.failure is None:  # the hook's own error, not the storage's
-                fault = self._item_fault_in(hook, exc)
-                if fault is not None:
-                    return (fault, False)
-                error = ExporterHookError(hook, record.id)
-                self._hook_errors[record.id] = error  # counted by _save, in order
-                return (self._hook_failed(error, exc), False)
-        failure = output.failure
-        if failure is not None:  # even if a hook swallowed it
-            if isinstance(failure, SynapTransientError):  # storage throttled, 5xx, timed out
-                return (getattr(failure, "error_code", None) or failure.code, True)
-            raise failure
-        self._written[record.id] = output.written
-        return None
-
-    def _item_fault_in(self, hook: str, exc: Exception) -> str | None:
-        """The item's own code for an error of save hook ``hook``: an id that cannot name a file
-        here always; a malformed item only from the default hook (a plugin's override reports
-        its own errors as the hook's)."""
-        if isinstance(exc, UnsafeItemIdError | OSError):
-            return _item_fault(exc)
-        if getattr(type(self.exporter), hook) is getattr(BaseExporter, hook):
-            return _item_fault(exc)
-        return None
-
-    def _hook_failed(self, error: ExporterHookError, cause: BaseException) -> str:
-        """Log a per-item hook failure (the chain kept on ``error``) and return the item's
-        code: the export code its chain classifies as."""
-        error.__cause__ = cause
-        code = classify_export_error(error) or ExportLogMessageCode.EXPORT_FAILED
-        self.log_message(
-            code,
-            quiet=True,
-            hook=error.hook,
-            item_id=str(error.item_id),
-            error=" <- ".join(type(e).__name__ for e in walk_chain(error)),
-        )
-        return str(code.value)
-
-    def _settle(self, chunk: list[ItemId], saved: list[ItemId], fetched: _Chunk) -> None:
+    def _settle(self, chunk: list[ItemId], saved: list[ItemId], outcome: ChunkOutcome) -> None:
         """Record the rest of the chunk's outcome in the ledger: enqueued for retry, failed.
 
         An id asked for that ended nowhere (an answer naming another id: ``"7"`` for ``7`` is
         the same item) is enqueued as ``missing_from_response``: every id asked for ends
         somewhere, so every retry counts an attempt and the retries end.
         """
-        settled = {item_key(i) for i in (*saved, *fetched.retry, *fetched.failed)}
+        settled = {item_key(i) for i in (*saved, *outcome.retry, *outcome.failed)}
         for item_id in chunk:
             if item_key(item_id) not in settled:
-                fetched.retry[item_id] = _CODE_MISSING
+                outcome.retry[item_id] = _CODE_MISSING
         by_code: dict[str | None, list[ItemId]] = {}
-        for item_id, code in fetched.retry.items():
+        for item_id, code in outcome.retry.items():
             by_code.setdefault(code, []).append(item_id)
         for code, ids in by_code.items():
             self._enqueue_retry(ids, code=code)
-        if fetched.failed:
-            self.ledger.mark_failed_codes(fetched.failed)
+        if outcome.failed:
+            self.ledger.mark_failed_codes(outcome.failed)
 
     # -- retry rounds and the end ---------------------------------------------------------------
 
@@ -1218,10 +1048,13 @@ class ExportAction(BaseAction[ExportParams]):
             ],
             retried=self._counts.retried,
             retry_rounds=self._counts.rounds,
-            requests=self.v2_client.stats.requests - requests_before,
+            requests=self.v2_client.stats.requests - requests_before
+            + self._counts.remote_requests,
             rate_limited=(self._pacer.rejections if self._pacer is not None else 0)
-            - rejections_before,
+            - rejections_before + self._counts.remote_rejections,
             duration=self._monotonic() - started,
+            executor=self._executor.name,
+            workers=self._executor.workers,
         )
 
     def _write_report(self, summary: ExportSummary) -> None:
@@ -1294,24 +1127,6 @@ class ExportAction(BaseAction[ExportParams]):
             yield
         finally:
             os.close(fd)
-
-
-#: ``OSError`` numbers that mean the filesystem refuses this one item's file name.
-_NAME_ERRNOS: Final = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
-
-
-def _item_fault(exc: Exception) -> str | None:
-    """The per-item code of an error that concerns one item only, or None when it must stop
-    the run: the id cannot be a file name here (``unsafe_id``), or the item is described in a
-    way no file can come from (an ``original`` whose size, sha256 or url is not usable, data
-    nested deeper than can be written: ``malformed_item``)."""
-    if isinstance(exc, UnsafeItemIdError):
-        return _CODE_UNSAFE_ID
-    if isinstance(exc, OSError):
-        return _CODE_UNSAFE_ID if exc.errno in _NAME_ERRNOS else None
-    if isinstance(exc, ValueError | TypeError | RecursionError):
-        return _CODE_MALFORMED
-    return None
 
 
 def _item_message(code: str) -> LogMessageCode:
