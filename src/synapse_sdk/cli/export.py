@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -97,6 +98,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "cannot start the embedded emulator: {error}",
+        "bad_job_id": "--job-id {value!r} is not a job id: job ids are UUIDs "
+        "(such as 3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90)",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -138,6 +141,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
         "out_denied": "{path!r}: {reason}",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
+        "bad_job_id": "작업 ID가 아닙니다: --job-id {value!r}. 작업 ID는 "
+        "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90 같은 UUID입니다.",
     },
 }
 
@@ -281,6 +286,15 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     help="A BaseExporter subclass whose hooks convert and write each item (the module is "
     "imported from the current folder or the installed packages).",
 )
+@click.option(
+    "--job-id",
+    envvar="SYNAPSE_JOB_ID",
+    default=None,
+    show_envvar=True,
+    metavar="ID",
+    help="The backend job this export runs as: its progress, messages and final status are "
+    "reported to it (the embedded emulator creates it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -296,6 +310,7 @@ def export(
     seed: int | None,
     retry_rounds: int,
     exporter_spec: str | None,
+    job_id: str | None,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -317,15 +332,18 @@ def export(
         if not tenant:
             raise click.UsageError(labels["needs_tenant"])
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
+    job_id = _check_job_id(job_id, labels)
     emulator: Emulator | None = None
     if backend is None:
         emulator = _start_emulator(items, seed, faults, labels)
+        if job_id is not None:
+            emulator.create_job("export", {"target": target}, job_id)
         backend, token, tenant, token_kind = (
             emulator.url, emulator.token, emulator.tenant, "access"
         )
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, exporter, as_json, labels,
+        "access", language, retry_rounds, exporter, job_id, as_json, labels,
     )
     try:
         code = _run(job, emulator)
@@ -333,6 +351,21 @@ def export(
         if emulator is not None:
             emulator.stop()
     sys.exit(code)
+
+
+def _check_job_id(job_id: str | None, labels: dict[str, str]) -> str | None:
+    """``--job-id`` (or ``SYNAPSE_JOB_ID``) stripped; blank is none.
+
+    Raises:
+        click.UsageError: (exit 2) it is not a UUID.
+    """
+    job_id = (job_id or "").strip() or None
+    if job_id is not None:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise click.UsageError(labels["bad_job_id"].format(value=job_id[:40])) from None
+    return job_id
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -444,6 +477,7 @@ class _Job:
     language: str
     retry_rounds: int
     exporter: BaseExporter | None
+    job_id: str | None
     as_json: bool
     labels: dict[str, str]
 
@@ -511,6 +545,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             console=None if as_json else (progress.console if progress is not None else err),
             on_progress=progress.update_from if progress is not None else None,
             exporter=job.exporter,
+            job_id=job.job_id,
         )
     except (ValidationError, ValueError) as exc:
         raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc

@@ -151,6 +151,8 @@ _MAX_HOOK_STREAK: Final = 50
 _MARK_EVERY: Final = 25
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
 _ITEMS_SHOWN: Final = 20
+#: The step name the export's progress and metrics are reported under to its backend job.
+_JOB_STEP: Final = "export"
 #: Message codes shown on the console once per run; later ones go to the job log only.
 _CONSOLE_ONCE: Final = frozenset(
     {
@@ -528,7 +530,7 @@ class ExportAction(BaseAction[ExportParams]):
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
-        with self._job_lock():
+        with self.reporting() as job, self._job_lock():
             with self.step("initialize"):
                 self._initialize()
                 self._counts.carried_until = self._newest_pending()
@@ -550,6 +552,8 @@ class ExportAction(BaseAction[ExportParams]):
                 self._phase = "done"
                 self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
+                if job is not None:
+                    job.set_result(summary.as_dict())
                 return summary
 
     def _initialize(self) -> None:
@@ -1112,6 +1116,7 @@ class ExportAction(BaseAction[ExportParams]):
     def _report(self, summary: ExportSummary) -> None:
         """Log each failed code with its count, the first failed items, and the outcome."""
         record_export(summary.exported, summary.failed_by_code)
+        self.report_metrics(_JOB_STEP, failed_by_code=summary.failed_by_code)
         if summary.failed:
             for code, count in summary.failed_by_code.items():
                 self.log_message(_item_message(code), count=count, code=code)
@@ -1128,19 +1133,30 @@ class ExportAction(BaseAction[ExportParams]):
             self.log_message(ExportLogMessageCode.EXPORT_COMPLETED)
 
     def _report_progress(self) -> None:
-        if self._on_progress is None:
+        """Tell ``on_progress`` and the backend job (progress and metrics) where the export
+        stands."""
+        if self._on_progress is None and self.job_id is None:
             return
         ledger = self.ledger.summary()
-        self._on_progress(
-            ExportProgress(
-                phase=self._phase,
-                exported=self._counts.exported,
-                skipped=self._counts.skipped,
-                failed=ledger.failed,
-                pending=ledger.pending,
-                total=len(self.params.ids) if self.params.ids is not None else None,
-            )
+        progress = ExportProgress(
+            phase=self._phase,
+            exported=self._counts.exported,
+            skipped=self._counts.skipped,
+            failed=ledger.failed,
+            pending=ledger.pending,
+            total=len(self.params.ids) if self.params.ids is not None else None,
         )
+        if self._on_progress is not None:
+            self._on_progress(progress)
+        if self.job_id is not None:
+            counts = {"exported": progress.exported, "skipped": progress.skipped,
+                      "failed": progress.failed}
+            total = progress.total
+            self.report_progress(
+                _JOB_STEP, percent=round(100 * progress.done / total, 1) if total else None,
+                phase=progress.phase, pending=progress.pending, **counts,
+            )
+            self.report_metrics(_JOB_STEP, **counts)
 
     @contextlib.contextmanager
     def _job_lock(self) -> Iterator[None]:
