@@ -325,9 +325,10 @@ def test_a_job_the_backend_does_not_know_turns_reporting_off_once(
     with _export(emu, clock, tmp_path, job_id=missing) as action:
         assert action.run().ok
         stats = action.job_reporter.stats  # type: ignore[union-attr]
+        local = _local_codes(action)
     assert [r.msg for r in caplog.records].count(EVENT_DISABLED) == 1
     assert len(_job_requests(emu, "/")) == 1  # the RUNNING PATCH, answered 404; nothing after
-    assert stats.failures == 1 and stats.buffered == 0
+    assert stats.failures == 1 and stats.buffered == 0 and stats.dropped == len(local)
 
 
 def test_the_final_flush_stops_at_its_deadline(clock: FakeClock, closed_port: int) -> None:

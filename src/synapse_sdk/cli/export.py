@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
     from synapse_sdk.plugins.actions.export.exporter import BaseExporter
+    from synapse_sdk.plugins.job_reporter import JobReporter
 
 __all__ = [
     "EXIT_ABORTED",
@@ -100,6 +101,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "no_emulator": "cannot start the embedded emulator: {error}",
         "bad_job_id": "--job-id {value!r} is not a job id: job ids are UUIDs "
         "(such as 3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90)",
+        "job_unsent": "{count} messages could not be sent to job {job}; the job log in {log} "
+        "has every one.",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -143,6 +146,8 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
         "bad_job_id": "작업 ID가 아닙니다: --job-id {value!r}. 작업 ID는 "
         "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90 같은 UUID입니다.",
+        "job_unsent": "메시지 {count}건을 작업 {job}에 보내지 못했습니다. 모든 메시지는 {log}의 "
+        "작업 로그에 남아 있습니다.",
     },
 }
 
@@ -582,8 +587,24 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
+        reporter = action.job_reporter
+        if reporter is not None:
+            _note_job_report(reporter, action.job_dir, err, labels)
     _print_summary(summary, job)
     return EXIT_OK if summary.ok else EXIT_ITEMS_FAILED
+
+
+def _note_job_report(
+    reporter: JobReporter, job_dir: Path, err: Console, labels: dict[str, str]
+) -> None:
+    """Say on stderr how many messages never reached the backend job (the job log has them)."""
+    stats = reporter.stats
+    lost = stats.dropped + stats.unconfirmed
+    if lost:
+        err.print(
+            labels["job_unsent"].format(count=lost, job=reporter.job_id, log=str(job_dir)),
+            markup=False,
+        )
 
 
 def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, str]) -> _Stop:

@@ -209,6 +209,7 @@ class JobReporter:
         }
         with self._state:
             if self._disabled or self._finished:
+                self._dropped += 1  # reporting is off or over: it never reaches the job
                 return
             self._buffer.append(entry)
             self._trim()
