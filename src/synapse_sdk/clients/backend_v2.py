@@ -82,7 +82,8 @@ from synapse_sdk.clients._transport import (
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, ItemId, find_envelope
 from synapse_sdk.exceptions import BackendError, SynapError
-from synapse_sdk.retry import decide_wait
+from synapse_sdk.retry import decide_wait, notify_wait
+from synapse_sdk.telemetry import RetryHook
 
 __all__ = [
     "BULK_FETCH_LIMIT",
@@ -392,8 +393,11 @@ class _BulkFetch:
         rng: random.Random | None,
         stats: ClientStats,
         clock: Callable[[], float],
+        hooks: tuple[RetryHook, ...] = (),
     ) -> None:
         self.resource = resource
+        #: The client's retry hooks, told of each round's wait (:func:`notify_wait`).
+        self.hooks = hooks
         self.correlation_id = uuid.uuid4().hex
         self.original = _unique_ids(ids)
         self.order = list(self.original)
@@ -465,6 +469,10 @@ class _BulkFetch:
             remaining=None if deadline is None else deadline - (self.clock() - self.started),
             rng=self.rng,
         )
+        notify_wait(
+            decision, attempt=self.round, max_attempts=self.policy.max_attempts,
+            error=self._round_error(), call_name="bulk_fetch", hooks=self.hooks,
+        )
         self.retry_hint = None
         if decision.surface:
             for key, code in self.retry.items():
@@ -477,6 +485,19 @@ class _BulkFetch:
         self.round += 1
         self.stats.add(items_retried=len(self.pending))
         return delay
+
+    def _round_error(self) -> BackendError:
+        """The round's failure as the retry hooks see it: a ``partial_failure`` naming the ids
+        to fetch again and their codes."""
+        keys = [key for key in self.order if key in self.retry]
+        return BackendError(
+            f"bulk fetch of {self.resource}: {len(keys)} items to fetch again",
+            status_code=207,
+            error_code=_PARTIAL,
+            failed_ids=[self.original[key] for key in keys],
+            failed_codes={self.original[key]: self.retry[key] for key in keys},
+            correlation_id=self.correlation_id,
+        )
 
     def outcome(self) -> list[Item]:
         """The fetched items in input order.
@@ -726,7 +747,7 @@ class _ResourceBase(Generic[_T]):
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
             self.name, ids, self._transport.config.effective_retry_policy, self._rng,
-            self._transport.stats, self._clock,
+            self._transport.stats, self._clock, self._transport.config.retry_hooks,
         )
 
     def __repr__(self) -> str:

@@ -106,7 +106,7 @@ from synapse_sdk.plugins.actions.export.steps import (
 )
 from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
-from synapse_sdk.retry import Retrying, decide_wait
+from synapse_sdk.retry import Retrying, decide_wait, notify_wait
 from synapse_sdk.storage import (
     ListedObject,
     Storage,
@@ -410,6 +410,9 @@ class ExportAction(BaseAction[ExportParams]):
         self._transient_streak = 0
         self._whole_request_failed = False
         self._not_before = float("-inf")
+        #: What the retry rounds wait for: the last whole request that failed, or the last 207
+        #: that asked for a pause (what the retry hooks are told).
+        self._wait_cause: BaseException | None = None
         self._phase = "main"
         self._pacer: RatePacer | None = None
         self._console_seen: set[LogMessageCode] = set()
@@ -523,6 +526,7 @@ class ExportAction(BaseAction[ExportParams]):
         self._transient_streak = 0
         self._whole_request_failed = False
         self._not_before = float("-inf")
+        self._wait_cause = None
         self._console_seen = set()
         self._hook_streak = 0
         self._hook_errors = {}
@@ -700,7 +704,9 @@ class ExportAction(BaseAction[ExportParams]):
         exactly; else, after failures of whole requests, a backoff from ``retry_delay``
         (doubling, capped at the policy's ``backoff_max``); else none. When the policy refuses
         the pause (a ``retry_after`` above ``retry_after_max``, an empty retry budget) the
-        drain stops at once.
+        drain stops at once. Each decision is told to the client's retry hooks
+        (:func:`~synapse_sdk.retry.notify_wait`, ``call_name="export.retry_round"``) with
+        what caused it: the whole request that failed, or the 207 that asked for the pause.
         """
         policy = self._drain_policy()
         failures = 0
@@ -719,6 +725,12 @@ class ExportAction(BaseAction[ExportParams]):
                 decision = decide_wait(
                     policy, max(failures, 1), hint=hint if hint > 0 else None, previous=previous
                 )
+                if self._wait_cause is not None:
+                    notify_wait(
+                        decision, attempt=max(failures, 1), max_attempts=self.params.retry_rounds,
+                        error=self._wait_cause, call_name="export.retry_round",
+                        hooks=self.v2_client.config.retry_hooks,
+                    )
                 if decision.surface:
                     break
                 wait = previous = decision.seconds
@@ -858,6 +870,11 @@ class ExportAction(BaseAction[ExportParams]):
                 self._transient_streak = 0
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
+                    self._wait_cause = BackendError(
+                        f"{len(answer.retry)} items to fetch again after {answer.retry_after} s",
+                        status_code=207, error_code="partial_failure",
+                        failed_ids=list(answer.retry), failed_codes=dict(answer.retry),
+                    )
             result.failed.update(invalid)
             not_served = [i for i, code in result.failed.items() if code == _CODE_NOT_SERVED]
             if not_served:  # reported once, here: the backend will never serve them
@@ -888,6 +905,7 @@ class ExportAction(BaseAction[ExportParams]):
             raise exc
         code = getattr(exc, "error_code", None) or exc.code
         self._whole_request_failed = True
+        self._wait_cause = exc
         # Handled, not failed: the ids ride along with the next request.
         self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=len(ids), reason=code)
         return _Chunk(retry=dict.fromkeys(ids, code))
