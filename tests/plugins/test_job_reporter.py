@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from synapse_sdk.clients.backend_v2 import BackendV2Client
+from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 from synapse_sdk.config import RetryPolicy, SDKConfig
-from synapse_sdk.emulator import Emulator, FakeClock
+from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
 from synapse_sdk.plugins.action import JOB_LOG_FILENAME, BaseAction, read_job_log
 from synapse_sdk.plugins.actions.export.action import ExportAction
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
@@ -344,3 +344,51 @@ def test_the_final_flush_stops_at_its_deadline(clock: FakeClock, closed_port: in
         reporter.finish("SUCCEEDED")
     assert clock() - started <= 3.0 and not math.isinf(clock())
     assert reporter.stats.dropped == 1
+
+
+# -- reporting stays a small share of the run ----------------------------------------------------
+
+
+class _SlowRoutes:
+    """Job routes whose every request takes ``took`` seconds on ``clock`` (paced, slow)."""
+
+    def __init__(self, clock: FakeClock, took: float) -> None:
+        self.clock, self.took, self.calls = clock, took, 0
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        self.calls += 1
+        self.clock.advance(self.took)
+
+    def create_logs(self, job_id: str, entries: Any) -> None:
+        self.update(job_id)
+
+
+def test_slow_sends_put_the_next_one_off_so_reporting_takes_a_tenth_of_the_time(
+    clock: FakeClock,
+) -> None:
+    routes = _SlowRoutes(clock, took=1.0)
+    reporter = JobReporter(routes, "j-1", batch_size=1, max_share=0.1, clock=clock)
+    reporter.message("EXPORT_CONVERTING", "info", {}, "x", 0.0)
+    assert routes.calls == 1  # took 1 s: nothing more for the next 9 s
+    clock.advance(8.5)
+    reporter.message("EXPORT_CONVERTING", "info", {}, "x", 0.0)
+    assert routes.calls == 1
+    clock.advance(0.6)
+    reporter.message("EXPORT_CONVERTING", "info", {}, "x", 0.0)
+    assert routes.calls == 3 and reporter.stats.sent == 3  # the waiting one went along
+    with pytest.raises(ValueError, match="max_share"):
+        JobReporter(routes, "j-1", max_share=0)
+
+
+def test_the_jobs_reports_are_paced_with_the_export_under_a_tight_rate_limit(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    faults = FaultProfile(rate_limit=RateLimit(per_second=1.0, burst=2))
+    with Emulator(items=60, faults=faults, clock=clock, sleep=clock.sleep) as emu:
+        job_id = emu.create_job()
+        with _export(emu, clock, tmp_path, job_id=job_id) as action:
+            assert action.run().ok
+        statuses = [r.status for r in emu.requests if "/v2/jobs/" in r.path]
+        assert statuses and 429 not in statuses  # they waited their turn instead
+        assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
+    assert rate_limited_paths(job_id) >= {f"/v2/jobs/{job_id}/", f"/v2/jobs/{job_id}/logs/bulk/"}

@@ -137,10 +137,18 @@ def _resource_paths(name: str) -> tuple[str, str]:
     return f"/v2/{name}/", f"/v2/{name}/{_BULK_ACTIONS.get(name, 'bulk-fetch')}/"
 
 
-def rate_limited_paths() -> frozenset[str]:
+def rate_limited_paths(job_id: str | None = None) -> frozenset[str]:
     """The call paths that share the backend's rate limit (every resource's list and bulk-fetch
-    paths): what a :class:`~synapse_sdk.clients._transport.Pacer` paces."""
-    return frozenset(path for name in _RESOURCE_NAMES for path in _resource_paths(name))
+    paths, and with ``job_id`` that job's update and bulk-log paths): what a
+    :class:`~synapse_sdk.clients._transport.Pacer` paces.
+
+    Raises:
+        TypeError, ValueError: ``job_id`` is not a job's id.
+    """
+    paths = {path for name in _RESOURCE_NAMES for path in _resource_paths(name)}
+    if job_id is not None:
+        paths.update((_JobsBase._path(job_id), _JobsBase._path(job_id, "logs/bulk/")))
+    return frozenset(paths)
 
 
 _PARTIAL = "partial_failure"

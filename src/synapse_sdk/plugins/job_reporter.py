@@ -20,6 +20,8 @@ retries:
 Batched and throttled on an injectable clock: messages are sent once ``batch_size`` are waiting
 or ``flush_interval`` seconds passed since the last send, snapshots at most once per
 ``progress_interval``; both are checked on each event (nothing runs in the background).
+Reporting takes at most ``max_share`` of the run's time: a send that took d seconds (pacing,
+latency, retries) puts the next one off by ``(1 - max_share) / max_share * d``.
 
 Reporting never fails the action; the local job log stays the source of truth. A transient
 failure (outage, rate limit, unreachable host) keeps the messages buffered and pauses sending
@@ -139,6 +141,7 @@ class JobReporter:
         max_buffer: int = 2000,
         backoff_max: float = 60.0,
         final_deadline: float = 10.0,
+        max_share: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(job_id, str) or not job_id.strip():
@@ -147,6 +150,10 @@ class JobReporter:
             raise ValueError("batch_size must be 1..1000 and max_buffer at least batch_size")
         if min(flush_interval, progress_interval, backoff_max, final_deadline) <= 0:
             raise ValueError("intervals and deadlines must be positive")
+        if not 0 < max_share <= 1:
+            raise ValueError("max_share must be above 0 and at most 1")
+        # After a send that took d seconds, the next waits (1 - share) / share * d more.
+        self._quiet_factor = (1 - max_share) / max_share
         self.job_id = job_id.strip()
         self._jobs = jobs
         self._batch_size = batch_size
@@ -292,15 +299,24 @@ class JobReporter:
         if not (logs_due or patch_due) or not self._sending.acquire(blocking=False):
             return
         try:
-            if logs_due:
-                self._last_logs = now
-                while self._buffer and self._send_batch() and len(self._buffer) >= self._batch_size:
-                    pass
-            if patch_due and now >= self._resume_at and not self._disabled:
-                self._last_patch = now
-                self._patch(self._snapshot_fields())
+            self._send_now(now, logs_due, patch_due)
+            # Reporting takes at most max_share of the run's time: a send slowed down by the
+            # rate limit's pacing, latency or retries puts the next one off for longer.
+            took = self._clock() - now
+            with self._state:
+                self._resume_at = max(self._resume_at, now + took + took * self._quiet_factor)
         finally:
             self._sending.release()
+
+    def _send_now(self, now: float, logs_due: bool, patch_due: bool) -> None:
+        """Send the due messages (full batches while there are) and the due snapshot."""
+        if logs_due:
+            self._last_logs = now
+            while self._buffer and self._send_batch() and len(self._buffer) >= self._batch_size:
+                pass
+        if patch_due and now >= self._resume_at and not self._disabled:
+            self._last_patch = now
+            self._patch(self._snapshot_fields())
 
     def _send_batch(self) -> bool:
         """Send the oldest ``batch_size`` messages; True when they were stored."""

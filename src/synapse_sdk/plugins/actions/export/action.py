@@ -476,11 +476,11 @@ class ExportAction(BaseAction[ExportParams]):
 
     def _build_v2_client(self) -> BackendV2Client:
         """A client on the action's sleep and clock whose rate-limited requests are paced (its
-        transport's ``pacer`` option)."""
+        transport's ``pacer`` option), the reports to the backend job included."""
         from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 
         self._pacer = RatePacer(
-            rate_limited_paths(),
+            rate_limited_paths(self.job_id),  # the job's reports share the rate limit
             policy=self.config.effective_retry_policy,
             clock=self._monotonic,
             on_rejection=self._rate_limited,
