@@ -19,8 +19,14 @@ import pytest
 from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
-from synapse_sdk.plugins.action import JOB_LOG_FILENAME, BaseAction, read_job_log
+from synapse_sdk.plugins.action import (
+    JOB_LOG_FILENAME,
+    ActionStepError,
+    BaseAction,
+    read_job_log,
+)
 from synapse_sdk.plugins.actions.export.action import ExportAction
+from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.job_reporter import (
     EVENT_DISABLED,
@@ -98,6 +104,10 @@ def test_the_job_gets_status_progress_metrics_result_and_every_coded_message(
         "exported": 120, "skipped": 0, "failed": 0, "failed_by_code": {},
     }}}}
     assert job["result"] == json.loads(json.dumps(summary.as_dict()))
+    steps = job["progress_record"]["record"]["steps"]
+    assert {name: steps[name]["status"] for name in steps if name != "export"} == dict.fromkeys(
+        ("initialize", "fetch", "convert", "save", "finalize"), "done"
+    )
     logs = emu.state.jobs.logs(job_id)
     assert [log["data"]["key"] for log in logs] == local  # every local line, in order
     first, last = logs[0], logs[-1]
@@ -183,8 +193,12 @@ def test_the_final_status_follows_how_the_run_ended(
     job = emu.state.jobs.detail(job_id)
     assert job is not None and job["status"] == status
     assert job["metrics_record"] == {"record": {"steps": {"train": {"loss": 0.5}}}}
-    percent = job["progress_record"]["current_progress"]["percent"]
-    assert percent == (100 if status == "SUCCEEDED" else 50.0)
+    current = job["progress_record"]["current_progress"]
+    assert current == {
+        "step": "train", "epoch": 1, "percent": 100 if status == "SUCCEEDED" else 50.0,
+        # a KeyboardInterrupt is no step failing: the step was left running
+        "status": {"SUCCEEDED": "done", "FAILED": "failed", "STOPPED": "running"}[status],
+    }
 
 
 def test_an_action_without_a_job_reports_nothing(
@@ -392,3 +406,26 @@ def test_the_jobs_reports_are_paced_with_the_export_under_a_tight_rate_limit(
         assert statuses and 429 not in statuses  # they waited their turn instead
         assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
     assert rate_limited_paths(job_id) >= {f"/v2/jobs/{job_id}/", f"/v2/jobs/{job_id}/logs/bulk/"}
+
+
+class _BrokenFinish(BaseExporter):
+    def additional_file_saving(self, output: Any) -> None:
+        raise RuntimeError("the manifest could not be built")
+
+
+def test_a_failed_export_leaves_its_job_failed_with_the_failed_step_marked(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_id = emu.create_job()
+    with _export(emu, clock, tmp_path, job_id=job_id, exporter=_BrokenFinish()) as action:
+        with pytest.raises(ActionStepError):
+            action.run()
+        local = _local_codes(action)
+    job = emu.state.jobs.detail(job_id)
+    assert job is not None and job["status"] == "FAILED" and job["result"] is None
+    steps = job["progress_record"]["record"]["steps"]
+    assert steps["finalize"]["status"] == "failed" and steps["save"]["status"] == "done"
+    logs = emu.state.jobs.logs(job_id)
+    assert [log["data"]["key"] for log in logs] == local
+    assert logs[-1]["data"]["key"] == "EXPORT_FAILED_STEP" and logs[-1]["step"] == "finalize"
+    assert logs[-1]["level"] in {"error", "danger"}

@@ -494,14 +494,18 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         logging but not to the console: the raised error is the caller's to show, once. An
         ``ActionStepError`` from a nested step passes through unchanged (it was logged once
         already); ``KeyboardInterrupt`` and other ``BaseException`` s are not steps failing and
-        pass through too.
+        pass through too. A backend job (see :meth:`reporting`) sees the step's ``status``
+        (``running``, ``done``, ``failed``) in its progress record.
         """
         outer, self._step_name = self._step_name, step
+        self._report_step(step, "running")
         try:
             yield
         except ActionStepError:
+            self._report_step(step, "failed")
             raise
         except Exception as exc:
+            self._report_step(step, "failed")
             code = self.classify_failure(exc)
             logged = code if code is not None else self.unclassified_failure_code
             if logged is not None:
@@ -511,6 +515,8 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
             if self.step_failed_code is not None:
                 self.log_message(self.step_failed_code, quiet=True, step=step, **params)
             raise ActionStepError(step, self.name, code) from exc
+        else:
+            self._report_step(step, "done")
         finally:
             self._step_name = outer
 
@@ -569,6 +575,11 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         reporter = self._reporter
         if reporter is not None:
             reporter.progress(step, percent=percent, **fields)
+
+    def _report_step(self, step: str, status: str) -> None:
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.step_status(step, status)
 
     def report_metrics(self, step: str, **values: Any) -> None:
         """Report ``step``'s metrics (such as exported and failed counts) to the backend job,

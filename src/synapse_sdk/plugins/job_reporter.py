@@ -232,6 +232,17 @@ class JobReporter:
             self._snapshot_due = True
         self._send_due()
 
+    def step_status(self, step: str, status: str) -> None:
+        """Record where ``step`` stands (``running``, ``done``, ``failed``) in the progress
+        record, leaving the current progress on the step that reported it last (or on this
+        one, when none did yet); sent when due."""
+        with self._state:
+            self._steps.setdefault(step, {})["status"] = status
+            if self._current is None:
+                self._current = step
+            self._snapshot_due = True
+        self._send_due()
+
     def metrics(self, step: str, **values: Any) -> None:
         """Record ``step``'s metrics (counts; the newest value of each wins); sent when due."""
         with self._state:
