@@ -19,6 +19,7 @@ import pytest
 from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
+from synapse_sdk.exceptions import ServiceUnavailableError
 from synapse_sdk.plugins.action import (
     JOB_LOG_FILENAME,
     ActionStepError,
@@ -429,3 +430,37 @@ def test_a_failed_export_leaves_its_job_failed_with_the_failed_step_marked(
     assert [log["data"]["key"] for log in logs] == local
     assert logs[-1]["data"]["key"] == "EXPORT_FAILED_STEP" and logs[-1]["step"] == "finalize"
     assert logs[-1]["level"] in {"error", "danger"}
+
+
+class _FlakyStart:
+    """The client's job routes, except that the first update fails (an outage)."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs, self.failed = jobs, False
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ServiceUnavailableError("down")
+        return self.jobs.update(job_id, **fields)
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        return self.jobs.create_logs(job_id, entries)
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+def test_a_start_that_did_not_get_through_is_sent_again_before_the_end(
+    emu: Emulator, clock: FakeClock, snapshot: bool
+) -> None:
+    job_id = emu.create_job()
+    with _client(emu.url, clock, tenant=emu.tenant) as client:
+        reporter = JobReporter(_FlakyStart(client.jobs), job_id, clock=clock)
+        reporter.start()
+        assert emu.state.jobs.detail(job_id)["status"] == "PENDING"  # type: ignore[index]
+        if snapshot:  # the next update carries it
+            clock.advance(5.0)
+            reporter.progress("export", done=1)
+            assert emu.state.jobs.detail(job_id)["status"] == "RUNNING"  # type: ignore[index]
+        reporter.finish("SUCCEEDED")  # PENDING -> SUCCEEDED would be refused
+    assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
+    assert reporter.stats.failures == 1

@@ -178,6 +178,8 @@ class JobReporter:
         self._backoff = 0.0
         self._disabled = False
         self._finished = False
+        #: start() was called / the backend accepted RUNNING (a job must run before it ends).
+        self._starting = self._running = False
         self._warned: set[str] = set()
         self._sent = self._log_requests = self._patches = 0
         self._dropped = self._unconfirmed = self._failures = 0
@@ -197,7 +199,10 @@ class JobReporter:
     # -- what the action reports ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Tell the job it is ``RUNNING`` (sent at once; a failure is handled as any other)."""
+        """Tell the job it is ``RUNNING`` (sent at once; after a failure, it goes again with the
+        next update, and before the final status at the latest)."""
+        with self._state:
+            self._starting = True
         with self._sending:
             self._patch({"status": RUNNING})
 
@@ -288,8 +293,10 @@ class JobReporter:
         while self._buffer and self._time_left():
             if not self._send_batch():
                 break
+        if self._starting and not self._running and self._time_left():
+            self._patch({"status": RUNNING})  # a PENDING job cannot succeed: run it first
         if self._time_left():
-            self._patch({"status": status, **self._snapshot_fields()})
+            self._patch({**self._snapshot_fields(), "status": status})
 
     @staticmethod
     def _time_left() -> bool:
@@ -360,6 +367,8 @@ class JobReporter:
             return
         try:
             self._jobs.update(self.job_id, **fields)
+            if fields.get("status") == RUNNING:
+                self._running = True
         except Exception as exc:
             if isinstance(exc, SynapTransientError):
                 with self._state:
@@ -385,6 +394,8 @@ class JobReporter:
                 fields["metrics_record"] = {"record": {"steps": metrics}}
             if self._result is not None:
                 fields["result"] = self._result
+            if self._starting and not self._running:
+                fields["status"] = RUNNING  # the start did not get through: again
             self._snapshot_due = False
             return fields
 
