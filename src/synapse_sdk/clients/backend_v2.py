@@ -59,7 +59,7 @@ import ipaddress
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -102,6 +102,7 @@ __all__ = [
     "Page",
     "Resource",
     "rate_limited_paths",
+    "retry_round_error",
     "sort_answer",
     "succeeded_items",
     "validate_ids",
@@ -152,6 +153,21 @@ def rate_limited_paths(job_id: str | None = None) -> frozenset[str]:
 
 
 _PARTIAL = "partial_failure"
+
+
+def retry_round_error(
+    what: str, retry: Mapping[ItemId, str | None], correlation_id: str | None = None
+) -> BackendError:
+    """What a round that asks items again waits for, as the retry hooks are told it: a
+    ``partial_failure`` (status 207) whose ``failed_ids``/``failed_codes`` are ``retry``."""
+    return BackendError(
+        f"{what}: {len(retry)} items to fetch again",
+        status_code=207,
+        error_code=_PARTIAL,
+        failed_ids=list(retry),
+        failed_codes=dict(retry),
+        correlation_id=correlation_id,
+    )
 _MISSING = "missing_from_response"
 #: The per-item code of an id a 200 answer left out: the backend does not serve it to us
 #: (unknown or not visible). Permanent: asking again gives the same answer.
@@ -495,17 +511,9 @@ class _BulkFetch:
         return delay
 
     def _round_error(self) -> BackendError:
-        """The round's failure as the retry hooks see it: a ``partial_failure`` naming the ids
-        to fetch again and their codes."""
-        keys = [key for key in self.order if key in self.retry]
-        return BackendError(
-            f"bulk fetch of {self.resource}: {len(keys)} items to fetch again",
-            status_code=207,
-            error_code=_PARTIAL,
-            failed_ids=[self.original[key] for key in keys],
-            failed_codes={self.original[key]: self.retry[key] for key in keys},
-            correlation_id=self.correlation_id,
-        )
+        """The round's failure as the retry hooks see it (:func:`retry_round_error`)."""
+        retry = {self.original[key]: self.retry[key] for key in self.order if key in self.retry}
+        return retry_round_error(f"bulk fetch of {self.resource}", retry, self.correlation_id)
 
     def outcome(self) -> list[Item]:
         """The fetched items in input order.

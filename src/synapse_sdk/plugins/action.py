@@ -576,17 +576,17 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         if reporter is not None:
             reporter.progress(step, percent=percent, **fields)
 
-    def _report_step(self, step: str, status: str) -> None:
-        reporter = self._reporter
-        if reporter is not None:
-            reporter.step_status(step, status)
-
     def report_metrics(self, step: str, **values: Any) -> None:
         """Report ``step``'s metrics (such as exported and failed counts) to the backend job,
         if the action runs as one."""
         reporter = self._reporter
         if reporter is not None:
             reporter.metrics(step, **values)
+
+    def _report_step(self, step: str, status: str) -> None:
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.step_status(step, status)
 
     def _extract_failed(self, exc: BaseException) -> list[ItemId]:
         """The ids of the items that failed, read from an exception.

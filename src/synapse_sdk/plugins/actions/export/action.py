@@ -870,10 +870,10 @@ class ExportAction(BaseAction[ExportParams]):
                 self._transient_streak = 0
                 if answer.retry_after is not None and answer.retry:
                     self._not_before = self._monotonic() + answer.retry_after
-                    self._wait_cause = BackendError(
-                        f"{len(answer.retry)} items to fetch again after {answer.retry_after} s",
-                        status_code=207, error_code="partial_failure",
-                        failed_ids=list(answer.retry), failed_codes=dict(answer.retry),
+                    from synapse_sdk.clients.backend_v2 import retry_round_error
+
+                    self._wait_cause = retry_round_error(
+                        f"export of {self.params.target.value}", answer.retry
                     )
             result.failed.update(invalid)
             not_served = [i for i, code in result.failed.items() if code == _CODE_NOT_SERVED]
