@@ -367,3 +367,57 @@ def test_a_rerun_is_suggested_only_when_something_transient_stopped_the_export(
     assert (stop.hint is not None) is hinted
     if hinted:
         assert stop.hint == "Run the same command again to resume; exported items are kept."
+
+
+# -- --job-id: the export reports to its backend job -----------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_job_id_reports_the_export_to_the_backend_job(tmp_path: Path, how: str) -> None:
+    from synapse_sdk.clients.backend_v2 import BackendV2Client
+    from synapse_sdk.config import SDKConfig
+    from synapse_testkit.cli import run_synapse
+
+    with Emulator(items=25) as emu:
+        job_id = emu.create_job()
+        given = ["--job-id", job_id] if how == "option" else []
+        result = run_synapse(
+            "export", "--out", str(tmp_path), "--backend", emu.url, *given,
+            env={"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant,
+                 **({"SYNAPSE_JOB_ID": job_id} if how == "environment" else {})},
+        )
+        assert result.returncode == EXIT_OK, result.stderr
+        with BackendV2Client(
+            SDKConfig(), base_url=emu.url, token=emu.token, tenant=emu.tenant
+        ) as client:
+            job = client.transport.request("GET", f"/v2/jobs/{job_id}/").json()["data"]
+        logs = emu.state.jobs.logs(job_id)
+    assert job["status"] == "SUCCEEDED"
+    assert job["progress_record"]["current_progress"]["exported"] == 25
+    assert job["metrics_record"]["record"]["steps"]["export"]["failed"] == 0
+    assert logs[-1]["data"]["key"] == "EXPORT_COMPLETED" and logs[-1]["level"] == "success"
+    assert emu.token not in json.dumps([job, logs])
+
+
+def test_job_id_with_the_embedded_emulator_and_a_bad_job_id(tmp_path: Path) -> None:
+    job_id = "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90"
+    result = _invoke("--out", str(tmp_path), "--items", "10", "--faults", "none",
+                     "--job-id", job_id)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "could not be sent" not in result.stderr  # the emulator made the job: all sent
+    bad = _invoke("--out", str(tmp_path), "--job-id", "not-a-uuid", "--lang", "ko")
+    assert bad.exit_code == EXIT_USAGE and "작업 ID가 아닙니다" in bad.output
+
+
+def test_a_job_the_backend_does_not_know_is_noted_and_the_export_still_succeeds(
+    tmp_path: Path,
+) -> None:
+    with Emulator(items=10) as emu:
+        result = _invoke(
+            "--out", str(tmp_path), "--backend", emu.url,
+            "--job-id", "00000000-0000-0000-0000-000000000000",
+            env={"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant},
+        )
+    assert result.exit_code == EXIT_OK, result.output
+    assert "could not be sent to job 00000000-0000-0000-0000-000000000000" in result.stderr
+    assert len(_json_files(tmp_path / "tasks")) == 10

@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from synapse_sdk.emulator import Emulator
     from synapse_sdk.plugins.actions.export.action import ExportProgress, ExportSummary
     from synapse_sdk.plugins.actions.export.exporter import BaseExporter
+    from synapse_sdk.plugins.job_reporter import JobReporter
 
 __all__ = [
     "EXIT_ABORTED",
@@ -119,6 +121,10 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "local_out": "--out {out} is a local folder but the Ray cluster has {nodes} nodes: "
         "export to object storage (s3://…), or pass --shared-storage if every node mounts "
         "this folder.",
+        "bad_job_id": "--job-id {value!r} is not a job id: job ids are UUIDs "
+        "(such as 3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90)",
+        "job_unsent": "{count} messages could not be sent to job {job}; the job log in {log} "
+        "has every one.",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -186,6 +192,10 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "local_out": "--out으로 지정한 {out}은(는) 로컬 폴더인데, Ray 클러스터에는 노드가 "
         "{nodes}개 있습니다. 객체 스토리지(s3://…)로 내보내거나, 모든 노드가 이 폴더를 "
         "마운트하고 있다면 --shared-storage를 지정하세요.",
+        "bad_job_id": "작업 ID가 아닙니다: --job-id {value!r}. 작업 ID는 "
+        "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90 같은 UUID입니다.",
+        "job_unsent": "메시지 {count}건을 작업 {job}에 보내지 못했습니다. 모든 메시지는 {log}의 "
+        "작업 로그에 남아 있습니다.",
     },
 }
 
@@ -378,6 +388,15 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     is_flag=True,
     help="With --executor ray: the local --out is on a mount every node of the cluster shares.",
 )
+@click.option(
+    "--job-id",
+    envvar="SYNAPSE_JOB_ID",
+    default=None,
+    show_envvar=True,
+    metavar="ID",
+    help="The backend job this export runs as: its progress, messages and final status are "
+    "reported to it (the embedded emulator creates it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def export(
     target: str,
@@ -400,6 +419,7 @@ def export(
     executor: str,
     workers: int | None,
     shared_storage: bool,
+    job_id: str | None,
     as_json: bool,
 ) -> None:
     """Export every --target item (its JSON record and original file) into --out, exactly once.
@@ -424,9 +444,12 @@ def export(
     selection = _filters(filters, target, labels)
     _check_executor(executor, workers, shared_storage, labels)
     exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
+    job_id = _check_job_id(job_id, labels)
     emulator: Emulator | None = None
     if backend is None:
         emulator = _start_emulator(items, seed, faults, original_bytes, labels)
+        if job_id is not None:
+            emulator.create_job("export", {"target": target}, job_id)
         backend, token, tenant, token_kind = (
             emulator.url, emulator.token, emulator.tenant, "access"
         )
@@ -437,8 +460,8 @@ def export(
         sys.stdout = sys.stderr
     job = _Job(
         target, out_dir, state_dir, backend, token, tenant, "drf" if token_kind == "drf" else
-        "access", language, retry_rounds, max_original_bytes, exporter, as_json, labels,
-        selection, response_mode, executor, workers or 2, shared_storage, stdout,
+        "access", language, retry_rounds, max_original_bytes, exporter, job_id, as_json,
+        labels, selection, response_mode, executor, workers or 2, shared_storage, stdout,
     )
     try:
         code = _run(job, emulator)
@@ -507,6 +530,21 @@ def _check_executor(
 
     if not ray_available():
         raise click.UsageError(labels["needs_ray"].format(extra=RAY_EXTRA))
+
+
+def _check_job_id(job_id: str | None, labels: dict[str, str]) -> str | None:
+    """``--job-id`` (or ``SYNAPSE_JOB_ID``) stripped; blank is none.
+
+    Raises:
+        click.UsageError: (exit 2) it is not a UUID.
+    """
+    job_id = (job_id or "").strip() or None
+    if job_id is not None:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise click.UsageError(labels["bad_job_id"].format(value=job_id[:40])) from None
+    return job_id
 
 
 def _load_exporter(spec: str) -> BaseExporter:
@@ -624,6 +662,7 @@ class _Job:
     retry_rounds: int
     max_original_bytes: int | None
     exporter: BaseExporter | None
+    job_id: str | None
     as_json: bool
     labels: dict[str, str]
     filter: dict[str, str]
@@ -719,6 +758,7 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             on_progress=progress.update_from if progress is not None else None,
             exporter=job.exporter,
             executor=executor,
+            job_id=job.job_id,
         )
     except (ValidationError, ValueError) as exc:
         raise _Stop("usage_error", str(exc), EXIT_USAGE) from exc
@@ -767,8 +807,24 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
         except OSError as exc:  # the job folder or its lock, before any step ran
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
+        reporter = action.job_reporter
+        if reporter is not None:
+            _note_job_report(reporter, action.job_dir, err, labels)
     _print_summary(summary, job)
     return EXIT_OK if summary.ok else EXIT_ITEMS_FAILED
+
+
+def _note_job_report(
+    reporter: JobReporter, job_dir: Path, err: Console, labels: dict[str, str]
+) -> None:
+    """Say on stderr how many messages never reached the backend job (the job log has them)."""
+    stats = reporter.stats
+    lost = stats.dropped + stats.unconfirmed
+    if lost:
+        err.print(
+            labels["job_unsent"].format(count=lost, job=reporter.job_id, log=str(job_dir)),
+            markup=False,
+        )
 
 
 def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, str]) -> _Stop:

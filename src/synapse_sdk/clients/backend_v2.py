@@ -92,7 +92,8 @@ from synapse_sdk.clients.list_filters import FilterValue, check_filters
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.envelopes import ErrorEnvelope, FailedItem, ItemId, find_envelope
 from synapse_sdk.exceptions import BackendError, SynapError
-from synapse_sdk.retry import decide_wait
+from synapse_sdk.retry import decide_wait, notify_wait
+from synapse_sdk.telemetry import RetryHook
 
 __all__ = [
     "BULK_FETCH_LIMIT",
@@ -116,6 +117,7 @@ __all__ = [
     "Resource",
     "SavedOriginal",
     "rate_limited_paths",
+    "retry_round_error",
     "sort_answer",
     "succeeded_items",
     "validate_ids",
@@ -161,13 +163,36 @@ def _resource_paths(name: str) -> tuple[str, str]:
     return f"/v2/{name}/", f"/v2/{name}/{_BULK_ACTIONS.get(name, 'bulk-fetch')}/"
 
 
-def rate_limited_paths() -> frozenset[str]:
+def rate_limited_paths(job_id: str | None = None) -> frozenset[str]:
     """The call paths that share the backend's rate limit (every resource's list and bulk-fetch
-    paths): what a :class:`~synapse_sdk.clients._transport.Pacer` paces."""
-    return frozenset(path for name in _RESOURCE_NAMES for path in _resource_paths(name))
+    paths, and with ``job_id`` that job's update and bulk-log paths): what a
+    :class:`~synapse_sdk.clients._transport.Pacer` paces.
+
+    Raises:
+        TypeError, ValueError: ``job_id`` is not a job's id.
+    """
+    paths = {path for name in _RESOURCE_NAMES for path in _resource_paths(name)}
+    if job_id is not None:
+        paths.update((_JobsBase._path(job_id), _JobsBase._path(job_id, "logs/bulk/")))
+    return frozenset(paths)
 
 
 _PARTIAL = "partial_failure"
+
+
+def retry_round_error(
+    what: str, retry: Mapping[ItemId, str | None], correlation_id: str | None = None
+) -> BackendError:
+    """What a round that asks items again waits for, as the retry hooks are told it: a
+    ``partial_failure`` (status 207) whose ``failed_ids``/``failed_codes`` are ``retry``."""
+    return BackendError(
+        f"{what}: {len(retry)} items to fetch again",
+        status_code=207,
+        error_code=_PARTIAL,
+        failed_ids=list(retry),
+        failed_codes=dict(retry),
+        correlation_id=correlation_id,
+    )
 _MISSING = "missing_from_response"
 #: The per-item code of an id a 200 answer left out: the backend does not serve it to us
 #: (unknown or not visible). Permanent: asking again gives the same answer.
@@ -417,8 +442,11 @@ class _BulkFetch:
         rng: random.Random | None,
         stats: ClientStats,
         clock: Callable[[], float],
+        hooks: tuple[RetryHook, ...] = (),
     ) -> None:
         self.resource = resource
+        #: The client's retry hooks, told of each round's wait (:func:`notify_wait`).
+        self.hooks = hooks
         self.correlation_id = uuid.uuid4().hex
         self.original = _unique_ids(ids)
         self.order = list(self.original)
@@ -485,6 +513,10 @@ class _BulkFetch:
             remaining=None if deadline is None else deadline - (self.clock() - self.started),
             rng=self.rng,
         )
+        notify_wait(
+            decision, attempt=self.round, max_attempts=self.policy.max_attempts,
+            error=self._round_error(), call_name="bulk_fetch", hooks=self.hooks,
+        )
         self.retry_hint = None
         if decision.surface:
             for key, code in self.retry.items():
@@ -497,6 +529,11 @@ class _BulkFetch:
         self.round += 1
         self.stats.add(items_retried=len(self.pending))
         return delay
+
+    def _round_error(self) -> BackendError:
+        """The round's failure as the retry hooks see it (:func:`retry_round_error`)."""
+        retry = {self.original[key]: self.retry[key] for key in self.order if key in self.retry}
+        return retry_round_error(f"bulk fetch of {self.resource}", retry, self.correlation_id)
 
     def outcome(self) -> list[Item]:
         """The fetched items in input order.
@@ -1053,7 +1090,7 @@ class _ResourceBase(Generic[_T]):
     def _plan(self, ids: object) -> _BulkFetch:
         return _BulkFetch(
             self.name, ids, self._transport.config.effective_retry_policy, self._rng,
-            self._transport.stats, self._clock,
+            self._transport.stats, self._clock, self._transport.config.retry_hooks,
         )
 
     def __repr__(self) -> str:

@@ -82,9 +82,18 @@ class Jobs:
         self._logs: dict[str, list[dict[str, Any]]] = {}
         self._next_log = 1
 
-    def create(self, action: str = "export", params: Any = None) -> str:
-        """Make a PENDING job and return its id (a UUID)."""
-        job_id = str(uuid.uuid4())
+    def create(
+        self, action: str = "export", params: Any = None, job_id: str | None = None
+    ) -> str:
+        """Make a PENDING job (``job_id``, else a new UUID) and return its id.
+
+        Raises:
+            ValueError: ``job_id`` is not a UUID, or a job has it already.
+        """
+        if job_id is None:
+            job_id = str(uuid.uuid4())
+        else:
+            uuid.UUID(job_id)  # a UUID, spelt as the caller will ask for it
         now = _now()
         job = {
             "id": job_id, "status": "PENDING", "action": action, "params": params or {},
@@ -94,6 +103,8 @@ class Jobs:
             "modified": now, "created": now, "completed": None,
         }
         with self._lock:
+            if job_id in self._jobs:
+                raise ValueError(f"a job {job_id} exists already")
             self._jobs[job_id], self._logs[job_id] = job, []
         return job_id
 

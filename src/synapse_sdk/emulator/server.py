@@ -254,12 +254,16 @@ class Emulator(ServedEmulator):
         """The access token the emulator accepts (a secret: not shown in ``repr``)."""
         return self._token
 
-    def create_job(self, action: str = "export", params: Any = None) -> str:
-        """Make a PENDING job the v2 job routes know, and return its id (a UUID).
+    def create_job(
+        self, action: str = "export", params: Any = None, job_id: str | None = None
+    ) -> str:
+        """Make a PENDING job the v2 job routes know (``job_id``, else a new UUID), and return
+        its id.
 
-        Raises ``RuntimeError`` before start.
+        Raises ``RuntimeError`` before start, ``ValueError`` for a ``job_id`` that is not a UUID
+        or is taken.
         """
-        return self._started().jobs.create(action, params)
+        return self._started().jobs.create(action, params, job_id)
 
     @property
     def auth_headers(self) -> dict[str, str]:

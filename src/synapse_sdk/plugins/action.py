@@ -11,7 +11,11 @@ An action is one job over a job folder. The base class gives every action the sa
 * :meth:`BaseAction._extract_failed` and :meth:`BaseAction._enqueue_retry`: the failed ids of a
   backend error, recorded in the job's durable :class:`~synapse_sdk.plugins.ledger.Ledger`;
 * :meth:`BaseAction.step`: runs one step so that its failure is classified, logged with its
-  code and a "step failed" code, and re-raised as :class:`ActionStepError` ``from`` the cause.
+  code and a "step failed" code, and re-raised as :class:`ActionStepError` ``from`` the cause;
+* :meth:`BaseAction.reporting`: when the action runs as a backend job (``job_id``), its coded
+  messages, progress (:meth:`BaseAction.report_progress`), metrics
+  (:meth:`BaseAction.report_metrics`) and final status go to that job through a
+  :class:`~synapse_sdk.plugins.job_reporter.JobReporter` (the job log stays the source of truth).
 
 An action is a context manager; leaving it closes the job log, the ledger and a client the action
 built itself (an injected client belongs to the caller).
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from synapse_sdk.clients.backend_v2 import BackendV2Client
+    from synapse_sdk.plugins.job_reporter import JobReporter
 
 __all__ = [
     "JOB_LOG_FILENAME",
@@ -247,7 +252,10 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
     * ``language``: the language of rendered messages (else the params' ``language`` field, else
       ``config.language``, else ``SYNAPSE_LANGUAGE``, else English);
     * ``console``: a rich ``Console`` that also shows each event (default: none);
-    * ``clock``: wall-clock seconds for event timestamps (injectable for tests).
+    * ``clock``: wall-clock seconds for event timestamps (injectable for tests);
+    * ``job_id``: the backend job this run is (messages, progress, metrics and status are
+      reported to it, see :meth:`reporting`), or ``job_reporter``: a ready
+      :class:`~synapse_sdk.plugins.job_reporter.JobReporter` (the action then uses that one).
 
     Thread-safety: the lazily opened job folder, ledger, job log and client, and
     :meth:`log_message`, are thread-safe, so a run may use worker threads; :meth:`run` is one
@@ -279,6 +287,8 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         language: str | None = None,
         console: Console | None = None,
         clock: Callable[[], float] = time.time,
+        job_id: str | None = None,
+        job_reporter: JobReporter | None = None,
     ) -> None:
         self.params = self._validate_params(params)
         if config is not None and not isinstance(config, SDKConfig):
@@ -299,6 +309,12 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         self._ledger: Ledger | None = None
         self._job_log: JobLog | None = None
         self._lock = threading.Lock()
+        #: The backend job this run reports to (None: it reports nowhere).
+        self.job_id = job_reporter.job_id if job_reporter is not None else _str_or_none(job_id)
+        self._reporter = job_reporter
+        #: The clock of the reporter's batching and pauses (monotonic seconds).
+        self._monotonic: Callable[[], float] = time.monotonic
+        self._step_name = ""
 
     @classmethod
     def _validate_params(cls, params: object) -> ParamsT:
@@ -435,7 +451,13 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
             text=resolved.text,
             language=self.language,
         )
-        self.job_log.write(event)
+        self.job_log.write(event)  # first: the local log is the source of truth
+        reporter = self._reporter
+        if reporter is not None:
+            english = resolved.text if self.language == "en" else (
+                resolve_log_message(code, "en", **safe).text
+            )
+            reporter.message(event.code, level, safe, english, event.ts, self._step_name)
         # A parameter from the backend (an item id, say) may hold control characters: the JSON
         # job log escapes them, the terminal and plain log files get them escaped here.
         shown = _printable(resolved.text)
@@ -472,13 +494,18 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
         logging but not to the console: the raised error is the caller's to show, once. An
         ``ActionStepError`` from a nested step passes through unchanged (it was logged once
         already); ``KeyboardInterrupt`` and other ``BaseException`` s are not steps failing and
-        pass through too.
+        pass through too. A backend job (see :meth:`reporting`) sees the step's ``status``
+        (``running``, ``done``, ``failed``) in its progress record.
         """
+        outer, self._step_name = self._step_name, step
+        self._report_step(step, "running")
         try:
             yield
         except ActionStepError:
+            self._report_step(step, "failed")
             raise
         except Exception as exc:
+            self._report_step(step, "failed")
             code = self.classify_failure(exc)
             logged = code if code is not None else self.unclassified_failure_code
             if logged is not None:
@@ -488,6 +515,78 @@ class BaseAction(ClosesOnExit, ABC, Generic[ParamsT]):
             if self.step_failed_code is not None:
                 self.log_message(self.step_failed_code, quiet=True, step=step, **params)
             raise ActionStepError(step, self.name, code) from exc
+        else:
+            self._report_step(step, "done")
+        finally:
+            self._step_name = outer
+
+    # -- the backend job ------------------------------------------------------------------------
+
+    @property
+    def job_reporter(self) -> JobReporter | None:
+        """The reporter of this run's backend job: the injected one, else built from
+        ``job_id`` and :attr:`v2_client` on first use; None when the action is no job.
+
+        Raises:
+            ValueError: a ``job_id`` but no backend (see :attr:`v2_client`).
+        """
+        if self._reporter is None and self.job_id is not None:
+            from synapse_sdk.plugins.job_reporter import JobReporter
+
+            reporter = JobReporter(self.v2_client.jobs, self.job_id, clock=self._monotonic)
+            with self._lock:
+                if self._reporter is None:
+                    self._reporter = reporter
+        return self._reporter
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[JobReporter | None]:
+        """Run the body as the backend job's run (a no-op without a job).
+
+        The job is told ``RUNNING`` first; at the end, after the last messages, ``SUCCEEDED``
+        when the body returns, ``STOPPED`` on ``KeyboardInterrupt``, ``FAILED`` on any other
+        exception (which passes through). Reporting never raises: an unreachable backend costs
+        at most the reporter's final deadline. Yields the reporter (``set_result`` names the
+        job's result).
+
+        Raises:
+            ValueError: a ``job_id`` but no backend (see :attr:`v2_client`).
+        """
+        from synapse_sdk.plugins.job_reporter import FAILED, STOPPED, SUCCEEDED
+
+        reporter = self.job_reporter
+        if reporter is None:
+            yield None
+            return
+        reporter.start()
+        status = FAILED
+        try:
+            yield reporter
+            status = SUCCEEDED
+        except KeyboardInterrupt:
+            status = STOPPED
+            raise
+        finally:
+            reporter.finish(status)
+
+    def report_progress(self, step: str, *, percent: float | None = None, **fields: Any) -> None:
+        """Report ``step``'s progress (``percent`` 0-100 when known, counts as ``fields``) to the
+        backend job, if the action runs as one; the newest value is sent when due."""
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.progress(step, percent=percent, **fields)
+
+    def report_metrics(self, step: str, **values: Any) -> None:
+        """Report ``step``'s metrics (such as exported and failed counts) to the backend job,
+        if the action runs as one."""
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.metrics(step, **values)
+
+    def _report_step(self, step: str, status: str) -> None:
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.step_status(step, status)
 
     def _extract_failed(self, exc: BaseException) -> list[ItemId]:
         """The ids of the items that failed, read from an exception.

@@ -8,7 +8,6 @@ past the policy's ``backoff_max``. A fake clock: nothing sleeps for real.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,17 @@ from synapse_sdk.clients.backend_v2 import BackendV2Client
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import FakeClock
 from synapse_sdk.plugins.actions.export.action import ExportAction
-from synapse_testkit.retry_hints import REFUSED_HINTS, hint_text, partial_body
+from synapse_testkit.retry_hints import (
+    REFUSED_HINTS,
+    hint_text,
+    partial_response,
+    scripted_bulk,
+)
 
 CAP = 30.0
-BULK = "/v2/tasks/bulk-fetch/"
 
 
-def _item(item_id: int) -> dict[str, Any]:
-    return {"id": item_id, "resource": "tasks", "project_id": 1, "data": {"n": item_id}}
-
-
-def _partial(retry_after: str) -> httpx.Response:
-    return httpx.Response(
-        207, content=partial_body(_item(1), retry_after),
-        headers={"content-type": "application/json"},
-    )
+_partial = partial_response
 
 
 def _export(
@@ -41,15 +36,7 @@ def _export(
     **params: Any,
 ) -> tuple[Any, list[httpx.Request]]:
     sent: list[httpx.Request] = []
-
-    def backend(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        assert request.url.path == BULK
-        if answers:
-            return answers.pop(0)
-        ids = json.loads(request.content)["ids"]
-        return httpx.Response(200, json={"data": [_item(i) for i in ids]})
-
+    backend = scripted_bulk(answers, sent)
     config = SDKConfig(backend_url="http://backend", token="t", retry_policy=policy)
     client = BackendV2Client(
         config, http_client=httpx.Client(transport=httpx.MockTransport(backend)),

@@ -113,7 +113,7 @@ from synapse_sdk.plugins.actions.export.steps import (
 )
 from synapse_sdk.plugins.ledger import LedgerRecord, item_key, unique_ids
 from synapse_sdk.plugins.log_messages import LogMessageCode
-from synapse_sdk.retry import Retrying, decide_wait
+from synapse_sdk.retry import Retrying, decide_wait, notify_wait
 from synapse_sdk.storage import (
     ListedObject,
     Storage,
@@ -159,6 +159,8 @@ _MAX_TRANSIENT_STREAK: Final = 3
 _MARK_EVERY: Final = MARK_EVERY
 #: Failed items whose ids are logged one by one at the end of a run (the rest are counted).
 _ITEMS_SHOWN: Final = ITEMS_SHOWN
+#: The step name the export's progress and metrics are reported under to its backend job.
+_JOB_STEP: Final = "export"
 #: Message codes shown on the console once per run; later ones go to the job log only.
 _CONSOLE_ONCE: Final = frozenset(
     {
@@ -498,6 +500,9 @@ class ExportAction(BaseAction[ExportParams]):
         self._transient_streak = 0
         self._whole_request_failed = False
         self._not_before = float("-inf")
+        #: What the retry rounds wait for: the last whole request that failed, or the last 207
+        #: that asked for a pause (what the retry hooks are told).
+        self._wait_cause: BaseException | None = None
         self._phase = "main"
         self._pacer: CountingPacer | None = None
         self._console_seen: set[LogMessageCode] = set()
@@ -561,11 +566,11 @@ class ExportAction(BaseAction[ExportParams]):
 
     def _build_v2_client(self) -> BackendV2Client:
         """A client on the action's sleep and clock whose rate-limited requests are paced (its
-        transport's ``pacer`` option)."""
+        transport's ``pacer`` option), the reports to the backend job included."""
         from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 
         self._pacer = self._executor.make_pacer(
-            rate_limited_paths(),
+            rate_limited_paths(self.job_id),  # the job's reports share the rate limit
             self.config.effective_retry_policy,
             clock=self._monotonic,
             on_rejection=self._rate_limited,
@@ -613,13 +618,14 @@ class ExportAction(BaseAction[ExportParams]):
         self._transient_streak = 0
         self._whole_request_failed = False
         self._not_before = float("-inf")
+        self._wait_cause = None
         self._console_seen = set()
         self._leased = {}
         self.exporter.target = self.params.target.value
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
-        with self._job_lock():
+        with self.reporting() as job, self._job_lock():
             with self.step("initialize"):  # a ledger that cannot be opened fails the step
                 mismatch = self._selection_mismatch()
             if mismatch is not None:
@@ -649,6 +655,8 @@ class ExportAction(BaseAction[ExportParams]):
                 self._phase = "done"
                 self._report_progress()  # the last progress comes before the closing messages
                 self._report(summary)
+                if job is not None:
+                    job.set_result(summary.as_dict())
                 return summary
 
     def _selection_mismatch(self) -> JobMismatchError | None:
@@ -834,7 +842,9 @@ class ExportAction(BaseAction[ExportParams]):
         exactly; else, after failures of whole requests, a backoff from ``retry_delay``
         (doubling, capped at the policy's ``backoff_max``); else none. When the policy refuses
         the pause (a ``retry_after`` above ``retry_after_max``, an empty retry budget) the
-        drain stops at once.
+        drain stops at once. Each decision is told to the client's retry hooks
+        (:func:`~synapse_sdk.retry.notify_wait`, ``call_name="export.retry_round"``) with
+        what caused it: the whole request that failed, or the 207 that asked for the pause.
         """
         policy = self._drain_policy()
         failures = 0
@@ -854,6 +864,12 @@ class ExportAction(BaseAction[ExportParams]):
                 decision = decide_wait(
                     policy, max(failures, 1), hint=hint if hint > 0 else None, previous=previous
                 )
+                if self._wait_cause is not None:
+                    notify_wait(
+                        decision, attempt=max(failures, 1), max_attempts=self.params.retry_rounds,
+                        error=self._wait_cause, call_name="export.retry_round",
+                        hooks=self.v2_client.config.retry_hooks,
+                    )
                 if decision.surface:
                     break
                 wait = previous = decision.seconds
@@ -970,6 +986,12 @@ class ExportAction(BaseAction[ExportParams]):
             self._transient_streak = 0
             if outcome.retry_after is not None:
                 self._not_before = self._monotonic() + outcome.retry_after
+                if outcome.retry:  # what the retry hooks are told the rounds wait for
+                    from synapse_sdk.clients.backend_v2 import retry_round_error
+
+                    self._wait_cause = retry_round_error(
+                        f"export of {self.params.target.value}", outcome.retry
+                    )
         exported = list(outcome.exported)
         for start in range(0, len(exported), _MARK_EVERY):
             self.mark_saved({i: outcome.exported[i] for i in exported[start : start + _MARK_EVERY]})
@@ -985,6 +1007,7 @@ class ExportAction(BaseAction[ExportParams]):
             raise exc
         code = getattr(exc, "error_code", None) or exc.code
         self._whole_request_failed = True
+        self._wait_cause = exc
         # Handled, not failed: the ids ride along with the next request.
         self._note(ExportLogMessageCode.EXPORT_REQUEST_RETRYING, count=count, reason=code)
 
@@ -1076,6 +1099,7 @@ class ExportAction(BaseAction[ExportParams]):
     def _report(self, summary: ExportSummary) -> None:
         """Log each failed code with its count, the first failed items, and the outcome."""
         record_export(summary.exported, summary.failed_by_code)
+        self.report_metrics(_JOB_STEP, failed_by_code=summary.failed_by_code)
         if summary.failed:
             for code, count in summary.failed_by_code.items():
                 self.log_message(_item_message(code), count=count, code=code)
@@ -1092,19 +1116,30 @@ class ExportAction(BaseAction[ExportParams]):
             self.log_message(ExportLogMessageCode.EXPORT_COMPLETED)
 
     def _report_progress(self) -> None:
-        if self._on_progress is None:
+        """Tell ``on_progress`` and the backend job (progress and metrics) where the export
+        stands."""
+        if self._on_progress is None and self.job_id is None:
             return
         ledger = self.ledger.summary()
-        self._on_progress(
-            ExportProgress(
-                phase=self._phase,
-                exported=self._counts.exported,
-                skipped=self._counts.skipped,
-                failed=ledger.failed,
-                pending=ledger.pending,
-                total=len(self.params.ids) if self.params.ids is not None else None,
-            )
+        progress = ExportProgress(
+            phase=self._phase,
+            exported=self._counts.exported,
+            skipped=self._counts.skipped,
+            failed=ledger.failed,
+            pending=ledger.pending,
+            total=len(self.params.ids) if self.params.ids is not None else None,
         )
+        if self._on_progress is not None:
+            self._on_progress(progress)
+        if self.job_id is not None:
+            counts = {"exported": progress.exported, "skipped": progress.skipped,
+                      "failed": progress.failed}
+            total = progress.total
+            self.report_progress(
+                _JOB_STEP, percent=round(100 * progress.done / total, 1) if total else None,
+                phase=progress.phase, pending=progress.pending, **counts,
+            )
+            self.report_metrics(_JOB_STEP, **counts)
 
     @contextlib.contextmanager
     def _job_lock(self) -> Iterator[None]:
