@@ -1528,6 +1528,13 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
+        otel = opentelemetry()
+        if otel is None:
+            return self._download(call, sink, max_bytes)
+        with otel.http_call(call):  # one span for the whole download, resumes included
+            return self._download(call, sink, max_bytes)
+
+    def _download(self, call: _Call, sink: DownloadSink, max_bytes: int | None) -> Downloaded:
         state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
         while True:
             call.headers = {**base, **state.headers()}
@@ -1686,6 +1693,15 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
+        otel = opentelemetry()
+        if otel is None:
+            return await self._download(call, sink, max_bytes)
+        with otel.http_call(call):  # one span for the whole download, resumes included
+            return await self._download(call, sink, max_bytes)
+
+    async def _download(
+        self, call: _Call, sink: DownloadSink, max_bytes: int | None
+    ) -> Downloaded:
         state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
         while True:
             call.headers = {**base, **state.headers()}
