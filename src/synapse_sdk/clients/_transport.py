@@ -110,7 +110,7 @@ from synapse_sdk.exceptions import (
     build_error,
     registry,
 )
-from synapse_sdk.retry import Retrying, decide_wait, remaining_time
+from synapse_sdk.retry import Retrying, decide_wait, notify_wait, remaining_time
 from synapse_sdk.retry_after import (
     RateLimitInfo,
     rate_limit_from_headers,
@@ -1197,7 +1197,8 @@ class _Core:
     ) -> tuple[SynapError, float | None]:
         """A download's body broke off (``exc``, or None: it ended short of its declared size):
         the mapped error and the seconds to wait before resuming (None: give up), decided by
-        :func:`~synapse_sdk.retry.decide_wait` for consecutive failure ``failures``."""
+        :func:`~synapse_sdk.retry.decide_wait` for consecutive failure ``failures`` (told to
+        the retry hooks as a ``http.download`` event)."""
         if exc is None:
             error: SynapError = ServiceUnavailableError(
                 f"GET {call.path}: the body ended after {state.offset} of {state.total} bytes",
@@ -1207,6 +1208,14 @@ class _Core:
         else:
             error = self.map_error(call, exc)
         decision = decide_wait(self.policy, failures, error=error, rng=self.rng)
+        notify_wait(
+            decision,
+            attempt=failures,
+            max_attempts=self.policy.max_attempts,
+            error=error,
+            call_name="http.download",
+            hooks=self.config.retry_hooks,
+        )
         return error, None if decision.surface else decision.seconds
 
     def repr(self, cls: str) -> str:
