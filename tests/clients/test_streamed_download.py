@@ -98,9 +98,12 @@ def _item(url: str, body: bytes = BODY, **entry: Any) -> dict[str, Any]:
                                                      if v is not None}}}
 
 
-def _client(url: str, waits: list[float], attempts: int = 4) -> BackendV2Client:
+def _client(
+    url: str, waits: list[float], attempts: int = 4, events: list[Any] | None = None
+) -> BackendV2Client:
     policy = RetryPolicy(max_attempts=attempts, backoff_base=0.5, backoff_max=2.0)
-    config = SDKConfig(retry_policy=policy)
+    hooks = () if events is None else (events.append,)
+    config = SDKConfig(retry_policy=policy, retry_hooks=hooks)
     return BackendV2Client(config, base_url=url, token="t", tenant="x", sleep=waits.append)
 
 
@@ -110,13 +113,17 @@ def test_a_dropped_body_resumes_with_range_and_the_digest_holds(
     url, script = server
     script.drops = [100_000, 300_000]
     waits: list[float] = []
-    with _client(url, waits) as client, StagedFile(tmp_path, "x") as staged:
+    events: list[Any] = []
+    with _client(url, waits, events=events) as client, StagedFile(tmp_path, "x") as staged:
         saved = client.download_original_to(_item(url), staged)
         assert staged.head(len(BODY) + 1) == BODY
     assert saved.size == len(BODY) and saved.sha256 == hashlib.sha256(BODY).hexdigest()
     assert (saved.resumes, saved.restarts) == (2, 0)
     assert script.ranges == [None, "bytes=100000-", "bytes=400000-"]
-    assert len(waits) == 2  # each resume waited what decide_wait said
+    assert len(waits) == 2  # each resume waited what decide_wait said, told to the hooks
+    assert [(e.kind, e.call_name, e.wait) for e in events] == [
+        ("scheduled", "http.download", wait) for wait in waits
+    ]
 
 
 def test_a_server_ignoring_range_restarts_from_zero(

@@ -99,6 +99,34 @@ def test_serve_json_line_with_mild_faults_by_default() -> None:
         out.rest()
 
 
+def test_serve_original_bytes_streams_files_of_that_size_with_ranges() -> None:
+    with _serve("--items", "2", "--faults", "none", "--original-bytes", "2M", "--json") as (
+        proc,
+        out,
+    ):
+        info = json.loads(out.until(lambda line: line.startswith("{")))
+        assert info["original_bytes"] == 2 * 1024 * 1024
+        headers = {"SYNAPSE-ACCESS-TOKEN": info["token"], "SYNAPSE-Tenant": info["tenant"]}
+        item = httpx.post(
+            info["url"] + "/v2/tasks/bulk-fetch/", json={"ids": [1]}, headers=headers, timeout=10
+        ).json()["data"][0]
+        entry = item["files_manifest"]["original"]
+        assert entry["file_size"] == 2 * 1024 * 1024 and "checksum" not in entry
+        whole = httpx.get(entry["url"], timeout=10)
+        assert whole.status_code == 200 and len(whole.content) == 2 * 1024 * 1024
+        tail = httpx.get(entry["url"], headers={"Range": "bytes=1000000-"}, timeout=10)
+        assert tail.status_code == 206 and tail.content == whole.content[1_000_000:]
+        assert tail.headers["content-range"] == f"bytes 1000000-{2 * 1024 * 1024 - 1}/2097152"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        out.rest()
+
+
+def test_bad_original_bytes_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["emulator", "serve", "--original-bytes", "0"])
+    assert result.exit_code == 2 and "at least 1 byte" in result.output
+
+
 def test_non_loopback_host_needs_the_flag() -> None:
     result = CliRunner().invoke(main, ["emulator", "serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2

@@ -8,6 +8,7 @@ completes only when whole). A failure at any point leaves nothing under the fina
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -103,3 +104,32 @@ def test_s3_put_failing_leaves_no_object_and_no_spool(s3: S3) -> None:
         stored = storage.commit(staged, "5.bin")
     assert s3.objects() == {"out/5.bin": b"y" * 100_000}
     assert stored.md5 == hashlib.md5(b"y" * 100_000).hexdigest()
+
+
+def test_streamed_originals_export_to_s3_whole(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synapse_sdk.config import SDKConfig
+    from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile
+    from synapse_sdk.plugins.actions.export.action import ExportAction
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where object stores stage
+    clock = FakeClock()
+    faults = FaultProfile(original_drop_rate=0.5)
+    with Emulator(items=3, clock=clock, sleep=clock.sleep, faults=faults,
+                  original_bytes=3_000_000) as emu:
+        config = SDKConfig(backend_url=emu.url, token=emu.token, tenant=emu.tenant)
+        params = {"out_dir": f"s3://{s3.bucket}/out", "state_dir": tmp_path / "state"}
+        with ExportAction(params, config=config, sleep=clock.sleep, monotonic=clock,
+                          clock=clock) as action:
+            summary = action.run()
+    assert summary.ok and summary.exported == 3
+    objects = s3.objects("out/tasks/")
+    for item_id in (1, 2, 3):
+        record = json.loads(objects[f"out/tasks/{item_id}.json"])
+        data = objects[f"out/tasks/{item_id}.bin"]
+        assert len(data) == 3_000_000 == record["original"]["size"]
+        assert hashlib.sha256(data).hexdigest() == record["original"]["sha256"]
+    assert list(spool.iterdir()) == []  # every staged original removed once stored

@@ -228,3 +228,36 @@ def test_the_pacers_pause_is_outside_the_attempt_span(spans: InMemorySpanExporte
         transport.request("GET", "/v2/x/")
     assert seen == ["synapse_sdk.http GET", "GET"]
     assert sleeps == [0.5]
+
+
+def test_a_streamed_download_is_one_call_span_with_its_resumes_inside(
+    spans: InMemorySpanExporter,
+) -> None:
+    body = b"0123456789" * 1000
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("range"))
+        if "range" in request.headers:
+            return httpx.Response(
+                206, content=body[5000:], headers={"Content-Range": f"bytes 5000-9999/{len(body)}"}
+            )
+        return httpx.Response(200, content=body[:5000], headers={"Content-Length": "10000"})
+
+    class Sink:
+        data = b""
+
+        def write(self, chunk: bytes) -> None:
+            self.data += chunk
+
+        def restart(self) -> None:
+            self.data = b""
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    sink = Sink()
+    with Transport(base_url="https://backend.test", http_client=client, sleep=[].append) as t:
+        done = t.download("/files/a.bin", sink, credentials=False)
+    assert sink.data == body and (done.size, done.total, done.resumes) == (10_000, 10_000, 1)
+    assert seen == [None, "bytes=5000-"]
+    (call,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.INTERNAL]
+    assert call.name == "synapse_sdk.http GET"

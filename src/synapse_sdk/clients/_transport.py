@@ -110,7 +110,7 @@ from synapse_sdk.exceptions import (
     build_error,
     registry,
 )
-from synapse_sdk.retry import Retrying, decide_wait, remaining_time
+from synapse_sdk.retry import Retrying, decide_wait, notify_wait, remaining_time
 from synapse_sdk.retry_after import (
     RateLimitInfo,
     rate_limit_from_headers,
@@ -1264,7 +1264,8 @@ class _Core:
     ) -> tuple[SynapError, float | None]:
         """A download's body broke off (``exc``, or None: it ended short of its declared size):
         the mapped error and the seconds to wait before resuming (None: give up), decided by
-        :func:`~synapse_sdk.retry.decide_wait` for consecutive failure ``failures``."""
+        :func:`~synapse_sdk.retry.decide_wait` for consecutive failure ``failures`` (told to
+        the retry hooks as a ``http.download`` event)."""
         if exc is None:
             error: SynapError = ServiceUnavailableError(
                 f"GET {call.path}: the body ended after {state.offset} of {state.total} bytes",
@@ -1274,6 +1275,14 @@ class _Core:
         else:
             error = self.map_error(call, exc)
         decision = decide_wait(self.policy, failures, error=error, rng=self.rng)
+        notify_wait(
+            decision,
+            attempt=failures,
+            max_attempts=self.policy.max_attempts,
+            error=error,
+            call_name="http.download",
+            hooks=self.config.retry_hooks,
+        )
         return error, None if decision.surface else decision.seconds
 
     def repr(self, cls: str) -> str:
@@ -1595,6 +1604,13 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
+        otel = opentelemetry()
+        if otel is None:
+            return self._download(call, sink, max_bytes)
+        with otel.http_call(call):  # one span for the whole download, resumes included
+            return self._download(call, sink, max_bytes)
+
+    def _download(self, call: _Call, sink: DownloadSink, max_bytes: int | None) -> Downloaded:
         state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
         while True:
             call.headers = {**base, **state.headers()}
@@ -1753,6 +1769,15 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
+        otel = opentelemetry()
+        if otel is None:
+            return await self._download(call, sink, max_bytes)
+        with otel.http_call(call):  # one span for the whole download, resumes included
+            return await self._download(call, sink, max_bytes)
+
+    async def _download(
+        self, call: _Call, sink: DownloadSink, max_bytes: int | None
+    ) -> Downloaded:
         state, base, failures = RangeState(sink, max_bytes, call.correlation_id), call.headers, 0
         while True:
             call.headers = {**base, **state.headers()}

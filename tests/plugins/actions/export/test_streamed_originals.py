@@ -8,11 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import synapse_sdk.plugins.actions.export.exporter as exporter_module
+from synapse_sdk.clients.backend_v2 import SavedOriginal
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile
 from synapse_sdk.plugins.actions.export import BaseExporter, ExportOutput, OriginalFile
 from synapse_sdk.plugins.actions.export.action import ExportAction, ExportSummary
 from synapse_sdk.plugins.actions.export.steps import ExportRecord
+from synapse_sdk.storage import StagedFile
 from synapse_testkit.cli import run_synapse
 
 SIZE = 2_000_003
@@ -138,3 +143,19 @@ def test_cli_original_size_options(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "--original-bytes" in wrong.stderr
     bad = run_synapse("export", "--out", str(tmp_path / "y"), "--max-original-bytes", "lots")
     assert bad.returncode == 2 and "300M" in bad.stderr
+
+
+def test_a_staged_original_is_sniffed_from_its_head_and_json_parsed_up_to_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = ExportRecord(5, {}, "5.json", True, None, {"id": 5})
+    with StagedFile(tmp_path, "5.json") as staged:
+        staged.write(b"[" + b"1, " * 3000 + b"1]")  # JSON longer than the 4 KiB head
+        original = OriginalFile(staged, SavedOriginal(staged.size, "0" * 64))
+        assert record.original_name(original.sniff) == "5.original.json"
+        monkeypatch.setattr(exporter_module, "SNIFF_WHOLE_BYTES", 4)
+        assert record.original_name(original.sniff) == "5.txt"
+    with StagedFile(tmp_path, "6.json") as staged:
+        staged.write(b"\x89PNG\r\n\x1a\n" + bytes(10_000))
+        original = OriginalFile(staged, SavedOriginal(staged.size, "0" * 64))
+        assert record.original_name(original.sniff) == "5.png"
