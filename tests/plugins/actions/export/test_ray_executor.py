@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from ray import cloudpickle  # noqa: E402 - the pickler Ray sends arguments with
 from synapse_sdk.cli.export import EXIT_OK  # noqa: E402
 from synapse_sdk.config import RetryPolicy, SDKConfig  # noqa: E402
 from synapse_sdk.emulator import Emulator, FaultProfile, RateLimit  # noqa: E402
+from synapse_sdk.exceptions import AuthenticationError  # noqa: E402
+from synapse_sdk.plugins.action import ActionStepError  # noqa: E402
 from synapse_sdk.plugins.actions.export.action import (  # noqa: E402
     JOB_FOLDER,
     ExportAction,
@@ -178,6 +181,20 @@ def test_a_local_output_is_refused_on_a_cluster_of_several_nodes(
         shared = _export(emu, tmp_path, RayExecutor(workers=1, nodes=lambda: 3,
                                                     shared_storage=True))
     assert shared.exported == 20
+
+
+def test_a_step_failing_in_a_worker_fails_that_step_on_the_driver(
+    ray_address: str, tmp_path: Path
+) -> None:
+    with Emulator(items=20) as emu:
+        config = replace(_config(emu), token="syn_refused-by-the-backend")
+        action = ExportAction({"out_dir": tmp_path, "ids": [1, 2, 3]}, config=config,
+                              executor=RayExecutor(workers=1))
+        with action, pytest.raises(ActionStepError) as caught:
+            action.run()
+    assert caught.value.step == "fetch"  # the worker's bulk fetch, not the driver's listing
+    assert isinstance(caught.value.__cause__, AuthenticationError)
+    assert "refused-by-the-backend" not in str(caught.value.__cause__)
 
 
 def test_the_token_never_reaches_ray_in_clear() -> None:

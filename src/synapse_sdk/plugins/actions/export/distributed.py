@@ -15,7 +15,8 @@
   :class:`~.steps.RatePacer`) and the retry budget (a :class:`~synapse_sdk.config.RetryBudget`)
   of the whole run. Every client (the workers' and the driver's) asks it before each
   rate-limited request through the transport's ``pacer`` option and reports each answer, 429s
-  with their ``Retry-After``; every retry spends from the one budget. The wait decisions stay
+  with their ``Retry-After``; every worker's retry spends from the one budget (the driver,
+  which only lists, keeps its own). The wait decisions stay
   :func:`synapse_sdk.retry.decide_wait`'s: the actor only shares their state.
 * **Secrets.** Workers rebuild their clients from a :class:`ClientSpec` whose config holds no
   token: the token is split in two with a one-time pad. The pad goes to each worker in its
