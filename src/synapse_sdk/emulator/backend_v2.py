@@ -424,15 +424,10 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
 
     async def stored(request: Request) -> Response:
         """A presigned object-store URL: the signature is the only credential."""
-        ctx = context_of(request)
-        problem = state.check_signature(
-            request.url.path,
-            request.query_params.get("expires"),
-            request.query_params.get("signature"),
-        )
-        if problem is not None:
-            return error_response(ctx, 403, "SIGNATURE_INVALID", problem)
-        _, original = _one_item(request, state.store.original)
+        refusal = _unsigned(state, request)
+        if refusal is not None:
+            return refusal
+        ctx, original = _one_item(request, state.store.original)
         if isinstance(original, Response):
             return original
         size = original.size
