@@ -7,14 +7,17 @@ the API's credentials, checks its size and SHA-256, and fails an item alone when
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
 import re
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from synapse_sdk.cli.export import EXIT_ITEMS_FAILED
@@ -27,7 +30,7 @@ from synapse_sdk.clients.backend_v2 import (
 )
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RequestRecord
-from synapse_sdk.exceptions import BackendError
+from synapse_sdk.exceptions import BackendError, SynapError
 from synapse_testkit.cli import run_synapse
 
 ITEMS = 40
@@ -314,3 +317,144 @@ async def test_async_retrieve_resolves_presigned_data() -> None:
             with pytest.raises(BackendError) as caught:
                 await client.ground_truths.retrieve(5)
             assert caught.value.error_code == "checksum_mismatch"
+
+
+# -- concurrent downloads -----------------------------------------------------------------------
+
+class _InFlight:
+    """Counts the payload GETs in flight; each waits at a barrier of ``parties`` before it is
+    sent, so the downloads only get through if that many run at once (a serial client would
+    break the barrier instead)."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def request(self, request: httpx.Request) -> None:
+        if request.url.path.endswith("/data"):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            self.barrier.wait()
+
+    def response(self, response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/data"):
+            with self.lock:
+                self.now -= 1
+
+
+def test_presigned_payloads_are_downloaded_concurrently_in_order() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(seed=2, payload_corrupt_rate=0.25)
+    bad = [i for i in IDS if faults.payload_fault("payload_corrupt", "tasks", i)]
+    assert 0 < len(bad) < len(IDS) and len(IDS) % 4 == 0
+    seen = _InFlight(4)
+    hooks: dict[str, list[Any]] = {"request": [seen.request], "response": [seen.response]}
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, \
+            httpx.Client(event_hooks=hooks) as http, BackendV2Client(
+                base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep,
+                clock=clock, http_client=http, response_mode="presigned", payload_concurrency=4,
+            ) as client:
+        answer = client.tasks.bulk_fetch_once(list(reversed(IDS)))
+        assert seen.most == 4  # four at once, never more
+        served = [i for i in reversed(IDS) if i not in bad]
+        assert [item["id"] for item in answer.items] == served  # request order kept
+        assert [item["data"] for item in answer.items] == expected(emu, served)
+        assert answer.failed == dict.fromkeys(bad, "checksum_mismatch")  # each fails alone
+        assert len(payload_gets(emu)) == len(IDS)
+
+
+@pytest.mark.anyio
+async def test_async_presigned_payloads_are_gathered_under_a_bound() -> None:
+    clock = FakeClock()
+    barrier = asyncio.Barrier(5)
+    now = most = 0
+
+    async def on_request(request: httpx.Request) -> None:
+        nonlocal now, most
+        if request.url.path.endswith("/data"):
+            now += 1
+            most = max(most, now)
+            await asyncio.wait_for(barrier.wait(), 10)
+
+    async def on_response(response: httpx.Response) -> None:
+        nonlocal now
+        if response.request.url.path.endswith("/data"):
+            now -= 1
+
+    hooks: dict[str, list[Any]] = {"request": [on_request], "response": [on_response]}
+    with Emulator(items=ITEMS, clock=clock) as emu:
+        async with httpx.AsyncClient(event_hooks=hooks) as http, AsyncBackendV2Client(
+            base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.asleep,
+            clock=clock, http_client=http, response_mode="presigned", payload_concurrency=5,
+        ) as client:
+            answer = await client.tasks.bulk_fetch_once(IDS)
+        assert most == 5
+        assert [item["id"] for item in answer.items] == IDS
+        assert [item["data"] for item in answer.items] == expected(emu, IDS)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0])
+def test_payload_concurrency_is_checked(bad: Any) -> None:
+    with pytest.raises(TypeError if not isinstance(bad, int) or bad is True else ValueError):
+        BackendV2Client(base_url="http://127.0.0.1:9", token="syn_x", tenant="t",
+                        payload_concurrency=bad)
+
+
+# -- a refused re-fetch fails the whole call ----------------------------------------------------
+
+def _unauthenticated_refetch(posts: list[str]) -> Any:
+    """A request hook dropping the access token from the second bulk POST (the re-fetch of the
+    refused URLs): the emulator refuses it with the schema's 401 or 403."""
+
+    def hook(request: httpx.Request) -> None:
+        if request.method == "POST":
+            posts.append(request.url.path)
+            if len(posts) == 2:
+                del request.headers["SYNAPSE-ACCESS-TOKEN"]
+
+    return hook
+
+
+def test_an_auth_error_on_the_refetch_fails_the_whole_call() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(payload_url_expired_rate=1.0)
+    posts: list[str] = []
+    hooks = {"request": [_unauthenticated_refetch(posts)]}
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu, \
+            httpx.Client(event_hooks=hooks) as http, BackendV2Client(
+                base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.sleep,
+                clock=clock, http_client=http, response_mode="presigned",
+            ) as client:
+        with pytest.raises(SynapError) as caught:
+            client.tasks.bulk_fetch([1, 2, 3])
+        assert caught.value.status_code in (401, 403)
+        assert not client.config.effective_retry_policy.is_retryable(caught.value)
+        assert not (isinstance(caught.value, BackendError)
+                    and caught.value.error_code == "partial_failure")
+        assert len(posts) == 2  # no retry round after it
+        log = finished(emu)
+        assert [r.status for r in log if r.method == "POST"][1] in (401, 403)
+
+
+@pytest.mark.anyio
+async def test_async_auth_error_on_the_refetch_fails_the_whole_call() -> None:
+    clock = FakeClock()
+    faults = FaultProfile(payload_url_expired_rate=1.0)
+    posts: list[str] = []
+    sync_hook = _unauthenticated_refetch(posts)
+
+    async def hook(request: httpx.Request) -> None:
+        sync_hook(request)
+
+    with Emulator(items=ITEMS, clock=clock, faults=faults) as emu:
+        async with httpx.AsyncClient(event_hooks={"request": [hook]}) as http, \
+                AsyncBackendV2Client(
+                    base_url=emu.url, token=emu.token, tenant=emu.tenant, sleep=clock.asleep,
+                    clock=clock, http_client=http, response_mode="presigned",
+                ) as client:
+            with pytest.raises(SynapError) as caught:
+                await client.tasks.bulk_fetch_once([1, 2, 3])
+        assert caught.value.status_code in (401, 403)
+        assert len(posts) == 2

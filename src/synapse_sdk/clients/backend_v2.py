@@ -53,14 +53,18 @@ Ground truths are fetched at ``/v2/ground-truths/bulk-data/``, the others at
 ``/v2/{resource}/bulk-fetch/``, with ``?response_mode=`` the client's ``response_mode``
 (``inline`` by default). A ``data`` that is a presigned or truncated-inline wrapper is resolved
 before the item is returned (:class:`_Resolution`): downloaded without the API's credentials,
-bounded, checked against the wrapper's ``size`` and SHA-256 ``data_digest``; a refused URL is
-re-fetched once; an item that cannot be resolved fails alone with its own code
-(:data:`PAYLOAD_TRUNCATED`, ``checksum_mismatch``, :data:`PAYLOAD_URL_REFUSED`...).
+bounded, checked against the wrapper's ``size`` and SHA-256 ``data_digest``; the downloads of one
+answer run concurrently, at most ``payload_concurrency`` at a time (a thread pool for the sync
+client, a semaphore for the async one). A refused URL is re-fetched once; an item that cannot be
+resolved fails alone with its own code (:data:`PAYLOAD_TRUNCATED`, ``checksum_mismatch``,
+:data:`PAYLOAD_URL_REFUSED`...), but a re-fetch the backend refuses outright (401, 403 or
+another error the retry policy does not retry) fails the whole call, as that error does anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import ipaddress
 import json
@@ -68,6 +72,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -143,6 +148,8 @@ RESPONSE_MODES: Final = ("inline", "presigned")
 MAX_PAYLOAD_BYTES: Final = 64 * 1024 * 1024
 #: The per-item code of a truncated payload the backend offers no URL for (permanent).
 PAYLOAD_TRUNCATED: Final = "payload_truncated"
+#: How many wrapped payloads of one bulk answer are downloaded at once, by default.
+DEFAULT_PAYLOAD_CONCURRENCY: Final = 8
 #: The per-item code of a payload whose URL the store refused again after a fresh fetch.
 PAYLOAD_URL_REFUSED: Final = "payload_url_refused"
 #: What an object store answers to a presigned URL that expired or was revoked.
@@ -1010,15 +1017,20 @@ class _Resolution:
 
     def refetched(self, got: Response | SynapError) -> list[tuple[Item, _Payload]]:
         """Take the answer to the re-fetch of the refused items; their downloads to try again
-        (the last try)."""
+        (the last try). A transient error of the re-fetch fails those items retryably.
+
+        Raises:
+            SynapError: the re-fetch's error when the policy does not retry it (a 401 or 403
+                refusing the credentials, a 400...): it concerns the whole call, as it would
+                on the bulk request itself.
+        """
         self.final = True
         refused, self.refused = self.refused, []
         if isinstance(got, SynapError):
-            failure = _download_failure(got, self.policy) or _ItemFailure(
-                getattr(got, "error_code", None) or got.code
-            )
-            for item_id in refused:
-                (self.retry if failure.retryable else self.failed)[item_id] = failure.code
+            if not self.policy.is_retryable(got):
+                raise got
+            code = getattr(got, "error_code", None) or got.code
+            self.retry.update(dict.fromkeys(refused, code))
             return []
         again = sort_answer(refused, got)
         self.retry.update(again.retry)
@@ -1052,9 +1064,12 @@ class _ResourceBase(Generic[_T]):
         rng: random.Random | None,
         clock: Callable[[], float] = time.monotonic,
         response_mode: str = "inline",
+        payload_concurrency: int = DEFAULT_PAYLOAD_CONCURRENCY,
     ) -> None:
         self._transport = transport
         self._sleep = sleep
+        #: Most wrapped payloads of one answer downloaded at once.
+        self.payload_concurrency = payload_concurrency
         self._rng = rng
         self._clock = clock
         #: The resource's URL name (``tasks``, ``assignments``, ``ground-truths``).
@@ -1202,12 +1217,33 @@ class Resource(_ResourceBase[Transport]):
         except SynapError as exc:
             return exc
 
+    def _download_all(self, wanted: list[tuple[Item, _Payload]], work: _Resolution) -> None:
+        """Download ``wanted``'s payloads, at most :attr:`payload_concurrency` at once, and
+        settle each in ``work``, in request order. Each download runs in a copy of the caller's
+        context (an enclosing call's deadline and language hold in the pool's threads too)."""
+        workers = min(self.payload_concurrency, len(wanted))
+        if workers <= 1:
+            got = [self._download(payload) for _, payload in wanted]
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="synapse-payload") as pool:
+                futures = [
+                    pool.submit(contextvars.copy_context().run, self._download, payload)
+                    for _, payload in wanted
+                ]
+                got = [future.result() for future in futures]
+        for (item, payload), answer in zip(wanted, got, strict=True):
+            work.settle(item, payload, answer)
+
     def _answer(self, sent: Sequence[ItemId], response: Response) -> BulkAnswer:
         """One bulk answer sorted out against ``sent``, its wrapped payloads resolved (see
-        :class:`_Resolution`)."""
+        :class:`_Resolution`).
+
+        Raises:
+            SynapError: the re-fetch of refused URLs failed with an error the policy does not
+                retry (see :meth:`_Resolution.refetched`).
+        """
         work = self._resolution(sent, response)
-        for item, payload in work.downloads():
-            work.settle(item, payload, self._download(payload))
+        self._download_all(work.downloads(), work)
         if work.refused:
             try:
                 got: Response | SynapError = self._transport.request(
@@ -1216,8 +1252,7 @@ class Resource(_ResourceBase[Transport]):
                 )
             except SynapError as exc:
                 got = exc
-            for item, payload in work.refetched(got):
-                work.settle(item, payload, self._download(payload))
+            self._download_all(work.refetched(got), work)
         return work.outcome()
 
     def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -1326,11 +1361,24 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
         except SynapError as exc:
             return exc
 
+    async def _download_all(
+        self, wanted: list[tuple[Item, _Payload]], work: _Resolution
+    ) -> None:
+        """Async :meth:`Resource._download_all`: gathered under a semaphore."""
+        gate = asyncio.Semaphore(self.payload_concurrency)
+
+        async def one(payload: _Payload) -> Response | SynapError:
+            async with gate:
+                return await self._download(payload)
+
+        got = await asyncio.gather(*(one(payload) for _, payload in wanted))
+        for (item, payload), answer in zip(wanted, got, strict=True):
+            work.settle(item, payload, answer)
+
     async def _answer(self, sent: Sequence[ItemId], response: Response) -> BulkAnswer:
-        """Async :meth:`Resource._answer`."""
+        """Async :meth:`Resource._answer`: same errors."""
         work = self._resolution(sent, response)
-        for item, payload in work.downloads():
-            work.settle(item, payload, await self._download(payload))
+        await self._download_all(work.downloads(), work)
         if work.refused:
             try:
                 got: Response | SynapError = await self._transport.request(
@@ -1339,8 +1387,7 @@ class AsyncResource(_ResourceBase[AsyncTransport]):
                 )
             except SynapError as exc:
                 got = exc
-            for item, payload in work.refetched(got):
-                work.settle(item, payload, await self._download(payload))
+            await self._download_all(work.refetched(got), work)
         return work.outcome()
 
     async def bulk_fetch(self, ids: Sequence[ItemId]) -> list[Item]:
@@ -1487,11 +1534,12 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
     transport asks before each request, e.g. the export's rate pacer). ``response_mode`` is
     what bulk requests ask for (:data:`RESPONSE_MODES`): payloads ``inline`` (the default) or
     ``presigned`` (externalized); either way a ``data`` wrapper is resolved before the item is
-    returned.
+    returned, the downloads of one answer ``payload_concurrency`` at a time (default
+    :data:`DEFAULT_PAYLOAD_CONCURRENCY`).
 
     Raises:
         ValueError: no backend URL, a bad URL, token or tenant, ``verify`` or an ``http_client``
-            that disables verification.
+            that disables verification, a ``payload_concurrency`` below 1.
         TypeError: arguments of the wrong type.
     """
 
@@ -1522,11 +1570,18 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         verify: VerifyTypes | None = None,
         pacer: Pacer | None = None,
         response_mode: str = "inline",
+        payload_concurrency: int = DEFAULT_PAYLOAD_CONCURRENCY,
     ) -> None:
         if response_mode not in RESPONSE_MODES:
             raise ValueError(
                 f"response_mode must be one of {', '.join(RESPONSE_MODES)}, got {response_mode!r}"
             )
+        if isinstance(payload_concurrency, bool) or not isinstance(payload_concurrency, int):
+            raise TypeError(
+                f"payload_concurrency must be an int, got {type(payload_concurrency).__name__}"
+            )
+        if payload_concurrency < 1:
+            raise ValueError(f"payload_concurrency must be >= 1, got {payload_concurrency}")
         cls = type(self)
         self._transport = cls._transport_type(
             config, base_url=base_url, token=token, tenant=tenant, http_client=http_client,
@@ -1535,7 +1590,9 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         pause = sleep if sleep is not None else cls._default_sleep
         now = clock if clock is not None else time.monotonic
         tasks, assignments, ground_truths = (
-            cls._resource_type(self._transport, name, pause, rng, now, response_mode)
+            cls._resource_type(
+                self._transport, name, pause, rng, now, response_mode, payload_concurrency
+            )
             for name in _RESOURCE_NAMES
         )
         self.tasks, self.assignments, self.ground_truths = tasks, assignments, ground_truths
