@@ -224,7 +224,7 @@ def test_missing_or_bad_token_is_401(emu: Emulator, headers: dict[str, str], cod
     requests = (
         ("GET", "/v2/tasks/"),
         ("POST", "/v2/tasks/bulk-fetch/"),
-        ("GET", "/v2/files/tasks/1/original"),
+        ("GET", "/v2/tasks/1/"),
     )
     with httpx.Client(base_url=emu.url, headers=headers) as anonymous:
         responses = [anonymous.request(m, path, json={"ids": [1]}) for m, path in requests]
@@ -277,22 +277,22 @@ def test_unknown_resource_route_and_method_are_json_errors(client: httpx.Client)
     method = client.delete("/v2/tasks/bulk-fetch/")
     assert method.status_code == 405
     assert method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
-    missing_file = client.get("/v2/files/tasks/451/original")
-    assert missing_file.status_code == 404
-    assert missing_file.json()["error"]["code"] == "NOT_FOUND"
+    missing_item = client.get("/v2/tasks/451/")
+    assert missing_item.status_code == 404
+    assert missing_item.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_file_download_matches_recorded_sha256(client: httpx.Client) -> None:
+def test_the_manifest_file_matches_its_recorded_size_and_checksum(client: httpx.Client) -> None:
     kinds = {}
     for resource in RESOURCES:
         item = client.post(bulk_path(resource), json={"ids": [42]}).json()["data"][0]
         entry = item["files_manifest"]["original"]
-        response = client.get(f"/v2/files/{resource}/42/original")
+        with httpx.Client() as anonymous:  # presigned: no API credentials
+            response = anonymous.get(entry["url"])
         assert response.status_code == 200
         assert len(response.content) == entry["file_size"]
         assert hashlib.sha1(response.content).hexdigest() == entry["checksum"]
-        assert response.headers["x-content-sha256"] == hashlib.sha256(response.content).hexdigest()
-        assert "attachment" in response.headers["content-disposition"]
+        assert response.headers["etag"] == f'"{hashlib.sha256(response.content).hexdigest()}"'
         kinds[resource] = response.headers["content-type"]
     assert kinds["tasks"] == "image/png"
     assert kinds["assignments"] == "application/json"

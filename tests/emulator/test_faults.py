@@ -8,7 +8,14 @@ import httpx
 import pytest
 
 from synapse_sdk.emulator import DROP_KINDS, Emulator, FakeClock, FaultProfile, RateLimit
+from synapse_sdk.emulator.backend_v2 import storage_path
 from synapse_sdk.emulator.state import TokenBucket, format_seconds
+
+
+def stored(emu: Emulator, item_id: int) -> str:
+    """The presigned URL path of a task's original file, as its ``files_manifest`` gives it."""
+    path = storage_path("tasks", item_id)
+    return f"{path}?{emu.state.sign(path)}"
 
 IDS = list(range(1, 201))
 
@@ -80,8 +87,8 @@ def test_429_with_retry_after_then_allowed_after_the_fake_clock_advances(
         # ... and allowed exactly when the Retry-After says.
         clock.advance(float(early.headers["retry-after"]))
         assert http.get("/v2/tasks/").status_code == 200
-        # Files are not rate limited.
-        assert http.get("/v2/files/tasks/1/original").status_code == 200
+        # The object store (presigned URLs) is not rate limited.
+        assert http.get(stored(emu, 1)).status_code == 200
         records = emu.requests
     assert [r.status for r in records] == [200, 200, 200, 429, 429, 200, 200]
     assert records[3].retry_after == 0.5
@@ -114,7 +121,7 @@ def test_503_inside_an_outage_window_only(clock: FakeClock) -> None:
         assert down.headers["retry-after"] == "3"  # whole seconds, rounded up
         assert down.headers["retry-after-ms"] == "2500"
         # Unauthenticated requests see the outage too: the whole backend is down.
-        assert httpx.get(emu.url + "/v2/files/tasks/1/original").status_code == 503
+        assert httpx.get(emu.url + stored(emu, 1)).status_code == 503
         assert httpx.get(emu.url + "/healthz").status_code == 200  # not part of the API
         clock.advance(float(down.headers["retry-after"]))
         assert http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]}).status_code == 200
@@ -134,8 +141,8 @@ def _attempt(http: httpx.Client, path: str) -> str:
 
 def test_dropped_connections_break_on_the_client_in_both_ways() -> None:
     faults = FaultProfile(seed=4, drop_rate=1.0)
-    paths = [f"/v2/files/tasks/{i}/original" for i in range(1, 13)]
     with Emulator(items=20, faults=faults) as emu, emu.client() as http:
+        paths = [stored(emu, i) for i in range(1, 13)]
         outcomes = [_attempt(http, path) for path in paths]
         # The connection pool survives: a clean request on a new emulator-side connection works.
         assert httpx.get(emu.url + "/healthz").status_code == 200
@@ -152,14 +159,18 @@ def test_truncated_body_is_shorter_than_its_content_length() -> None:
     faults = FaultProfile(seed=4, drop_rate=1.0)
     with Emulator(items=20, faults=faults) as emu, emu.client() as http:
         for item_id in range(1, 30):
-            with http.stream("GET", f"/v2/files/tasks/{item_id}/original") as response:
-                promised = int(response.headers["content-length"])
-                received = bytearray()
-                with pytest.raises(httpx.RemoteProtocolError):
-                    for chunk in response.iter_raw():
-                        received.extend(chunk)
-                assert len(received) < promised
-                return
+            try:
+                response = http.send(http.build_request("GET", stored(emu, item_id)), stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                continue  # reset before any response: the other kind of drop
+            promised = int(response.headers["content-length"])
+            received = bytearray()
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in response.iter_raw():
+                    received.extend(chunk)
+            response.close()
+            assert len(received) < promised
+            return
     pytest.fail("no truncated drop among the attempts")  # pragma: no cover
 
 
@@ -197,7 +208,7 @@ def test_latency_awaits_an_injected_async_sleep() -> None:
     faults = FaultProfile(seed=6, latency=(0.05, 0.25))
     with Emulator(items=5, faults=faults, sleep=record) as emu, emu.client() as http:
         assert http.post("/v2/tasks/bulk-fetch/", json={"ids": [1]}).status_code == 200
-        assert http.get("/v2/files/tasks/1/original").status_code == 200
+        assert http.get(stored(emu, 1)).status_code == 200
         records = emu.requests
     assert waits == [r.latency for r in records]
     assert all(0.05 <= w <= 0.25 for w in waits)

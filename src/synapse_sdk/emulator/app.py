@@ -2,8 +2,8 @@
 
 The gate is plain ASGI (it must be able to cut a response mid-body). For every HTTP request it
 assigns a request id and sequence number, then, following the :class:`Policy` of the request's
-path (:func:`policy_for`: ``/v2/`` is gated fully, ``/v2/files/`` is not rate limited, other
-paths such as ``/healthz`` are open):
+path (:func:`policy_for`: ``/v2/`` is gated fully, ``/storage/`` (presigned URLs) is neither
+authenticated by the gate nor rate limited, other paths such as ``/healthz`` are open):
 
 1. outage window on the emulator clock → 503 ``service_unavailable`` with ``Retry-After``
    (whole seconds) and ``retry-after-ms``;
@@ -83,15 +83,12 @@ class Policy:
 
 _OPEN = Policy(authenticated=False, rate_limited=False, faulted=False)
 _API = Policy(authenticated=True, rate_limited=True, faulted=True)
-_FILES = Policy(authenticated=True, rate_limited=False, faulted=True)  # a CDN: no rate limit
 #: Presigned object-store URLs: the signature is the credential (checked by the route).
 _STORAGE = Policy(authenticated=False, rate_limited=False, faulted=True)
 
 
 def policy_for(path: str) -> Policy:
-    """The gate's policy for ``path``: file downloads, the rest of ``/v2/``, or open."""
-    if path.startswith("/v2/files/"):
-        return _FILES
+    """The gate's policy for ``path``: the object store, ``/v2/``, or open."""
     if path.startswith(STORAGE_PREFIX):
         return _STORAGE
     return _API if path.startswith("/v2/") else _OPEN

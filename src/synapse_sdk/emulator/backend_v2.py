@@ -411,16 +411,7 @@ def _unsigned(state: EmulatorState, request: Request) -> Response | None:
 
 
 def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
-    """The original-file download route, bound to ``state``."""
-
-    async def download(request: Request) -> Response:
-        _, original = _one_item(request, state.store.original)
-        if isinstance(original, Response):
-            return original
-        headers = {"Content-Disposition": f'attachment; filename="{original.filename}"'}
-        if original.sha256 is not None:
-            headers |= {"ETag": f'"{original.sha256}"', "X-Content-SHA256": original.sha256}
-        return _body(original, None, headers)
+    """The object-store routes (original files and externalized payloads), bound to ``state``."""
 
     async def stored(request: Request) -> Response:
         """A presigned object-store URL: the signature is the only credential."""
@@ -464,10 +455,4 @@ def file_routes(state: EmulatorState) -> Sequence[BaseRoute]:
             STORAGE_PREFIX + "{resource}/{item_id:int}/data", payload, methods=["GET"],
             name="storage-payload",
         ),
-        Route(
-            "/v2/files/{resource}/{item_id:int}/original",
-            download,
-            methods=["GET"],
-            name="v2-file",
-        )
     ]

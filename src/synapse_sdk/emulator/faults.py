@@ -123,10 +123,9 @@ class FaultProfile:
     * ``latency`` — ``(min, max)`` seconds added to each served request with the injected sleep.
     * ``drop_rate`` — chance that a served request's connection is dropped (half reset before
       any response, half cut mid-body), decided per (request identity, attempt).
-    * ``original_drop_rate`` — chance that a download of an original file (``/storage/``,
-      ``/v2/files/``) is cut after a part of its body (a quarter to three quarters, at least
-      one byte), decided per (request identity, attempt): a client resuming with ``Range``
-      gets further each time.
+    * ``original_drop_rate`` — chance that a download of an original file (``/storage/``) is
+      cut after a part of its body (a quarter to three quarters, at least one byte), decided
+      per (request identity, attempt): a client resuming with ``Range`` gets further each time.
     * ``gateway_error_rate`` — chance that a request is answered by the gateway in front of the
       backend instead: 502, 503, 504 or Cloudflare's 520/524, with an HTML body (what the real
       backend's clients see), decided per (request identity, attempt).

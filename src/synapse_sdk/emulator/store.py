@@ -54,7 +54,7 @@ MAX_ORIGINAL_BYTES = 1 << 40
 
 @dataclass(frozen=True, slots=True)
 class Original:
-    """An item's original file as served by ``GET /v2/files/{resource}/{id}/original``.
+    """An item's original file as served by its presigned URL (``GET /storage/{resource}/{id}``).
 
     A generated demo file is ``content`` itself; a file of ``original_bytes`` (see
     :class:`Store`) is never held whole: ``content`` is empty, the file is ``block`` repeated
