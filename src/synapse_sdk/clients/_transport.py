@@ -86,6 +86,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar
@@ -1285,6 +1286,23 @@ class _Core:
         )
         return error, None if decision.surface else decision.seconds
 
+    def resume_wait(
+        self, call: _Call, state: RangeState, broken: BaseException | None, start: int,
+        failures: int,
+    ) -> tuple[int, float]:
+        """After a pass over a download's body that did not complete (it began at byte
+        ``start``; ``failures`` passes before it failed without progress): the consecutive
+        failures now and the seconds to wait before resuming (see :meth:`body_failed`).
+
+        Raises:
+            SynapError: the body's mapped error, when the policy gives up.
+        """
+        failures = 1 if state.offset > start else failures + 1
+        error, wait = self.body_failed(call, state, broken, failures)
+        if wait is None:
+            raise error from broken
+        return failures, wait
+
     def repr(self, cls: str) -> str:
         return (
             f"{cls}(base_url={self.base_url!r}, tenant={self.config.tenant!r}, "
@@ -1306,7 +1324,43 @@ _C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 _S = TypeVar("_S", SyncSleep, AsyncSleep)
 
 
-class _TransportBase(Generic[_C, _S]):
+class _Basics(Protocol):
+    """Where a transport's or client's read-only views come from."""
+
+    @property
+    def stats(self) -> ClientStats: ...
+
+    @property
+    def config(self) -> SDKConfig: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+
+class TransportViews:
+    """The read-only views a transport and a client share (``stats``, ``config``,
+    ``base_url``), read from :meth:`_basics`: a transport's core, a client's transport."""
+
+    def _basics(self) -> _Basics:
+        raise NotImplementedError
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests sent (retries included), retries, and items re-requested after 207s."""
+        return self._basics().stats
+
+    @property
+    def config(self) -> SDKConfig:
+        """The configuration in use."""
+        return self._basics().config
+
+    @property
+    def base_url(self) -> str:
+        """The backend's base URL (no trailing slash)."""
+        return self._basics().base_url
+
+
+class _TransportBase(TransportViews, Generic[_C, _S]):
     """Construction, ownership and read-only views shared by both transports.
 
     ``http_client`` is used as given and not closed on close; it must send only through httpx's
@@ -1440,20 +1494,8 @@ class _TransportBase(Generic[_C, _S]):
             owned.append(self._client)
         return owned
 
-    @property
-    def stats(self) -> ClientStats:
-        """Counters of requests sent, retries and items retried."""
-        return self._core.stats
-
-    @property
-    def config(self) -> SDKConfig:
-        """The configuration in use."""
-        return self._core.config
-
-    @property
-    def base_url(self) -> str:
-        """The backend's base URL (no trailing slash)."""
-        return self._core.base_url
+    def _basics(self) -> _Basics:
+        return self._core
 
     def _prepare(
         self,
@@ -1479,6 +1521,21 @@ class _TransportBase(Generic[_C, _S]):
 
     def __repr__(self) -> str:
         return self._core.repr(type(self).__name__)
+
+    def _pace_wait(self, call: _Call) -> float:
+        """The seconds the pacer wants before an attempt of ``call`` (0.0 without a pacer)."""
+        pacer = self._pacer
+        return 0.0 if pacer is None else pacer.before_request(call.path)
+
+    def _heard(self, call: _Call, response: httpx.Response) -> None:
+        """Tell the pacer an attempt of ``call`` was answered."""
+        if self._pacer is not None:
+            self._pacer.after_response(call.path, response.status_code, response.headers)
+
+    def _download_span(self, call: _Call) -> AbstractContextManager[object]:
+        """The span of a whole download, resumes included (nothing without OpenTelemetry)."""
+        otel = opentelemetry()
+        return nullcontext() if otel is None else otel.http_call(call)
 
 
 class Transport(_TransportBase[httpx.Client, SyncSleep]):
@@ -1539,32 +1596,32 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
 
     def _pace(self, call: _Call) -> None:
         """Wait as long as the pacer says before an attempt of ``call``."""
-        pacer = self._pacer
-        if pacer is not None:
-            wait = pacer.before_request(call.path)
-            if wait > 0.0:
-                (self._sleep or time.sleep)(wait)
+        wait = self._pace_wait(call)
+        if wait > 0.0:
+            (self._sleep or time.sleep)(wait)
+
+    def _read(self, call: _Call, response: httpx.Response) -> _Read:
+        """An answer's body, read as far as ``call`` allows; the response is closed."""
+        try:
+            self._heard(call, response)
+            read = self._core.start_read(call, response)
+            if not read.complete:
+                for chunk in response.iter_raw():
+                    check_deadline()
+                    if read.take(chunk):
+                        break
+            return read
+        finally:
+            response.close()
 
     def _attempt(self, call: _Call, paced: bool = False) -> Response:
         if not paced:
             self._pace(call)
-        pacer = self._pacer
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):
-                request = self._core.build_request(client, call)
-                response = client.send(request, stream=True)
-                try:
-                    if pacer is not None:
-                        pacer.after_response(call.path, response.status_code, response.headers)
-                    read = self._core.start_read(call, response)
-                    if not read.complete:
-                        for chunk in response.iter_raw():
-                            check_deadline()
-                            if read.take(chunk):
-                                break
-                finally:
-                    response.close()
+                response = client.send(self._core.build_request(client, call), stream=True)
+                read = self._read(call, response)
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
@@ -1604,10 +1661,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
-        otel = opentelemetry()
-        if otel is None:
-            return self._download(call, sink, max_bytes)
-        with otel.http_call(call):  # one span for the whole download, resumes included
+        with self._download_span(call):
             return self._download(call, sink, max_bytes)
 
     def _download(self, call: _Call, sink: DownloadSink, max_bytes: int | None) -> Downloaded:
@@ -1626,10 +1680,7 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
                 response.close()
             if broken is None and state.complete:
                 return state.result()
-            failures = 1 if state.offset > start else failures + 1
-            error, wait = self._core.body_failed(call, state, broken, failures)
-            if wait is None:
-                raise error from broken
+            failures, wait = self._core.resume_wait(call, state, broken, start, failures)
             if wait > 0:
                 (self._sleep or time.sleep)(wait)
 
@@ -1640,21 +1691,11 @@ class Transport(_TransportBase[httpx.Client, SyncSleep]):
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):
-                request = self._core.build_request(client, call)
-                response = client.send(request, stream=True)
-                if self._pacer is not None:
-                    self._pacer.after_response(call.path, response.status_code, response.headers)
+                response = client.send(self._core.build_request(client, call), stream=True)
                 if response.is_success:
+                    self._heard(call, response)
                     return response
-                try:
-                    read = self._core.start_read(call, response)
-                    if not read.complete:
-                        for chunk in response.iter_raw():
-                            check_deadline()
-                            if read.take(chunk):
-                                break
-                finally:
-                    response.close()
+                read = self._read(call, response)
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         self._core.finish(call, read)  # raises the status's error
@@ -1718,32 +1759,32 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
 
     async def _pace(self, call: _Call) -> None:
         """Wait as long as the pacer says before an attempt of ``call``."""
-        pacer = self._pacer
-        if pacer is not None:
-            wait = pacer.before_request(call.path)
-            if wait > 0.0:
-                await (self._sleep or _asyncio_sleep())(wait)
+        wait = self._pace_wait(call)
+        if wait > 0.0:
+            await (self._sleep or _asyncio_sleep())(wait)
+
+    async def _read(self, call: _Call, response: httpx.Response) -> _Read:
+        """Async :meth:`Transport._read`."""
+        try:
+            self._heard(call, response)
+            read = self._core.start_read(call, response)
+            if not read.complete:
+                async for chunk in response.aiter_raw():
+                    check_deadline()
+                    if read.take(chunk):
+                        break
+            return read
+        finally:
+            await response.aclose()
 
     async def _attempt(self, call: _Call, paced: bool = False) -> Response:
         if not paced:
             await self._pace(call)
-        pacer = self._pacer
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):
-                request = self._core.build_request(client, call)
-                response = await client.send(request, stream=True)
-                try:
-                    if pacer is not None:
-                        pacer.after_response(call.path, response.status_code, response.headers)
-                    read = self._core.start_read(call, response)
-                    if not read.complete:
-                        async for chunk in response.aiter_raw():
-                            check_deadline()
-                            if read.take(chunk):
-                                break
-                finally:
-                    await response.aclose()
+                response = await client.send(self._core.build_request(client, call), stream=True)
+                read = await self._read(call, response)
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         return self._core.finish(call, read)
@@ -1769,10 +1810,7 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
             credentials=credentials,
             correlation_id=correlation_id,
         )
-        otel = opentelemetry()
-        if otel is None:
-            return await self._download(call, sink, max_bytes)
-        with otel.http_call(call):  # one span for the whole download, resumes included
+        with self._download_span(call):
             return await self._download(call, sink, max_bytes)
 
     async def _download(
@@ -1793,10 +1831,7 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
                 await response.aclose()
             if broken is None and state.complete:
                 return state.result()
-            failures = 1 if state.offset > start else failures + 1
-            error, wait = self._core.body_failed(call, state, broken, failures)
-            if wait is None:
-                raise error from broken
+            failures, wait = self._core.resume_wait(call, state, broken, start, failures)
             if wait > 0:
                 await (self._sleep or _asyncio_sleep())(wait)
 
@@ -1806,21 +1841,11 @@ class AsyncTransport(_TransportBase[httpx.AsyncClient, AsyncSleep]):
         client = self._client_for(call)
         try:
             with attempt_limit(self._core.attempt_total()):
-                request = self._core.build_request(client, call)
-                response = await client.send(request, stream=True)
-                if self._pacer is not None:
-                    self._pacer.after_response(call.path, response.status_code, response.headers)
+                response = await client.send(self._core.build_request(client, call), stream=True)
                 if response.is_success:
+                    self._heard(call, response)
                     return response
-                try:
-                    read = self._core.start_read(call, response)
-                    if not read.complete:
-                        async for chunk in response.aiter_raw():
-                            check_deadline()
-                            if read.take(chunk):
-                                break
-                finally:
-                    await response.aclose()
+                read = await self._read(call, response)
         except _FOREIGN_ERRORS as exc:
             raise self._core.map_error(call, exc) from exc
         self._core.finish(call, read)  # raises the status's error

@@ -90,6 +90,7 @@ from synapse_sdk.clients._transport import (
     Response,
     SyncSleep,
     Transport,
+    TransportViews,
     VerifyTypes,
     malformed_response,
 )
@@ -1520,7 +1521,7 @@ class AsyncJobs(_JobsBase[AsyncTransport]):
         return stored
 
 
-class _ClientBase(Generic[_T, _R, _H, _S]):
+class _ClientBase(TransportViews, Generic[_T, _R, _H, _S]):
     """Construction and read-only views shared by both clients.
 
     ``base_url``/``token``/``tenant`` override ``config.backend_url``/``config.token``/
@@ -1599,20 +1600,8 @@ class _ClientBase(Generic[_T, _R, _H, _S]):
         #: The job routes (progress, status, logs of a running job).
         self.jobs = cls._jobs_type(self._transport)
 
-    @property
-    def stats(self) -> ClientStats:
-        """Requests sent (retries included), retries, and items re-requested after 207s."""
-        return self._transport.stats
-
-    @property
-    def config(self) -> SDKConfig:
-        """The configuration in use."""
-        return self._transport.config
-
-    @property
-    def base_url(self) -> str:
-        """The backend's base URL."""
-        return self._transport.base_url
+    def _basics(self) -> _T:
+        return self._transport
 
     @property
     def transport(self) -> _T:
