@@ -9,7 +9,10 @@ file through it, so what "atomic" means is decided here, once:
   temporaries (:func:`clean_temp_files`);
 * **object stores and other fsspec filesystems** (:class:`FsspecStorage`): each object is
   written whole in one put (``pipe_file``; s3fs completes a multipart upload only when whole),
-  so an object appears under its final key complete or not at all. Nothing is renamed.
+  so an object appears under its final key complete or not at all. Nothing is renamed. A staged
+  file of ``multipart_threshold`` bytes or more (:data:`DEFAULT_MULTIPART_THRESHOLD`, 100 MiB)
+  goes to S3 as a multipart upload in parts of half the threshold, completed only when every
+  part is in and aborted on failure.
 
 Credentials and endpoints follow each filesystem's own conventions: for S3 (``pip install
 'synapse-sdk[s3]'``, s3fs) the standard ``AWS_*`` environment variables, ``AWS_ENDPOINT_URL``
@@ -50,6 +53,8 @@ from synapse_sdk.storage.errors import (
 )
 
 __all__ = [
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "MIN_MULTIPART_THRESHOLD",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
     "FsspecStorage",
@@ -78,6 +83,12 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _OBJECT_STORES: Final = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
 #: The extra that installs each protocol's filesystem, named in the error when it is missing.
 _EXTRAS: Final = {"s3": "s3", "s3a": "s3"}
+
+#: s3fs's own rule: an object of two parts (2 x 50 MiB) or more is uploaded in parts.
+DEFAULT_MULTIPART_THRESHOLD: Final = 100 * 2**20
+#: S3 refuses parts under 5 MiB (but the last), so the smallest threshold is two such parts.
+MIN_MULTIPART_THRESHOLD: Final = 10 * 2**20
+_MAX_PARTS: Final = 10_000
 
 T = TypeVar("T")
 
@@ -239,20 +250,46 @@ class LocalStorage(Storage):
 
 class FsspecStorage(Storage):
     """A root on an fsspec filesystem; each write is one whole put (``pipe_file``). Errors are
-    mapped into the tree (:func:`~synapse_sdk.storage.errors.map_storage_error`)."""
+    mapped into the tree (:func:`~synapse_sdk.storage.errors.map_storage_error`).
+
+    ``multipart_threshold`` (S3 only): the size from which a committed file is a multipart
+    upload, in parts of half of it (see the module docstring).
+
+    Raises:
+        ValueError: ``multipart_threshold`` is under :data:`MIN_MULTIPART_THRESHOLD`.
+    """
 
     is_local = False
 
-    def __init__(self, fs: Any, root: str, url: str) -> None:
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        url: str,
+        *,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+    ) -> None:
+        if multipart_threshold < MIN_MULTIPART_THRESHOLD:
+            raise ValueError(
+                f"multipart_threshold must be at least {MIN_MULTIPART_THRESHOLD} bytes (two "
+                f"5 MiB parts), got {multipart_threshold}"
+            )
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url.rstrip("/")
         self.display = redact_url(self.url)
+        self.multipart_threshold = multipart_threshold
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self.object_store = protocol in _OBJECT_STORES
+        self._s3 = protocol in ("s3", "s3a")
 
     def child(self, name: str) -> FsspecStorage:
-        return FsspecStorage(self.fs, f"{self.root}/{name}", f"{self.url}/{name}")
+        return FsspecStorage(
+            self.fs,
+            f"{self.root}/{name}",
+            f"{self.url}/{name}",
+            multipart_threshold=self.multipart_threshold,
+        )
 
     def _call(self, operation: str, func: Callable[[], T]) -> T:
         try:
@@ -280,11 +317,15 @@ class FsspecStorage(Storage):
 
     def commit(self, staged: StagedFile, name: str) -> StoredObject:
         path = f"{self.root}/{name}"
+        # s3fs: one put below two parts, else a multipart upload it completes only when whole
+        # (and aborts on failure): never a partial object under the key.
+        options: dict[str, int] = {}
+        if self._s3:  # parts of half the threshold, more if S3's 10,000 parts need it
+            part = max(self.multipart_threshold // 2, -(-staged.size // _MAX_PARTS))
+            options["chunksize"] = part
         try:
             staged.finish(fsync=False)
-            # s3fs: one put below 2 parts, else a multipart upload it completes only when whole
-            # (and aborts on failure): never a partial object under the key.
-            self._call("write", lambda: self.fs.put_file(str(staged.path), path))
+            self._call("write", lambda: self.fs.put_file(str(staged.path), path, **options))
         finally:
             staged.discard()
         return StoredObject(name, staged.size, staged.md5)
@@ -331,15 +372,20 @@ def _fsspec_options(protocol: str) -> dict[str, Any]:
 
 
 def open_storage(
-    out: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    out: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
 ) -> Storage:
     """The storage for an output location: a local path (or ``file://`` URL) is a
     :class:`LocalStorage`, any other URL an :class:`FsspecStorage`. ``storage_options`` are
-    passed to the fsspec filesystem (credentials are better left to its own conventions).
+    passed to the fsspec filesystem (credentials are better left to its own conventions);
+    ``multipart_threshold`` is the :class:`FsspecStorage`'s (S3).
 
     Raises:
         UnsupportedStorageError: an unknown scheme, or its package is not installed (the
             message names the extra to install).
+        ValueError: ``multipart_threshold`` is under :data:`MIN_MULTIPART_THRESHOLD`.
     """
     if not is_url(out):
         return LocalStorage(out)
@@ -374,7 +420,7 @@ def open_storage(
         ) from exc
     if protocol in ("s3", "s3a"):
         fs.retries = 1  # s3fs's own retry loop (a class attribute, not an option)
-    return FsspecStorage(fs, root, url)
+    return FsspecStorage(fs, root, url, multipart_threshold=multipart_threshold)
 
 
 def default_state_dir(url: str) -> Path:
