@@ -23,6 +23,7 @@ transient, access and missing-bucket errors permanent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -187,6 +188,14 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove ``<root>/<name>``; nothing happens if it does not exist.
+
+        Raises:
+            OSError: local disk. StorageError: non-local (mapped).
+        """
+
+    @abstractmethod
     def listing(self) -> dict[str, ListedObject]:
         """The objects directly under the root, by name, in one listing (empty if none).
 
@@ -233,6 +242,9 @@ class LocalStorage(Storage):
 
     def exists(self, name: str) -> bool:
         return (self.path / name).is_file()
+
+    def remove(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
 
     def listing(self) -> dict[str, ListedObject]:
         found: dict[str, ListedObject] = {}
@@ -338,6 +350,15 @@ class FsspecStorage(Storage):
     def exists(self, name: str) -> bool:
         path = f"{self.root}/{name}"
         return bool(self._call("read", lambda: self.fs.isfile(path)))
+
+    def remove(self, name: str) -> None:
+        path = f"{self.root}/{name}"
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call("remove", rm)
 
     def listing(self) -> dict[str, ListedObject]:
         def ls() -> list[dict[str, Any]]:
