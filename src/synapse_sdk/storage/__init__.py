@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 from synapse_sdk.storage._local import (
     TEMP_PREFIX,
@@ -58,6 +59,7 @@ __all__ = [
     "MIN_MULTIPART_THRESHOLD",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "CredentialsInUrlError",
     "FsspecStorage",
     "ListedObject",
     "LocalStorage",
@@ -72,18 +74,28 @@ __all__ = [
     "StoredObject",
     "UnsupportedStorageError",
     "atomic_write",
+    "carries_credentials",
     "clean_temp_files",
+    "credential_variables",
     "default_state_dir",
     "fsync_dir",
     "is_url",
     "open_storage",
+    "redact_url",
 ]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 #: fsspec protocols that are object stores: no folders to create, no rename.
 _OBJECT_STORES: Final = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+#: Object stores whose URL's authority is a bucket name (never "@" or ":" in it).
+_BUCKET_STORES: Final = frozenset({"s3", "s3a", "gs", "gcs", "memory"})
 #: The extra that installs each protocol's filesystem, named in the error when it is missing.
 _EXTRAS: Final = {"s3": "s3", "s3a": "s3"}
+#: The environment variables that give each protocol's credentials (named in refusals).
+_CREDENTIAL_VARIABLES: Final = {
+    "s3": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+    "s3a": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+}
 
 #: s3fs's own rule: an object of two parts (2 x 50 MiB) or more is uploaded in parts.
 DEFAULT_MULTIPART_THRESHOLD: Final = 100 * 2**20
@@ -97,6 +109,38 @@ T = TypeVar("T")
 class UnsupportedStorageError(ValueError):
     """The output URL names a storage this installation cannot write to (an unknown scheme, or
     a filesystem whose package is not installed)."""
+
+
+class CredentialsInUrlError(UnsupportedStorageError):
+    """The output URL carries credentials (``key:secret@``): they would be kept, logged and
+    passed around with the URL, so they are refused; the filesystem's own conventions (for S3
+    the ``AWS_*`` environment) give them instead. The message shows the URL without them."""
+
+
+def credential_variables(url: str) -> str | None:
+    """The environment variables that give the credentials of ``url``'s storage (for S3
+    ``AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY``), None where the filesystem has its own
+    configuration."""
+    return _CREDENTIAL_VARIABLES.get(url.partition("://")[0].lower())
+
+
+def carries_credentials(url: str) -> bool:
+    """Whether ``url`` holds credentials: a password (``user:password@``), or on a bucket
+    store (S3, GCS, memory) any user part (``s3://KEY@bucket``) or ``:`` before the bucket (an
+    AWS secret holds ``/``, which ends the URL's authority early: ``s3://KEY:ab/cd@bucket``).
+    A plain user name (``sftp://me@host``, ``abfs://container@account``) is no secret."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if scheme.lower() in _BUCKET_STORES:  # bucket names hold neither "@" nor ":"
+        return "@" in authority or ":" in authority
+    try:
+        if urlsplit(url).password is not None:
+            return True
+    except ValueError:  # an unparsable authority: judge by its "@"
+        return "@" in authority
+    # "me:pa/ss@host": a "/" in the password ends the authority; what is left is no port.
+    _, colon, port = authority.rpartition(":")
+    return bool(colon) and not port.isdigit() and "@" in rest
 
 
 def is_url(out: str | os.PathLike[str]) -> bool:
@@ -406,6 +450,7 @@ def open_storage(
     Raises:
         UnsupportedStorageError: an unknown scheme, or its package is not installed (the
             message names the extra to install).
+        CredentialsInUrlError: the URL carries credentials (:func:`carries_credentials`).
         ValueError: ``multipart_threshold`` is under :data:`MIN_MULTIPART_THRESHOLD`.
     """
     if not is_url(out):
@@ -414,6 +459,13 @@ def open_storage(
     protocol = url.split("://", 1)[0].lower()
     if protocol == "file":
         return LocalStorage(url.split("://", 1)[1])
+    if carries_credentials(url):
+        env = credential_variables(url)
+        raise CredentialsInUrlError(
+            f"the storage URL {redact_url(url)!r} carries credentials: remove them from the "
+            "URL and give them through "
+            + (f"the environment ({env})" if env else "the filesystem's own configuration")
+        )
     try:
         import fsspec
         from fsspec.core import url_to_fs
