@@ -379,6 +379,8 @@ class FsspecStorage(Storage):
         if self._s3:  # parts of half the threshold, more if S3's 10,000 parts need it
             part = max(self.multipart_threshold // 2, -(-staged.size // _MAX_PARTS))
             options["chunksize"] = part
+            # One part in flight per file: s3fs's default (10) holds ten parts in memory.
+            options["max_concurrency"] = 1
         try:
             staged.finish(fsync=False)
             self._call("write", lambda: self.fs.put_file(str(staged.path), path, **options))
