@@ -43,6 +43,9 @@ exporter's alone):
 * *memory*: items whose originals are 1 GiB each (``Emulator(original_bytes=...)``, generated
   and streamed), exported to local disk: the worker's peak RSS must stay under 150 MB however
   large the files;
+* *memory, S3*: the same with originals of ``--big-s3-bytes`` (300 MiB) exported to moto's S3
+  server (each one a multipart upload; ``--no-s3`` skips it, ``--s3-originals-only`` runs
+  only it);
 * *throughput*: the streamed path against today's in-memory one on small demo originals (no
   faults), alternating ``--rounds`` times: ``inmemory`` is the action with its save step
   replaced by the old way (the whole body read by ``Transport.request``, checked, sniffed and
@@ -60,6 +63,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -318,26 +322,47 @@ def record_ids(names: list[str]) -> list[int]:
     return [int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)\.json", n))]
 
 
+@contextlib.contextmanager
+def moto_bucket(tmp: str) -> Iterator[tuple[dict[str, str], Any] | None]:
+    """moto's server on loopback with a bucket, as the tests start them: yields the ``AWS_*``
+    environment that reaches it and the bucket (``synapse_testkit.s3.S3``), or None (printed)
+    when boto3, moto or s3fs is missing."""
+    missing = [m for m in ("boto3", "moto", "s3fs") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"S3: skipped, {', '.join(missing)} not installed (pip install -e '.[s3]' moto)")
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    s3kit = importlib.import_module("synapse_testkit.s3")
+    with s3kit.start_moto() as endpoint:
+        env = {**os.environ, **s3kit.aws_env(endpoint), "XDG_STATE_HOME": str(Path(tmp, "state"))}
+        store = s3kit.S3(endpoint, "bench-export", env)
+        store.client().create_bucket(Bucket=store.bucket)
+        yield env, store
+
+
+def s3_sizes(store: Any, prefix: str) -> dict[str, int]:
+    """The objects under ``prefix`` in the bucket: name (after the prefix) -> size."""
+    sizes: dict[str, int] = {}
+    pages = store.client().get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket=store.bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            sizes[entry["Key"].rsplit("/", 1)[1]] = entry["Size"]
+    return sizes
+
+
 def storage_comparison(items: int, args: argparse.Namespace) -> None:
     """The export action to local disk and to S3 (moto on loopback), same dataset; prints both
     throughputs and their ratio."""
-    missing = [m for m in ("boto3", "moto", "s3fs") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"storage: skipped, {', '.join(missing)} not installed (pip install -e '.[s3]' moto)")
-        return
     from synapse_sdk.emulator import Emulator
 
-    # moto's server on loopback and the AWS_* environment, as the tests start them.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    s3kit = importlib.import_module("synapse_testkit.s3")
-    S3, aws_env, start_moto = s3kit.S3, s3kit.aws_env, s3kit.start_moto
-
-    print(f"storage: {items} items with originals, no faults, local disk vs S3 (moto, loopback)")
     runs: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp, start_moto() as endpoint:
-        env = {**os.environ, **aws_env(endpoint), "XDG_STATE_HOME": str(Path(tmp, "state"))}
-        store = S3(endpoint, "bench-export", env)
-        store.client().create_bucket(Bucket=store.bucket)
+    with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp, moto_bucket(tmp) as moto:
+        if moto is None:
+            return
+        env, store = moto
+        print(f"storage: {items} items with originals, no faults, local disk vs S3 (moto, "
+              "loopback)")
         for where, out in (("local", str(Path(tmp, "out"))), ("s3", f"s3://{store.bucket}/out")):
             with Emulator(items=items, seed=args.seed, faults="none") as emu:
                 worker_env = {**env, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
@@ -346,11 +371,7 @@ def storage_comparison(items: int, args: argparse.Namespace) -> None:
                 folder = Path(out, RESOURCE)
                 sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
             else:
-                sizes = {}
-                pages = store.client().get_paginator("list_objects_v2")
-                for page in pages.paginate(Bucket=store.bucket, Prefix=f"out/{RESOURCE}/"):
-                    for entry in page.get("Contents", []):
-                        sizes[entry["Key"].rsplit("/", 1)[1]] = entry["Size"]
+                sizes = s3_sizes(store, f"out/{RESOURCE}/")
             ids = record_ids(list(sizes))
             result.update(
                 items_per_s=items / result["seconds"],
@@ -370,21 +391,31 @@ def storage_comparison(items: int, args: argparse.Namespace) -> None:
     print(f"  S3 / local throughput: {ratio:.2f}x")
 
 
-def _files_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in (folder / RESOURCE).iterdir()) / 1e6
-
-
-def originals_memory(items: int, size: int, args: argparse.Namespace) -> None:
-    """Peak RSS of the export action's worker exporting ``items`` originals of ``size`` bytes."""
+def originals_memory(items: int, size: int, args: argparse.Namespace, s3: bool = False) -> None:
+    """Peak RSS of the export action's worker exporting ``items`` originals of ``size`` bytes,
+    to local disk or (``s3``) to moto's S3 server (an original of 100 MiB or more goes up as a
+    multipart upload)."""
     from synapse_sdk.emulator import Emulator
 
-    print(f"originals: {items} items of {size / 2**30:.2f} GiB each, streamed to local disk")
-    with tempfile.TemporaryDirectory(prefix="bench-big-") as out, Emulator(
-        items=items, seed=args.seed, faults="none", original_bytes=size
-    ) as emu:
-        env = {**os.environ, "BENCH_TOKEN": emu.token, "BENCH_TENANT": emu.tenant}
-        result = spawn_worker("ours", emu.url, out, env, args, originals=True)
-        written = _files_mb(Path(out))
+    where = "S3 (moto, loopback)" if s3 else "local disk"
+    with tempfile.TemporaryDirectory(prefix="bench-big-") as tmp, contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        out = str(Path(tmp, "out"))
+        if s3:
+            moto = stack.enter_context(moto_bucket(tmp))
+            if moto is None:
+                return
+            env, store = moto
+            out = f"s3://{store.bucket}/out"
+        print(f"originals: {items} items of {size / 2**20:.0f} MiB each, streamed to {where}")
+        with Emulator(items=items, seed=args.seed, faults="none", original_bytes=size) as emu:
+            env.update(BENCH_TOKEN=emu.token, BENCH_TENANT=emu.tenant)
+            result = spawn_worker("ours", emu.url, out, env, args, originals=True)
+        sizes = (
+            s3_sizes(store, f"out/{RESOURCE}/") if s3
+            else {p.name: p.stat().st_size for p in Path(out, RESOURCE).iterdir()}
+        )
+        written = sum(sizes.values()) / 1e6
     print(
         f"  exported {result['exported']}, failed {result['failed']}: {written:.0f} MB in "
         f"{result['seconds']:.1f} s ({written / result['seconds']:.0f} MB/s), peak RSS "
@@ -443,6 +474,10 @@ def main() -> None:
                         help="items of the memory run (default 2)")
     parser.add_argument("--small-items", type=int, default=None, metavar="N",
                         help="items of the streamed vs in-memory run (default 2000, --quick 500)")
+    parser.add_argument("--big-s3-bytes", type=int, default=300 * 2**20, metavar="N",
+                        help="size of each original streamed to S3 (default 300 MiB)")
+    parser.add_argument("--s3-originals-only", action="store_true",
+                        help="only the large originals streamed to S3")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each side (default 3)")
     parser.add_argument("--worker", choices=["ours", "naive", "inmemory"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -453,8 +488,13 @@ def main() -> None:
         return
     storage_items = args.storage_items or (500 if args.quick else 2000)
     small_items = args.small_items or (500 if args.quick else 2000)
+    if args.s3_originals_only:
+        originals_memory(args.big_items, args.big_s3_bytes, args, s3=True)
+        return
     if args.originals_only:
         originals_memory(args.big_items, args.big_bytes, args)
+        if not args.no_s3:
+            originals_memory(args.big_items, args.big_s3_bytes, args, s3=True)
         originals_throughput(small_items, args)
         return
     if args.s3_only:
@@ -507,6 +547,8 @@ def main() -> None:
         storage_comparison(storage_items, args)
     if not args.no_originals:
         originals_memory(args.big_items, args.big_bytes, args)
+        if not args.no_s3:
+            originals_memory(args.big_items, args.big_s3_bytes, args, s3=True)
         originals_throughput(small_items, args)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from synapse_sdk.storage import (
+    DEFAULT_MULTIPART_THRESHOLD,
+    MIN_MULTIPART_THRESHOLD,
     FsspecStorage,
     LocalStorage,
     StagedFile,
@@ -133,3 +135,77 @@ def test_streamed_originals_export_to_s3_whole(
         assert len(data) == 3_000_000 == record["original"]["size"]
         assert hashlib.sha256(data).hexdigest() == record["original"]["sha256"]
     assert list(spool.iterdir()) == []  # every staged original removed once stored
+
+
+def _multipart_storage(endpoint: str, bucket: str) -> FsspecStorage:
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    storage = open_storage(f"s3://{bucket}/out", multipart_threshold=MIN_MULTIPART_THRESHOLD)
+    assert isinstance(storage, FsspecStorage)
+    return storage
+
+
+def _staged_bytes(storage: FsspecStorage, size: int) -> tuple[StagedFile, bytes]:
+    data = hashlib.sha256(b"seed").digest() * (size // 32) + b"!" * (size % 32)
+    staged = storage.stage("7.json")
+    for start in range(0, size, 1 << 20):
+        staged.write(data[start:start + (1 << 20)])
+    return staged, data
+
+
+def test_a_file_over_the_multipart_threshold_lands_whole_in_parts(s3: S3) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def watch(method: str, path: str) -> None:
+        seen.append((method, path))
+        return
+
+    size = MIN_MULTIPART_THRESHOLD + 2 * 2**20  # parts of 5, 5 and 2 MiB
+    with FaultProxy(s3.endpoint, watch) as proxy:
+        storage = _multipart_storage(proxy.url, s3.bucket)
+        staged, data = _staged_bytes(storage, size)
+        stored = storage.commit(staged, "7.bin")
+    parts = [path for method, path in seen if method == "PUT" and "partNumber=" in path]
+    assert len(parts) == 3
+    assert any(method == "POST" and "uploads" in path for method, path in seen)
+    assert s3.objects() == {"out/7.bin": data}
+    assert (stored.size, stored.md5) == (size, hashlib.md5(data).hexdigest())
+    head = s3.client().head_object(Bucket=s3.bucket, Key="out/7.bin")
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart object's ETag
+    assert not os.path.exists(staged.path)
+    # Below the threshold: one PUT, no parts.
+    seen.clear()
+    with FaultProxy(s3.endpoint, watch) as proxy:
+        storage = _multipart_storage(proxy.url, s3.bucket)
+        staged, data = _staged_bytes(storage, MIN_MULTIPART_THRESHOLD - 1)
+        storage.commit(staged, "8.bin")
+    assert [method for method, _ in seen] == ["PUT"]
+
+
+@pytest.mark.parametrize("status, code", [(500, "InternalError"), (403, "AccessDenied")])
+def test_a_part_failing_mid_upload_leaves_no_object_and_no_upload(
+    s3: S3, status: int, code: str
+) -> None:
+    def second_part(method: str, path: str) -> tuple[int, str] | None:
+        return (status, code) if method == "PUT" and "partNumber=2" in path else None
+
+    with FaultProxy(s3.endpoint, second_part) as proxy:
+        storage = _multipart_storage(proxy.url, s3.bucket)
+        staged, _ = _staged_bytes(storage, MIN_MULTIPART_THRESHOLD + 2**20)
+        with pytest.raises(StorageError) as caught:
+            storage.commit(staged, "7.bin")
+    assert caught.value.error_code == {500: "storage_unavailable", 403: "storage_access_denied"}[
+        status
+    ]
+    assert [fault[0] for fault in proxy.injected] == ["PUT"]
+    assert s3.count() == 0  # nothing under the final key
+    assert s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert not os.path.exists(staged.path)
+
+
+def test_the_multipart_threshold_has_a_floor() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        open_storage("memory://threshold/out", multipart_threshold=MIN_MULTIPART_THRESHOLD - 1)
+    storage = open_storage("memory://threshold/out")
+    assert isinstance(storage, FsspecStorage)
+    assert storage.multipart_threshold == DEFAULT_MULTIPART_THRESHOLD == 100 * 2**20
+    assert storage.child("tasks").multipart_threshold == DEFAULT_MULTIPART_THRESHOLD

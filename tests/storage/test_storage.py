@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from synapse_sdk.exceptions import (
 )
 from synapse_sdk.plugins.actions.export.action import ExportAction, ExportParams
 from synapse_sdk.storage import (
+    CredentialsInUrlError,
     FsspecStorage,
     LocalStorage,
     StorageAccessDeniedError,
@@ -31,6 +35,7 @@ from synapse_sdk.storage import (
     StorageTimeoutError,
     StorageUnavailableError,
     UnsupportedStorageError,
+    carries_credentials,
     default_state_dir,
     open_storage,
 )
@@ -137,6 +142,67 @@ def test_memory_storage_writes_whole_objects_and_lists_them() -> None:
 def test_redact_url_drops_credentials() -> None:
     assert redact_url("sftp://me:pw@host:22/x") == "sftp://host:22/x"
     assert redact_url("s3://bucket/x") == "s3://bucket/x"
+    assert redact_url("s3://akid:ab/cd@bucket/x") == "s3://bucket/x"  # "/" in the secret
+    assert redact_url("sftp://host:22/a@b") == "sftp://host:22/a@b"
+
+
+@pytest.mark.parametrize(
+    "url, refused",
+    [
+        ("s3://akid1:sekrit@bucket/x", True),
+        ("s3://akid1@bucket/x", True),  # the user part of an object store's URL is its key
+        ("memory://user:pw@x/y", True),
+        ("sftp://me:pw@host/x", True),
+        ("sftp://me@host/x", False),  # a user name is no secret
+        ("s3://bucket/x", False),
+        ("s3://akid1:ab/cd+ef@bucket/x", True),  # a secret with "/"
+        ("sftp://me:pa/ss@host/x", True),
+        ("sftp://host:22/a@b", False),
+        ("sftp://[bad@host/x", True),  # unparsable: judged by its "@"
+        ("abfs://container@account.dfs.core.windows.net/x", False),
+    ],
+)
+def test_credentials_in_a_storage_url_are_refused(url: str, refused: bool) -> None:
+    assert carries_credentials(url) is refused
+    if refused and url.startswith(("s3", "memory")):
+        with pytest.raises(CredentialsInUrlError) as caught:
+            open_storage(url)
+        shown = str(caught.value)
+        for secret in ("akid1", "sekrit", "cd+ef", "user", "pw"):
+            assert secret not in shown
+
+
+def test_the_params_refuse_credentials_without_echoing_them() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ExportParams(out_dir="s3://AKIAEXAMPLE:s3cr3t/xyz@bucket/x")  # type: ignore[arg-type]
+    shown = f"{caught.value}\n{caught.value!r}"
+    assert "carries credentials" in shown and "AWS_SECRET_ACCESS_KEY" in shown
+    assert "s3cr3t" not in shown and "AKIAEXAMPLE" not in shown
+
+
+@pytest.mark.parametrize(
+    "lang, text",
+    [
+        ("en", "carries credentials in the URL"),
+        ("ko", "URL에 자격 증명이 들어 있습니다"),
+    ],
+)
+def test_cli_refuses_credentials_in_out_with_exit_2(
+    tmp_path: Path, lang: str, text: str
+) -> None:
+    code = "import sys; from synapse_sdk.cli import main; sys.exit(main())"
+    env = {**os.environ, "SYNAPSE_LANGUAGE": lang, "XDG_STATE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, "export", "--out", "s3://AKIAEXAMPLE:s3cr3t@bucket/x",
+         "--items", "3"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert text in done.stderr and "AWS_ACCESS_KEY_ID" in done.stderr
+    assert "s3://bucket/x" in done.stderr
+    assert "s3cr3t" not in done.stdout + done.stderr
+    assert "AKIAEXAMPLE" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []  # no state folder, no output
 
 
 def test_default_state_dir_is_stable_per_url(

@@ -102,6 +102,9 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_not_folder": "{path!r} exists and is not a folder",
         "out_under_file": "{path!r} cannot be a folder: {parent!r} is a file",
         "out_denied": "{path!r}: {reason}",
+        "out_credentials": "{url} carries credentials in the URL, where they would be kept and "
+        "shown with it: remove them and set them in the environment instead ({env})",
+        "out_credentials_env": "the filesystem's own variables or configuration",
         "no_emulator": "cannot start the embedded emulator: {error}",
         "filter_form": "--filter {value!r} is not key=value (e.g. --filter status_label=completed)",
         "filter_key": "--filter {key!r} is not a filter of {target}; accepted: {keys}",
@@ -167,6 +170,9 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "out_not_folder": "폴더가 아닙니다: {path!r}",
         "out_under_file": "폴더를 만들 수 없습니다: {path!r} (상위 경로가 파일입니다: {parent!r})",
         "out_denied": "{path!r}: {reason}",
+        "out_credentials": "{url}: URL에 자격 증명이 들어 있습니다. URL에 넣으면 URL과 함께 "
+        "저장되고 표시되므로, URL에서 빼고 환경 변수로 지정하세요({env}).",
+        "out_credentials_env": "해당 파일 시스템의 환경 변수나 설정",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
         "filter_form": "--filter {value!r}는 키=값 형식이 아닙니다(예: --filter "
         "status_label=completed).",
@@ -211,13 +217,26 @@ def _labels(language: str) -> dict[str, str]:
 
 def _check_out(ctx: click.Context, param: click.Parameter, value: str) -> str | Path:
     """``--out`` must name a folder (existing or not) that is not under a file; a storage URL
-    stays a string (checked by the export's parameters)."""
-    from synapse_sdk.storage import is_url
+    stays a string (checked by the export's parameters) and carries no credentials (refused
+    with exit 2: they belong in the environment, e.g. ``AWS_*``)."""
+    from synapse_sdk.storage import (
+        carries_credentials,
+        credential_variables,
+        is_url,
+        redact_url,
+    )
 
     labels = _labels(ctx.params.get("language") or "en")
     if not value.strip():
         raise click.BadParameter(labels["out_empty"], ctx=ctx, param=param)
     if is_url(value):
+        if carries_credentials(value):
+            env = credential_variables(value) or labels["out_credentials_env"]
+            raise click.BadParameter(
+                labels["out_credentials"].format(url=redact_url(value), env=env),
+                ctx=ctx,
+                param=param,
+            )
         return value
     path = Path(value)
     try:

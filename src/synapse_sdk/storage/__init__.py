@@ -9,7 +9,10 @@ file through it, so what "atomic" means is decided here, once:
   temporaries (:func:`clean_temp_files`);
 * **object stores and other fsspec filesystems** (:class:`FsspecStorage`): each object is
   written whole in one put (``pipe_file``; s3fs completes a multipart upload only when whole),
-  so an object appears under its final key complete or not at all. Nothing is renamed.
+  so an object appears under its final key complete or not at all. Nothing is renamed. A staged
+  file of ``multipart_threshold`` bytes or more (:data:`DEFAULT_MULTIPART_THRESHOLD`, 100 MiB)
+  goes to S3 as a multipart upload in parts of half the threshold, completed only when every
+  part is in and aborted on failure.
 
 Credentials and endpoints follow each filesystem's own conventions: for S3 (``pip install
 'synapse-sdk[s3]'``, s3fs) the standard ``AWS_*`` environment variables, ``AWS_ENDPOINT_URL``
@@ -20,6 +23,7 @@ transient, access and missing-bucket errors permanent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -29,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 from synapse_sdk.storage._local import (
     TEMP_PREFIX,
@@ -50,8 +55,11 @@ from synapse_sdk.storage.errors import (
 )
 
 __all__ = [
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "MIN_MULTIPART_THRESHOLD",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "CredentialsInUrlError",
     "FsspecStorage",
     "ListedObject",
     "LocalStorage",
@@ -66,18 +74,34 @@ __all__ = [
     "StoredObject",
     "UnsupportedStorageError",
     "atomic_write",
+    "carries_credentials",
     "clean_temp_files",
+    "credential_variables",
     "default_state_dir",
     "fsync_dir",
     "is_url",
     "open_storage",
+    "redact_url",
 ]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 #: fsspec protocols that are object stores: no folders to create, no rename.
 _OBJECT_STORES: Final = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+#: Object stores whose URL's authority is a bucket name (never "@" or ":" in it).
+_BUCKET_STORES: Final = frozenset({"s3", "s3a", "gs", "gcs", "memory"})
 #: The extra that installs each protocol's filesystem, named in the error when it is missing.
 _EXTRAS: Final = {"s3": "s3", "s3a": "s3"}
+#: The environment variables that give each protocol's credentials (named in refusals).
+_CREDENTIAL_VARIABLES: Final = {
+    "s3": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+    "s3a": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
+}
+
+#: s3fs's own rule: an object of two parts (2 x 50 MiB) or more is uploaded in parts.
+DEFAULT_MULTIPART_THRESHOLD: Final = 100 * 2**20
+#: S3 refuses parts under 5 MiB (but the last), so the smallest threshold is two such parts.
+MIN_MULTIPART_THRESHOLD: Final = 10 * 2**20
+_MAX_PARTS: Final = 10_000
 
 T = TypeVar("T")
 
@@ -85,6 +109,38 @@ T = TypeVar("T")
 class UnsupportedStorageError(ValueError):
     """The output URL names a storage this installation cannot write to (an unknown scheme, or
     a filesystem whose package is not installed)."""
+
+
+class CredentialsInUrlError(UnsupportedStorageError):
+    """The output URL carries credentials (``key:secret@``): they would be kept, logged and
+    passed around with the URL, so they are refused; the filesystem's own conventions (for S3
+    the ``AWS_*`` environment) give them instead. The message shows the URL without them."""
+
+
+def credential_variables(url: str) -> str | None:
+    """The environment variables that give the credentials of ``url``'s storage (for S3
+    ``AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY``), None where the filesystem has its own
+    configuration."""
+    return _CREDENTIAL_VARIABLES.get(url.partition("://")[0].lower())
+
+
+def carries_credentials(url: str) -> bool:
+    """Whether ``url`` holds credentials: a password (``user:password@``), or on a bucket
+    store (S3, GCS, memory) any user part (``s3://KEY@bucket``) or ``:`` before the bucket (an
+    AWS secret holds ``/``, which ends the URL's authority early: ``s3://KEY:ab/cd@bucket``).
+    A plain user name (``sftp://me@host``, ``abfs://container@account``) is no secret."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if scheme.lower() in _BUCKET_STORES:  # bucket names hold neither "@" nor ":"
+        return "@" in authority or ":" in authority
+    try:
+        if urlsplit(url).password is not None:
+            return True
+    except ValueError:  # an unparsable authority: judge by its "@"
+        return "@" in authority
+    # "me:pa/ss@host": a "/" in the password ends the authority; what is left is no port.
+    _, colon, port = authority.rpartition(":")
+    return bool(colon) and not port.isdigit() and "@" in rest
 
 
 def is_url(out: str | os.PathLike[str]) -> bool:
@@ -176,6 +232,14 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove ``<root>/<name>``; nothing happens if it does not exist.
+
+        Raises:
+            OSError: local disk. StorageError: non-local (mapped).
+        """
+
+    @abstractmethod
     def listing(self) -> dict[str, ListedObject]:
         """The objects directly under the root, by name, in one listing (empty if none).
 
@@ -223,6 +287,9 @@ class LocalStorage(Storage):
     def exists(self, name: str) -> bool:
         return (self.path / name).is_file()
 
+    def remove(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
     def listing(self) -> dict[str, ListedObject]:
         found: dict[str, ListedObject] = {}
         if not self.path.is_dir():
@@ -239,20 +306,46 @@ class LocalStorage(Storage):
 
 class FsspecStorage(Storage):
     """A root on an fsspec filesystem; each write is one whole put (``pipe_file``). Errors are
-    mapped into the tree (:func:`~synapse_sdk.storage.errors.map_storage_error`)."""
+    mapped into the tree (:func:`~synapse_sdk.storage.errors.map_storage_error`).
+
+    ``multipart_threshold`` (S3 only): the size from which a committed file is a multipart
+    upload, in parts of half of it (see the module docstring).
+
+    Raises:
+        ValueError: ``multipart_threshold`` is under :data:`MIN_MULTIPART_THRESHOLD`.
+    """
 
     is_local = False
 
-    def __init__(self, fs: Any, root: str, url: str) -> None:
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        url: str,
+        *,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+    ) -> None:
+        if multipart_threshold < MIN_MULTIPART_THRESHOLD:
+            raise ValueError(
+                f"multipart_threshold must be at least {MIN_MULTIPART_THRESHOLD} bytes (two "
+                f"5 MiB parts), got {multipart_threshold}"
+            )
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url.rstrip("/")
         self.display = redact_url(self.url)
+        self.multipart_threshold = multipart_threshold
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self.object_store = protocol in _OBJECT_STORES
+        self._s3 = protocol in ("s3", "s3a")
 
     def child(self, name: str) -> FsspecStorage:
-        return FsspecStorage(self.fs, f"{self.root}/{name}", f"{self.url}/{name}")
+        return FsspecStorage(
+            self.fs,
+            f"{self.root}/{name}",
+            f"{self.url}/{name}",
+            multipart_threshold=self.multipart_threshold,
+        )
 
     def _call(self, operation: str, func: Callable[[], T]) -> T:
         try:
@@ -280,11 +373,17 @@ class FsspecStorage(Storage):
 
     def commit(self, staged: StagedFile, name: str) -> StoredObject:
         path = f"{self.root}/{name}"
+        # s3fs: one put below two parts, else a multipart upload it completes only when whole
+        # (and aborts on failure): never a partial object under the key.
+        options: dict[str, int] = {}
+        if self._s3:  # parts of half the threshold, more if S3's 10,000 parts need it
+            part = max(self.multipart_threshold // 2, -(-staged.size // _MAX_PARTS))
+            options["chunksize"] = part
+            # One part in flight per file: s3fs's default (10) holds ten parts in memory.
+            options["max_concurrency"] = 1
         try:
             staged.finish(fsync=False)
-            # s3fs: one put below 2 parts, else a multipart upload it completes only when whole
-            # (and aborts on failure): never a partial object under the key.
-            self._call("write", lambda: self.fs.put_file(str(staged.path), path))
+            self._call("write", lambda: self.fs.put_file(str(staged.path), path, **options))
         finally:
             staged.discard()
         return StoredObject(name, staged.size, staged.md5)
@@ -297,6 +396,15 @@ class FsspecStorage(Storage):
     def exists(self, name: str) -> bool:
         path = f"{self.root}/{name}"
         return bool(self._call("read", lambda: self.fs.isfile(path)))
+
+    def remove(self, name: str) -> None:
+        path = f"{self.root}/{name}"
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call("remove", rm)
 
     def listing(self) -> dict[str, ListedObject]:
         def ls() -> list[dict[str, Any]]:
@@ -331,15 +439,21 @@ def _fsspec_options(protocol: str) -> dict[str, Any]:
 
 
 def open_storage(
-    out: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    out: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
 ) -> Storage:
     """The storage for an output location: a local path (or ``file://`` URL) is a
     :class:`LocalStorage`, any other URL an :class:`FsspecStorage`. ``storage_options`` are
-    passed to the fsspec filesystem (credentials are better left to its own conventions).
+    passed to the fsspec filesystem (credentials are better left to its own conventions);
+    ``multipart_threshold`` is the :class:`FsspecStorage`'s (S3).
 
     Raises:
         UnsupportedStorageError: an unknown scheme, or its package is not installed (the
             message names the extra to install).
+        CredentialsInUrlError: the URL carries credentials (:func:`carries_credentials`).
+        ValueError: ``multipart_threshold`` is under :data:`MIN_MULTIPART_THRESHOLD`.
     """
     if not is_url(out):
         return LocalStorage(out)
@@ -347,6 +461,13 @@ def open_storage(
     protocol = url.split("://", 1)[0].lower()
     if protocol == "file":
         return LocalStorage(url.split("://", 1)[1])
+    if carries_credentials(url):
+        env = credential_variables(url)
+        raise CredentialsInUrlError(
+            f"the storage URL {redact_url(url)!r} carries credentials: remove them from the "
+            "URL and give them through "
+            + (f"the environment ({env})" if env else "the filesystem's own configuration")
+        )
     try:
         import fsspec
         from fsspec.core import url_to_fs
@@ -374,7 +495,7 @@ def open_storage(
         ) from exc
     if protocol in ("s3", "s3a"):
         fs.retries = 1  # s3fs's own retry loop (a class attribute, not an option)
-    return FsspecStorage(fs, root, url)
+    return FsspecStorage(fs, root, url, multipart_threshold=multipart_threshold)
 
 
 def default_state_dir(url: str) -> Path:

@@ -21,6 +21,7 @@ credentials). The original exception stays on the chain (``raise ... from exc``)
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -61,7 +62,14 @@ _UNAVAILABLE_CODES: Final = frozenset(
 
 
 def redact_url(url: str) -> str:
-    """``url`` without a user name or password (``sftp://u:p@host/x`` -> ``sftp://host/x``)."""
+    """``url`` without a user name or password (``sftp://u:p@host/x`` -> ``sftp://host/x``),
+    also when a ``/`` in the password ends the URL's authority early (``s3://K:a/b@bucket/x``
+    -> ``s3://bucket/x``)."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    _, colon, port = authority.rpartition(":")
+    if colon and not port.isdigit() and "@" in rest:
+        return f"{scheme}://{rest.rpartition('@')[2]}"
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -131,6 +131,55 @@ def test_a_hook_exception_fails_only_its_item_with_a_classified_code(tmp_path: P
     assert hooked["5"]["error"] == "ExporterHookError <- RuntimeError"
 
 
+class JsonFailsOn5(BaseExporter):
+    """save_as_json fails on id 5, after the default hook stored its original."""
+
+    def save_as_json(
+        self, record: ExportRecord, original_name: str | None, output: ExportOutput
+    ) -> None:
+        if record.id == 5:
+            assert original_name is not None and output.names().count(original_name) == 1
+            raise RuntimeError("plugin bug after the original was stored")
+        super().save_as_json(record, original_name, output)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_an_item_whose_later_hook_fails_leaves_none_of_its_files(
+    tmp_path: Path, where: str
+) -> None:
+    out: Path | str = tmp_path / "out"
+    if where == "memory":
+        out = f"memory://rollback-{os.getpid()}-{tmp_path.name}/out"
+    listing = storage_module.open_storage(out).child("tasks").listing
+    clock = FakeClock()
+    with Emulator(items=6, clock=clock, sleep=clock.sleep, faults="none") as emu:
+        params = {"state_dir": tmp_path / "state"}
+        summary = _run(emu, clock, out, JsonFailsOn5(), **params)  # type: ignore[arg-type]
+        assert (summary.exported, summary.failed) == (5, 1)
+        names = set(listing())
+        assert {"4.json", "6.json"} <= names
+        assert not [name for name in names if name.startswith("5.")]  # no stray original
+        again = _run(emu, clock, out, BaseExporter(), **params)  # type: ignore[arg-type]
+    assert again.exported == 1
+    record = json.loads(storage_module.open_storage(out).child("tasks").read("5.json"))
+    assert record["original"]["file"] in set(listing())
+
+
+def test_a_rollback_that_cannot_remove_names_what_is_left(tmp_path: Path) -> None:
+    storage = storage_module.LocalStorage(tmp_path)
+    output = ExportOutput(storage)
+    output.write("1.bin", b"original")
+    output.write("1.json", b"{}")
+    assert output.rollback() == [] and list(tmp_path.iterdir()) == []
+    output.write("2.bin", b"original")
+
+    def refuse(name: str) -> None:
+        raise PermissionError(errno.EACCES, "read-only", name)
+
+    storage.remove = refuse  # type: ignore[method-assign]
+    assert output.rollback() == ["2.bin"] and output.written == []
+
+
 class Broken(BaseExporter):
     def convert_data(self, data: dict[str, Any]) -> dict[str, Any]:
         raise AttributeError("this plugin is broken")

@@ -245,7 +245,10 @@ class ExportParams(BaseModel):
             the accepted ones), a filter value of the wrong type, ``filter`` with ``ids``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # A refused value is not echoed: an --out URL may carry credentials.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     target: ExportTarget = ExportTarget.TASKS
     out_dir: Path | str = Field(validation_alias=AliasChoices("out_dir", "out"))

@@ -365,8 +365,23 @@ class ChunkRunner:
         self, record: ExportRecord, original: OriginalFile | None
     ) -> tuple[str | None, bool] | list[StoredObject]:
         """Run the save hooks for a record whose original (if any) is staged: the objects
-        written, else ``(code, retryable)`` (see :meth:`_save_one`)."""
+        written, else ``(code, retryable)`` (see :meth:`_save_one`). An item's writes are all or
+        nothing: when a hook or the storage fails after some of its files were written (the
+        original before the JSON), those files are removed again (best effort)."""
         output = ExportOutput(self.storage)
+        try:
+            result = self._run_save_hooks(record, original, output)
+        except Exception:
+            output.rollback()
+            raise
+        if not isinstance(result, list):
+            output.rollback()
+        return result
+
+    def _run_save_hooks(
+        self, record: ExportRecord, original: OriginalFile | None, output: ExportOutput
+    ) -> tuple[str | None, bool] | list[StoredObject]:
+        """:meth:`_save_files` without the rollback."""
         exporter = type(self.exporter)
         streamed = exporter.save_original is not BaseExporter.save_original
         bytes_api = exporter.save_original_file is not BaseExporter.save_original_file

@@ -167,6 +167,20 @@ class ExportOutput:
         self._check_name(name)
         self._store(lambda: self._storage.commit(original.staged, name))
 
+    def rollback(self) -> list[str]:
+        """Remove every file written through this output (newest first), so an item whose later
+        hook failed leaves none of its files behind; return the names that could not be
+        removed (the storage failed: a rerun overwrites them). Never raises an ``Exception``."""
+        with self._lock:
+            written, self.written = self.written, []
+        left: list[str] = []
+        for stored in reversed(written):
+            try:
+                self._storage.remove(stored.name)
+            except Exception:
+                left.append(stored.name)
+        return left
+
     def read(self, name: str) -> bytes:
         """The bytes of a file under the output (for aggregate files).
 
