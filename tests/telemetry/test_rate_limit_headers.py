@@ -153,9 +153,9 @@ def test_a_pace_learned_from_a_precise_retry_after_beats_a_rounded_reset() -> No
     clock = FakeClock()
     pacer = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
     spent = {"RateLimit": '"d";r=0;t=1'}
-    pacer.after_response("/v2/tasks/", 200, spent)
-    assert pacer.before_request("/v2/tasks/") == 1.0  # nothing better known yet
-    clock.sleep(1.0)
+    alone = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
+    alone.after_response("/v2/tasks/", 200, spent)
+    assert alone.before_request("/v2/tasks/") == 1.0  # nothing better known: the reset
     pacer.after_response("/v2/tasks/", 200, {})
     clock.sleep(0.1)
     pacer.after_response("/v2/tasks/", 429, {"Retry-After": "1", "retry-after-ms": "150"})
@@ -174,3 +174,19 @@ def test_the_pacer_ignores_a_reset_its_policy_refuses() -> None:
     pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=0;t=3'})
     assert pacer.before_request("/v2/tasks/") == 3.0
     assert pacer.before_request("/v2/files/1") == 0.0
+
+
+def test_callers_sharing_a_spent_quota_take_one_slot_each() -> None:
+    """While the quota is spent, slots are a unit's hold apart (two workers asking at once do
+    not both go); once units are left again, only the learned pace (none here) spaces them."""
+    clock = FakeClock()
+    pacer = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
+    pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=0;t=1',
+                                             "RateLimit-Policy": '"d";q=10;w=1'})
+    assert [pacer.before_request("/v2/tasks/") for _ in range(3)] == pytest.approx(
+        [0.1, 0.2, 0.3]
+    )
+    clock.sleep(0.3)
+    pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=5;t=1'})
+    clock.sleep(0.1)
+    assert [pacer.before_request("/v2/tasks/") for _ in range(2)] == [0.0, 0.0]

@@ -153,19 +153,21 @@ def test_workers_killed_mid_run_lose_and_duplicate_nothing(
 
 
 def test_the_workers_share_one_pace_under_a_rate_limit(ray_address: str, tmp_path: Path) -> None:
-    """Two workers against a 1/s limit draw no more 429s than one process (with slack)."""
-    limited = FaultProfile(rate_limit=RateLimit(per_second=1.0, burst=1))
+    """Two workers against a 10/s limit (burst 1) draw no more 429s than one process (with
+    slack): 10 bulk fetches, about a second of pace. Each worker pacing alone would send in
+    the other's slot and be rejected."""
+    limited = FaultProfile(rate_limit=RateLimit(per_second=10.0, burst=1))
     runs: dict[str, ExportSummary] = {}
     for name, executor in (("local", None), ("ray", RayExecutor(workers=2))):
-        with Emulator(items=30, faults=limited) as emu:
+        with Emulator(items=60, faults=limited) as emu:
             runs[name] = _export(
                 emu, tmp_path / name, executor, batch_size=6, originals=False,
-                ids=list(range(1, 31)),
+                ids=list(range(1, 61)),
             )
             assert runs[name].requests == len(
                 [r for r in emu.requests if r.path.startswith("/v2/")]
             )
-    assert runs["local"].exported == runs["ray"].exported == 30
+    assert runs["local"].exported == runs["ray"].exported == 60
     assert runs["ray"].rate_limited <= runs["local"].rate_limited + 2
 
 

@@ -443,6 +443,7 @@ class RatePacer:
         self._on_rejection = on_rejection
         self._lock = threading.Lock()
         self._interval = 0.0
+        self._spent_step = 0.0
         self._next_at = 0.0
         self._last_ok: float | None = None
         #: 429 answers seen on the paced paths.
@@ -464,8 +465,11 @@ class RatePacer:
             decision = decide_wait(self._policy, None, hint=slot - now)
             if decision.surface:
                 return 0.0  # sent now: a 429 then surfaces through the transport
-            if self._interval > 0:
-                self._next_at = slot + self._interval
+            # Slots are spaced by the learned pace, and while the quota is spent by the hold
+            # a unit takes to come back (so concurrent callers do not share one unit).
+            step = max(self._interval, self._spent_step)
+            if step > 0:
+                self._next_at = slot + step
         return decision.seconds
 
     def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
@@ -482,6 +486,9 @@ class RatePacer:
                 if hold is not None and not decide_wait(self._policy, None, hint=hold).surface:
                     # Spent: hold the next request until a unit is back (before_request's pause).
                     self._next_at = max(self._next_at, now + hold)
+                    self._spent_step = hold
+                elif quota is not None and quota.remaining:
+                    self._spent_step = 0.0  # units left: no spacing beyond the learned pace
                 return
             self.rejections += 1
             wait = retry_after_from_headers(headers)
