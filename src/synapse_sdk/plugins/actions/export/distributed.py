@@ -415,7 +415,10 @@ def _recording_step(name: str) -> _RecordingStep:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS in MB (``VmHWM``; ``ru_maxrss`` off Linux)."""
+    """This process's own peak RSS in MB: ``VmHWM`` of its memory map. (``ru_maxrss`` is not:
+    Linux carries the parent's high-water mark into a forked child across ``exec``, so a
+    worker spawned by a large parent would report the parent's figure.) Off Linux,
+    ``ru_maxrss``. The workers report it; the benchmarks measure their processes with it."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
