@@ -70,7 +70,6 @@ import json
 import math
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -214,6 +213,7 @@ def worker(args: argparse.Namespace) -> None:
     import httpx  # noqa: F401 - imported before the clock starts, like the SDK below
 
     import synapse_sdk.plugins.actions.export.action  # noqa: F401
+    from synapse_sdk.plugins.actions.export.distributed import peak_rss_mb
 
     started = time.perf_counter()
     if args.worker == "ours":
@@ -225,20 +225,6 @@ def worker(args: argparse.Namespace) -> None:
     result["seconds"] = time.perf_counter() - started
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS: ``VmHWM`` of its memory map. (``ru_maxrss`` is not: Linux
-    carries the parent's high-water mark into a forked child across ``exec``, so a worker
-    spawned by a large parent would report the parent's figure.) Off Linux, ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the parent: emulator, runs, figures -----------------------------------------------------

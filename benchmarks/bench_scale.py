@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_export import check_output, peak_rss_mb
+from bench_export import check_output
 
 RESOURCE = "tasks"
 LIST_PAGE = 500
@@ -50,7 +50,7 @@ def driver(args: argparse.Namespace) -> None:
     from synapse_sdk.config import SDKConfig
     from synapse_sdk.plugins.actions.export.action import ExportAction
     from synapse_sdk.plugins.actions.export.chunks import ChunkExecutor
-    from synapse_sdk.plugins.actions.export.distributed import RayExecutor
+    from synapse_sdk.plugins.actions.export.distributed import RayExecutor, peak_rss_mb
 
     config = SDKConfig(
         backend_url=args.url, token=os.environ["BENCH_TOKEN"], tenant=os.environ["BENCH_TENANT"]

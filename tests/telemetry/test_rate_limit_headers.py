@@ -104,9 +104,11 @@ def test_the_emulator_sends_rate_limit_headers_exposed_on_responses() -> None:
     assert health.rate_limit is None  # not a rate-limited path
 
 
-def test_the_pacer_slows_down_on_remaining_zero_before_any_429() -> None:
-    """Against the emulator: the answers' RateLimit-Remaining: 0 holds the next request until
-    the reset, so the client never spends a request on a rejection."""
+def _paced_statuses(
+    limit: RateLimit, requests: int, *, margin: float = 1.01
+) -> tuple[list[int], list[float], RatePacer]:
+    """``requests`` list pages through a paced client against the emulator under ``limit``,
+    on a fake clock: the statuses the emulator saw, the client's sleeps and its pacer."""
     clock = FakeClock()
     sleeps: list[float] = []
 
@@ -115,19 +117,53 @@ def test_the_pacer_slows_down_on_remaining_zero_before_any_429() -> None:
         clock.sleep(seconds)
 
     policy = RetryPolicy(max_attempts=6, backoff_base=0.1, budget_capacity=None)
-    pacer = RatePacer(rate_limited_paths(), policy=policy, clock=clock)
-    faults = FaultProfile(seed=1, rate_limit=RateLimit(per_second=0.5, burst=2))
+    pacer = RatePacer(rate_limited_paths(), policy=policy, clock=clock, margin=margin)
+    faults = FaultProfile(seed=1, rate_limit=limit)
     with Emulator(items=5, seed=1, faults=faults, clock=clock) as emu, BackendV2Client(
         SDKConfig(retry_policy=policy), base_url=emu.url, token=emu.token, tenant=emu.tenant,
         sleep=sleep,
         clock=clock, rng=random.Random(1), pacer=pacer,
     ) as client:
-        for _ in range(6):
+        for _ in range(requests):
             client.tasks.list_page(limit=2)
-    statuses = [r.status for r in emu.requests]
+    return [r.status for r in emu.requests], sleeps, pacer
+
+
+def test_the_pacer_slows_down_on_remaining_zero_before_any_429() -> None:
+    """Against the emulator: the answers' RateLimit-Remaining: 0 holds the next request until
+    a token is back (the policy's q=2;w=4: one every 2 s), so the client never spends a request
+    on a rejection."""
+    statuses, sleeps, pacer = _paced_statuses(RateLimit(per_second=0.5, burst=2), 6)
     assert statuses == [200] * 6  # not one 429
     assert pacer.rejections == 0
-    assert sleeps == [4.0, 4.0]  # after every second request, the bucket's reset
+    assert sleeps == pytest.approx([2.02] * 4)  # the burst, then one token per 2 s (+1 %)
+
+
+def test_the_pacer_keeps_up_with_a_limit_above_one_request_a_second() -> None:
+    """2/s, burst 1: the reset says "1" (whole seconds, rounded up) after every request, but
+    the policy (q=2;w=1) tells the rate: the pace is the limit's, not one request a second."""
+    statuses, sleeps, pacer = _paced_statuses(RateLimit(per_second=2.0, burst=1), 8, margin=1.0)
+    assert statuses == [200] * 8 and pacer.rejections == 0
+    assert sleeps == pytest.approx([0.5] * 7)
+
+
+def test_a_pace_learned_from_a_precise_retry_after_beats_a_rounded_reset() -> None:
+    """No policy, a reset in whole seconds: once a 429's retry-after-ms taught the interval,
+    a spent quota holds the next request for that interval, not the rounded reset."""
+    clock = FakeClock()
+    pacer = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
+    spent = {"RateLimit": '"d";r=0;t=1'}
+    alone = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
+    alone.after_response("/v2/tasks/", 200, spent)
+    assert alone.before_request("/v2/tasks/") == 1.0  # nothing better known: the reset
+    pacer.after_response("/v2/tasks/", 200, {})
+    clock.sleep(0.1)
+    pacer.after_response("/v2/tasks/", 429, {"Retry-After": "1", "retry-after-ms": "150"})
+    assert pacer.interval == pytest.approx(0.25)
+    assert pacer.before_request("/v2/tasks/") == pytest.approx(0.15)  # the 429's slot
+    clock.sleep(0.15)
+    pacer.after_response("/v2/tasks/", 200, spent)
+    assert pacer.before_request("/v2/tasks/") == pytest.approx(0.25)  # not 1 s
 
 
 def test_the_pacer_ignores_a_reset_its_policy_refuses() -> None:
@@ -138,3 +174,19 @@ def test_the_pacer_ignores_a_reset_its_policy_refuses() -> None:
     pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=0;t=3'})
     assert pacer.before_request("/v2/tasks/") == 3.0
     assert pacer.before_request("/v2/files/1") == 0.0
+
+
+def test_callers_sharing_a_spent_quota_take_one_slot_each() -> None:
+    """While the quota is spent, slots are a unit's hold apart (two workers asking at once do
+    not both go); once units are left again, only the learned pace (none here) spaces them."""
+    clock = FakeClock()
+    pacer = RatePacer(["/v2/tasks/"], clock=clock, margin=1.0)
+    pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=0;t=1',
+                                             "RateLimit-Policy": '"d";q=10;w=1'})
+    assert [pacer.before_request("/v2/tasks/") for _ in range(3)] == pytest.approx(
+        [0.1, 0.2, 0.3]
+    )
+    clock.sleep(0.3)
+    pacer.after_response("/v2/tasks/", 200, {"RateLimit": '"d";r=5;t=1'})
+    clock.sleep(0.1)
+    assert [pacer.before_request("/v2/tasks/") for _ in range(2)] == [0.0, 0.0]

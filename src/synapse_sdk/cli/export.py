@@ -462,7 +462,7 @@ def export(
             raise click.UsageError(labels["needs_tenant"])
     selection = _filters(filters, target, labels)
     _check_executor(executor, workers, shared_storage, labels)
-    exporter = _load_exporter(exporter_spec) if exporter_spec is not None else None
+    exporter = _load_exporter(exporter_spec, executor) if exporter_spec is not None else None
     job_id = _check_job_id(job_id, labels)
     emulator: Emulator | None = None
     if backend is None:
@@ -566,11 +566,13 @@ def _check_job_id(job_id: str | None, labels: dict[str, str]) -> str | None:
     return job_id
 
 
-def _load_exporter(spec: str) -> BaseExporter:
-    """The ``--exporter`` plugin, imported with the current folder on the path.
+def _load_exporter(spec: str, executor: str) -> BaseExporter:
+    """The ``--exporter`` plugin, imported with the current folder on the path; with
+    ``--executor ray``, checked to reach the workers before any starts.
 
     Raises:
-        click.UsageError: (exit 2) the module or class is missing or not a BaseExporter.
+        click.UsageError: (exit 2) the module or class is missing or not a BaseExporter, or
+            Ray workers could not import or unpickle it.
     """
     from synapse_sdk.plugins.actions.export.exporter import load_exporter
 
@@ -578,7 +580,12 @@ def _load_exporter(spec: str) -> BaseExporter:
     if here not in sys.path:
         sys.path.insert(0, here)
     try:
-        return load_exporter(spec)
+        exporter = load_exporter(spec)
+        if executor == "ray":
+            from synapse_sdk.plugins.actions.export.distributed import check_portable_exporter
+
+            check_portable_exporter(exporter)
+        return exporter
     except ValueError as exc:
         raise click.UsageError(f"--exporter: {exc}") from exc
 

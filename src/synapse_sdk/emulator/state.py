@@ -227,17 +227,20 @@ class TokenBucket:
 
     def headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The rate-limit headers describing the bucket after the last :meth:`take`: the IETF
-        draft's ``RateLimit-Policy``/``RateLimit`` and the common ``X-RateLimit-*``. The quota is
-        the burst, what is left the whole tokens, the reset the whole seconds (rounded up) until
-        the bucket is full again; the window is the time a full bucket takes to refill."""
+        draft's ``RateLimit-Policy``/``RateLimit`` and the common ``X-RateLimit-*``. What is left
+        is the whole tokens, the reset the whole seconds (rounded up) until the bucket is full
+        again; the window is the whole seconds a full bucket takes to refill (at least 1) and
+        the quota what the rate lets through in it (at least the burst), so ``w / q`` tells a
+        client the rate even when it is above one request a second."""
         limit = self.limit
         remaining = int(self.tokens + self._EPSILON)
         reset = math.ceil(max(0.0, limit.burst - self.tokens) / limit.per_second - self._EPSILON)
-        window = math.ceil(limit.burst / limit.per_second)
+        window = max(1, math.ceil(limit.burst / limit.per_second - self._EPSILON))
+        quota = max(limit.burst, math.floor(limit.per_second * window + self._EPSILON))
         values = (
-            ("ratelimit-policy", f'"default";q={limit.burst};w={window}'),
+            ("ratelimit-policy", f'"default";q={quota};w={window}'),
             ("ratelimit", f'"default";r={remaining};t={reset}'),
-            ("x-ratelimit-limit", str(limit.burst)),
+            ("x-ratelimit-limit", str(quota)),
             ("x-ratelimit-remaining", str(remaining)),
             ("x-ratelimit-reset", str(reset)),
         )

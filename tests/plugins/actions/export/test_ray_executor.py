@@ -153,19 +153,21 @@ def test_workers_killed_mid_run_lose_and_duplicate_nothing(
 
 
 def test_the_workers_share_one_pace_under_a_rate_limit(ray_address: str, tmp_path: Path) -> None:
-    """Two workers against a 1/s limit draw no more 429s than one process (with slack)."""
-    limited = FaultProfile(rate_limit=RateLimit(per_second=1.0, burst=1))
+    """Two workers against a 10/s limit (burst 1) draw no more 429s than one process (with
+    slack): 10 bulk fetches, about a second of pace. Each worker pacing alone would send in
+    the other's slot and be rejected."""
+    limited = FaultProfile(rate_limit=RateLimit(per_second=10.0, burst=1))
     runs: dict[str, ExportSummary] = {}
     for name, executor in (("local", None), ("ray", RayExecutor(workers=2))):
-        with Emulator(items=30, faults=limited) as emu:
+        with Emulator(items=60, faults=limited) as emu:
             runs[name] = _export(
                 emu, tmp_path / name, executor, batch_size=6, originals=False,
-                ids=list(range(1, 31)),
+                ids=list(range(1, 61)),
             )
             assert runs[name].requests == len(
                 [r for r in emu.requests if r.path.startswith("/v2/")]
             )
-    assert runs["local"].exported == runs["ray"].exported == 30
+    assert runs["local"].exported == runs["ray"].exported == 60
     assert runs["ray"].rate_limited <= runs["local"].rate_limited + 2
 
 
@@ -278,3 +280,79 @@ def _wait_for_records(folder: Path, count: int, proc: subprocess.Popen[bytes]) -
             pytest.fail(f"the export ended (exit {proc.returncode}) before it could be killed")
         time.sleep(0.02)  # polling a subprocess
     pytest.fail("the export wrote too few records in time")
+
+
+def _ray_workers() -> list[int]:
+    """Process ids of this machine's Ray export workers (their title is ``ray::ChunkWorker``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::ChunkWorker"):
+                found.append(int(entry.name))
+    return found
+
+
+def _writing_a_temp(pids: list[int], folder: Path) -> tuple[int, str] | None:
+    """A worker holding a staged temporary file of ``folder`` open, and the file's name."""
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = Path(os.readlink(fd))
+            except OSError:
+                continue
+            if target.parent == folder and target.name.endswith(".tmp"):
+                return pid, target.name
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
+def test_a_worker_killed_mid_download_leaves_no_partial_original(
+    ray_address: str, tmp_path: Path
+) -> None:
+    """SIGKILL the worker that is writing a large original: the staged temp never lands under
+    the final name, and the chunk's rerun exports every item exactly once."""
+    import threading
+
+    items, size = 6, 24 * 1024 * 1024
+    target = tmp_path / "tasks"
+    killed: list[tuple[int, int]] = []  # (pid, bytes of the original written when killed)
+    done = threading.Event()
+
+    def kill_the_writer() -> None:
+        # Watches the workers (not a wait for time to pass): the first one seen holding a
+        # staged original open is killed mid-write.
+        while not killed and not done.wait(0.005):  # polling the workers' open files
+            found = _writing_a_temp(_ray_workers(), target)
+            try:
+                written = (target / found[1]).stat().st_size if found is not None else 0
+            except OSError:  # renamed into place meanwhile
+                continue
+            if found is not None and 0 < written < size:
+                os.kill(found[0], signal.SIGKILL)
+                killed.append((found[0], written))
+
+    executor = RayExecutor(workers=2)
+    watcher = threading.Thread(target=kill_the_writer, daemon=True)
+    with Emulator(items=items, original_bytes=size) as emu:
+        watcher.start()
+        try:
+            summary = _export(emu, tmp_path, executor, batch_size=2)
+        finally:
+            done.set()
+            watcher.join()
+        downloads = Counter(r.path for r in emu.requests if r.path.startswith("/storage/"))
+    assert killed, "no worker was seen writing an original"
+    assert executor.replaced >= 1
+    assert (summary.exported, summary.failed) == (items, 0)
+    _exactly_once(emu, tmp_path, items)  # sizes match, no temp left, ledger exported once
+    originals = [p for p in target.iterdir() if not p.name.endswith(".json")]
+    assert all(p.stat().st_size == size for p in originals)
+    assert sum(downloads.values()) > items  # the killed download was made again

@@ -32,10 +32,12 @@ Ray is the optional extra ``synapse-sdk[ray]``; this module imports it only when
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
 import os
 import pickle
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -59,6 +61,7 @@ __all__ = [
     "RayExecutor",
     "RayUnavailableError",
     "SharedStorageError",
+    "check_portable_exporter",
     "ray_available",
 ]
 
@@ -68,6 +71,10 @@ _log = logging.getLogger(__name__)
 RAY_EXTRA: Final = "synapse-sdk[ray]"
 #: The worker environment variable holding the one-time pad of the token.
 PAD_ENV_VAR: Final = "SYNAPSE_EXPORT_TOKEN_PAD"
+#: The shared pacer's margin over the pace it learns: a slot handed out by the actor is used
+#: a few milliseconds later by a worker, and that jitter must not bring two slots closer than
+#: the backend allows.
+SHARED_MARGIN: Final = 1.1
 #: Times one chunk is leased again after its worker died before the run gives up.
 MAX_RELEASES: Final = 10
 
@@ -145,7 +152,7 @@ class PacerState:
     testable without Ray."""
 
     def __init__(self, paths: Iterable[str], policy: RetryPolicy) -> None:
-        self.pacer = RatePacer(paths, policy=policy)
+        self.pacer = RatePacer(paths, policy=policy, margin=SHARED_MARGIN)
         self.budget = RetryBudget(
             policy.budget_capacity if policy.budget_capacity is not None else 0.0,
             refill_per_success=policy.budget_refill_per_success,
@@ -206,10 +213,12 @@ class RemotePacer:
         """Report the answer to the shared pacer (without waiting for it)."""
         if path not in self._paths:
             return
-        # Only what the pace is learned from: Retry-After and the rate-limit headers.
+        # Only what the pace is learned from: Retry-After (and its precise retry-after-ms:
+        # without it a whole-second Retry-After would teach a pace of about one a second)
+        # and the rate-limit headers.
         kept = {
             k: v for k, v in headers.items()
-            if k.lower() == "retry-after" or "ratelimit" in k.lower()
+            if k.lower() in ("retry-after", "retry-after-ms") or "ratelimit" in k.lower()
         }
         self._actor.after_response.remote(path, status, kept)
         if status == 429:
@@ -260,6 +269,45 @@ def _shared_policy(config: SDKConfig, actor: Any) -> SDKConfig:
 
 
 # -- the worker ----------------------------------------------------------------------------------
+
+
+def check_portable_exporter(exporter: BaseExporter) -> None:
+    """Check, on the driver, that every Ray worker can rebuild ``exporter``: workers unpickle
+    it, which imports its class by module and name, so the class must live at the top level
+    of a module found on ``sys.path`` (not in ``__main__``, not inside a function, not in a
+    module loaded from a file under a made-up name) and the instance must pickle.
+
+    Raises:
+        ValueError: the exporter cannot reach the workers; the message names the problem.
+    """
+    cls = type(exporter)
+    module, name = cls.__module__, cls.__qualname__
+    where = "move it to a module every worker can import (installed, or on PYTHONPATH)"
+    if module == "__main__":
+        raise ValueError(
+            f"the exporter class {name!r} is defined in __main__ (the script being run), "
+            f"which Ray workers cannot import: {where}"
+        )
+    if "<locals>" in name:
+        raise ValueError(
+            f"the exporter class {name!r} is defined inside a function, which Ray workers "
+            f"cannot import: {where}"
+        )
+    top = module.partition(".")[0]
+    if top not in sys.builtin_module_names and (
+        importlib.machinery.PathFinder.find_spec(top) is None
+    ):
+        raise ValueError(
+            f"the exporter's module {module!r} cannot be imported by name (no {top!r} on "
+            f"sys.path), so Ray workers cannot load {name!r}: {where}"
+        )
+    try:
+        pickle.dumps(exporter)
+    except Exception as exc:
+        raise ValueError(
+            f"the exporter {module}:{name} cannot be pickled for the Ray workers "
+            f"({type(exc).__name__}: {exc}): keep only picklable attributes on it"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +415,10 @@ def _recording_step(name: str) -> _RecordingStep:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS in MB (``VmHWM``; ``ru_maxrss`` off Linux)."""
+    """This process's own peak RSS in MB: ``VmHWM`` of its memory map. (``ru_maxrss`` is not:
+    Linux carries the parent's high-water mark into a forked child across ``exec``, so a
+    worker spawned by a large parent would report the parent's figure.) Off Linux,
+    ``ru_maxrss``. The workers report it; the benchmarks measure their processes with it."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
@@ -404,7 +455,8 @@ class RayExecutor:
       injectable for tests); ``notice`` — where the one-line notices go (default: logging).
 
     Raises:
-        ValueError: ``workers`` below 1.
+        ValueError: ``workers`` below 1; (from :meth:`start`) an exporter the workers cannot
+            import or unpickle.
         RayUnavailableError: (from :meth:`start`) Ray is not installed.
         SharedStorageError: (from :meth:`start`) a local output on a multi-node cluster.
     """
@@ -498,10 +550,13 @@ class RayExecutor:
         """Check the storage, then start the pacer and the worker actors for ``action``.
 
         Raises:
+            ValueError: the exporter cannot reach the workers (see
+                :func:`check_portable_exporter`).
             SharedStorageError: a local output on a cluster of several nodes.
         """
         from synapse_sdk.clients.backend_v2 import rate_limited_paths
 
+        check_portable_exporter(action.exporter)
         self.connect()
         nodes = self.node_count()
         if action.storage.is_local and nodes > 1 and not self._shared_storage:

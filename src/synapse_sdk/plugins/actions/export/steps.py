@@ -31,7 +31,11 @@ from synapse_sdk.clients._manifest import primary_file
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.envelopes import ItemId
 from synapse_sdk.retry import decide_wait
-from synapse_sdk.retry_after import rate_limit_from_headers, retry_after_from_headers
+from synapse_sdk.retry_after import (
+    RateLimitInfo,
+    rate_limit_from_headers,
+    retry_after_from_headers,
+)
 from synapse_sdk.storage._local import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
@@ -395,8 +399,10 @@ class RatePacer:
     the backend's per-token bucket is shared) and the client stops spending requests on
     rejections. It also reads the rate-limit headers of every answer (``RateLimit``,
     ``X-RateLimit-*``; see :func:`~synapse_sdk.retry_after.rate_limit_from_headers`): when they
-    say no request is left (``remaining`` 0) the next request waits for the reset, so the client
-    slows down before its first 429. A client that sees neither is never delayed.
+    say no request is left (``remaining`` 0) the next request waits until a unit is back: the
+    reset, or sooner when the rate policy (``window / limit``) or the learned pace says so (see
+    :meth:`_spent_hold`), so the client slows down before its first 429 without falling to one
+    request per whole second of a rounded reset. A client that sees neither is never delayed.
 
     Every pause is :func:`~synapse_sdk.retry.decide_wait`'s, under ``policy`` (default
     :class:`~synapse_sdk.config.RetryPolicy()`): a ``Retry-After`` above its
@@ -437,6 +443,7 @@ class RatePacer:
         self._on_rejection = on_rejection
         self._lock = threading.Lock()
         self._interval = 0.0
+        self._spent_step = 0.0
         self._next_at = 0.0
         self._last_ok: float | None = None
         #: 429 answers seen on the paced paths.
@@ -458,8 +465,11 @@ class RatePacer:
             decision = decide_wait(self._policy, None, hint=slot - now)
             if decision.surface:
                 return 0.0  # sent now: a 429 then surfaces through the transport
-            if self._interval > 0:
-                self._next_at = slot + self._interval
+            # Slots are spaced by the learned pace, and while the quota is spent by the hold
+            # a unit takes to come back (so concurrent callers do not share one unit).
+            step = max(self._interval, self._spent_step)
+            if step > 0:
+                self._next_at = slot + step
         return decision.seconds
 
     def after_response(self, path: str, status: int, headers: Mapping[str, str]) -> None:
@@ -472,14 +482,13 @@ class RatePacer:
             if status != 429:
                 self._last_ok = now
                 quota = rate_limit_from_headers(headers)
-                if (
-                    quota is not None
-                    and quota.remaining == 0
-                    and quota.reset is not None
-                    and not decide_wait(self._policy, None, hint=quota.reset).surface
-                ):
-                    # Spent: hold the next request until the reset (before_request's pause).
-                    self._next_at = max(self._next_at, now + quota.reset)
+                hold = self._spent_hold(quota) if quota is not None else None
+                if hold is not None and not decide_wait(self._policy, None, hint=hold).surface:
+                    # Spent: hold the next request until a unit is back (before_request's pause).
+                    self._next_at = max(self._next_at, now + hold)
+                    self._spent_step = hold
+                elif quota is not None and quota.remaining:
+                    self._spent_step = 0.0  # units left: no spacing beyond the learned pace
                 return
             self.rejections += 1
             wait = retry_after_from_headers(headers)
@@ -492,6 +501,25 @@ class RatePacer:
                 self._interval = max(self._interval, observed)
         if self._on_rejection is not None:
             self._on_rejection(wait)
+
+    def _spent_hold(self, quota: RateLimitInfo) -> float | None:
+        """Seconds until a spent quota (``remaining`` 0) lets the next request in, or None
+        when it is not spent or says nothing about when.
+
+        The reset is when the whole quota is back; servers send it in whole seconds, rounded
+        up, so alone it caps the pace near one request a second. A token bucket gives a unit
+        back sooner: every ``window / limit`` seconds by its rate policy (times the margin),
+        and every :attr:`interval` by what 429s' precise ``Retry-After`` taught. The
+        shortest of those the answer and the pacer know is the hold.
+        """
+        if quota.remaining != 0:
+            return None
+        candidates = [quota.reset] if quota.reset is not None else []
+        if quota.limit and quota.window:
+            candidates.append(quota.window / quota.limit * self._margin)
+        if self._interval > 0:
+            candidates.append(self._interval)
+        return min(candidates, default=None)
 
     def __repr__(self) -> str:
         return f"RatePacer(interval={self._interval:.4f}, rejections={self.rejections})"
