@@ -26,7 +26,7 @@ from synapse_sdk.plugins.action import (
     BaseAction,
     read_job_log,
 )
-from synapse_sdk.plugins.actions.export.action import ExportAction
+from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.job_reporter import (
@@ -200,6 +200,30 @@ def test_the_final_status_follows_how_the_run_ended(
         # a KeyboardInterrupt is no step failing: the step was left running
         "status": {"SUCCEEDED": "done", "FAILED": "failed", "STOPPED": "running"}[status],
     }
+
+
+def test_a_second_run_refused_the_lock_leaves_the_job_to_the_first(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_id = emu.create_job()
+    seen: list[tuple[str, int]] = []
+    second = _export(emu, clock, tmp_path, job_id=job_id)
+
+    def run_second(progress: Any) -> None:
+        if seen:
+            return
+        before = len(_job_requests(emu, "/"))
+        with pytest.raises(JobLockedError):
+            second.run()
+        status = emu.state.jobs.detail(job_id)["status"]  # type: ignore[index]
+        seen.append((status, len(_job_requests(emu, "/")) - before))
+
+    with second, _export(emu, clock, tmp_path, job_id=job_id, on_progress=run_second) as first:
+        assert first.run().ok
+    # The refused run sent nothing: the job stayed RUNNING under the first, which ended it.
+    assert seen == [("RUNNING", 0)]
+    assert second.job_reporter is not None and second.job_reporter.stats.patches == 0
+    assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
 
 
 def test_an_action_without_a_job_reports_nothing(

@@ -625,7 +625,9 @@ class ExportAction(BaseAction[ExportParams]):
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
-        with self.reporting() as job, self._job_lock():
+        # The lock first: a run refused it (another one owns the output, and maybe the same
+        # job) leaves the backend job untouched instead of failing it under the other run.
+        with self._job_lock(), self.reporting() as job:
             with self.step("initialize"):  # a ledger that cannot be opened fails the step
                 mismatch = self._selection_mismatch()
             if mismatch is not None:
