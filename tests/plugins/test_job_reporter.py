@@ -472,6 +472,53 @@ class _FlakyStart:
         return self.jobs.create_logs(job_id, entries)
 
 
+class _NoteWhileFinishing:
+    """The client's job routes; once ``armed``, the first log request and the final status
+    ``PATCH`` each make the action log a rate-limit note (as the pacer does on a 429)."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs, self.armed, self.notes = jobs, False, 0
+        self.action: BaseAction[Any] | None = None
+
+    def _note(self) -> None:
+        if self.armed and self.action is not None:
+            self.notes += 1
+            self.action.log_message(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=1)
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        if fields.get("status") == "SUCCEEDED":
+            self._note()
+        return self.jobs.update(job_id, **fields)
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        if self.notes == 0:
+            self._note()
+        return self.jobs.create_logs(job_id, entries)
+
+
+def test_messages_logged_during_the_final_flush_reach_the_job(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_id = emu.create_job()
+    with _client(emu.url, clock, tenant=emu.tenant) as client:
+        routes = _NoteWhileFinishing(client.jobs)
+        reporter = JobReporter(routes, job_id, clock=clock)
+        with _Steps(job_dir=tmp_path, v2_client=client, job_reporter=reporter) as action:
+            routes.action = action
+
+            def body() -> None:
+                action.log_message(ExportLogMessageCode.EXPORT_INITIALIZED)
+                routes.armed = True  # the run ends now: the rest happens in the final flush
+
+            action.body = body
+            action.run()
+            local = _local_codes(action)
+    assert routes.notes == 2 and local.count("EXPORT_RATE_LIMITED_WAITING") == 2
+    assert [log["data"]["key"] for log in emu.state.jobs.logs(job_id)] == local
+    assert reporter.stats.sent == len(local) and reporter.stats.dropped == 0
+    assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
+
+
 @pytest.mark.parametrize("snapshot", [True, False])
 def test_a_start_that_did_not_get_through_is_sent_again_before_the_end(
     emu: Emulator, clock: FakeClock, snapshot: bool
