@@ -26,7 +26,11 @@ from synapse_sdk.plugins.action import (
     BaseAction,
     read_job_log,
 )
-from synapse_sdk.plugins.actions.export.action import ExportAction, JobLockedError
+from synapse_sdk.plugins.actions.export.action import (
+    ExportAction,
+    ExportProgress,
+    JobLockedError,
+)
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.job_reporter import (
@@ -224,6 +228,50 @@ def test_a_second_run_refused_the_lock_leaves_the_job_to_the_first(
     assert seen == [("RUNNING", 0)]
     assert second.job_reporter is not None and second.job_reporter.stats.patches == 0
     assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
+
+
+class _Recording:
+    """The client's job routes, keeping the current progress each ``PATCH`` carried."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs, self.current = jobs, list[dict[str, Any]]()
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        if "progress_record" in fields:
+            self.current.append(fields["progress_record"]["current_progress"])
+        return self.jobs.update(job_id, **fields)
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        return self.jobs.create_logs(job_id, entries)
+
+
+def test_without_ids_the_percent_is_sent_once_the_listing_has_finished(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    profile = FaultProfile(seed=2, partial_failure_rate=0.2)  # failed items: a retry phase
+    ticks = iter(range(10**6))  # the reporter's clock: every update is due
+    states: list[ExportProgress] = []
+    with Emulator(items=60, faults=profile, clock=clock, sleep=clock.sleep, token=SECRET) as emu:
+        job_id = emu.create_job()
+        with _client(emu.url, clock, tenant=emu.tenant) as client:
+            routes = _Recording(client.jobs)
+            reporter = JobReporter(
+                routes, job_id, progress_interval=0.5, max_share=1.0, final_deadline=1e6,
+                clock=lambda: float(next(ticks)),
+            )
+            with _export(emu, clock, tmp_path, job_reporter=reporter,
+                         on_progress=states.append) as action:
+                summary = action.run()
+    assert summary.retry_rounds >= 1 and summary.total == 60
+    by_phase = {phase: [c for c in routes.current if c.get("phase") == phase]
+                for phase in ("main", "retry", "done")}
+    assert all(by_phase.values())
+    assert all("percent" not in c for c in by_phase["main"])  # the total is not known yet
+    retry = [c["percent"] for c in by_phase["retry"]]
+    assert retry == sorted(retry) and 0 < retry[0] < 100 and retry[-1] <= 100
+    assert by_phase["done"][-1]["percent"] == 100 == routes.current[-1]["percent"]
+    assert {s.total for s in states if s.phase != "main"} == {60}
+    assert {s.total for s in states if s.phase == "main"} == {None}
 
 
 def test_an_action_without_a_job_reports_nothing(
