@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 import click
 
 from synapse_sdk.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     ByteSize,
     SynapseCommand,
@@ -57,7 +58,6 @@ EXIT_OK: Final = 0
 EXIT_ABORTED: Final = 1
 EXIT_ITEMS_FAILED: Final = 3
 EXIT_AUTH: Final = 4
-EXIT_INTERRUPTED: Final = 130
 
 #: Labels of the summary table and the CLI's own lines, per language (messages of the export
 #: itself come from the export log-message templates).
