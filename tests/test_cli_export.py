@@ -69,6 +69,7 @@ def test_json_output_is_one_parseable_object(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["exit_code"] == 0
     assert (data["target"], data["exported"], data["failed"]) == ("ground-truths", 30, 0)
+    assert "job_report" not in data  # no --job-id: no job
     assert result.stderr == ""  # nothing but JSON, and nothing on the console
 
 
@@ -399,12 +400,39 @@ def test_job_id_reports_the_export_to_the_backend_job(tmp_path: Path, how: str) 
     assert emu.token not in json.dumps([job, logs])
 
 
+@pytest.mark.parametrize("known", [True, False])
+def test_json_and_the_summary_say_what_reached_the_job(tmp_path: Path, known: bool) -> None:
+    from synapse_testkit.cli import run_synapse
+
+    with Emulator(items=12) as emu:
+        job_id = emu.create_job() if known else "00000000-0000-0000-0000-000000000000"
+        env = {"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant}
+        args = ("export", "--backend", emu.url, "--job-id", job_id)
+        as_json = run_synapse(*args, "--out", str(tmp_path / "a"), "--json", env=env)
+        korean = run_synapse(*args, "--out", str(tmp_path / "b"), "--lang", "ko", env=env)
+        stored = len(emu.state.jobs.logs(job_id)) if known else 0
+    assert as_json.returncode == korean.returncode == EXIT_OK, as_json.stderr + korean.stderr
+    report = json.loads(as_json.stdout)["job_report"]
+    local = len((tmp_path / "a/.synapse-export/tasks/job.log.jsonl").read_text().splitlines())
+    if known:  # both runs reported to the one job
+        assert report == {"job_id": job_id, "sent": local, "dropped": 0, "unconfirmed": 0,
+                          "unsent": 0}
+        assert stored == 2 * local
+        assert f"작업 {job_id}: 메시지 {local}건을 보냈습니다." in korean.stdout.splitlines()
+    else:  # refused at once: every message stays in the job log only
+        assert report == {"job_id": job_id, "sent": 0, "dropped": local, "unconfirmed": 0,
+                          "unsent": local}
+        line = next(ln for ln in korean.stdout.splitlines() if ln.startswith("작업 "))
+        assert line.startswith(f"작업 {job_id}: 메시지 0건을 보냈고 {local}건은 보내지 못했습니다(")
+
+
 def test_job_id_with_the_embedded_emulator_and_a_bad_job_id(tmp_path: Path) -> None:
     job_id = "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90"
     result = _invoke("--out", str(tmp_path), "--items", "10", "--faults", "none",
                      "--job-id", job_id)
     assert result.exit_code == EXIT_OK, result.output
-    assert "could not be sent" not in result.stderr  # the emulator made the job: all sent
+    local = (tmp_path / ".synapse-export/tasks/job.log.jsonl").read_text().splitlines()
+    assert f"Job {job_id}: {len(local)} messages sent." in result.stdout  # the emulator made it
     bad = _invoke("--out", str(tmp_path), "--job-id", "not-a-uuid", "--lang", "ko")
     assert bad.exit_code == EXIT_USAGE and "작업 ID가 아닙니다" in bad.output
 
@@ -419,5 +447,7 @@ def test_a_job_the_backend_does_not_know_is_noted_and_the_export_still_succeeds(
             env={"SYNAPSE_TOKEN": emu.token, "SYNAPSE_TENANT": emu.tenant},
         )
     assert result.exit_code == EXIT_OK, result.output
-    assert "could not be sent to job 00000000-0000-0000-0000-000000000000" in result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("Job "))
+    assert line.startswith("Job 00000000-0000-0000-0000-000000000000: 0 messages sent; ")
+    assert "could not be sent (the job log in" in line
     assert len(_json_files(tmp_path / "tasks")) == 10

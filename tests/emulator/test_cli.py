@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from synapse_sdk.cli import main
+from synapse_sdk.cli._common import EXIT_INTERRUPTED
 from synapse_sdk.emulator import FaultProfile
 
 _LAUNCH = "from synapse_sdk.cli import main; main()"
@@ -266,7 +267,7 @@ def test_ctrl_c_while_starting_exits_130_and_leaves_nothing_running() -> None:
             proc.send_signal(signal.SIGINT)
             with os.fdopen(read_end, "rb") as err:
                 stderr = err.read().decode().strip("\n")
-            assert proc.wait(timeout=30) == 130
+            assert proc.wait(timeout=30) == EXIT_INTERRUPTED
         finally:
             if proc.poll() is None:
                 proc.kill()

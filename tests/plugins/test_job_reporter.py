@@ -26,7 +26,11 @@ from synapse_sdk.plugins.action import (
     BaseAction,
     read_job_log,
 )
-from synapse_sdk.plugins.actions.export.action import ExportAction
+from synapse_sdk.plugins.actions.export.action import (
+    ExportAction,
+    ExportProgress,
+    JobLockedError,
+)
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 from synapse_sdk.plugins.actions.export.log_messages import ExportLogMessageCode
 from synapse_sdk.plugins.job_reporter import (
@@ -200,6 +204,74 @@ def test_the_final_status_follows_how_the_run_ended(
         # a KeyboardInterrupt is no step failing: the step was left running
         "status": {"SUCCEEDED": "done", "FAILED": "failed", "STOPPED": "running"}[status],
     }
+
+
+def test_a_second_run_refused_the_lock_leaves_the_job_to_the_first(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_id = emu.create_job()
+    seen: list[tuple[str, int]] = []
+    second = _export(emu, clock, tmp_path, job_id=job_id)
+
+    def run_second(progress: Any) -> None:
+        if seen:
+            return
+        before = len(_job_requests(emu, "/"))
+        with pytest.raises(JobLockedError):
+            second.run()
+        status = emu.state.jobs.detail(job_id)["status"]  # type: ignore[index]
+        seen.append((status, len(_job_requests(emu, "/")) - before))
+
+    with second, _export(emu, clock, tmp_path, job_id=job_id, on_progress=run_second) as first:
+        assert first.run().ok
+    # The refused run sent nothing: the job stayed RUNNING under the first, which ended it.
+    assert seen == [("RUNNING", 0)]
+    assert second.job_reporter is not None and second.job_reporter.stats.patches == 0
+    assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
+
+
+class _Recording:
+    """The client's job routes, keeping the current progress each ``PATCH`` carried."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs, self.current = jobs, list[dict[str, Any]]()
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        if "progress_record" in fields:
+            self.current.append(fields["progress_record"]["current_progress"])
+        return self.jobs.update(job_id, **fields)
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        return self.jobs.create_logs(job_id, entries)
+
+
+def test_without_ids_the_percent_is_sent_once_the_listing_has_finished(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    profile = FaultProfile(seed=2, partial_failure_rate=0.2)  # failed items: a retry phase
+    ticks = iter(range(10**6))  # the reporter's clock: every update is due
+    states: list[ExportProgress] = []
+    with Emulator(items=60, faults=profile, clock=clock, sleep=clock.sleep, token=SECRET) as emu:
+        job_id = emu.create_job()
+        with _client(emu.url, clock, tenant=emu.tenant) as client:
+            routes = _Recording(client.jobs)
+            reporter = JobReporter(
+                routes, job_id, progress_interval=0.5, max_share=1.0, final_deadline=1e6,
+                clock=lambda: float(next(ticks)),
+            )
+            with _export(emu, clock, tmp_path, job_reporter=reporter,
+                         on_progress=states.append) as action:
+                summary = action.run()
+    assert summary.retry_rounds >= 1 and summary.total == 60
+    by_phase = {phase: [c for c in routes.current if c.get("phase") == phase]
+                for phase in ("main", "retry", "done")}
+    assert all(by_phase.values())
+    assert all("percent" not in c for c in by_phase["main"])  # the total is not known yet
+    retry = [c["percent"] for c in by_phase["retry"]]
+    assert retry == sorted(retry) and 0 < retry[0] < 100 and retry[-1] <= 100
+    assert by_phase["done"][-1]["percent"] == 100 == routes.current[-1]["percent"]
+    assert {s.total for s in states if s.phase != "main"} == {60}
+    assert {s.total for s in states if s.phase == "main"} == {None}
 
 
 def test_an_action_without_a_job_reports_nothing(
@@ -446,6 +518,53 @@ class _FlakyStart:
 
     def create_logs(self, job_id: str, entries: Any) -> Any:
         return self.jobs.create_logs(job_id, entries)
+
+
+class _NoteWhileFinishing:
+    """The client's job routes; once ``armed``, the first log request and the final status
+    ``PATCH`` each make the action log a rate-limit note (as the pacer does on a 429)."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs, self.armed, self.notes = jobs, False, 0
+        self.action: BaseAction[Any] | None = None
+
+    def _note(self) -> None:
+        if self.armed and self.action is not None:
+            self.notes += 1
+            self.action.log_message(ExportLogMessageCode.EXPORT_RATE_LIMITED_WAITING, seconds=1)
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        if fields.get("status") == "SUCCEEDED":
+            self._note()
+        return self.jobs.update(job_id, **fields)
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        if self.notes == 0:
+            self._note()
+        return self.jobs.create_logs(job_id, entries)
+
+
+def test_messages_logged_during_the_final_flush_reach_the_job(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    job_id = emu.create_job()
+    with _client(emu.url, clock, tenant=emu.tenant) as client:
+        routes = _NoteWhileFinishing(client.jobs)
+        reporter = JobReporter(routes, job_id, clock=clock)
+        with _Steps(job_dir=tmp_path, v2_client=client, job_reporter=reporter) as action:
+            routes.action = action
+
+            def body() -> None:
+                action.log_message(ExportLogMessageCode.EXPORT_INITIALIZED)
+                routes.armed = True  # the run ends now: the rest happens in the final flush
+
+            action.body = body
+            action.run()
+            local = _local_codes(action)
+    assert routes.notes == 2 and local.count("EXPORT_RATE_LIMITED_WAITING") == 2
+    assert [log["data"]["key"] for log in emu.state.jobs.logs(job_id)] == local
+    assert reporter.stats.sent == len(local) and reporter.stats.dropped == 0
+    assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("snapshot", [True, False])

@@ -17,10 +17,9 @@ from typing import Any
 
 import click
 
-from synapse_sdk.cli._common import ByteSize
+from synapse_sdk.cli._common import EXIT_INTERRUPTED, ByteSize
 
 _POLL_SECONDS = 0.2
-_INTERRUPTED = 130  # the shell's exit status for a process ended by Ctrl-C (128 + SIGINT)
 
 #: The banner and status lines of ``serve``, per language.
 _TEXT: dict[str, dict[str, str]] = {
@@ -217,7 +216,7 @@ def serve(
         emu.stop()
         _restore(previous)
         click.echo(text["interrupted"], err=True)
-        ctx.exit(_INTERRUPTED)
+        ctx.exit(EXIT_INTERRUPTED)
     except (OSError, ValueError, RuntimeError) as exc:
         emu.stop()
         _restore(previous)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 import click
 
 from synapse_sdk.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     ByteSize,
     SynapseCommand,
@@ -57,7 +58,6 @@ EXIT_OK: Final = 0
 EXIT_ABORTED: Final = 1
 EXIT_ITEMS_FAILED: Final = 3
 EXIT_AUTH: Final = 4
-EXIT_INTERRUPTED: Final = 130
 
 #: Labels of the summary table and the CLI's own lines, per language (messages of the export
 #: itself come from the export log-message templates).
@@ -126,8 +126,9 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "this folder.",
         "bad_job_id": "--job-id {value!r} is not a job id: job ids are UUIDs "
         "(such as 3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90)",
-        "job_unsent": "{count} messages could not be sent to job {job}; the job log in {log} "
-        "has every one.",
+        "job_sent": "Job {job}: {sent} messages sent.",
+        "job_unsent": "Job {job}: {sent} messages sent; {unsent} could not be sent (the job log "
+        "in {log} has every one).",
     },
     "ko": {
         "title": "내보내기 요약",
@@ -200,8 +201,9 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "마운트하고 있다면 --shared-storage를 지정하세요.",
         "bad_job_id": "작업 ID가 아닙니다: --job-id {value!r}. 작업 ID는 "
         "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90 같은 UUID입니다.",
-        "job_unsent": "메시지 {count}건을 작업 {job}에 보내지 못했습니다. 모든 메시지는 {log}의 "
-        "작업 로그에 남아 있습니다.",
+        "job_sent": "작업 {job}: 메시지 {sent}건을 보냈습니다.",
+        "job_unsent": "작업 {job}: 메시지 {sent}건을 보냈고 {unsent}건은 보내지 못했습니다(모든 "
+        "메시지는 {log}의 작업 로그에 남아 있습니다).",
     },
 }
 
@@ -834,23 +836,20 @@ def _export(job: _Job, err: Console, progress: _Progress | None) -> int:
             _remove_created(created)
             raise _os_stop(exc, out_dir, language) from exc
         reporter = action.job_reporter
-        if reporter is not None:
-            _note_job_report(reporter, action.job_dir, err, labels)
-    _print_summary(summary, job)
+        report = _job_report(reporter) if reporter is not None else None
+        _print_summary(summary, job, report, action.job_dir)
     return EXIT_OK if summary.ok else EXIT_ITEMS_FAILED
 
 
-def _note_job_report(
-    reporter: JobReporter, job_dir: Path, err: Console, labels: dict[str, str]
-) -> None:
-    """Say on stderr how many messages never reached the backend job (the job log has them)."""
+def _job_report(reporter: JobReporter) -> dict[str, object]:
+    """What reached the backend job, for the summary: ``sent`` messages stored, ``dropped``
+    given up, ``unconfirmed`` sent without an answer, and ``unsent`` the two together (the
+    messages the job may lack; the local job log has every one)."""
     stats = reporter.stats
-    lost = stats.dropped + stats.unconfirmed
-    if lost:
-        err.print(
-            labels["job_unsent"].format(count=lost, job=reporter.job_id, log=str(job_dir)),
-            markup=False,
-        )
+    return {
+        "job_id": reporter.job_id, "sent": stats.sent, "dropped": stats.dropped,
+        "unconfirmed": stats.unconfirmed, "unsent": stats.dropped + stats.unconfirmed,
+    }
 
 
 def _step_stop(exc: Exception, backend: str, language: str, labels: dict[str, str]) -> _Stop:
@@ -917,11 +916,18 @@ def _fail(
         err.print(stop.hint, markup=False)
 
 
-def _print_summary(summary: ExportSummary, job: _Job) -> None:
+def _print_summary(
+    summary: ExportSummary, job: _Job, report: dict[str, object] | None, job_dir: Path
+) -> None:
+    """Print the summary on stdout: one JSON object with ``--json`` (and ``job_report``, see
+    :func:`_job_report`, when the export ran as a backend job), else a table and a line saying
+    what reached the job."""
     labels = job.labels
     if job.as_json:
-        click.echo(json.dumps({**summary.as_dict(), "exit_code": _exit_code(summary)},
-                              ensure_ascii=False), file=job.stdout)
+        data = {**summary.as_dict(), "exit_code": _exit_code(summary)}
+        if report is not None:
+            data["job_report"] = report
+        click.echo(json.dumps(data, ensure_ascii=False), file=job.stdout)
         return
     from rich.console import Console
     from rich.table import Table
@@ -937,7 +943,13 @@ def _print_summary(summary: ExportSummary, job: _Job) -> None:
     for key in ("retried", "retry_rounds", "requests", "rate_limited", "duration", "executor",
                 "workers"):
         table.add_row(labels[key], str(data[key]))
-    Console(highlight=False, file=job.stdout).print(table)
+    out = Console(highlight=False, file=job.stdout)
+    out.print(table)
+    if report is not None:
+        line = labels["job_unsent" if report["unsent"] else "job_sent"]
+        out.print(line.format(
+            job=report["job_id"], sent=report["sent"], unsent=report["unsent"], log=str(job_dir)
+        ), markup=False, soft_wrap=True)  # one line, however narrow the terminal
 
 
 def _exit_code(summary: ExportSummary) -> int:

@@ -29,8 +29,9 @@ failure (outage, rate limit, unreachable host) keeps the messages buffered and p
 oldest dropped beyond that (counted, one warning). A batch whose outcome is unknown (the request
 went out, no answer) is not sent again: log creation is not idempotent. An answer saying the job
 or the credentials are wrong (401, 403, 404) turns reporting off; another refusal drops what it
-refused. The final flush and status are best effort within ``final_deadline`` seconds. Warnings
-go to stdlib logging (logger ``synapse_sdk.plugins.job_reporter``), never to the job itself.
+refused. The final flush and status are best effort within ``final_deadline`` seconds (messages
+logged meanwhile, a rate-limit note say, go in it too). Warnings go to stdlib logging (logger
+``synapse_sdk.plugins.job_reporter``), never to the job itself.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class JobReporter:
         self._resume_at = float("-inf")
         self._backoff = 0.0
         self._disabled = False
-        self._finished = False
+        #: finish() was called / its final flush is over (messages after that are dropped).
+        self._finished = self._closed = False
         #: start() was called / the backend accepted RUNNING (a job must run before it ends).
         self._starting = self._running = False
         self._warned: set[str] = set()
@@ -220,9 +222,10 @@ class JobReporter:
             "level": level,
         }
         with self._state:
-            if self._disabled or self._finished:
+            if self._disabled or self._closed:
                 self._dropped += 1  # reporting is off or over: it never reaches the job
                 return
+            # During the final flush too (a rate-limit note on its requests): it goes with it.
             self._buffer.append(entry)
             self._trim()
         self._send_due()
@@ -263,7 +266,9 @@ class JobReporter:
     def finish(self, status: str) -> None:
         """Send every buffered message, then ``status`` with the last progress, metrics and
         result, within ``final_deadline`` seconds; what is still unsent then is counted dropped
-        and warned about once. Only the first call does anything.
+        and warned about once. Messages logged while this runs (a rate-limit note on one of
+        its requests) go with it, after the status when they came during it. Only the first
+        call does anything.
 
         Raises:
             ValueError: ``status`` is not ``SUCCEEDED``, ``FAILED`` or ``STOPPED``.
@@ -280,6 +285,7 @@ class JobReporter:
         with self._sending:
             Retrying(bound, clock=self._clock, name="job report").call(self._final, status)
             with self._state:
+                self._closed = True
                 unsent, self._dropped = len(self._buffer), self._dropped + len(self._buffer)
                 self._buffer.clear()
         if unsent:
@@ -290,13 +296,19 @@ class JobReporter:
     def _final(self, status: str) -> None:
         if self._disabled:
             return
-        while self._buffer and self._time_left():
-            if not self._send_batch():
-                break
+        self._flush_buffer()
         if self._starting and not self._running and self._time_left():
             self._patch({"status": RUNNING})  # a PENDING job cannot succeed: run it first
         if self._time_left():
             self._patch({**self._snapshot_fields(), "status": status})
+        self._flush_buffer()  # what was logged while the status went
+
+    def _flush_buffer(self) -> None:
+        """Send batches while messages wait (those logged meanwhile too), until one fails or
+        the final deadline passed."""
+        while self._buffer and self._time_left() and not self._disabled:
+            if not self._send_batch():
+                return
 
     @staticmethod
     def _time_left() -> bool:

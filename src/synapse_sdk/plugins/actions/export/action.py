@@ -327,8 +327,9 @@ class ExportProgress:
     """Where an export stands, passed to the ``on_progress`` callback after each chunk.
 
     ``phase`` is ``main`` (the listing pass), ``retry`` (the retry rounds) or ``done`` (the
-    final state, reported once before the closing messages). ``total`` is the number of ids
-    when known up front (``params.ids``), else None.
+    final state, reported once before the closing messages). ``total`` is the number of ids:
+    known up front with ``params.ids``, else once the listing has finished (the items settled
+    plus those waiting in the ledger for a retry); None while the ids are still being listed.
     """
 
     phase: str
@@ -342,6 +343,16 @@ class ExportProgress:
     def done(self) -> int:
         """Items settled so far (exported, skipped or failed)."""
         return self.exported + self.skipped + self.failed
+
+    @property
+    def percent(self) -> float | None:
+        """``done`` as a percentage of ``total`` (one decimal; 100 once the export is
+        ``done``), or None while the total is unknown."""
+        if self.phase == "done":
+            return 100.0
+        if not self.total:
+            return None
+        return min(100.0, round(100 * self.done / self.total, 1))
 
 
 @dataclass(slots=True)
@@ -628,7 +639,9 @@ class ExportAction(BaseAction[ExportParams]):
         client = self.v2_client
         requests_before = client.stats.requests
         rejections_before = self._pacer.rejections if self._pacer is not None else 0
-        with self.reporting() as job, self._job_lock():
+        # The lock first: a run refused it (another one owns the output, and maybe the same
+        # job) leaves the backend job untouched instead of failing it under the other run.
+        with self._job_lock(), self.reporting() as job:
             with self.step("initialize"):  # a ledger that cannot be opened fails the step
                 mismatch = self._selection_mismatch()
             if mismatch is not None:
@@ -1130,17 +1143,20 @@ class ExportAction(BaseAction[ExportParams]):
             skipped=self._counts.skipped,
             failed=ledger.failed,
             pending=ledger.pending,
-            total=len(self.params.ids) if self.params.ids is not None else None,
+            total=len(self.params.ids) if self.params.ids is not None else (
+                # Listing over: every item of the run is settled or waits in the ledger.
+                None if self._phase == "main" else self._counts.exported + self._counts.skipped
+                + ledger.failed + ledger.pending
+            ),
         )
         if self._on_progress is not None:
             self._on_progress(progress)
         if self.job_id is not None:
             counts = {"exported": progress.exported, "skipped": progress.skipped,
                       "failed": progress.failed}
-            total = progress.total
             self.report_progress(
-                _JOB_STEP, percent=round(100 * progress.done / total, 1) if total else None,
-                phase=progress.phase, pending=progress.pending, **counts,
+                _JOB_STEP, percent=progress.percent, phase=progress.phase,
+                pending=progress.pending, **counts,
             )
             self.report_metrics(_JOB_STEP, **counts)
 
