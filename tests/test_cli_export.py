@@ -308,7 +308,7 @@ def test_filter_exports_exactly_the_selected_items_and_a_rerun_nothing(tmp_path:
         (["--filter", "colour=red"], "en",
          "'colour' is not a filter of tasks; accepted: has_data, is_discarded, project, schema"),
         (["--filter", "colour=red"], "ko",
-         "'colour'는 tasks에 쓸 수 있는 필터가 아닙니다. 쓸 수 있는 필터: has_data, is_discarded"),
+         "tasks에 쓸 수 없는 필터입니다: --filter 'colour'. 쓸 수 있는 필터: has_data"),
         (["--filter", "project"], "en", "--filter 'project' is not key=value"),
         (["--filter", "=3"], "en", "is not key=value"),
         (["--filter", "per_page=3"], "en", "'per_page' is not a filter of tasks"),

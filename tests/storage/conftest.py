@@ -1,25 +1,17 @@
-"""Fixtures of the storage tests: moto's standalone server (one per session, loopback only)
-and a fresh bucket per test (see ``synapse_testkit.s3``)."""
+"""Fixtures of the storage tests: a fresh bucket per test on moto's standalone server (the
+session fixture ``moto_server`` of ``tests/conftest.py``; see ``synapse_testkit.s3``)."""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from synapse_testkit.s3 import S3, aws_env, start_moto
+from synapse_testkit.s3 import S3, aws_env
 
 _bucket_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """The URL of a moto S3 server running for the whole session."""
-    with start_moto() as url:
-        yield url
 
 
 @pytest.fixture

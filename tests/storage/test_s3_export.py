@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -218,13 +217,7 @@ def test_cli_export_to_s3_killed_resumed_and_rerun_exactly_once(s3: S3, tmp_path
             _cli(url, *backend), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            deadline = time.monotonic() + 60
-            while s3.count("cli/tasks/") < 60:
-                if first.poll() is not None:
-                    pytest.fail(f"the export ended (exit {first.returncode}) before the kill")
-                if time.monotonic() > deadline:
-                    pytest.fail("the export wrote too few objects in time")
-                time.sleep(0.02)  # polling a subprocess, not waiting for an effect
+            s3.wait_for("cli/tasks/", 60, first, limit=60)
             os.kill(first.pid, signal.SIGKILL)
         finally:
             first.kill()

@@ -11,7 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from pydantic import ValidationError
 
 from synapse_sdk.config import SDKConfig
@@ -74,6 +79,7 @@ def _wrapped(code: str, status: int, outer: type[OSError] = OSError) -> OSError:
         (EndpointConnectionError(endpoint_url="http://s3"), StorageUnavailableError,
          ServiceUnavailableError),
         (PermissionError(errno.EACCES, "denied"), StorageAccessDeniedError, SynapPermanentError),
+        (NoCredentialsError(), StorageAccessDeniedError, SynapPermanentError),  # a bare node
     ],
 )
 def test_storage_failures_map_into_the_tree(

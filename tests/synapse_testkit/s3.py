@@ -102,6 +102,23 @@ class S3:
         page = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return int(page.get("KeyCount", 0))
 
+    def wait_for(
+        self, prefix: str, count: int, proc: subprocess.Popen[Any], limit: float = 120
+    ) -> None:
+        """Poll until ``prefix`` holds ``count`` objects written by the subprocess ``proc``
+        (its progress, not a wait for time to pass); raise AssertionError if it ends first or
+        writes too little within ``limit`` seconds."""
+        deadline = time.monotonic() + limit
+        while self.count(prefix) < count:
+            if proc.poll() is not None:
+                stderr = proc.stderr.read() if proc.stderr is not None else b""
+                raise AssertionError(
+                    f"the export ended (exit {proc.returncode}) before the kill: {stderr!r}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError("the export wrote too few objects in time")
+            time.sleep(0.02)  # polling a subprocess, not waiting for an effect
+
 
 def aws_env(endpoint: str) -> dict[str, str]:
     """The standard AWS environment for a test server at ``endpoint``."""

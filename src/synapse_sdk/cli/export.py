@@ -175,12 +175,12 @@ _LABELS: Final[dict[str, dict[str, str]]] = {
         "저장되고 표시되므로, URL에서 빼고 환경 변수로 지정하세요({env}).",
         "out_credentials_env": "해당 파일 시스템의 환경 변수나 설정",
         "no_emulator": "내장 에뮬레이터를 시작할 수 없습니다: {error}",
-        "filter_form": "--filter {value!r}는 키=값 형식이 아닙니다(예: --filter "
-        "status_label=completed).",
-        "filter_key": "--filter {key!r}는 {target}에 쓸 수 있는 필터가 아닙니다. 쓸 수 있는 "
-        "필터: {keys}",
-        "filter_twice": "--filter {key!r}가 두 번 지정되었습니다. 이 필터에는 값을 하나만 "
-        "지정할 수 있습니다.",
+        "filter_form": "키=값 형식이 아닙니다: --filter {value!r} (예: --filter "
+        "status_label=completed)",
+        "filter_key": "{target}에 쓸 수 없는 필터입니다: --filter {key!r}. 쓸 수 있는 필터: "
+        "{keys}",
+        "filter_twice": "같은 필터를 두 번 지정했습니다: --filter {key!r}. 이 필터에는 값을 "
+        "하나만 지정할 수 있습니다.",
         "filter_value": "--filter {key}의 값이 올바르지 않습니다: {value!r} (필요한 값: "
         "{expected})",
         "kind_int": "정수",
@@ -388,7 +388,8 @@ def _check_token(token: str | None, labels: dict[str, str]) -> str | None:
     multiple=True,
     metavar="KEY=VALUE",
     help="Export only the items the list filter selects (repeatable; lists comma-separated: "
-    "--filter status_label=completed,skipped). Keys per target: see docs/backend-api.md.",
+    "--target assignments --filter status_label=completed,skipped). Keys per target: see "
+    "docs/backend-api.md.",
 )
 @click.option(
     "--executor",

@@ -449,7 +449,7 @@ _DESCRIBE_KO = {
     "latency": "지연 {} ms",
     "drops": "연결 끊김 {}",
     "gateway": "게이트웨이 오류 {}",
-    "inline_max": "{}바이트를 넘는 페이로드는 잘라서 전송",
+    "inline_max": "{}바이트를 넘는 페이로드 잘림",
     "truncated_no_url_rate": "URL 없이 잘린 페이로드 {}",
     "payload_corrupt_rate": "손상된 페이로드 {}",
     "payload_url_expired_rate": "만료된 페이로드 URL {}",

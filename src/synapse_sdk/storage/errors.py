@@ -10,7 +10,8 @@ and the export already act on::
     ├── StorageThrottledError        storage_throttled    also a RateLimitError (transient)
     ├── StorageUnavailableError      storage_unavailable  also a ServiceUnavailableError
     ├── StorageTimeoutError          storage_timeout      also a NetworkTimeoutError
-    ├── StorageAccessDeniedError     storage_access_denied  permanent: stops the run
+    ├── StorageAccessDeniedError     storage_access_denied  permanent: stops the run (also no
+    │                                                        credentials found at all)
     └── StorageNotFoundError         storage_not_found      permanent (NoSuchBucket): stops it
 
 Each carries ``error_code`` (the code above, which the export's failure classifier looks up),
@@ -53,6 +54,12 @@ _THROTTLE_CODES: Final = frozenset(
 _ACCESS_CODES: Final = frozenset(
     {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidAccessKeyId",
      "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "NotSignedUp", "403"}
+)
+#: botocore's errors for credentials it could not find or load: no request was made, yet it is
+#: the same fix as a refused key (a node with no credentials, e.g. a Ray worker's).
+_NO_CREDENTIALS: Final = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
+     "NoAuthTokenError"}
 )
 _MISSING_CODES: Final = frozenset({"NoSuchBucket", "NoSuchContainer"})
 _TIMEOUT_CODES: Final = frozenset({"RequestTimeout", "RequestTimeoutException"})
@@ -189,6 +196,8 @@ def _classify(chain: list[BaseException]) -> tuple[type[StorageError], str | Non
     if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
         return StorageUnavailableError, code, status
     names = {type(link).__name__ for link in chain}
+    if names & _NO_CREDENTIALS:
+        return StorageAccessDeniedError, code, status
     if any("Timeout" in name for name in names) or any(
         isinstance(link, TimeoutError) for link in chain
     ):

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,18 +46,6 @@ from synapse_sdk.plugins.actions.export.distributed import (  # noqa: E402
 )
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter  # noqa: E402
 from synapse_sdk.plugins.ledger import Ledger  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """One local Ray instance for the session; its GCS address (for CLI subprocesses)."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield str(ray.get_runtime_context().gcs_address)
-    finally:
-        ray.shutdown()
-
 
 _CLI = (sys.executable, "-c", "import sys; from synapse_sdk.cli import main; sys.exit(main())")
 

@@ -289,7 +289,7 @@ register_log_messages({
     },
     _E.EXPORT_ITEM_FAILED: {
         "en": "Item {item_id} could not be exported ({code}).",
-        "ko": "{item_id} 항목을 내보내지 못했습니다({code}).",
+        "ko": "ID {item_id} 항목을 내보내지 못했습니다({code}).",
     },
     _E.EXPORT_RATE_LIMITED_WAITING: {
         "en": "The backend is limiting the request rate; retrying in {seconds} seconds.",
