@@ -23,6 +23,15 @@ alike; the figure is the fastest round's nanoseconds per call, harness loop incl
 row. Garbage is collected before each round and the collector is off while it is timed (the
 peers leave cyclic garbage that would otherwise slow whichever row runs next). The script then runs
 ``python -X importtime -c "import synapse_sdk"`` and sums the self time of our own modules.
+
+``--instrumented`` measures instead what the SDK's instrumentation costs the sync success path
+(the hand-written loop, ``Retrying.call`` and ``@retry``): with OpenTelemetry absent (a child
+process that cannot import it), installed with our observer off (the main run's state), on
+without an SDK provider, and recording through the SDK's providers; then what a
+:class:`~synapse_sdk.plugins.job_reporter.JobReporter` costs per event of the action it reports
+(a message or a progress or metrics update; none goes to the backend while the run goes on). A
+reporter is never on the retry engine's path: it hears only of the action's messages and
+progress, not of its calls.
 """
 
 from __future__ import annotations
@@ -383,8 +392,14 @@ def verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, rougher figures")
+    parser.add_argument("--instrumented", action="store_true",
+                        help="the success path's cost by telemetry state, and a JobReporter's")
     args = parser.parse_args(argv)
     args.round_seconds, args.rounds, import_runs = (0.01, 3, 2) if args.quick else (0.03, 17, 7)
+    if args.instrumented:
+        args.rounds *= 3  # each state is a table of its own: more rounds against the noise
+        instrumented(args)
+        return 0
 
     stamina.instrumentation.set_on_retry_hooks([])  # no log lines from the peers
     logging.getLogger("synapse_sdk.retry").setLevel(logging.WARNING)
@@ -438,6 +453,88 @@ def main(argv: list[str] | None = None) -> int:
           f"{verdict(own_ms < 30)}")
     print(f"\n(done in {time.perf_counter() - started:.1f} s)")
     return 0
+
+
+# --- --instrumented ------------------------------------------------------------------------------
+
+
+def success_rows(round_seconds: float, rounds: int) -> dict[str, float]:
+    """ns per call of the loop, ``Retrying.call`` and ``@retry`` on the sync success path, in
+    the process's current telemetry state."""
+    rows = [
+        Row("hand-written loop", functools.partial(hand_retry, succeed)),
+        Row("ours: Retrying.call", functools.partial(Retrying(SUCCESS_POLICY).call, succeed)),
+        Row("ours: @retry", retry(SUCCESS_POLICY)(succeed)),
+    ]
+    measure(rows, False, round_seconds, rounds)
+    return {row.label: row.best for row in rows}
+
+
+def reporter_rows(round_seconds: float, rounds: int) -> list[Row]:
+    """ns per event a JobReporter adds: a message buffered, a progress or metrics update
+    recorded (the clock stands still, so nothing but full batches of 200 messages is sent;
+    the routes answer at once)."""
+    from synapse_sdk.plugins.job_reporter import JobReporter
+
+    class Routes:
+        def update(self, job_id: str, **fields: Any) -> None:
+            return None
+
+        def create_logs(self, job_id: str, entries: Any) -> None:
+            return None
+
+    reporter = JobReporter(Routes(), "3f2c9a4e-1b7d-4c55-9a0e-2d6f8b1c7e90", clock=lambda: 0.0)
+    reporter.progress("export", exported=0)  # the first snapshot goes at once: past it
+    params = {"seconds": 1.5}
+    rows = [
+        Row("JobReporter.message", functools.partial(
+            reporter.message, "EXPORT_RATE_LIMITED_WAITING", "info", params, "Waiting.", 0.0,
+            "fetch",
+        )),
+        Row("JobReporter.progress", functools.partial(
+            reporter.progress, "export", phase="main", exported=10, skipped=0, failed=0,
+            pending=0,
+        )),
+        Row("JobReporter.metrics", functools.partial(
+            reporter.metrics, "export", exported=10, skipped=0, failed=0,
+        )),
+    ]
+    measure(rows, False, round_seconds, rounds)
+    return rows
+
+
+def instrumented(args: argparse.Namespace) -> None:
+    """Print the instrumentation's cost on the success path and a reporter's per event."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    logging.getLogger("synapse_sdk.retry").setLevel(logging.WARNING)
+    from bench_telemetry import absent  # a sibling script: benchmarks/ is on sys.path
+
+    states: list[tuple[str, dict[str, float]]] = [
+        ("OpenTelemetry absent",
+         absent("bench_retry", "success_rows", args.round_seconds, args.rounds)),
+    ]
+    telemetry.configure_opentelemetry(enabled=False)
+    states.append(("installed, observer off", success_rows(args.round_seconds, args.rounds)))
+    telemetry.configure_opentelemetry()
+    states.append(("installed, no SDK provider", success_rows(args.round_seconds, args.rounds)))
+    telemetry.configure_opentelemetry(
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+    )
+    states.append(("recording (SDK providers)", success_rows(args.round_seconds, args.rounds)))
+    print("\nsync success path, by telemetry state (ns per call; x: the loop's cost)")
+    print(f"  {'state':<30} {'loop':>7} {'Retrying.call':>14} {'x':>6} {'@retry':>8} {'x':>6}")
+    for label, rows in states:
+        loop, call, deco = (rows[k] for k in
+                            ("hand-written loop", "ours: Retrying.call", "ours: @retry"))
+        print(f"  {label:<30} {loop:>7,.0f} {call:>14,.0f} {call / loop:>6.2f} {deco:>8,.0f} "
+              f"{deco / loop:>6.2f}")
+    print("\na JobReporter, per event of the action it reports (ns per call)")
+    for row in reporter_rows(args.round_seconds, args.rounds):
+        print(f"  {row.label:<30} {row.best:>9,.0f}")
 
 
 def package_version(name: str) -> str:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,16 +78,17 @@ def per_retry(calls: int, rounds: int) -> float:
     return best * 1e6
 
 
-def absent(measure: str, calls: int, rounds: int) -> float:
-    """The figure of ``measure`` in a child process where ``opentelemetry`` cannot be imported."""
+def absent(module: str, measure: str, *args: float) -> Any:
+    """What ``measure(*args)`` of benchmark ``module`` returns (JSON-ready) in a child process
+    where ``opentelemetry`` cannot be imported."""
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
-        f"sys.path.insert(0, {sys.path[0]!r})\n"
-        "import bench_telemetry as b\n"
-        f"print(b.{measure}({calls}, {rounds}))"
+        f"sys.path[:0] = [{str(Path(__file__).resolve().parent)!r}]\n"
+        f"import json, {module} as b\n"
+        f"print(json.dumps(b.{measure}(*{args!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return float(out.stdout.strip())
+    return json.loads(out.stdout)
 
 
 def table(title: str, measure: Callable[[int, int], float], calls: int, rounds: int) -> None:
@@ -92,7 +96,7 @@ def table(title: str, measure: Callable[[int, int], float], calls: int, rounds: 
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
 
-    rows = [("absent", absent(measure.__name__, calls, rounds))]
+    rows = [("absent", float(absent("bench_telemetry", measure.__name__, calls, rounds)))]
     telemetry.configure_opentelemetry()
     rows.append(("api only (no SDK provider)", measure(calls, rounds)))
     telemetry.configure_opentelemetry(
