@@ -379,7 +379,7 @@ def storage_comparison(items: int, args: argparse.Namespace) -> None:
 
 def originals_memory(items: int, size: int, args: argparse.Namespace, s3: bool = False) -> None:
     """Peak RSS of the export action's worker exporting ``items`` originals of ``size`` bytes,
-    to local disk or (``s3``) to moto's S3 server (an original of 100 MiB or more goes up as a
+    to local disk or (``s3``) to moto's S3 server (an original of 16 MiB or more goes up as a
     multipart upload)."""
     from synapse_sdk.emulator import Emulator
 

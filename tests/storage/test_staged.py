@@ -207,5 +207,5 @@ def test_the_multipart_threshold_has_a_floor() -> None:
         open_storage("memory://threshold/out", multipart_threshold=MIN_MULTIPART_THRESHOLD - 1)
     storage = open_storage("memory://threshold/out")
     assert isinstance(storage, FsspecStorage)
-    assert storage.multipart_threshold == DEFAULT_MULTIPART_THRESHOLD == 100 * 2**20
+    assert storage.multipart_threshold == DEFAULT_MULTIPART_THRESHOLD == 16 * 2**20
     assert storage.child("tasks").multipart_threshold == DEFAULT_MULTIPART_THRESHOLD

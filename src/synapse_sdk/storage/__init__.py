@@ -10,7 +10,7 @@ file through it, so what "atomic" means is decided here, once:
 * **object stores and other fsspec filesystems** (:class:`FsspecStorage`): each object is
   written whole in one put (``pipe_file``; s3fs completes a multipart upload only when whole),
   so an object appears under its final key complete or not at all. Nothing is renamed. A staged
-  file of ``multipart_threshold`` bytes or more (:data:`DEFAULT_MULTIPART_THRESHOLD`, 100 MiB)
+  file of ``multipart_threshold`` bytes or more (:data:`DEFAULT_MULTIPART_THRESHOLD`, 16 MiB)
   goes to S3 as a multipart upload in parts of half the threshold, completed only when every
   part is in and aborted on failure.
 
@@ -97,8 +97,10 @@ _CREDENTIAL_VARIABLES: Final = {
     "s3a": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY",
 }
 
-#: s3fs's own rule: an object of two parts (2 x 50 MiB) or more is uploaded in parts.
-DEFAULT_MULTIPART_THRESHOLD: Final = 100 * 2**20
+#: An object of 16 MiB or more is uploaded in parts of 8 MiB (s3fs's own rule is 100 MiB in
+#: parts of 50 MiB): s3fs holds what it sends in memory, about 2.4 x a part (or a whole object
+#: below the threshold) per upload, so small parts keep an export's memory flat on S3 too.
+DEFAULT_MULTIPART_THRESHOLD: Final = 16 * 2**20
 #: S3 refuses parts under 5 MiB (but the last), so the smallest threshold is two such parts.
 MIN_MULTIPART_THRESHOLD: Final = 10 * 2**20
 _MAX_PARTS: Final = 10_000
