@@ -194,6 +194,20 @@ def test_progress_bar_renders_on_a_terminal() -> None:
     assert _progress(console, "x", 10, False) is None
 
 
+def test_progress_bar_takes_the_total_once_listing_gave_it() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    progress = _progress(console, "Exporting tasks", None, True)
+    assert progress is not None
+    progress.start()
+    progress.update_from(ExportProgress("main", exported=3, skipped=0, failed=0, pending=0,
+                                        total=None))
+    progress.update_from(ExportProgress("retry", exported=8, skipped=0, failed=1, pending=3,
+                                        total=12))
+    progress.stop()
+    assert "9/12" in buffer.getvalue()
+
+
 # -- SIGKILL mid-export, then a rerun ---------------------------------------------------------
 
 

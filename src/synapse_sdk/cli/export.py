@@ -972,8 +972,10 @@ class _Progress:
         self._progress.stop()
 
     def update_from(self, state: ExportProgress) -> None:
-        """Show ``state``; the final state (phase ``done``) also ends the bar, so it stays above
-        the messages that close the export."""
+        """Show ``state`` (with its total once listing has given one); the final state (phase
+        ``done``) also ends the bar, so it stays above the messages that close the export."""
+        if state.total is not None:
+            self._progress.update(self._task, total=state.total)
         self._progress.update(self._task, completed=state.done)
         if state.phase == "done":
             self._progress.update(self._task, total=state.done)

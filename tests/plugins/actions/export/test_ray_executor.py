@@ -155,7 +155,8 @@ def test_the_workers_share_one_pace_under_a_rate_limit(ray_address: str, tmp_pat
                 [r for r in emu.requests if r.path.startswith("/v2/")]
             )
     assert runs["local"].exported == runs["ray"].exported == 60
-    assert runs["ray"].rate_limited <= runs["local"].rate_limited + 2
+    # Slack for a loaded machine (a worker may use its slot late): 3 of 10 requests at most.
+    assert runs["ray"].rate_limited <= runs["local"].rate_limited + 3
 
 
 def test_a_local_output_is_refused_on_a_cluster_of_several_nodes(
