@@ -19,7 +19,7 @@ import pytest
 from synapse_sdk.clients.backend_v2 import BackendV2Client, rate_limited_paths
 from synapse_sdk.config import RetryPolicy, SDKConfig
 from synapse_sdk.emulator import Emulator, FakeClock, FaultProfile, RateLimit
-from synapse_sdk.exceptions import ServiceUnavailableError
+from synapse_sdk.exceptions import RateLimitError, ServiceUnavailableError
 from synapse_sdk.plugins.action import (
     JOB_LOG_FILENAME,
     ActionStepError,
@@ -583,3 +583,42 @@ def test_a_start_that_did_not_get_through_is_sent_again_before_the_end(
         reporter.finish("SUCCEEDED")  # PENDING -> SUCCEEDED would be refused
     assert emu.state.jobs.detail(job_id)["status"] == "SUCCEEDED"  # type: ignore[index]
     assert reporter.stats.failures == 1
+
+
+class _Refusing:
+    """Job routes that answer every request with ``error`` (a transient one)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def update(self, job_id: str, **fields: Any) -> Any:
+        self.calls += 1
+        raise self.error
+
+    def create_logs(self, job_id: str, entries: Any) -> Any:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "pause"),
+    [
+        (ServiceUnavailableError("down"), 2.0),  # no hint: the first backoff
+        (RateLimitError("slow down", retry_after_seconds=7.0), 7.0),  # the server's hint
+        (RateLimitError("slow down", retry_after_seconds=3600.0), 60.0),  # capped at backoff_max
+    ],
+)
+def test_a_transient_failure_pauses_sending_as_the_one_wait_decision_says(
+    clock: FakeClock, error: Exception, pause: float
+) -> None:
+    routes = _Refusing(error)
+    reporter = JobReporter(routes, "j", batch_size=1, clock=clock)  # type: ignore[arg-type]
+    reporter.start()  # RUNNING refused: sending pauses
+    assert routes.calls == 1
+    clock.advance(pause - 0.01)
+    reporter.message("EXPORT_CONVERTING", "info", {}, "Converting.", 0.0)
+    assert routes.calls == 1  # still paused
+    clock.advance(0.02)
+    reporter.message("EXPORT_CONVERTING", "info", {}, "Converting.", 0.0)
+    assert routes.calls > 1

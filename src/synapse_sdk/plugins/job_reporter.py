@@ -25,7 +25,8 @@ latency, retries) puts the next one off by ``(1 - max_share) / max_share * d``.
 
 Reporting never fails the action; the local job log stays the source of truth. A transient
 failure (outage, rate limit, unreachable host) keeps the messages buffered and pauses sending
-(doubling from 2 s up to ``backoff_max``); the buffer holds at most ``max_buffer`` messages, the
+(doubling from 2 s up to ``backoff_max``, or the server's Retry-After up to it; decided by
+:func:`~synapse_sdk.retry.decide_wait`); the buffer holds at most ``max_buffer`` messages, the
 oldest dropped beyond that (counted, one warning). A batch whose outcome is unknown (the request
 went out, no answer) is not sent again: log creation is not idempotent. An answer saying the job
 or the credentials are wrong (401, 403, 404) turns reporting off; another refusal drops what it
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -48,7 +50,7 @@ from typing import Any, Final, Protocol
 
 from synapse_sdk.config import RetryPolicy
 from synapse_sdk.exceptions import SynapError, SynapTransientError
-from synapse_sdk.retry import Retrying, remaining_time
+from synapse_sdk.retry import Retrying, decide_wait, remaining_time
 
 __all__ = [
     "FAILED",
@@ -161,7 +163,13 @@ class JobReporter:
         self._flush_interval = flush_interval
         self._progress_interval = progress_interval
         self._max_buffer = max_buffer
-        self._backoff_max = backoff_max
+        #: The pause after transient failures in a row, decided by the one wait decision on a
+        #: policy that never gives up: 2 s doubling up to ``backoff_max`` (no jitter: one
+        #: reporter per run), a Retry-After up to ``backoff_max``.
+        self._pause_policy = RetryPolicy(
+            max_attempts=sys.maxsize, backoff_base=_BACKOFF_FIRST, backoff_max=backoff_max,
+            jitter="none", retry_after_max=backoff_max, budget_capacity=None,
+        )
         self._final_deadline = final_deadline
         self._clock = clock
         self._state = threading.Lock()  # guards everything below
@@ -176,7 +184,7 @@ class JobReporter:
         self._last_logs = started
         self._last_patch = started - progress_interval  # the first snapshot goes at once
         self._resume_at = float("-inf")
-        self._backoff = 0.0
+        self._streak = 0  # transient failures in a row
         self._disabled = False
         #: finish() was called / its final flush is over (messages after that are dropped).
         self._finished = self._closed = False
@@ -371,7 +379,7 @@ class JobReporter:
         with self._state:
             self._sent += len(batch)
             self._log_requests += 1
-            self._backoff = 0.0
+            self._streak = 0
         return True
 
     def _patch(self, fields: dict[str, Any]) -> None:
@@ -389,7 +397,7 @@ class JobReporter:
             return
         with self._state:
             self._patches += 1
-            self._backoff = 0.0
+            self._streak = 0
 
     def _snapshot_fields(self) -> dict[str, Any]:
         """The newest progress and metrics as ``PATCH`` fields (and the result, once set)."""
@@ -433,8 +441,12 @@ class JobReporter:
         with self._state:
             self._failures += 1
             if isinstance(exc, SynapTransientError):
-                self._backoff = min(self._backoff_max, max(_BACKOFF_FIRST, self._backoff * 2))
-                self._resume_at = self._clock() + self._backoff
+                self._streak += 1
+                decision = decide_wait(self._pause_policy, self._streak, error=exc, charge=False)
+                # A hint above backoff_max (or an error the policy does not retry) pauses the
+                # longest; reporting itself never gives up on a transient failure.
+                pause = self._pause_policy.backoff_max if decision.surface else decision.seconds
+                self._resume_at = self._clock() + pause
             # Not the SDK's own error (a bad job id, a bug): trying again cannot help either.
             hopeless = status in _HOPELESS or not isinstance(exc, SynapError)
             if hopeless and not self._disabled:
